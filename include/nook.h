@@ -1,0 +1,199 @@
+/*
+ * nook.h: the public C API of nook, a local-first language-model runtime.
+ *
+ * Read this file top to bottom: it is the documentation.
+ *
+ * Conventions
+ *  - Every fallible function returns a nook_status. NOOK_OK is 0. On failure the
+ *    optional nook_error* (may be NULL) receives a one-line, human-readable message
+ *    that names the problem (which file, which key, which tensor, which limit).
+ *  - The library never prints, never exits, never aborts on bad input. Asserts guard
+ *    only nook's own invariants.
+ *  - Ownership: an object returned through an out-parameter belongs to the caller and
+ *    is released with the matching *_free function. Pointers returned by accessors are
+ *    borrowed and live as long as the object they came from.
+ *  - Threads: a nook_model is immutable after load and may be shared by any number of
+ *    threads and sessions. A nook_session (KV cache, scratch buffers, sampler state)
+ *    is used by one thread at a time.
+ */
+#ifndef NOOK_H
+#define NOOK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Status and errors ------------------------------------------------------ */
+
+typedef enum nook_status {
+    NOOK_OK = 0,
+    NOOK_EINVAL,       /* a caller passed an invalid argument                        */
+    NOOK_ENOMEM,       /* an allocation failed                                       */
+    NOOK_EIO,          /* open/read/write/mmap failed (errno text in the message)    */
+    NOOK_EFORMAT,      /* a file or message is malformed (corrupt or hostile input)  */
+    NOOK_EUNSUPPORTED, /* well-formed but not supported (architecture, tensor type)  */
+    NOOK_ERANGE,       /* a limit was exceeded (e.g. prompt longer than the context) */
+    NOOK_ENOTFOUND,    /* a named thing (key, tensor, model) does not exist          */
+    NOOK_EINTERNAL,    /* a bug in nook                                              */
+} nook_status;
+
+typedef struct nook_error {
+    nook_status code;
+    char msg[512];
+} nook_error;
+
+/* A short constant name for a status ("invalid argument", ...). Never NULL. */
+const char *nook_status_str(nook_status s);
+
+/* ---- Tokens ----------------------------------------------------------------- */
+
+typedef int32_t nook_token;
+
+/* ---- Models ------------------------------------------------------------------
+ * A model is a GGUF file mapped read-only: weights, hyperparameters, vocabulary and
+ * chat template. Loading validates the whole file (see src/gguf) and every tensor the
+ * architecture needs (names, shapes, types) before returning.
+ */
+typedef struct nook_model nook_model;
+
+typedef struct nook_model_params {
+    int  n_threads;    /* threads for work done at load (0 = number of cores)   */
+    bool no_mmap;      /* read the file into memory instead of mapping it       */
+} nook_model_params;
+
+/* Defaults: n_threads 0, mmap on. */
+nook_model_params nook_model_default_params(void);
+
+/* Load a GGUF model. On success *out owns the model (free with nook_model_free).
+ * Errors: NOOK_EIO (missing/unreadable file), NOOK_EFORMAT (not a GGUF, corrupt),
+ * NOOK_EUNSUPPORTED (architecture or tensor type nook does not run; named). */
+nook_status nook_model_load(const char *path, const nook_model_params *params,
+                            nook_model **out, nook_error *err);
+void nook_model_free(nook_model *model);
+
+/* Borrowed strings, valid while the model lives. */
+const char *nook_model_arch(const nook_model *m);        /* "llama", "qwen3", ... */
+const char *nook_model_name(const nook_model *m);        /* general.name or ""    */
+const char *nook_model_chat_template(const nook_model *m); /* NULL if none       */
+int      nook_model_n_vocab(const nook_model *m);
+int      nook_model_n_ctx_train(const nook_model *m);
+int      nook_model_n_embd(const nook_model *m);
+int      nook_model_n_layer(const nook_model *m);
+uint64_t nook_model_n_params(const nook_model *m);
+
+/* ---- Tokenizer ----------------------------------------------------------------
+ * The model's own tokenizer, exactly as llama.cpp runs it.
+ */
+
+/* Tokenize len bytes of text. add_special adds BOS/EOS as the vocabulary asks;
+ * parse_special lets control tokens written in the text ("<|im_start|>") become their
+ * ids (off for user content). Writes at most cap ids to out and sets *n_out to the
+ * number the text needs, so a too-small buffer can be retried (NOOK_ERANGE).
+ * Invalid UTF-8 is refused with NOOK_EINVAL and the byte offset in the message. */
+nook_status nook_tokenize(const nook_model *m, const char *text, size_t len,
+                          bool add_special, bool parse_special,
+                          nook_token *out, size_t cap, size_t *n_out, nook_error *err);
+
+/* The raw bytes of one token's text (byte tokens give their single byte, "▁" becomes a
+ * space). Control tokens give their text only when special is true. Returns the number
+ * of bytes the piece needs (may exceed cap; nothing past cap is written), or -1 for an
+ * id out of range. A piece may be part of a multi-byte character: see nook_detok. */
+int nook_token_to_piece(const nook_model *m, nook_token tok, bool special,
+                        char *buf, size_t cap);
+
+nook_token nook_token_bos(const nook_model *m);     /* -1 if none */
+nook_token nook_token_eos(const nook_model *m);     /* -1 if none */
+bool       nook_token_is_eog(const nook_model *m, nook_token tok); /* ends generation */
+
+/* Streaming detokenizer: feeds token pieces and releases only complete UTF-8
+ * characters, so a stream never shows half a character. A byte sequence that can
+ * never become valid is released as U+FFFD. */
+typedef struct nook_detok {
+    const nook_model *model;
+    bool   special;       /* render control tokens                   */
+    char   pending[8];    /* bytes of an incomplete character        */
+    int    n_pending;
+} nook_detok;
+void nook_detok_init(nook_detok *d, const nook_model *m, bool special);
+/* Appends the text that became complete after tok to buf (cap bytes, NUL-terminated);
+ * returns the number of bytes written (a piece is at most a few hundred bytes, so a
+ * 1 KiB buffer always suffices). */
+size_t nook_detok_push(nook_detok *d, nook_token tok, char *buf, size_t cap);
+/* Flushes what is left (incomplete bytes become U+FFFD). */
+size_t nook_detok_flush(nook_detok *d, char *buf, size_t cap);
+
+/* ---- Sessions ---------------------------------------------------------------
+ * A session is one conversation's state over a shared model: the KV cache, scratch
+ * buffers and thread pool. All memory is allocated at creation; decoding allocates
+ * nothing.
+ */
+typedef struct nook_session nook_session;
+
+typedef struct nook_session_params {
+    int n_ctx;      /* context length in tokens (0 = min(n_ctx_train, 4096))   */
+    int n_batch;    /* max tokens per forward pass (0 = 512)                    */
+    int n_threads;  /* worker threads (0 = number of cores)                     */
+} nook_session_params;
+
+nook_session_params nook_session_default_params(void);
+
+nook_status nook_session_new(const nook_model *m, const nook_session_params *p,
+                             nook_session **out, nook_error *err);
+void nook_session_free(nook_session *s);
+
+/* Number of tokens now in the KV cache, and its capacity. */
+int nook_session_n_past(const nook_session *s);
+int nook_session_n_ctx(const nook_session *s);
+
+/* Forget everything from position pos on (0 clears the cache). */
+void nook_session_truncate(nook_session *s, int pos);
+
+/* Run n tokens through the model at positions n_past..n_past+n-1, in batches of at
+ * most n_batch. Afterwards nook_session_logits() holds the logits of the last token.
+ * If all_logits is non-NULL it receives n*n_vocab floats: the logits at every
+ * position (used by tests and perplexity). NOOK_ERANGE if the cache would overflow. */
+nook_status nook_session_decode(nook_session *s, const nook_token *tokens, int n,
+                                float *all_logits, nook_error *err);
+
+/* Raw logits (n_vocab floats) of the last decoded token. Borrowed; valid until the
+ * next decode. */
+const float *nook_session_logits(const nook_session *s);
+
+/* ---- Sampling -------------------------------------------------------------------
+ * A sampler chain: repeat penalty -> top-k -> top-p -> min-p -> temperature -> draw.
+ * Temperature <= 0 is greedy (argmax of the raw logits).
+ */
+typedef struct nook_sampler_params {
+    float    temperature;     /* 0.8  */
+    int      top_k;           /* 40 (<= 0: whole vocabulary)    */
+    float    top_p;           /* 0.9 (1.0 disables)             */
+    float    min_p;           /* 0.0 (disabled)                 */
+    float    repeat_penalty;  /* 1.0 (disabled)                 */
+    int      repeat_last_n;   /* 64 (0 disables, -1 = context)  */
+    float    presence_penalty;  /* 0 */
+    float    frequency_penalty; /* 0 */
+    uint64_t seed;            /* 0 = random from the clock      */
+} nook_sampler_params;
+
+/* Ollama's defaults, as listed above. */
+nook_sampler_params nook_sampler_default_params(void);
+
+typedef struct nook_sampler nook_sampler;
+nook_status nook_sampler_new(const nook_sampler_params *p, int n_vocab,
+                             nook_sampler **out, nook_error *err);
+void nook_sampler_free(nook_sampler *smp);
+/* Pick the next token from logits (not modified). Remembers the token for the
+ * repeat penalties. Allocates nothing. */
+nook_token nook_sampler_sample(nook_sampler *smp, const float *logits);
+/* Tell the sampler about tokens it did not pick (the prompt), for the penalties. */
+void nook_sampler_accept(nook_sampler *smp, nook_token tok);
+void nook_sampler_reset(nook_sampler *smp);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* NOOK_H */
