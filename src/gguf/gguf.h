@@ -102,6 +102,10 @@ nook_status gguf_get_str(const gguf_file *f, const char *key, gguf_str *out, noo
 nook_status gguf_get_arr(const gguf_file *f, const char *key, gguf_type *type,
                          uint64_t *count, const uint8_t **data, nook_error *err);
 
+/* Read the gguf string at p (inside a string array the parser validated) into *out;
+ * returns the position of the next one. Walk v.arr.count of them from v.arr.data. */
+const uint8_t *gguf_arr_str_next(const uint8_t *p, gguf_str *out);
+
 /* Collect a string array into a freshly allocated gguf_str[count] (free with nk_free). */
 nook_status gguf_arr_strings(const gguf_value *v, gguf_str **out, nook_error *err);
 
