@@ -129,6 +129,9 @@ typedef struct gguf_writer gguf_writer;
 
 gguf_writer *gguf_writer_new(void);           /* NULL on out-of-memory */
 void gguf_writer_free(gguf_writer *w);
+/* Why the last gguf_set_* / gguf_add_tensor call on w failed ("" if none has). The
+ * string lives in w. */
+const char *gguf_writer_error(const gguf_writer *w);
 
 nook_status gguf_set_u32(gguf_writer *w, const char *key, uint32_t v);
 nook_status gguf_set_i32(gguf_writer *w, const char *key, int32_t v);
@@ -145,7 +148,8 @@ nook_status gguf_set_arr_str(gguf_writer *w, const char *key, const char *const 
 nook_status gguf_set_kv_from(gguf_writer *w, const gguf_kv *kv);
 
 /* Add a tensor: ggml type id, dims (ne[0] = row length), data of the exact size the
- * type and dims imply (checked; NOOK_EINVAL otherwise). */
+ * type and dims imply (checked; NOOK_EINVAL otherwise, also for a duplicate name, a
+ * name of GGUF_MAX_NAME bytes or more, or an unknown type). */
 nook_status gguf_add_tensor(gguf_writer *w, const char *name, uint32_t type,
                             uint32_t n_dims, const uint64_t *ne, const void *data, uint64_t nbytes);
 
