@@ -370,7 +370,9 @@ static nook_status serialize(const gguf_writer *w, sink_fn sink, void *ctx, uint
         nk_free(b.p);
         return nk_fail(err, NOOK_ENOMEM, "gguf writer: out of memory building the header");
     }
-    uint64_t head_pad = pad_to(b.len, align);
+    /* with no tensors there is no data section to align (llama.cpp's vocab-only files
+     * end right after the metadata, and a huge alignment must not cost a huge pad) */
+    uint64_t head_pad = w->n_t ? pad_to(b.len, align) : 0;
     if (!nk_add_ok(b.len + head_pad, off, total)) {
         nk_free(b.p);
         return nk_fail(err, NOOK_ERANGE, "gguf writer: file size overflows");

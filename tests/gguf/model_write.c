@@ -1,9 +1,10 @@
 /*
  * model_write.c: copy real fixture files through the writer.
  *
- * stories260K.gguf was written by llama.cpp's own writer, so copying every kv and
- * tensor in order must reproduce it byte for byte; the other files must at least
- * re-parse to the same metadata and tensors.
+ * Every fixture was written by llama.cpp's tools (gguf-py / ggml), so copying every
+ * kv and tensor in order must reproduce it byte for byte: tensors padded to the
+ * alignment with no gaps, and vocab-only files (no tensors) ending right after the
+ * metadata. The copy must also re-parse to the same metadata and tensors.
  * With NOOK_GGUF_COPY_TO=<path> set, the stories260K copy is also written there (for
  * checking by hand that llama.cpp loads and runs our output).
  */
@@ -100,8 +101,15 @@ static void copy_file(const char *rel, bool expect_identical, const char *copy_t
 
 int main(void) {
     copy_file("stories260K.gguf", true, getenv("NOOK_GGUF_COPY_TO"));
-    copy_file("llama-2-tiny-random.gguf", false, NULL);
-    copy_file("vocab/ggml-vocab-gpt-2.gguf", false, NULL);
-    copy_file("vocab/ggml-vocab-bert-bge.gguf", false, NULL);
+    copy_file("llama-2-tiny-random.gguf", true, NULL);
+    static const char *vocab[] = {
+        "baichuan", "bert-bge", "deepseek-coder", "deepseek-llm", "falcon", "gpt-2",
+        "gpt-neox", "llama-spm", "mpt", "phi-3", "refact", "starcoder",
+    };
+    for (size_t i = 0; i < NK_ARRAY_LEN(vocab); i++) {
+        char rel[128];
+        snprintf(rel, sizeof rel, "vocab/ggml-vocab-%s.gguf", vocab[i]);
+        copy_file(rel, true, NULL);
+    }
     NK_TEST_DONE();
 }
