@@ -1,0 +1,116 @@
+/*
+ * arch.h: the architecture registry and the model's internal representation.
+ *
+ * An architecture is a small table (nk_arch): its general.architecture name, a
+ * function that reads its hyperparameters from metadata, and a function that binds
+ * and validates its tensors. Its forward pass is the shared llama-like skeleton in
+ * forward.c, steered by the choices the arch writes into nk_hparams (rope mode, FFN
+ * activation, q/k norms, extra norms, embedding scale). An architecture whose
+ * forward pass does not fit the skeleton supplies its own `forward`.
+ *
+ * Adding an architecture = one file in src/models/ defining an nk_arch, plus one
+ * line in the registry (model.c).
+ */
+#ifndef NOOK_MODEL_ARCH_H
+#define NOOK_MODEL_ARCH_H
+
+#include "gguf/gguf.h"
+#include "tensor/ops.h"
+#include "tokenizer/tokenizer.h"
+
+typedef enum { NK_FFN_SWIGLU = 0, NK_FFN_GEGLU } nk_ffn_act;
+
+/* Hyperparameters, always read from metadata. */
+typedef struct nk_hparams {
+    int n_vocab, n_ctx_train, n_embd, n_layer, n_ff;
+    int n_head, n_head_kv, head_dim_k, head_dim_v;
+    float rms_eps;
+    nk_rope rope;              /* mode, n_rot, base, scaling (freq_factors bound later) */
+    nk_ffn_act ffn_act;
+    float attn_scale;          /* kq scale (default 1/sqrt(head_dim_k)) */
+    float embd_scale;          /* input embeddings multiplied by this (1: none) */
+    int n_swa;                 /* sliding window (0: none) */
+} nk_hparams;
+
+/* One block's weights; optional ones have data == NULL. Shapes in ggml order
+ * [ne0 = input, ne1 = output]. */
+typedef struct nk_layer {
+    nk_tensor attn_norm;       /* [n_embd] */
+    nk_tensor wq, wk, wv;      /* [n_embd, n_head*hd_k], [n_embd, n_head_kv*hd_k], [.., n_head_kv*hd_v] */
+    nk_tensor bq, bk, bv;      /* optional biases */
+    nk_tensor wo;              /* [n_head*hd_v, n_embd] */
+    nk_tensor bo;              /* optional */
+    nk_tensor q_norm, k_norm;  /* optional [hd_k], before RoPE */
+    nk_tensor post_attn_norm;  /* optional [n_embd], on the attention output */
+    nk_tensor ffn_norm;        /* [n_embd] */
+    nk_tensor ffn_gate, ffn_up;/* [n_embd, n_ff] */
+    nk_tensor ffn_down;        /* [n_ff, n_embd] */
+    nk_tensor post_ffn_norm;   /* optional [n_embd], on the FFN output */
+} nk_layer;
+
+typedef struct nk_arch nk_arch;
+
+struct nook_model {
+    nk_map map;
+    gguf_file *gguf;
+    nk_vocab *vocab;
+    const nk_arch *arch;
+    char *arch_name;
+    char *name;
+    char *chat_template;       /* NULL if none */
+    nk_hparams hp;
+    nk_tensor tok_embd;        /* [n_embd, n_vocab] */
+    nk_tensor output_norm;     /* [n_embd] */
+    nk_tensor output;          /* [n_embd, n_vocab]; token_embd when tied */
+    nk_tensor rope_freqs;      /* optional [n_rot/2] */
+    nk_layer *layers;          /* [n_layer] */
+    char *names;               /* storage for the tensors' NUL-terminated names */
+    size_t names_len, names_cap;
+    uint64_t n_params;
+};
+
+/* Tensor roles, for validation: what the forward pass will do with it. */
+typedef enum {
+    NK_USE_MATMUL,   /* a weight multiplied by activations: needs a dot kernel */
+    NK_USE_ROWS,     /* rows looked up (embeddings): needs to_float */
+    NK_USE_F32,      /* read directly as floats (norms, biases, rope factors) */
+} nk_use;
+
+/* Bind tensor `name` (printf-formatted) to *out after checking it exists, has exactly
+ * the shape ne0 x ne1 (ne1 = 0 for a vector), and a type the use supports. A missing
+ * optional tensor leaves out->data NULL and succeeds. Errors name the tensor:
+ * NOOK_EFORMAT (missing, wrong shape), NOOK_EUNSUPPORTED (type). */
+nook_status nk_bind(nook_model *m, nk_tensor *out, nk_use use, bool required,
+                    int64_t ne0, int64_t ne1, nook_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 8, 9)));
+
+/* Metadata helpers for {arch}.key (the arch prefix is added). u32 accepts a
+ * per-layer array whose entries are all equal (NOOK_EUNSUPPORTED otherwise).
+ * Absent keys: the *_opt forms leave the default and succeed; required ones fail
+ * with NOOK_EFORMAT naming the key. */
+nook_status nk_hp_u32(const nook_model *m, const char *key, bool required, int *out, nook_error *err);
+nook_status nk_hp_f32(const nook_model *m, const char *key, bool required, float *out, nook_error *err);
+/* {arch}.key as a string into buf ("" if absent). */
+void nk_hp_str(const nook_model *m, const char *key, char *buf, size_t cap);
+
+/* The common llama-like hyperparameters: sizes, GQA, head dims, eps, RoPE
+ * (NORM, base, linear/yarn scaling). Arch files call it, then adjust. */
+nook_status nk_hparams_llama_like(nook_model *m, nook_error *err);
+/* Bind the common llama-like tensors: token_embd, output_norm, output (or tied),
+ * rope_freqs, and per layer attn_norm, attn_q/k/v/output (+ optional biases),
+ * ffn_norm, ffn_gate/up/down. */
+nook_status nk_bind_llama_like(nook_model *m, nook_error *err);
+
+struct nk_arch {
+    const char *name;    /* general.architecture */
+    nook_status (*load_hparams)(nook_model *m, nook_error *err);
+    nook_status (*bind)(nook_model *m, nook_error *err);
+};
+
+/* Architectures, one file each in src/models. */
+extern const nk_arch nk_arch_llama;
+
+/* Registry lookup by name; NULL if unknown. */
+const nk_arch *nk_arch_find(const char *name);
+
+#endif /* NOOK_MODEL_ARCH_H */

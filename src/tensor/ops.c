@@ -1,0 +1,318 @@
+/*
+ * ops.c: shared transformer blocks (see ops.h for the contracts and the numerics).
+ */
+#include "tensor/ops.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <string.h>
+
+/* ---- elementwise ---------------------------------------------------------------- */
+
+void nk_get_rows(const nk_tensor *table, const int32_t *ids, int n, float *out) {
+    const nk_type_traits *tr = nk_type_get(table->type);
+    const int64_t n_embd = table->ne[0];
+    for (int t = 0; t < n; t++) {
+        const uint8_t *row = (const uint8_t *)table->data + (size_t)ids[t] * table->nb1;
+        tr->to_float(row, out + (size_t)t * (size_t)n_embd, n_embd);
+    }
+}
+
+void nk_rmsnorm(float *y, const float *x, const float *w, int n, float eps) {
+    /* ggml: squares in float, summed in double; mean and scale in float */
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
+    const float mean = (float)(sum / n);
+    const float scale = 1.0f / sqrtf(mean + eps);
+    if (w) {
+        for (int i = 0; i < n; i++) y[i] = (x[i] * scale) * w[i];
+    } else {
+        for (int i = 0; i < n; i++) y[i] = x[i] * scale;
+    }
+}
+
+void nk_swiglu(float *g, const float *up, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const float x = g[i];
+        g[i] = (x / (1.0f + expf(-x))) * up[i];
+    }
+}
+
+/* ggml evaluates gelu through a table indexed by the fp16 input and holding fp16
+ * results; computing the same function on the rounded input and rounding the
+ * result reproduces that table exactly without 128 KiB of static data. */
+static float gelu_f16(float x) {
+    if (x <= -10.0f) return 0.0f;
+    if (x >= 10.0f) return x;
+    const float xh = nk_fp16_to_fp32(nk_fp32_to_fp16(x));
+    const float c = 0.79788456080286535587989211986876f; /* sqrt(2/pi) */
+    const float r = 0.5f * xh * (1.0f + tanhf(c * xh * (1.0f + 0.044715f * xh * xh)));
+    return nk_fp16_to_fp32(nk_fp32_to_fp16(r));
+}
+
+void nk_geglu(float *g, const float *up, size_t n) {
+    for (size_t i = 0; i < n; i++) g[i] = gelu_f16(g[i]) * up[i];
+}
+
+void nk_add(float *y, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+void nk_softmax(float *x, int n) {
+    float max = -INFINITY;
+    for (int i = 0; i < n; i++) max = x[i] > max ? x[i] : max;
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += (double)x[i];
+    }
+    const float inv = (float)(1.0 / sum);
+    for (int i = 0; i < n; i++) x[i] *= inv;
+}
+
+/* ---- RoPE ---------------------------------------------------------------------- */
+
+static float yarn_ramp(float low, float high, int i0) {
+    const float y = ((float)(i0 / 2) - low) / fmaxf(0.001f, high - low);
+    return 1.0f - fminf(1.0f, fmaxf(0.0f, y));
+}
+
+/* The dimension index at which the rotation count over n_ctx_orig equals n_rot turns. */
+static float yarn_corr_dim(int n_dims, int n_ctx_orig, float n_rot, float base) {
+    return (float)n_dims * logf((float)n_ctx_orig / (n_rot * 2.0f * (float)M_PI)) / (2.0f * logf(base));
+}
+
+void nk_rope_cache(const nk_rope *r, int pos, float *cs) {
+    const int n_dims = r->n_rot;
+    const float theta_scale = powf(r->freq_base, -2.0f / (float)n_dims);
+    float corr0 = 0.0f, corr1 = 0.0f;
+    if (r->ext_factor != 0.0f) {
+        const float start = floorf(yarn_corr_dim(n_dims, r->n_ctx_orig, r->beta_fast, r->freq_base));
+        const float end = ceilf(yarn_corr_dim(n_dims, r->n_ctx_orig, r->beta_slow, r->freq_base));
+        corr0 = fmaxf(0.0f, start);
+        corr1 = fminf((float)(n_dims - 1), end);
+    }
+    float theta = (float)pos;
+    for (int i0 = 0; i0 < n_dims; i0 += 2) {
+        const float ff = r->freq_factors ? r->freq_factors[i0 / 2] : 1.0f;
+        const float theta_extrap = theta / ff;
+        const float theta_interp = r->freq_scale * theta_extrap;
+        float th = theta_interp;
+        float mscale = r->attn_factor;
+        if (r->ext_factor != 0.0f) {
+            const float mix = yarn_ramp(corr0, corr1, i0) * r->ext_factor;
+            th = theta_interp * (1.0f - mix) + theta_extrap * mix;
+            mscale *= 1.0f + 0.1f * logf(1.0f / r->freq_scale);
+        }
+        cs[i0] = cosf(th) * mscale;
+        cs[i0 + 1] = sinf(th) * mscale;
+        theta *= theta_scale;
+    }
+}
+
+void nk_rope_apply(const nk_rope *r, const float *cs, float *x, int n_head, int head_dim) {
+    const int n_dims = r->n_rot;
+    for (int h = 0; h < n_head; h++) {
+        float *v = x + (size_t)h * (size_t)head_dim;
+        if (r->mode == NK_ROPE_NEOX) {
+            const int half = n_dims / 2;
+            for (int i0 = 0; i0 < n_dims; i0 += 2) {
+                const float c = cs[i0], s = cs[i0 + 1];
+                const float x0 = v[i0 / 2], x1 = v[i0 / 2 + half];
+                v[i0 / 2] = x0 * c - x1 * s;
+                v[i0 / 2 + half] = x0 * s + x1 * c;
+            }
+        } else {
+            for (int i0 = 0; i0 < n_dims; i0 += 2) {
+                const float c = cs[i0], s = cs[i0 + 1];
+                const float x0 = v[i0], x1 = v[i0 + 1];
+                v[i0] = x0 * c - x1 * s;
+                v[i0 + 1] = x0 * s + x1 * c;
+            }
+        }
+    }
+}
+
+/* ---- matmul -------------------------------------------------------------------- */
+
+size_t nk_matmul_wsize(uint32_t type, int64_t n_in, int n_tok) {
+    const nk_type_traits *tr = nk_type_get(type);
+    if (!tr || tr->vec_dot_type == NK_TYPE_F32) return 0;
+    return nk_row_size((uint32_t)tr->vec_dot_type, n_in) * (size_t)n_tok;
+}
+
+bool nk_matmul_supported(uint32_t type, int64_t n_in) {
+    const nk_type_traits *tr = nk_type_get(type);
+    if (!tr || !tr->vec_dot || nk_row_size(type, n_in) == 0) return false;
+    if (tr->vec_dot_type == NK_TYPE_F32) return true;
+    const nk_type_traits *vt = nk_type_get((uint32_t)tr->vec_dot_type);
+    return vt && vt->from_float && nk_row_size((uint32_t)tr->vec_dot_type, n_in) != 0;
+}
+
+typedef struct mm_job {
+    const nk_tensor *W;
+    const float *x;
+    size_t xs;
+    int n_tok;
+    float *y;
+    size_t ys;
+    nk_vec_dot_fn dot;
+    nk_from_float_fn quant;   /* NULL: the weight dots with f32 directly */
+    const uint8_t *act;       /* activation rows the dot reads */
+    size_t act_row;           /* bytes between them */
+    uint8_t *wbuf;
+    int chunk;                /* weight rows per chunk */
+    int n_chunks;
+    atomic_int next;          /* next chunk to hand out */
+    nk_pool *pool;
+} mm_job;
+
+#define MM_TILE_TOK 16
+
+static void mm_chunks(mm_job *j, int ith) {
+    const int n_in = (int)j->W->ne[0];
+    const int64_t n_rows = j->W->ne[1];
+    const uint8_t *wdata = j->W->data;
+    const size_t nb1 = j->W->nb1;
+    for (int c = ith; c < j->n_chunks; c = atomic_fetch_add(&j->next, 1)) {
+        const int64_t r0 = (int64_t)c * j->chunk;
+        const int64_t r1 = NK_MIN(r0 + j->chunk, n_rows);
+        /* tiles of tokens: a weight row stays in L1 across the tile, and the tile's
+         * activation rows stay in L2 across the chunk's weight rows */
+        for (int t0 = 0; t0 < j->n_tok; t0 += MM_TILE_TOK) {
+            const int t1 = NK_MIN(t0 + MM_TILE_TOK, j->n_tok);
+            for (int64_t r = r0; r < r1; r++) {
+                const void *wrow = wdata + (size_t)r * nb1;
+                for (int t = t0; t < t1; t++)
+                    j->dot(n_in, &j->y[(size_t)t * j->ys + (size_t)r], wrow, j->act + (size_t)t * j->act_row);
+            }
+        }
+    }
+}
+
+static void mm_run_fn(void *ctx, int ith, int nth) {
+    mm_job *j = ctx;
+    if (j->quant) {
+        const int64_t n_in = j->W->ne[0];
+        for (int t = ith; t < j->n_tok; t += nth)
+            j->quant(j->x + (size_t)t * j->xs, j->wbuf + (size_t)t * j->act_row, n_in);
+        nk_pool_barrier(j->pool);
+    }
+    mm_chunks(j, ith);
+}
+
+void nk_matmul(nk_pool *pool, const nk_tensor *W, const float *x, size_t xs, int n_tok,
+               float *y, size_t ys, void *wbuf) {
+    const nk_type_traits *tr = nk_type_get(W->type);
+    const int nth = nk_pool_size(pool);
+    mm_job j = {
+        .W = W, .x = x, .xs = xs, .n_tok = n_tok, .y = y, .ys = ys, .dot = tr->vec_dot,
+    };
+    if (tr->vec_dot_type == NK_TYPE_F32) {
+        j.act = (const uint8_t *)x;
+        j.act_row = xs * sizeof(float);
+    } else {
+        j.quant = nk_type_get((uint32_t)tr->vec_dot_type)->from_float;
+        j.wbuf = wbuf;
+        j.act = wbuf;
+        j.act_row = nk_row_size((uint32_t)tr->vec_dot_type, W->ne[0]);
+    }
+    /* Chunks of weight rows handed out by an atomic counter, so a thread that was
+     * descheduled does not hold everyone up; at least 4 chunks per thread. */
+    const int64_t n_rows = W->ne[1];
+    int64_t chunk = n_tok == 1 ? 64 : 16;
+    if ((n_rows + chunk - 1) / chunk < 4 * nth) chunk = NK_MAX(1, (n_rows + 4 * nth - 1) / (4 * nth));
+    j.chunk = (int)chunk;
+    j.n_chunks = (int)((n_rows + chunk - 1) / chunk);
+    atomic_init(&j.next, nth);
+    j.pool = pool;
+    nk_pool_run(pool, mm_run_fn, &j);
+}
+
+/* ---- attention ----------------------------------------------------------------- */
+
+/* Per-thread scratch: scores [n_ctx] f32, probabilities [n_ctx] in the cache type
+ * (at most 4 bytes each), the converted query [hd_k] (at most 4 bytes each). Each
+ * piece is rounded up to 64 bytes. */
+static size_t attn_thread_bytes(int n_ctx, int hd_k) {
+    const size_t a = ((size_t)n_ctx * 4 + 63) & ~(size_t)63;
+    const size_t b = ((size_t)hd_k * 4 + 63) & ~(size_t)63;
+    return 2 * a + b;
+}
+
+size_t nk_attn_wsize(int n_threads, int n_ctx, int hd_k) {
+    return (size_t)n_threads * attn_thread_bytes(n_ctx, hd_k);
+}
+
+typedef struct attn_run {
+    const nk_attn *a;
+    const nk_type_traits *kt;   /* cache type traits (vec_dot, from_float) */
+    size_t esize;               /* bytes per cache element */
+} attn_run;
+
+static void attn_fn(void *ctx, int ith, int nth) {
+    const attn_run *run = ctx;
+    const nk_attn *a = run->a;
+    const size_t es = run->esize;
+    const bool f32 = a->kv_type == NK_TYPE_F32;
+    uint8_t *base = (uint8_t *)a->scratch + (size_t)ith * attn_thread_bytes(a->n_ctx, a->hd_k);
+    const size_t sz = ((size_t)a->n_ctx * 4 + 63) & ~(size_t)63;
+    float *scores = (float *)base;
+    uint8_t *probs = base + sz;
+    uint8_t *qconv = base + 2 * sz;
+    const int group = a->n_head / a->n_head_kv;
+    const size_t k_row = (size_t)a->n_head_kv * (size_t)a->hd_k * es;   /* bytes per position */
+    const size_t q_stride = (size_t)a->n_head * (size_t)a->hd_k;
+    const size_t o_stride = (size_t)a->n_head * (size_t)a->hd_v;
+    const int n_task = a->n_tok * a->n_head;
+
+    for (int task = ith; task < n_task; task += nth) {
+        const int t = task / a->n_head, h = task % a->n_head, kvh = h / group;
+        const int pos = a->pos0 + t;
+        const int lo = a->n_swa > 0 ? NK_MAX(0, pos - a->n_swa + 1) : 0;
+        const int n_kv = pos + 1 - lo;
+        const float *q = a->q + (size_t)t * q_stride + (size_t)h * (size_t)a->hd_k;
+        const void *qv = q;
+        if (!f32) {
+            run->kt->from_float(q, qconv, a->hd_k);
+            qv = qconv;
+        }
+        const uint8_t *kbase = (const uint8_t *)a->k + (size_t)kvh * (size_t)a->hd_k * es;
+        float max = -INFINITY;
+        for (int j = 0; j < n_kv; j++) {
+            float s;
+            run->kt->vec_dot(a->hd_k, &s, kbase + (size_t)(lo + j) * k_row, qv);
+            s *= a->scale;
+            scores[j] = s;
+            max = s > max ? s : max;
+        }
+        double sum = 0.0;
+        for (int j = 0; j < n_kv; j++) {
+            scores[j] = expf(scores[j] - max);
+            sum += (double)scores[j];
+        }
+        const float inv = (float)(1.0 / sum);
+        for (int j = 0; j < n_kv; j++) scores[j] *= inv;
+        const void *pv = scores;
+        if (!f32) {
+            run->kt->from_float(scores, probs, n_kv);
+            pv = probs;
+        }
+        /* V is stored transposed: each output dim is one dot over positions */
+        float *out = a->out + (size_t)t * o_stride + (size_t)h * (size_t)a->hd_v;
+        const uint8_t *vbase = (const uint8_t *)a->v;
+        for (int d = 0; d < a->hd_v; d++) {
+            const size_t vrow = (size_t)kvh * (size_t)a->hd_v + (size_t)d;
+            run->kt->vec_dot(n_kv, &out[d], vbase + (vrow * (size_t)a->n_ctx + (size_t)lo) * es, pv);
+        }
+    }
+}
+
+void nk_attention(nk_pool *pool, const nk_attn *a) {
+    attn_run run = {
+        .a = a,
+        .kt = nk_type_get(a->kv_type),
+        .esize = a->kv_type == NK_TYPE_F32 ? 4 : 2,
+    };
+    nk_pool_run(pool, attn_fn, &run);
+}

@@ -1,0 +1,112 @@
+/*
+ * ops.h: the transformer building blocks every architecture shares: embedding
+ * lookup, RMSNorm, RoPE, matmul against weights of any supported type, causal
+ * grouped-query attention over a KV cache, and the gated FFN activations.
+ *
+ * Numerics follow ggml's CPU backend where it matters for parity with llama.cpp:
+ * RMSNorm sums squares in double; RoPE builds its angle table the way ggml does
+ * (theta *= theta_scale per pair, cosf/sinf in float); a matmul quantizes each
+ * activation row once to the weight type's vec_dot_type (F16 weights see activations
+ * rounded to f16); attention rounds Q to the cache type for QK and the softmax
+ * probabilities to the cache type for PV, as ggml's non-flash path does with an F16
+ * cache.
+ *
+ * Parallel ops take an nk_pool (NULL runs on the caller only). Results never depend
+ * on the number of threads or on how tokens are batched: each output element is
+ * computed by exactly one call with the same inputs, whatever the split.
+ * Nothing here allocates: callers pass scratch sized with the *_wsize functions.
+ */
+#ifndef NOOK_TENSOR_OPS_H
+#define NOOK_TENSOR_OPS_H
+
+#include "base/pool.h"
+#include "tensor/types.h"
+
+/* A read-only view of a weight tensor in the model file (ne[0] is the row length). */
+typedef struct nk_tensor {
+    const char *name;      /* NUL-terminated; owned by the model */
+    uint32_t type;         /* NK_TYPE_* */
+    int64_t ne[4];         /* missing dims are 1 */
+    size_t nb1;            /* bytes per row */
+    const void *data;      /* NULL: an optional tensor that is absent */
+} nk_tensor;
+
+/* ---- elementwise ---------------------------------------------------------------- */
+
+/* out[t] = row ids[t] of table (any type with to_float), n_embd = table->ne[0].
+ * Caller checks ids are in range. */
+void nk_get_rows(const nk_tensor *table, const int32_t *ids, int n, float *out);
+
+/* y = x / sqrt(mean(x^2) + eps) * w (w may be NULL), n elements; y may alias x. */
+void nk_rmsnorm(float *y, const float *x, const float *w, int n, float eps);
+
+/* x = silu(gate) * up, elementwise over n (as ggml_swiglu). */
+void nk_swiglu(float *gate_out, const float *up, size_t n);
+/* x = gelu_tanh(gate) * up (as ggml_geglu, with ggml's fp16 table semantics). */
+void nk_geglu(float *gate_out, const float *up, size_t n);
+
+/* y += x over n elements. */
+void nk_add(float *y, const float *x, size_t n);
+
+/* In-place softmax over n values; returns nothing (all finite inputs). */
+void nk_softmax(float *x, int n);
+
+/* ---- RoPE ---------------------------------------------------------------------- */
+
+enum { NK_ROPE_NORM = 0, NK_ROPE_NEOX = 2 };
+
+typedef struct nk_rope {
+    int   mode;           /* NK_ROPE_NORM (adjacent pairs) or NK_ROPE_NEOX (halves) */
+    int   n_rot;          /* rotated dims per head (<= head dim, even)              */
+    float freq_base;
+    float freq_scale;     /* 1/linear factor                                          */
+    float ext_factor;     /* YaRN extrapolation mix (0: none)                         */
+    float attn_factor;    /* YaRN magnitude scale (1: none)                           */
+    float beta_fast, beta_slow;
+    int   n_ctx_orig;     /* YaRN original context                                    */
+    const float *freq_factors; /* [n_rot/2] or NULL (Llama 3 rope_freqs)             */
+} nk_rope;
+
+/* cos/sin table for one position: cs[2*i] = cos, cs[2*i+1] = sin, i < n_rot/2. */
+void nk_rope_cache(const nk_rope *r, int pos, float *cs);
+/* Rotate n_head heads of head_dim values each (contiguous) with a table from
+ * nk_rope_cache. */
+void nk_rope_apply(const nk_rope *r, const float *cs, float *x, int n_head, int head_dim);
+
+/* ---- matmul -------------------------------------------------------------------- */
+
+/* Bytes of scratch nk_matmul needs for n_tok activation rows against a weight of type
+ * `type` with rows of n_in elements (0 for F32 weights, which read x directly). */
+size_t nk_matmul_wsize(uint32_t type, int64_t n_in, int n_tok);
+
+/* True if nook can multiply by a weight of this type (dot kernel and activation
+ * quantizer present) and rows of n_in elements fit its blocks. */
+bool nk_matmul_supported(uint32_t type, int64_t n_in);
+
+/* y[t*ys + r] = dot(row r of W, x[t*xs .. +n_in)) for r < W->ne[1], t < n_tok.
+ * n_in = W->ne[0]. wbuf: nk_matmul_wsize bytes, 64-byte aligned (or NULL if 0). */
+void nk_matmul(nk_pool *pool, const nk_tensor *W, const float *x, size_t xs, int n_tok,
+               float *y, size_t ys, void *wbuf);
+
+/* ---- attention ----------------------------------------------------------------- */
+
+/* One layer's causal attention for a batch of n_tok queries at positions
+ * pos0..pos0+n_tok-1 over the KV cache (which already holds positions 0..pos0+n_tok-1).
+ * Layout: q [n_tok][n_head*hd_k] f32; K cache rows by position, [n_ctx][n_head_kv*hd_k]
+ * of kv_type; V cache transposed, [n_head_kv*hd_v][n_ctx]; out [n_tok][n_head*hd_v].
+ * n_swa > 0 limits each query to the last n_swa positions (sliding window). */
+typedef struct nk_attn {
+    int n_tok, pos0, n_head, n_head_kv, hd_k, hd_v, n_ctx, n_swa;
+    float scale;
+    uint32_t kv_type;     /* NK_TYPE_F16 or NK_TYPE_F32 */
+    const float *q;
+    const void *k;
+    const void *v;
+    float *out;
+    void *scratch;        /* nk_attn_wsize bytes */
+} nk_attn;
+
+size_t nk_attn_wsize(int n_threads, int n_ctx, int hd_k);
+void nk_attention(nk_pool *pool, const nk_attn *a);
+
+#endif /* NOOK_TENSOR_OPS_H */
