@@ -222,29 +222,16 @@ const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name) {
 
 /* ---- tensor types -------------------------------------------------------------------- */
 
-/* TEMPORARY until src/tensor's traits table lands: (blck, type_size) of the types
- * tensor/types.h names. Switch to nk_type_get() then. */
-static const struct { uint32_t id; const char *name; uint32_t blck, size; } k_types[] = {
-    { NK_TYPE_F32, "F32", 1, 4 },        { NK_TYPE_F16, "F16", 1, 2 },
-    { NK_TYPE_Q4_0, "Q4_0", 32, 18 },    { NK_TYPE_Q4_1, "Q4_1", 32, 20 },
-    { NK_TYPE_Q5_0, "Q5_0", 32, 22 },    { NK_TYPE_Q5_1, "Q5_1", 32, 24 },
-    { NK_TYPE_Q8_0, "Q8_0", 32, 34 },    { NK_TYPE_Q8_1, "Q8_1", 32, 36 },
-    { NK_TYPE_Q2_K, "Q2_K", 256, 84 },   { NK_TYPE_Q3_K, "Q3_K", 256, 110 },
-    { NK_TYPE_Q4_K, "Q4_K", 256, 144 },  { NK_TYPE_Q5_K, "Q5_K", 256, 176 },
-    { NK_TYPE_Q6_K, "Q6_K", 256, 210 },  { NK_TYPE_Q8_K, "Q8_K", 256, 292 },
-    { NK_TYPE_BF16, "BF16", 1, 2 },
-};
-
+/* Sizes come from the tensor layer's traits table, the one source of truth for block
+ * formats. A type ggml knows but nook cannot compute with (IQ*, I8, ...) still has a
+ * size there, so such files parse; the model loader refuses them by name. */
 nook_status nk_gguf_tensor_type(uint32_t type, uint64_t *blck, uint64_t *type_size, const char **name) {
-    for (size_t i = 0; i < NK_ARRAY_LEN(k_types); i++) {
-        if (k_types[i].id == type) {
-            *blck = k_types[i].blck;
-            *type_size = k_types[i].size;
-            if (name) *name = k_types[i].name;
-            return NOOK_OK;
-        }
-    }
-    return NOOK_EUNSUPPORTED;
+    const nk_type_traits *t = nk_type_get(type);
+    if (!t || t->blck <= 0 || t->type_size == 0) return NOOK_EUNSUPPORTED;
+    *blck = (uint64_t)t->blck;
+    *type_size = t->type_size;
+    if (name) *name = t->name;
+    return NOOK_OK;
 }
 
 nook_status nk_gguf_tensor_nbytes(uint32_t type, uint32_t n_dims, const uint64_t *ne, uint64_t *nbytes,

@@ -235,6 +235,12 @@ static void test_tensor_infos(void) {
     gb_pad(&b, 32); gb_zeros(&b, 32);
     expect("retired tensor type", &b, NOOK_EUNSUPPORTED, "unknown tensor type id 4", NULL);
 
+    const uint64_t ne_iq[1] = { 256 };   /* sized by the traits table though nook cannot compute with it */
+    gb_header(&b, 3, 1, 0);
+    gb_tensor(&b, "w", 1, ne_iq, 16 /* IQ2_XXS */, 0);
+    gb_pad(&b, 32); gb_zeros(&b, 66);
+    expect_ok("known but uncomputable tensor type", &b);
+
     const uint64_t ne5[5] = { 1, 1, 1, 1, 1 };
     gb_header(&b, 3, 1, 0);
     gb_tensor(&b, "w", 5, ne5, 0, 0);
