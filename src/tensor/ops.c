@@ -169,6 +169,10 @@ typedef struct mm_job {
 
 #define MM_TILE_TOK 16
 
+/* Waking the workers and joining them costs a few microseconds (much more on a busy
+ * machine), so products smaller than this many multiply-adds run on the caller. */
+#define NK_PAR_MIN_WORK 65536.0
+
 static void mm_chunks(mm_job *j, int ith) {
     const int n_in = (int)j->W->ne[0];
     const int64_t n_rows = j->W->ne[1];
@@ -204,6 +208,7 @@ static void mm_run_fn(void *ctx, int ith, int nth) {
 void nk_matmul(nk_pool *pool, const nk_tensor *W, const float *x, size_t xs, int n_tok,
                float *y, size_t ys, void *wbuf) {
     const nk_type_traits *tr = nk_type_get(W->type);
+    if ((double)W->ne[1] * (double)W->ne[0] * n_tok < NK_PAR_MIN_WORK) pool = NULL;
     const int nth = nk_pool_size(pool);
     mm_job j = {
         .W = W, .x = x, .xs = xs, .n_tok = n_tok, .y = y, .ys = ys, .dot = tr->vec_dot,
@@ -314,5 +319,6 @@ void nk_attention(nk_pool *pool, const nk_attn *a) {
         .kt = nk_type_get(a->kv_type),
         .esize = a->kv_type == NK_TYPE_F32 ? 4 : 2,
     };
-    nk_pool_run(pool, attn_fn, &run);
+    const double work = (double)a->n_tok * a->n_head * (double)(a->pos0 + a->n_tok) * (a->hd_k + a->hd_v);
+    nk_pool_run(work < NK_PAR_MIN_WORK ? NULL : pool, attn_fn, &run);
 }
