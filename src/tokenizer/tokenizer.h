@@ -49,4 +49,31 @@ nook_status nk_vocab_tokenize(const nk_vocab *v, const char *text, size_t len,
  * (byte tokens -> their byte, "▁" -> " " for SPM, GPT-2 byte alphabet reversed for BPE). */
 int nk_vocab_piece(const nk_vocab *v, nook_token t, bool special, char *buf, size_t cap);
 
+/* ---- extensions (beyond the engine's first contract) ------------------------------ */
+
+/* llama.cpp's attribute bits of a token (NK_ATTR_* in tok_internal.h: 1 unknown,
+ * 2 unused, 4 normal, 8 control, 16 user-defined, 32 byte, 128 lstrip, 256 rstrip);
+ * 0 if out of range. */
+int   nk_vocab_token_attr(const nk_vocab *v, nook_token t);
+float nk_vocab_score(const nk_vocab *v, nook_token t);
+/* Exact text -> id lookup; -1 if the vocabulary has no such token. */
+nook_token nk_vocab_find(const nk_vocab *v, const char *text, size_t len);
+nook_token nk_vocab_eot(const nk_vocab *v);   /* -1 if none */
+nook_token nk_vocab_unk(const nk_vocab *v);   /* -1 if none */
+nook_token nk_vocab_pad(const nk_vocab *v);   /* -1 if none */
+nook_token nk_vocab_nl(const nk_vocab *v);    /* the newline token, -1 if none */
+bool nk_vocab_add_space_prefix(const nk_vocab *v);
+bool nk_vocab_is_control(const nk_vocab *v, nook_token t);
+int  nk_vocab_n_merges(const nk_vocab *v);
+/* Rank of the BPE merge "left right" (NUL-terminated GPT-2-alphabet strings), -1 if none. */
+int  nk_vocab_merge_rank(const nk_vocab *v, const char *left, const char *right);
+
+/* Detokenize n tokens the way llama.cpp's llama_detokenize does: pieces joined, the
+ * SPM leading space after the start dropped, BOS/EOS removed when remove_special, and
+ * the clean-up of spaces before punctuation where the vocabulary asks for it. Writes at
+ * most cap bytes (no NUL) and returns the length of the text (if that exceeds cap the
+ * text was cut and the returned length is before the space clean-up). */
+size_t nk_vocab_detokenize(const nk_vocab *v, const nook_token *toks, size_t n, bool remove_special,
+                           bool unparse_special, char *buf, size_t cap);
+
 #endif /* NOOK_TOKENIZER_H */

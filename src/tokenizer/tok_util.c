@@ -1,0 +1,225 @@
+/*
+ * tok_util.c: the tokenizer's small building blocks: a byte-string hash, the interned
+ * string table, code-point classes and the GPT-2 byte alphabet.
+ */
+#include "tokenizer/tok_internal.h"
+
+#include <pthread.h>
+#include <string.h>
+#include <utf8proc.h>
+
+/* ---- hash ---------------------------------------------------------------------------
+ * Token texts are short (mostly < 16 bytes), so the hash reads 8 bytes at a time and
+ * mixes with a multiply; quality only needs to be good enough for open addressing. */
+static inline uint64_t mix64(uint64_t x) {
+    x ^= x >> 32;
+    x *= 0xd6e8feb86659fd93ull;
+    x ^= x >> 32;
+    x *= 0xd6e8feb86659fd93ull;
+    x ^= x >> 32;
+    return x;
+}
+
+uint64_t nk_hash_bytes(const void *p, size_t n) {
+    const uint8_t *s = p;
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ (uint64_t)n;
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 29;
+        s += 8; n -= 8;
+    }
+    if (n) {
+        uint64_t w = 0;
+        memcpy(&w, s, n);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+    }
+    return mix64(h);
+}
+
+/* ---- string table ---------------------------------------------------------------------- */
+
+int32_t nk_strtab_find(const nk_strtab *t, const char *s, size_t n) {
+    if (!t->slots) return -1;
+    uint64_t h64 = nk_hash_bytes(s, n);
+    uint32_t h = (uint32_t)h64, i = (uint32_t)(h64 >> 32) & t->mask;
+    for (;;) {
+        uint32_t e = t->slots[i];
+        if (!e) return -1;
+        uint32_t id = e - 1;
+        if (t->slot_hash[i] == h && t->len[id] == n && memcmp(t->arena + t->off[id], s, n) == 0)
+            return (int32_t)id;
+        i = (i + 1) & t->mask;
+    }
+}
+
+/* Rehash into a table twice the size; ids and arena stay. */
+static bool strtab_grow_slots(nk_strtab *t) {
+    uint32_t ncap = t->slots ? (t->mask + 1) * 2 : 1024;
+    uint32_t *slots = nk_calloc(ncap, sizeof *slots), *hs = nk_alloc_array(ncap, sizeof *hs);
+    if (!slots || !hs) { nk_free(slots); nk_free(hs); return false; }
+    uint32_t mask = ncap - 1;
+    for (uint32_t id = 0; id < t->n; id++) {
+        uint64_t h64 = nk_hash_bytes(t->arena + t->off[id], t->len[id]);
+        uint32_t i = (uint32_t)(h64 >> 32) & mask;
+        while (slots[i]) i = (i + 1) & mask;
+        slots[i] = id + 1;
+        hs[i] = (uint32_t)h64;
+    }
+    nk_free(t->slots); nk_free(t->slot_hash);
+    t->slots = slots; t->slot_hash = hs; t->mask = mask;
+    return true;
+}
+
+int32_t nk_strtab_intern(nk_strtab *t, const char *s, size_t n, bool *added) {
+    if (added) *added = false;
+    int32_t found = nk_strtab_find(t, s, n);
+    if (found >= 0) return found;
+    if (n >= UINT32_MAX / 2 || t->n >= (uint32_t)INT32_MAX - 1) return -1;
+    /* keep the load factor under 1/2 */
+    if (!t->slots || (uint64_t)(t->n + 1) * 2 > (uint64_t)t->mask + 1) {
+        if (!strtab_grow_slots(t)) return -1;
+    }
+    if (t->n == t->cap_ids) {
+        uint32_t nc = t->cap_ids ? t->cap_ids * 2 : 1024;
+        uint32_t *o = nk_realloc(t->off, (size_t)nc * sizeof *o);
+        if (!o) return -1;
+        t->off = o;
+        uint32_t *l = nk_realloc(t->len, (size_t)nc * sizeof *l);
+        if (!l) return -1;
+        t->len = l;
+        t->cap_ids = nc;
+    }
+    if (t->arena_len + n + 1 > t->arena_cap) {
+        size_t nc = t->arena_cap ? t->arena_cap : 4096;
+        while (nc < t->arena_len + n + 1) nc *= 2;
+        if (nc > UINT32_MAX) return -1;
+        char *a = nk_realloc(t->arena, nc);
+        if (!a) return -1;
+        t->arena = a; t->arena_cap = nc;
+    }
+    uint32_t id = t->n++;
+    t->off[id] = (uint32_t)t->arena_len;
+    t->len[id] = (uint32_t)n;
+    if (n) memcpy(t->arena + t->arena_len, s, n);
+    t->arena[t->arena_len + n] = 0;
+    t->arena_len += n + 1;
+    uint64_t h64 = nk_hash_bytes(s, n);
+    uint32_t i = (uint32_t)(h64 >> 32) & t->mask;
+    while (t->slots[i]) i = (i + 1) & t->mask;
+    t->slots[i] = id + 1;
+    t->slot_hash[i] = (uint32_t)h64;
+    if (added) *added = true;
+    return (int32_t)id;
+}
+
+/* ---- UTF-8 ------------------------------------------------------------------------------ */
+
+uint32_t nk_utf8_decode(const uint8_t *s, int *n) {
+    uint8_t c = s[0];
+    if (c < 0x80) { *n = 1; return c; }
+    if (c < 0xe0) { *n = 2; return ((uint32_t)(c & 0x1f) << 6) | (s[1] & 0x3f); }
+    if (c < 0xf0) {
+        *n = 3;
+        return ((uint32_t)(c & 0x0f) << 12) | ((uint32_t)(s[1] & 0x3f) << 6) | (s[2] & 0x3f);
+    }
+    *n = 4;
+    return ((uint32_t)(c & 0x07) << 18) | ((uint32_t)(s[1] & 0x3f) << 12) |
+           ((uint32_t)(s[2] & 0x3f) << 6) | (s[3] & 0x3f);
+}
+
+int nk_utf8_encode(uint32_t cp, char out[4]) {
+    if (cp < 0x80) { out[0] = (char)cp; return 1; }
+    if (cp < 0x800) {
+        out[0] = (char)(0xc0 | (cp >> 6)); out[1] = (char)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xe0 | (cp >> 12)); out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        out[2] = (char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    out[0] = (char)(0xf0 | (cp >> 18)); out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3f)); out[3] = (char)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
+/* ---- code-point flags -------------------------------------------------------------------
+ * llama.cpp derives its flags from the general category (Cn undefined, C* control,
+ * L* letter, M* accent mark, N* number, P* punctuation, S* symbol, Z* separator) and
+ * adds the White_Space property. The BMP is tabulated once (128 KiB) because the
+ * pre-tokenizers ask for every code point of the input. */
+static uint16_t flags_from_category(uint32_t cp) {
+    static const uint16_t by_cat[30] = {
+        [UTF8PROC_CATEGORY_CN] = NK_CPT_UNDEFINED,
+        [UTF8PROC_CATEGORY_LU] = NK_CPT_LETTER, [UTF8PROC_CATEGORY_LL] = NK_CPT_LETTER,
+        [UTF8PROC_CATEGORY_LT] = NK_CPT_LETTER, [UTF8PROC_CATEGORY_LM] = NK_CPT_LETTER,
+        [UTF8PROC_CATEGORY_LO] = NK_CPT_LETTER,
+        [UTF8PROC_CATEGORY_MN] = NK_CPT_ACCENT_MARK, [UTF8PROC_CATEGORY_MC] = NK_CPT_ACCENT_MARK,
+        [UTF8PROC_CATEGORY_ME] = NK_CPT_ACCENT_MARK,
+        [UTF8PROC_CATEGORY_ND] = NK_CPT_NUMBER, [UTF8PROC_CATEGORY_NL] = NK_CPT_NUMBER,
+        [UTF8PROC_CATEGORY_NO] = NK_CPT_NUMBER,
+        [UTF8PROC_CATEGORY_PC] = NK_CPT_PUNCTUATION, [UTF8PROC_CATEGORY_PD] = NK_CPT_PUNCTUATION,
+        [UTF8PROC_CATEGORY_PS] = NK_CPT_PUNCTUATION, [UTF8PROC_CATEGORY_PE] = NK_CPT_PUNCTUATION,
+        [UTF8PROC_CATEGORY_PI] = NK_CPT_PUNCTUATION, [UTF8PROC_CATEGORY_PF] = NK_CPT_PUNCTUATION,
+        [UTF8PROC_CATEGORY_PO] = NK_CPT_PUNCTUATION,
+        [UTF8PROC_CATEGORY_SM] = NK_CPT_SYMBOL, [UTF8PROC_CATEGORY_SC] = NK_CPT_SYMBOL,
+        [UTF8PROC_CATEGORY_SK] = NK_CPT_SYMBOL, [UTF8PROC_CATEGORY_SO] = NK_CPT_SYMBOL,
+        [UTF8PROC_CATEGORY_ZS] = NK_CPT_SEPARATOR, [UTF8PROC_CATEGORY_ZL] = NK_CPT_SEPARATOR,
+        [UTF8PROC_CATEGORY_ZP] = NK_CPT_SEPARATOR,
+        [UTF8PROC_CATEGORY_CC] = NK_CPT_CONTROL, [UTF8PROC_CATEGORY_CF] = NK_CPT_CONTROL,
+        [UTF8PROC_CATEGORY_CS] = NK_CPT_CONTROL, [UTF8PROC_CATEGORY_CO] = NK_CPT_CONTROL,
+    };
+    if (cp > 0x10FFFF) return 0;
+    utf8proc_category_t c = utf8proc_category((utf8proc_int32_t)cp);
+    uint16_t f = (unsigned)c < 30 ? by_cat[c] : NK_CPT_UNDEFINED;
+    /* Unicode White_Space */
+    if ((cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
+        (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F ||
+        cp == 0x205F || cp == 0x3000)
+        f |= NK_CPT_WHITESPACE;
+    return f;
+}
+
+/* A static table (BSS, filled once per process): nothing to allocate or free. */
+static uint16_t g_bmp_flags[0x10000];
+static pthread_once_t g_bmp_once = PTHREAD_ONCE_INIT;
+
+static void bmp_init(void) {
+    for (uint32_t cp = 0; cp < 0x10000; cp++) g_bmp_flags[cp] = flags_from_category(cp);
+}
+
+/* Must be called (once) before nk_cpt_flags_fast; nk_vocab_load does. */
+void nk_cpt_init(void) { pthread_once(&g_bmp_once, bmp_init); }
+
+uint16_t nk_cpt_flags(uint32_t cp) {
+    if (cp < 0x10000) {
+        pthread_once(&g_bmp_once, bmp_init);
+        return g_bmp_flags[cp];
+    }
+    return flags_from_category(cp);
+}
+
+/* ---- GPT-2 byte alphabet ----------------------------------------------------------------
+ * Printable Latin-1 bytes (! .. ~, ¡ .. ¬, ® .. ÿ) map to themselves; the other 68 bytes
+ * map, in order, to U+0100, U+0101, ... so every byte has a visible character. */
+static nk_byte_map g_byte_map;
+static pthread_once_t g_byte_once = PTHREAD_ONCE_INIT;
+
+static void byte_map_init(void) {
+    nk_byte_map *m = &g_byte_map;
+    for (int i = 0; i < 512; i++) m->dec[i] = -1;
+    int n = 0;
+    for (int b = 0; b < 256; b++) {
+        bool self = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+        uint32_t cp = self ? (uint32_t)b : (uint32_t)(256 + n++);
+        m->enc_len[b] = (uint8_t)nk_utf8_encode(cp, m->enc[b]);
+        m->dec[cp] = (int16_t)b;
+    }
+}
+
+const nk_byte_map *nk_byte_map_get(void) {
+    pthread_once(&g_byte_once, byte_map_init);
+    return &g_byte_map;
+}
