@@ -1,0 +1,120 @@
+/*
+ * quantize.c: nk_quantize_file, nook's llama-quantize. The input is mapped read-only;
+ * each tensor's new type comes from the mix rules (mix.c); tensors that keep their type
+ * are copied byte for byte, the others are decoded a row at a time with the source
+ * type's to_float and re-encoded with the target's reference quantizer on n threads,
+ * straight into the output file (stream.c).
+ */
+#include "convert/convert.h"
+
+#include <string.h>
+#include <sys/stat.h>
+
+typedef struct {
+    const uint8_t *data;
+    size_t row_bytes;
+    int64_t ne0;
+    nk_to_float_fn to_float;
+} src_rows;
+
+static void fill_from_src(void *vctx, int64_t row, float *dst) {
+    const src_rows *c = vctx;
+    c->to_float(c->data + (size_t)row * c->row_bytes, dst, c->ne0);
+}
+
+static bool same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    if (strcmp(a, b) == 0) return true;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+nook_status nk_quantize_file(const char *in_path, const char *out_path, const char *ftype_name,
+                             int n_threads, nook_error *err) {
+    int ftype = nk_ftype_from_name(ftype_name);
+    if (ftype < 0)
+        return nk_fail(err, NOOK_EINVAL, "unknown quantization type '%s' (try Q4_K_M, Q8_0, Q4_0)",
+                       ftype_name ? ftype_name : "(null)");
+    if (!in_path || !out_path || same_file(in_path, out_path))
+        return nk_fail(err, NOOK_EINVAL, "quantize: input and output must be different files");
+
+    nk_map map = { 0 };
+    gguf_file *f = NULL;
+    gguf_writer *w = NULL;
+    const char **names = NULL;
+    nk_stream_tensor *infos = NULL;
+    nk_stream *s = NULL;
+    nook_status st = nk_map_file(in_path, false, &map, err);
+    if (st) return st;
+    st = gguf_parse(map.data, map.size, &f, err);
+    if (st) { nk_prefix(err, "%s: ", in_path); goto done; }
+
+    w = gguf_writer_new();
+    names = nk_calloc(f->n_tensors ? f->n_tensors : 1, sizeof *names);
+    infos = nk_alloc_array(f->n_tensors ? f->n_tensors : 1, sizeof *infos);
+    if (!w || !names || !infos) { st = nk_fail(err, NOOK_ENOMEM, "out of memory"); goto done; }
+    for (uint64_t i = 0; i < f->n_kv; i++)
+        if (gguf_set_kv_from(w, &f->kv[i]) != NOOK_OK) {
+            st = nk_fail(err, NOOK_EFORMAT, "%s: copying key %llu: %s", in_path,
+                         (unsigned long long)i, gguf_writer_error(w));
+            goto done;
+        }
+    if (gguf_set_u32(w, "general.file_type", (uint32_t)ftype) ||
+        gguf_set_u32(w, "general.quantization_version", 2)) {
+        st = nk_fail(err, NOOK_ENOMEM, "setting metadata: %s", gguf_writer_error(w));
+        goto done;
+    }
+
+    /* names need NUL-terminated copies for the mix rules */
+    for (uint64_t i = 0; i < f->n_tensors; i++) {
+        names[i] = nk_strndup(f->tensors[i].name.ptr, (size_t)f->tensors[i].name.len);
+        if (!names[i]) { st = nk_fail(err, NOOK_ENOMEM, "out of memory"); goto done; }
+    }
+    nk_mix mix;
+    nk_mix_init(&mix, ftype, names, (size_t)f->n_tensors);
+    for (uint64_t i = 0; i < f->n_tensors; i++) {
+        const gguf_tensor *t = &f->tensors[i];
+        uint32_t type = nk_mix_choose(&mix, names[i], t->n_dims, t->ne, t->type);
+        infos[i] = (nk_stream_tensor){ names[i], type, t->n_dims, { t->ne[0], t->ne[1], t->ne[2], t->ne[3] } };
+        if (type == t->type) continue;
+        const nk_type_traits *from = nk_type_get(t->type), *to = nk_type_get(type);
+        if (!from || !from->to_float) {
+            st = nk_fail(err, NOOK_EUNSUPPORTED, "%s: tensor '%s': cannot read type %s", in_path, names[i],
+                         nk_type_name(t->type) ? nk_type_name(t->type) : "unknown");
+            goto done;
+        }
+        if (!to || (type != NK_TYPE_F32 && !to->from_float_ref && !to->from_float)) {
+            st = nk_fail(err, NOOK_EUNSUPPORTED, "tensor '%s': cannot write type %s", names[i],
+                         nk_type_name(type) ? nk_type_name(type) : "unknown");
+            goto done;
+        }
+    }
+
+    st = nk_stream_open(out_path, w, infos, (size_t)f->n_tensors, &s, err);
+    if (st) goto done;
+    for (uint64_t i = 0; i < f->n_tensors && !st; i++) {
+        const gguf_tensor *t = &f->tensors[i];
+        if (infos[i].type == t->type) {
+            st = nk_stream_write(s, t->data, (size_t)t->nbytes, err);
+        } else {
+            int64_t ne0 = (int64_t)t->ne[0];
+            int64_t rows = (int64_t)(t->ne[1] * t->ne[2] * t->ne[3]);  /* the reader checked overflow */
+            src_rows c = { t->data, nk_row_size(t->type, ne0), ne0, nk_type_get(t->type)->to_float };
+            st = nk_stream_rows(s, infos[i].type, ne0, rows, fill_from_src, &c, n_threads, err);
+        }
+        if (st) nk_prefix(err, "tensor '%s': ", names[i]);
+    }
+    if (!st) {
+        st = nk_stream_finish(s, err);
+        s = NULL;
+    }
+done:
+    nk_stream_abort(s);
+    if (names)
+        for (uint64_t i = 0; f && i < f->n_tensors; i++) nk_free((void *)names[i]);
+    nk_free(names);
+    nk_free(infos);
+    gguf_writer_free(w);
+    gguf_free(f);
+    nk_unmap(&map);
+    return st;
+}
