@@ -367,13 +367,15 @@ static nook_status place_tensors(rd *r, gguf_file *f) {
     for (uint64_t i = 0; i < f->n_tensors && !st; i++) {
         gguf_tensor *t = &f->tensors[i];
         uint64_t end;
-        if (!nk_add_ok(t->offset, t->nbytes, &end) || end > data_len)
+        if (!nk_add_ok(t->offset, t->nbytes, &end) || end > data_len) {
             st = nk_fail(r->err, NOOK_EFORMAT,
                          "tensor '%.*s': data [%llu, +%llu) lies outside the file (the data section at %llu has %llu bytes)",
                          (int)t->name.len, t->name.ptr, (unsigned long long)t->offset, (unsigned long long)t->nbytes,
                          (unsigned long long)f->data_offset, (unsigned long long)data_len);
+            break;   /* and form no pointer from the bad offset: that alone is UB */
+        }
         t->data = f->base + f->data_offset + t->offset;
-        sp[i] = (span){ t->offset, t->offset + t->nbytes, (uint32_t)i };
+        sp[i] = (span){ t->offset, end, (uint32_t)i };
     }
     if (!st) {
         qsort(sp, f->n_tensors, sizeof *sp, span_cmp);

@@ -99,7 +99,7 @@ static void seed_model(seed *s) {
     gguf_set_u32(w, "llama.block_count", 1);
     gguf_set_u32(w, "llama.attention.head_count", 2);
     gguf_set_str(w, "tokenizer.ggml.model", "llama");
-    const char *toks[6] = { "<unk>", "<s>", "</s>", "<0x00>", "\xe2\x96\x81" "a", "b" };
+    const char *toks[6] = { "<unk>", "<s>", "</s>", "<0x00>", "\xe2\x96\x81\x61", "b" };
     const float scores[6] = { 0, 0, 0, 0, -1, -2 };
     const int32_t types[6] = { 2, 3, 3, 6, 1, 1 };
     gguf_set_arr_str(w, "tokenizer.ggml.tokens", toks, NULL, 6);
