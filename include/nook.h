@@ -137,6 +137,9 @@ typedef struct nook_session_params {
     int n_ctx;      /* context length in tokens (0 = min(n_ctx_train, 4096))   */
     int n_batch;    /* max tokens per forward pass (0 = 512)                    */
     int n_threads;  /* worker threads (0 = number of cores)                     */
+    bool plain_attn; /* false: attention rounds as llama.cpp's flash-attention
+                        kernel (its CPU default, -fa auto); true: as its non-flash
+                        path (-fa off). Both keep an f16 KV cache, as llama.cpp. */
 } nook_session_params;
 
 nook_session_params nook_session_default_params(void);

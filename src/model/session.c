@@ -5,11 +5,14 @@
  * Memory: nook_session_new allocates everything a decode can touch, sized for
  * n_batch tokens and n_ctx positions; nook_session_decode allocates nothing.
  *
- * KV cache: per layer, K rows by position ([n_ctx][n_head_kv*hd_k]) and V stored
- * transposed ([n_head_kv*hd_v][n_ctx]) so the attention-weighted sum of V is one dot
- * product per output dimension. Elements are f16 by default, as llama.cpp stores
- * them (its default cache type), so values match its rounding; NOOK_KV_F32=1 in the
- * environment selects an f32 cache (a debugging aid for numerics).
+ * KV cache: per layer, K and V rows by position ([n_ctx][n_head_kv*hd]). Elements
+ * are f16, as llama.cpp stores them by default, so values round as in llama.cpp;
+ * NOOK_KV_F32=1 in the environment selects an f32 cache (a debugging aid).
+ *
+ * Attention numerics follow llama.cpp's flash-attention kernel, which its default
+ * (-fa auto) selects on the CPU; nook_session_params.plain_attn selects the numerics
+ * of its non-flash path (-fa off) instead. Both match the reference to ~1e-5 in
+ * log-probability on the fixture models (tests/model).
  */
 #include "model/arch.h"
 
@@ -23,6 +26,7 @@ struct nook_session {
     int n_ctx, n_batch, n_past;
     uint32_t kv_type;
     size_t kv_esize;
+    bool flash;              /* flash-attention numerics */
     uint8_t *kv;             /* n_layer x (K then V) */
     size_t k_bytes, v_bytes; /* per layer */
     /* scratch, [n_batch][width] each */
@@ -87,6 +91,7 @@ nook_status nook_session_new(const nook_model *m, const nook_session_params *p,
     const char *kv32 = getenv("NOOK_KV_F32");
     s->kv_type = kv32 && kv32[0] == '1' ? NK_TYPE_F32 : NK_TYPE_F16;
     s->kv_esize = s->kv_type == NK_TYPE_F32 ? 4 : 2;
+    s->flash = !p->plain_attn;
 
     nook_status st = nk_pool_new(p->n_threads ? p->n_threads : nk_n_cores(), &s->pool, err);
     if (st) goto fail;
@@ -133,7 +138,7 @@ nook_status nook_session_new(const nook_model *m, const nook_session_params *p,
         st = nk_fail(err, NOOK_ENOMEM, "cannot allocate %zu bytes of matmul scratch", ws);
         goto fail;
     }
-    const size_t aw = nk_attn_wsize(nk_pool_size(s->pool), s->n_ctx, hp->head_dim_k);
+    const size_t aw = nk_attn_wsize(nk_pool_size(s->pool), s->n_ctx, NK_MAX(hp->head_dim_k, hp->head_dim_v));
     if (!(s->attn_ws = nk_aligned_alloc(aw))) {
         st = nk_fail(err, NOOK_ENOMEM, "cannot allocate %zu bytes of attention scratch", aw);
         goto fail;
@@ -184,15 +189,8 @@ static void store_kv(nook_session *s, int l, int pos0, int n_tok) {
         const size_t pos = (size_t)(pos0 + t);
         const float *k = s->k + (size_t)t * (size_t)n_k;
         const float *v = s->v + (size_t)t * (size_t)n_v;
-        if (s->kv_type == NK_TYPE_F32) {
-            memcpy(kc + pos * (size_t)n_k * 4, k, (size_t)n_k * 4);
-            float *vt = (float *)vc;
-            for (int d = 0; d < n_v; d++) vt[(size_t)d * (size_t)s->n_ctx + pos] = v[d];
-        } else {
-            kt->from_float(k, kc + pos * (size_t)n_k * 2, n_k);
-            uint16_t *vt = (uint16_t *)vc;
-            for (int d = 0; d < n_v; d++) vt[(size_t)d * (size_t)s->n_ctx + pos] = nk_fp32_to_fp16(v[d]);
-        }
+        kt->from_float(k, kc + pos * (size_t)n_k * s->kv_esize, n_k);
+        kt->from_float(v, vc + pos * (size_t)n_v * s->kv_esize, n_v);
     }
 }
 
@@ -236,7 +234,7 @@ static void forward(nook_session *s, const nook_token *tokens, int n_tok, int fi
         const nk_attn a = {
             .n_tok = n_tok, .pos0 = pos0, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
             .hd_k = hp->head_dim_k, .hd_v = hp->head_dim_v, .n_ctx = s->n_ctx, .n_swa = hp->n_swa,
-            .scale = hp->attn_scale, .kv_type = s->kv_type,
+            .scale = hp->attn_scale, .kv_type = s->kv_type, .flash = s->flash,
             .q = s->q, .k = kc, .v = kc + s->k_bytes, .out = s->att, .scratch = s->attn_ws,
         };
         nk_attention(pool, &a);

@@ -236,37 +236,127 @@ void nk_matmul(nk_pool *pool, const nk_tensor *W, const float *x, size_t xs, int
 
 /* ---- attention ----------------------------------------------------------------- */
 
-/* Per-thread scratch: scores [n_ctx] f32, probabilities [n_ctx] in the cache type
- * (at most 4 bytes each), the converted query [hd_k] (at most 4 bytes each). Each
- * piece is rounded up to 64 bytes. */
-static size_t attn_thread_bytes(int n_ctx, int hd_k) {
-    const size_t a = ((size_t)n_ctx * 4 + 63) & ~(size_t)63;
-    const size_t b = ((size_t)hd_k * 4 + 63) & ~(size_t)63;
-    return 2 * a + b;
+/* Per-thread scratch: scores [n_ctx] f32, probabilities [n_ctx] f32, the query in
+ * the cache type [hd] and the V accumulator [hd] (hd = max(hd_k, hd_v)), each piece
+ * rounded up to 64 bytes. */
+static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+static size_t attn_thread_bytes(int n_ctx, int hd) {
+    return 2 * round64((size_t)n_ctx * 4) + 2 * round64((size_t)hd * 4);
 }
 
-size_t nk_attn_wsize(int n_threads, int n_ctx, int hd_k) {
-    return (size_t)n_threads * attn_thread_bytes(n_ctx, hd_k);
+size_t nk_attn_wsize(int n_threads, int n_ctx, int hd) {
+    return (size_t)n_threads * attn_thread_bytes(n_ctx, hd);
 }
+
+static inline float round_f16(float x) { return nk_fp16_to_fp32(nk_fp32_to_fp16(x)); }
+
+/* The V accumulation, scalar reference versions (acc has hd_v floats):
+ *  plain: acc = fma(v, p, acc)             (f32 accumulation)
+ *  flash: acc = f16(acc * ms); acc = f16(fma(v, w, acc))   (ggml's f16 accumulator) */
+static void v_mad_plain(int n, float *acc, const void *v, bool f16, float p) {
+    if (f16) {
+        const uint16_t *h = v;
+        for (int d = 0; d < n; d++) acc[d] = fmaf(nk_fp16_to_fp32(h[d]), p, acc[d]);
+    } else {
+        const float *f = v;
+        for (int d = 0; d < n; d++) acc[d] = fmaf(f[d], p, acc[d]);
+    }
+}
+
+static void v_mad_flash(int n, float *acc, const void *v, bool f16, float ms, float w) {
+    if (f16) {
+        const uint16_t *h = v;
+        if (ms != 1.0f)
+            for (int d = 0; d < n; d++) acc[d] = round_f16(acc[d] * ms);
+        for (int d = 0; d < n; d++) acc[d] = round_f16(fmaf(nk_fp16_to_fp32(h[d]), w, acc[d]));
+    } else {
+        const float *f = v;
+        for (int d = 0; d < n; d++) acc[d] = acc[d] * ms + f[d] * w;
+    }
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define ATTN_TGT __attribute__((target("avx2,fma,f16c")))
+
+/* The same arithmetic 8 lanes at a time (F16C conversions round to nearest even,
+ * exactly as the scalar nk_fp32_to_fp16, and FMA is fused like fmaf). */
+ATTN_TGT static void v_mad_plain_f16c(int n, float *acc, const void *v, bool f16, float p) {
+    if (!f16) {
+        v_mad_plain(n, acc, v, f16, p);
+        return;
+    }
+    const uint16_t *h = v;
+    const __m256 vp = _mm256_set1_ps(p);
+    int d = 0;
+    for (; d + 8 <= n; d += 8) {
+        __m256 x = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + d)));
+        _mm256_storeu_ps(acc + d, _mm256_fmadd_ps(x, vp, _mm256_loadu_ps(acc + d)));
+    }
+    for (; d < n; d++) acc[d] = fmaf(nk_fp16_to_fp32(h[d]), p, acc[d]);
+}
+
+ATTN_TGT static void v_mad_flash_f16c(int n, float *acc, const void *v, bool f16, float ms, float w) {
+    if (!f16) {
+        v_mad_flash(n, acc, v, f16, ms, w);
+        return;
+    }
+    const uint16_t *h = v;
+    const __m256 vms = _mm256_set1_ps(ms), vw = _mm256_set1_ps(w);
+    int d = 0;
+    for (; d + 8 <= n; d += 8) {
+        __m256 a = _mm256_loadu_ps(acc + d);
+        if (ms != 1.0f) a = _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_mul_ps(a, vms), _MM_FROUND_TO_NEAREST_INT));
+        __m256 x = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + d)));
+        a = _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_fmadd_ps(x, vw, a), _MM_FROUND_TO_NEAREST_INT));
+        _mm256_storeu_ps(acc + d, a);
+    }
+    for (; d < n; d++) {
+        if (ms != 1.0f) acc[d] = round_f16(acc[d] * ms);
+        acc[d] = round_f16(fmaf(nk_fp16_to_fp32(h[d]), w, acc[d]));
+    }
+}
+
+static bool attn_simd(void) {
+    static atomic_int state;   /* 0 unknown, 1 yes, 2 no */
+    int s = atomic_load_explicit(&state, memory_order_relaxed);
+    if (s == 0) {
+        __builtin_cpu_init();
+        bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                  __builtin_cpu_supports("f16c") && strcmp(nk_tensor_isa(), "reference") != 0;
+        s = ok ? 1 : 2;
+        atomic_store_explicit(&state, s, memory_order_relaxed);
+    }
+    return s == 1;
+}
+#else
+static bool attn_simd(void) { return false; }
+#define v_mad_plain_f16c v_mad_plain
+#define v_mad_flash_f16c v_mad_flash
+#endif
 
 typedef struct attn_run {
     const nk_attn *a;
     const nk_type_traits *kt;   /* cache type traits (vec_dot, from_float) */
     size_t esize;               /* bytes per cache element */
+    bool simd;
 } attn_run;
 
 static void attn_fn(void *ctx, int ith, int nth) {
     const attn_run *run = ctx;
     const nk_attn *a = run->a;
     const size_t es = run->esize;
-    const bool f32 = a->kv_type == NK_TYPE_F32;
-    uint8_t *base = (uint8_t *)a->scratch + (size_t)ith * attn_thread_bytes(a->n_ctx, a->hd_k);
-    const size_t sz = ((size_t)a->n_ctx * 4 + 63) & ~(size_t)63;
+    const bool f16 = a->kv_type == NK_TYPE_F16;
+    uint8_t *base = (uint8_t *)a->scratch + (size_t)ith * attn_thread_bytes(a->n_ctx, NK_MAX(a->hd_k, a->hd_v));
+    const size_t sz = round64((size_t)a->n_ctx * 4), hz = round64((size_t)NK_MAX(a->hd_k, a->hd_v) * 4);
     float *scores = (float *)base;
-    uint8_t *probs = base + sz;
-    uint8_t *qconv = base + 2 * sz;
+    float *aux = (float *)(base + sz);          /* flash: rescale factors; plain: f16 probabilities */
+    void *qconv = base + 2 * sz;
+    float *acc = (float *)(base + 2 * sz + hz);
     const int group = a->n_head / a->n_head_kv;
     const size_t k_row = (size_t)a->n_head_kv * (size_t)a->hd_k * es;   /* bytes per position */
+    const size_t v_row = (size_t)a->n_head_kv * (size_t)a->hd_v * es;
     const size_t q_stride = (size_t)a->n_head * (size_t)a->hd_k;
     const size_t o_stride = (size_t)a->n_head * (size_t)a->hd_v;
     const int n_task = a->n_tok * a->n_head;
@@ -278,38 +368,62 @@ static void attn_fn(void *ctx, int ith, int nth) {
         const int n_kv = pos + 1 - lo;
         const float *q = a->q + (size_t)t * q_stride + (size_t)h * (size_t)a->hd_k;
         const void *qv = q;
-        if (!f32) {
+        if (f16) {
             run->kt->from_float(q, qconv, a->hd_k);
             qv = qconv;
         }
-        const uint8_t *kbase = (const uint8_t *)a->k + (size_t)kvh * (size_t)a->hd_k * es;
-        float max = -INFINITY;
+        const uint8_t *kb = (const uint8_t *)a->k + (size_t)lo * k_row + (size_t)kvh * (size_t)a->hd_k * es;
+        const uint8_t *vb = (const uint8_t *)a->v + (size_t)lo * v_row + (size_t)kvh * (size_t)a->hd_v * es;
         for (int j = 0; j < n_kv; j++) {
-            float s;
-            run->kt->vec_dot(a->hd_k, &s, kbase + (size_t)(lo + j) * k_row, qv);
-            s *= a->scale;
-            scores[j] = s;
-            max = s > max ? s : max;
+            run->kt->vec_dot(a->hd_k, &scores[j], kb + (size_t)j * k_row, qv);
+            scores[j] *= a->scale;
         }
+        float *out = a->out + (size_t)t * o_stride + (size_t)h * (size_t)a->hd_v;
+        memset(acc, 0, (size_t)a->hd_v * sizeof *acc);
+
+        if (a->flash) {
+            /* one pass as ggml walks it: running max M and sum S; a new max rescales
+             * the accumulator by exp(Mold - M), other positions weigh exp(s - M) */
+            float M = -INFINITY, S = 0.0f;
+            for (int j = 0; j < n_kv; j++) {
+                const float s = scores[j];
+                float ms = 1.0f, w = 1.0f;
+                if (s > M) {
+                    ms = expf(M - s);
+                    M = s;
+                } else {
+                    w = expf(s - M);
+                }
+                S = S * ms + w;
+                const void *vj = vb + (size_t)j * v_row;
+                if (run->simd) v_mad_flash_f16c(a->hd_v, acc, vj, f16, ms, w);
+                else v_mad_flash(a->hd_v, acc, vj, f16, ms, w);
+            }
+            const float S_inv = S == 0.0f ? 0.0f : 1.0f / S;
+            for (int d = 0; d < a->hd_v; d++) out[d] = acc[d] * S_inv;
+            continue;
+        }
+
+        /* plain: softmax (sum in double, as ggml), probabilities rounded to the cache
+         * type as ggml's KQ x V matmul does, then the weighted sum of V rows */
+        float max = -INFINITY;
+        for (int j = 0; j < n_kv; j++) max = scores[j] > max ? scores[j] : max;
         double sum = 0.0;
         for (int j = 0; j < n_kv; j++) {
             scores[j] = expf(scores[j] - max);
             sum += (double)scores[j];
         }
         const float inv = (float)(1.0 / sum);
-        for (int j = 0; j < n_kv; j++) scores[j] *= inv;
-        const void *pv = scores;
-        if (!f32) {
-            run->kt->from_float(scores, probs, n_kv);
-            pv = probs;
+        for (int j = 0; j < n_kv; j++) {
+            const float p = scores[j] * inv;
+            aux[j] = f16 ? round_f16(p) : p;
         }
-        /* V is stored transposed: each output dim is one dot over positions */
-        float *out = a->out + (size_t)t * o_stride + (size_t)h * (size_t)a->hd_v;
-        const uint8_t *vbase = (const uint8_t *)a->v;
-        for (int d = 0; d < a->hd_v; d++) {
-            const size_t vrow = (size_t)kvh * (size_t)a->hd_v + (size_t)d;
-            run->kt->vec_dot(n_kv, &out[d], vbase + (vrow * (size_t)a->n_ctx + (size_t)lo) * es, pv);
+        for (int j = 0; j < n_kv; j++) {
+            const void *vj = vb + (size_t)j * v_row;
+            if (run->simd) v_mad_plain_f16c(a->hd_v, acc, vj, f16, aux[j]);
+            else v_mad_plain(a->hd_v, acc, vj, f16, aux[j]);
         }
+        memcpy(out, acc, (size_t)a->hd_v * sizeof *acc);
     }
 }
 
@@ -318,6 +432,7 @@ void nk_attention(nk_pool *pool, const nk_attn *a) {
         .a = a,
         .kt = nk_type_get(a->kv_type),
         .esize = a->kv_type == NK_TYPE_F32 ? 4 : 2,
+        .simd = attn_simd(),
     };
     const double work = (double)a->n_tok * a->n_head * (double)(a->pos0 + a->n_tok) * (a->hd_k + a->hd_v);
     nk_pool_run(work < NK_PAR_MIN_WORK ? NULL : pool, attn_fn, &run);

@@ -7,9 +7,8 @@
  * RMSNorm sums squares in double; RoPE builds its angle table the way ggml does
  * (theta *= theta_scale per pair, cosf/sinf in float); a matmul quantizes each
  * activation row once to the weight type's vec_dot_type (F16 weights see activations
- * rounded to f16); attention rounds Q to the cache type for QK and the softmax
- * probabilities to the cache type for PV, as ggml's non-flash path does with an F16
- * cache.
+ * rounded to f16); attention follows ggml's flash-attention kernel (or its plain
+ * path) with the same cache type, roundings included (see nk_attention).
  *
  * Parallel ops take an nk_pool (NULL runs on the caller only). Results never depend
  * on the number of threads or on how tokens are batched: each output element is
@@ -92,13 +91,15 @@ void nk_matmul(nk_pool *pool, const nk_tensor *W, const float *x, size_t xs, int
 
 /* One layer's causal attention for a batch of n_tok queries at positions
  * pos0..pos0+n_tok-1 over the KV cache (which already holds positions 0..pos0+n_tok-1).
- * Layout: q [n_tok][n_head*hd_k] f32; K cache rows by position, [n_ctx][n_head_kv*hd_k]
- * of kv_type; V cache transposed, [n_head_kv*hd_v][n_ctx]; out [n_tok][n_head*hd_v].
+ * Layout: q [n_tok][n_head*hd_k] f32; K cache [n_ctx][n_head_kv*hd_k] and V cache
+ * [n_ctx][n_head_kv*hd_v], both of kv_type, one row per position; out
+ * [n_tok][n_head*hd_v]. Query head h reads KV head h / (n_head / n_head_kv).
  * n_swa > 0 limits each query to the last n_swa positions (sliding window). */
 typedef struct nk_attn {
     int n_tok, pos0, n_head, n_head_kv, hd_k, hd_v, n_ctx, n_swa;
     float scale;
     uint32_t kv_type;     /* NK_TYPE_F16 or NK_TYPE_F32 */
+    bool flash;           /* ggml's flash-attention numerics (see nk_attention) */
     const float *q;
     const void *k;
     const void *v;
@@ -106,7 +107,17 @@ typedef struct nk_attn {
     void *scratch;        /* nk_attn_wsize bytes */
 } nk_attn;
 
-size_t nk_attn_wsize(int n_threads, int n_ctx, int hd_k);
+/* Scratch bytes for n_threads threads; hd = max(hd_k, hd_v). */
+size_t nk_attn_wsize(int n_threads, int n_ctx, int hd);
+
+/* Two numerics, both as ggml computes them on the CPU with the same cache:
+ *  - flash = false (ggml's plain path): softmax over all scores, probabilities
+ *    rounded to the cache type, then one dot per output dim against V.
+ *  - flash = true (ggml_compute_forward_flash_attn_ext_f16): an online softmax
+ *    whose running V accumulator is kept in the cache type (f16: rounded after
+ *    every rescale and every multiply-add), divided by the sum at the end.
+ * The results differ by ~1e-3 relative with an f16 cache; llama.cpp picks flash
+ * attention on the CPU by default (-fa auto). */
 void nk_attention(nk_pool *pool, const nk_attn *a);
 
 #endif /* NOOK_TENSOR_OPS_H */

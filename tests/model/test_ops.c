@@ -94,7 +94,7 @@ static void test_matmul(uint32_t type, double tol) {
 }
 
 /* Attention against a naive f32 implementation, for both cache types. */
-static void test_attention(uint32_t kv_type, double tol) {
+static void test_attention(uint32_t kv_type, bool flash, double tol) {
     enum { NH = 4, NKV = 2, HD = 8, NCTX = 40, NTOK = 5, POS0 = 30 };
     const int es = kv_type == NK_TYPE_F32 ? 4 : 2;
     static float q[NTOK * NH * HD], kf[NCTX * NKV * HD], vf[NCTX * NKV * HD];
@@ -105,14 +105,15 @@ static void test_attention(uint32_t kv_type, double tol) {
     for (int pos = 0; pos < NCTX; pos++)
         for (int d = 0; d < NKV * HD; d++) {
             float kv = kf[pos * NKV * HD + d], vv = vf[pos * NKV * HD + d];
-            size_t ki = (size_t)pos * NKV * HD + d, vi = (size_t)d * NCTX + pos;   /* V transposed */
+            size_t ki = (size_t)pos * NKV * HD + d, vi = ki;
             if (es == 4) { ((float *)k)[ki] = kv; ((float *)v)[vi] = vv; }
             else { ((uint16_t *)k)[ki] = nk_fp32_to_fp16(kv); ((uint16_t *)v)[vi] = nk_fp32_to_fp16(vv); }
         }
     void *ws = nk_aligned_alloc(nk_attn_wsize(3, NCTX, HD));
+    CHECK(ws != NULL);
     nk_attn a = { .n_tok = NTOK, .pos0 = POS0, .n_head = NH, .n_head_kv = NKV, .hd_k = HD, .hd_v = HD,
                   .n_ctx = NCTX, .n_swa = 0, .scale = 1.0f / sqrtf(HD), .kv_type = kv_type,
-                  .q = q, .k = k, .v = v, .out = out1, .scratch = ws };
+                  .flash = flash, .q = q, .k = k, .v = v, .out = out1, .scratch = ws };
     nk_attention(NULL, &a);
     nk_pool *p3 = NULL;
     nk_pool_new(3, &p3, NULL);
@@ -139,7 +140,7 @@ static void test_attention(uint32_t kv_type, double tol) {
                 if (e > maxerr) maxerr = e;
             }
         }
-    CHECK_MSG(maxerr <= tol, "attention (%s cache): max error %g > %g", nk_type_name(kv_type), maxerr, tol);
+    CHECK_MSG(maxerr <= tol, "attention (%s cache, flash %d): max error %g > %g", nk_type_name(kv_type), flash, maxerr, tol);
     nk_pool_free(p3);
     nk_aligned_free(ws);
     free(k);
@@ -155,7 +156,9 @@ int main(void) {
     test_matmul(NK_TYPE_Q8_0, 0.1);   /* activations quantized to 8 bits */
     test_matmul(NK_TYPE_Q4_0, 0.3);
     test_matmul(NK_TYPE_Q4_K, 0.3);
-    test_attention(NK_TYPE_F32, 1e-5);
-    test_attention(NK_TYPE_F16, 5e-3);
+    for (int fl = 0; fl <= 1; fl++) {
+        test_attention(NK_TYPE_F32, fl, 1e-5);
+        test_attention(NK_TYPE_F16, fl, 5e-3);   /* K, V, Q (and the accumulator) in f16 */
+    }
     NK_TEST_DONE();
 }
