@@ -8,8 +8,9 @@
  * repeat_penalty 1.0 that is the argmax of the raw logits), ties to the lowest id.
  *
  * All buffers (n_vocab each) are allocated in nook_sampler_new; sampling allocates
- * nothing. Top-k and top-p never sort the whole vocabulary: candidates go into a
- * binary max-heap (O(n) to build) and are popped in order only as far as needed.
+ * nothing. Nothing sorts the whole vocabulary: top-k keeps a k-entry min-heap in one
+ * pass over the logits; top-p without top-k builds a max-heap (O(n)) and pops it in
+ * order only as far as the probability mass requires.
  *
  * Bad logits: NaN is treated as -inf (never drawn), +inf as FLT_MAX (so softmax stays
  * finite and an infinite logit simply dominates).
@@ -248,6 +249,45 @@ static nook_token heap_pop(const float *w, nook_token *h, int *n) {
     return top;
 }
 
+/* top-k in one pass: a min-heap of the k best so far (its root the worst of them), so
+ * most tokens cost a single comparison against the root. Writes the survivors, best
+ * first, to out and returns how many (fewer than k only if fewer are finite). heap
+ * is scratch of k entries. Ties keep the lower id: a later equal logit never beats
+ * the root. */
+static void sift_down_worst(const float *w, nook_token *h, int n, int i) {
+    nook_token x = h[i];
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && before(w, h[c], h[c + 1])) c++;     /* the worse child */
+        if (!before(w, x, h[c])) break;
+        h[i] = h[c];
+        i = c;
+    }
+    h[i] = x;
+}
+
+static int select_top_k(const float *w, int nv, int k, nook_token *heap, nook_token *out) {
+    int hn = 0;
+    for (int i = 0; i < nv; i++) {
+        if (w[i] == -INFINITY) continue;
+        if (hn < k) {                                   /* sift up */
+            int j = hn++;
+            while (j > 0 && before(w, heap[(j - 1) / 2], i)) { heap[j] = heap[(j - 1) / 2]; j = (j - 1) / 2; }
+            heap[j] = i;
+        } else if (before(w, i, heap[0])) {
+            heap[0] = i;
+            sift_down_worst(w, heap, hn, 0);
+        }
+    }
+    for (int m = hn; m > 0; m--) {                      /* pop worst first, fill from the back */
+        out[m - 1] = heap[0];
+        heap[0] = heap[m - 1];
+        if (m - 1 > 0) sift_down_worst(w, heap, m - 1, 0);
+    }
+    return hn;
+}
+
 static float max_logit(const float *w, const nook_token *ids, int n) {
     float m = -INFINITY;
     for (int i = 0; i < n; i++) if (w[ids[i]] > m) m = w[ids[i]];
@@ -280,19 +320,14 @@ int nk_sampler_candidates(nook_sampler *smp, const float *logits,
     }
 
     int n = 0;
-    for (int i = 0; i < nv; i++) if (w[i] > -INFINITY) cur[n++] = i;
-    if (n == 0) return 0;
     bool sorted = false;
-
-    /* top-k: pop the k best off a heap, in order */
-    if (p->top_k > 0 && p->top_k < n) {
-        heapify(w, cur, n);
-        int hn = n;
-        for (int i = 0; i < p->top_k; i++) spare[i] = heap_pop(w, cur, &hn);
-        n = p->top_k;
-        nook_token *t = cur; cur = spare; spare = t;
+    if (p->top_k > 0 && p->top_k < nv) {
+        n = select_top_k(w, nv, p->top_k, spare, cur);
         sorted = true;
+    } else {
+        for (int i = 0; i < nv; i++) if (w[i] > -INFINITY) cur[n++] = i;
     }
+    if (n == 0) return 0;
 
     /* top-p (on the softmax at temperature 1, as llama.cpp): keep the smallest prefix,
      * best first, whose probability reaches top_p. Unsorted input is popped off a heap

@@ -111,6 +111,43 @@ static void test_topk_set(void) {
     nook_sampler_free(s);
 }
 
+/* top-k against a reference full sort (logit desc, id asc) on a vocabulary with many
+ * ties and some -inf/NaN: same ids in the same order */
+static const float *cmp_logits;
+static int cmp_ref(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    float lx = cmp_logits[x], ly = cmp_logits[y];
+    if (lx != ly) return lx > ly ? -1 : 1;
+    return x - y;
+}
+
+static void test_topk_reference(void) {
+    enum { NV = 5000 };
+    static float l[NV], clean[NV];
+    static int ref[NV];
+    const nook_token *ids; const float *pr;
+    for (int trial = 0; trial < 20; trial++) {
+        int k = 1 + trial * 37 % 200;
+        int nref = 0;
+        for (int i = 0; i < NV; i++) {
+            float x = frand();
+            l[i] = x < 0.1f ? NAN : x < 0.2f ? -INFINITY : (float)(int)(x * 30.0f);  /* ties */
+            clean[i] = isnan(l[i]) ? -INFINITY : l[i];
+            if (clean[i] > -INFINITY) ref[nref++] = i;
+        }
+        cmp_logits = clean;
+        qsort(ref, (size_t)nref, sizeof ref[0], cmp_ref);
+        nook_sampler_params p = plain(1.0f, 1);
+        p.top_k = k;
+        nook_sampler *s = mk(p, NV);
+        int n = nk_sampler_candidates(s, l, &ids, &pr);
+        bool same = n == NK_MIN(k, nref);
+        for (int i = 0; same && i < n; i++) same = ids[i] == ref[i];
+        CHECK_MSG(same, "top_k %d trial %d differs from the sorted reference", k, trial);
+        nook_sampler_free(s);
+    }
+}
+
 /* probabilities 0.5, 0.3, 0.15, 0.05 at ids 2, 0, 3, 1 (shuffled so order is not id order) */
 static void dist4(float *l) {
     l[2] = logf(0.5f); l[0] = logf(0.3f); l[3] = logf(0.15f); l[1] = logf(0.05f);
@@ -425,6 +462,7 @@ int main(void) {
     test_greedy();
     test_topk1_is_greedy();
     test_topk_set();
+    test_topk_reference();
     test_topp_set();
     test_minp_set();
     test_temperature_probs();
