@@ -81,8 +81,11 @@ typedef struct gguf_file {
 
 /* Parse a GGUF view. On success *out owns the index (free with gguf_free); the view
  * must outlive it. Errors: NOOK_EFORMAT with a message naming the problem and the byte
- * offset; NOOK_EUNSUPPORTED for a well-formed file of an unknown version or tensor
- * type; NOOK_ENOMEM. */
+ * offset; NOOK_EUNSUPPORTED for a well-formed file of an unknown version, a byte-swapped
+ * (big-endian) file, or an unknown tensor type (named); NOOK_ENOMEM. Rules: docs/gguf.md.
+ * The returned gguf_file carries hidden lookup tables: use it through the pointer, never
+ * a by-value copy. A parsed file is read-only, so any number of threads may read and
+ * look up in it at once. */
 nook_status gguf_parse(const void *data, uint64_t len, gguf_file **out, nook_error *err);
 void gguf_free(gguf_file *f);
 
@@ -125,7 +128,7 @@ bool gguf_str_eq(gguf_str s, const char *c);
  * added, each aligned, exactly as llama.cpp's reader expects (no gaps but padding).
  * Setting an existing key replaces its value. Tensor data is copied at add time.
  */
-typedef struct gguf_writer gguf_writer;
+typedef struct gguf_writer gguf_writer;   /* one thread at a time */
 
 gguf_writer *gguf_writer_new(void);           /* NULL on out-of-memory */
 void gguf_writer_free(gguf_writer *w);
