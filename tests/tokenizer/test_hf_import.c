@@ -266,11 +266,12 @@ static void test_malformed(void) {
     CHECK_STR(arr_str("tokenizer.ggml.tokens", 3), "[PAD3]");
     remove_file("config.json");
 
-    /* every truncation of a real tokenizer.json fails cleanly (or, at full length, works) */
+    /* truncations of a real tokenizer.json fail cleanly */
     size_t len;
     char *full = slurp("tests/data/hf_import/mini_bpe/tokenizer.json", &len);
     int bad = 0;
-    for (size_t k = 0; k < len; k++) {
+    /* every length up to 64, then every 7th: each one is a file write and an import */
+    for (size_t k = 0; k < len; k += k < 64 ? 1 : 7) {
         write_file("tokenizer.json", full, k);
         nook_status st = import(g_tmp, NULL, &err);
         if (st != NOOK_EFORMAT || !err.msg[0]) bad++;
