@@ -88,7 +88,7 @@ nook_status nk_stream_open(const char *path, const gguf_writer *meta,
 /* Append bytes of the current tensor (tensors are filled in declaration order; a call
  * may cover part of a tensor or cross into the next one). */
 nook_status nk_stream_write(nk_stream *s, const void *data, size_t len, nook_error *err);
-/* Check every tensor got exactly its bytes, fsync, rename into place; frees s. */
+/* Check every tensor got exactly its bytes, flush, rename into place; frees s. */
 nook_status nk_stream_finish(nk_stream *s, nook_error *err);
 /* Abandon: close and delete the temporary file; frees s. NULL is a no-op. */
 void nk_stream_abort(nk_stream *s);

@@ -254,7 +254,9 @@ nook_status nk_stream_finish(nk_stream *s, nook_error *err) {
         nk_stream_abort(s);
         return st;
     }
-    if (fflush(s->fp) != 0 || fsync(fileno(s->fp)) != 0) {
+    /* No fsync: like llama-quantize, a converter's output is re-creatable, and syncing
+     * gigabytes (or the many small files of a test run) costs far more than it saves. */
+    if (fflush(s->fp) != 0) {
         st = nk_fail(err, NOOK_EIO, "%s: %s", s->tmp, strerror(errno));
         nk_stream_abort(s);
         return st;
