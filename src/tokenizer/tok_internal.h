@@ -26,13 +26,14 @@ enum {
  * lookup result below n_tokens IS the token id); the BPE loader appends merge parts
  * that are not tokens after them. */
 typedef struct nk_strtab {
-    char     *arena;      /* all strings, each NUL-terminated */
+    char     *arena;      /* records, 4-aligned: u32 id, u32 len, bytes, NUL */
     size_t    arena_len, arena_cap;
-    uint32_t *off;        /* id -> offset in arena */
+    uint32_t *off;        /* id -> offset of the string's bytes in arena */
     uint32_t *len;        /* id -> byte length */
     uint32_t  n, cap_ids;
-    uint32_t *slots;      /* id+1, 0 = empty */
-    uint32_t *slot_hash;
+    /* (hash32 << 32) | (record offset / 4 + 1); 0 = empty. A probe touches one slot
+     * and one record, i.e. two cache lines, which is what load time is made of. */
+    uint64_t *slots;
     uint32_t  mask;       /* slots - 1 (power of two) */
 } nk_strtab;
 
@@ -41,6 +42,14 @@ uint64_t nk_hash_bytes(const void *p, size_t n);
 int32_t nk_strtab_find(const nk_strtab *t, const char *s, size_t n);
 /* Id of s, adding it if absent; -1 on out-of-memory. *added (may be NULL) says which. */
 int32_t nk_strtab_intern(nk_strtab *t, const char *s, size_t n, bool *added);
+/* The same with the hash (nk_hash_bytes) already computed, and prefetch hints for
+ * batched loading: touch the slot, then the record it points to, before probing. */
+int32_t nk_strtab_find_h(const nk_strtab *t, const char *s, size_t n, uint64_t h64);
+int32_t nk_strtab_intern_h(nk_strtab *t, const char *s, size_t n, uint64_t h64, bool *added);
+void nk_strtab_prefetch(const nk_strtab *t, uint64_t h64);
+void nk_strtab_prefetch_rec(const nk_strtab *t, uint64_t h64);
+/* Pre-size for n_ids strings of about arena_bytes total (avoids rehashing); false on OOM. */
+bool nk_strtab_reserve(nk_strtab *t, size_t n_ids, size_t arena_bytes);
 static inline const char *nk_strtab_str(const nk_strtab *t, int32_t id) { return t->arena + t->off[id]; }
 
 /* ---- BPE merge table: (left id, right id) -> (rank, merged id) -------------------- */

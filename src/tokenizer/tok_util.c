@@ -40,76 +40,112 @@ uint64_t nk_hash_bytes(const void *p, size_t n) {
 
 /* ---- string table ---------------------------------------------------------------------- */
 
+static inline uint32_t rd32(const char *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+
 int32_t nk_strtab_find(const nk_strtab *t, const char *s, size_t n) {
+    return nk_strtab_find_h(t, s, n, nk_hash_bytes(s, n));
+}
+
+void nk_strtab_prefetch(const nk_strtab *t, uint64_t h64) {
+    if (t->slots) __builtin_prefetch(&t->slots[(uint32_t)(h64 >> 32) & t->mask]);
+}
+
+void nk_strtab_prefetch_rec(const nk_strtab *t, uint64_t h64) {
+    if (!t->slots) return;
+    uint64_t e = t->slots[(uint32_t)(h64 >> 32) & t->mask];
+    if (e) __builtin_prefetch(t->arena + ((size_t)(uint32_t)e - 1) * 4);
+}
+
+int32_t nk_strtab_find_h(const nk_strtab *t, const char *s, size_t n, uint64_t h64) {
     if (!t->slots) return -1;
-    uint64_t h64 = nk_hash_bytes(s, n);
     uint32_t h = (uint32_t)h64, i = (uint32_t)(h64 >> 32) & t->mask;
     for (;;) {
-        uint32_t e = t->slots[i];
+        uint64_t e = t->slots[i];
         if (!e) return -1;
-        uint32_t id = e - 1;
-        if (t->slot_hash[i] == h && t->len[id] == n && memcmp(t->arena + t->off[id], s, n) == 0)
-            return (int32_t)id;
+        if ((uint32_t)(e >> 32) == h) {
+            const char *rec = t->arena + ((size_t)(uint32_t)e - 1) * 4;
+            if (rd32(rec + 4) == n && memcmp(rec + 8, s, n) == 0) return (int32_t)rd32(rec);
+        }
         i = (i + 1) & t->mask;
     }
 }
 
-/* Rehash into a table twice the size; ids and arena stay. */
-static bool strtab_grow_slots(nk_strtab *t) {
-    uint32_t ncap = t->slots ? (t->mask + 1) * 2 : 1024;
-    uint32_t *slots = nk_calloc(ncap, sizeof *slots), *hs = nk_alloc_array(ncap, sizeof *hs);
-    if (!slots || !hs) { nk_free(slots); nk_free(hs); return false; }
-    uint32_t mask = ncap - 1;
-    for (uint32_t id = 0; id < t->n; id++) {
-        uint64_t h64 = nk_hash_bytes(t->arena + t->off[id], t->len[id]);
-        uint32_t i = (uint32_t)(h64 >> 32) & mask;
-        while (slots[i]) i = (i + 1) & mask;
-        slots[i] = id + 1;
-        hs[i] = (uint32_t)h64;
-    }
-    nk_free(t->slots); nk_free(t->slot_hash);
-    t->slots = slots; t->slot_hash = hs; t->mask = mask;
+static void slot_put(uint64_t *slots, uint32_t mask, uint64_t h64, size_t rec_off) {
+    uint32_t i = (uint32_t)(h64 >> 32) & mask;
+    while (slots[i]) i = (i + 1) & mask;
+    slots[i] = ((uint64_t)(uint32_t)h64 << 32) | (uint64_t)(rec_off / 4 + 1);
+}
+
+/* Rehash into a table of at least want slots; ids and arena stay. */
+static bool strtab_resize(nk_strtab *t, uint64_t want) {
+    uint64_t ncap = 1024;
+    while (ncap < want) ncap *= 2;
+    if (ncap > (1ull << 31)) return false;
+    uint64_t *slots = nk_calloc((size_t)ncap, sizeof *slots);
+    if (!slots) return false;
+    uint32_t mask = (uint32_t)(ncap - 1);
+    for (uint32_t id = 0; id < t->n; id++)
+        slot_put(slots, mask, nk_hash_bytes(t->arena + t->off[id], t->len[id]), t->off[id] - 8);
+    nk_free(t->slots);
+    t->slots = slots; t->mask = mask;
+    return true;
+}
+
+static bool grow_ids(nk_strtab *t, size_t want) {
+    if (want <= t->cap_ids) return true;
+    if (want > (size_t)INT32_MAX) return false;
+    uint32_t *o = nk_realloc(t->off, want * sizeof *o);
+    if (!o) return false;
+    t->off = o;
+    uint32_t *l = nk_realloc(t->len, want * sizeof *l);
+    if (!l) return false;
+    t->len = l;
+    t->cap_ids = (uint32_t)want;
+    return true;
+}
+
+static bool grow_arena(nk_strtab *t, size_t want) {
+    if (want <= t->arena_cap) return true;
+    size_t nc = t->arena_cap ? t->arena_cap : 4096;
+    while (nc < want) nc *= 2;
+    if (nc / 4 >= UINT32_MAX) return false;
+    char *a = nk_realloc(t->arena, nc);
+    if (!a) return false;
+    t->arena = a; t->arena_cap = nc;
+    return true;
+}
+
+bool nk_strtab_reserve(nk_strtab *t, size_t n_ids, size_t arena_bytes) {
+    if (!grow_ids(t, n_ids) || !grow_arena(t, arena_bytes)) return false;
+    if (!t->slots || (uint64_t)n_ids * 2 > (uint64_t)t->mask + 1) return strtab_resize(t, (uint64_t)n_ids * 2);
     return true;
 }
 
 int32_t nk_strtab_intern(nk_strtab *t, const char *s, size_t n, bool *added) {
+    return nk_strtab_intern_h(t, s, n, nk_hash_bytes(s, n), added);
+}
+
+int32_t nk_strtab_intern_h(nk_strtab *t, const char *s, size_t n, uint64_t h64, bool *added) {
     if (added) *added = false;
-    int32_t found = nk_strtab_find(t, s, n);
+    int32_t found = nk_strtab_find_h(t, s, n, h64);
     if (found >= 0) return found;
     if (n >= UINT32_MAX / 2 || t->n >= (uint32_t)INT32_MAX - 1) return -1;
     /* keep the load factor under 1/2 */
     if (!t->slots || (uint64_t)(t->n + 1) * 2 > (uint64_t)t->mask + 1) {
-        if (!strtab_grow_slots(t)) return -1;
+        if (!strtab_resize(t, (uint64_t)(t->n + 1) * 4)) return -1;
     }
-    if (t->n == t->cap_ids) {
-        uint32_t nc = t->cap_ids ? t->cap_ids * 2 : 1024;
-        uint32_t *o = nk_realloc(t->off, (size_t)nc * sizeof *o);
-        if (!o) return -1;
-        t->off = o;
-        uint32_t *l = nk_realloc(t->len, (size_t)nc * sizeof *l);
-        if (!l) return -1;
-        t->len = l;
-        t->cap_ids = nc;
-    }
-    if (t->arena_len + n + 1 > t->arena_cap) {
-        size_t nc = t->arena_cap ? t->arena_cap : 4096;
-        while (nc < t->arena_len + n + 1) nc *= 2;
-        if (nc > UINT32_MAX) return -1;
-        char *a = nk_realloc(t->arena, nc);
-        if (!a) return -1;
-        t->arena = a; t->arena_cap = nc;
-    }
-    uint32_t id = t->n++;
-    t->off[id] = (uint32_t)t->arena_len;
-    t->len[id] = (uint32_t)n;
-    if (n) memcpy(t->arena + t->arena_len, s, n);
-    t->arena[t->arena_len + n] = 0;
-    t->arena_len += n + 1;
-    uint64_t h64 = nk_hash_bytes(s, n);
-    uint32_t i = (uint32_t)(h64 >> 32) & t->mask;
-    while (t->slots[i]) i = (i + 1) & t->mask;
-    t->slots[i] = id + 1;
-    t->slot_hash[i] = (uint32_t)h64;
+    if (t->n == t->cap_ids && !grow_ids(t, t->cap_ids ? (size_t)t->cap_ids * 2 : 1024)) return -1;
+    size_t rec = (t->arena_len + 3) & ~(size_t)3;
+    if (!grow_arena(t, rec + 8 + n + 1)) return -1;
+    uint32_t id = t->n++, len32 = (uint32_t)n;
+    memcpy(t->arena + rec, &id, 4);
+    memcpy(t->arena + rec + 4, &len32, 4);
+    if (n) memcpy(t->arena + rec + 8, s, n);
+    t->arena[rec + 8 + n] = 0;
+    t->arena_len = rec + 8 + n + 1;
+    t->off[id] = (uint32_t)(rec + 8);
+    t->len[id] = len32;
+    slot_put(t->slots, t->mask, h64, rec);
     if (added) *added = true;
     return (int32_t)id;
 }

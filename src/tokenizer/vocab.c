@@ -152,6 +152,11 @@ static int32_t merge_find(const nk_vocab *v, int32_t l, int32_t r, int32_t *resu
     }
 }
 
+/* Merges are loaded in batches: hash every string of the batch and prefetch its table
+ * slot, then its record, then probe. Load time is almost all cache misses (three string
+ * lookups and one table insert per merge), and overlapping them is what makes a
+ * 280k-merge vocabulary load quickly. */
+#define MB 32
 static nook_status load_merges(nk_vocab *v, const gguf_kv *kv, nook_error *err) {
     gguf_str *m = NULL;
     nook_status st = gguf_arr_strings(&kv->val, &m, err);
@@ -159,49 +164,71 @@ static nook_status load_merges(nk_vocab *v, const gguf_kv *kv, nook_error *err) 
     uint64_t n = kv->val.v.arr.count;
     if (n > (uint64_t)INT32_MAX / 4) { nk_free(m); return nk_fail(err, NOOK_EFORMAT, "tokenizer.ggml.merges: %llu entries is too many", (unsigned long long)n); }
     uint64_t cap = 1024;
-    while (cap < n * 2) cap *= 2;
+    while (cap * 3 < n * 4) cap *= 2;   /* load factor <= 3/4: the table is page faults */
     v->merges = nk_calloc(cap, sizeof *v->merges);
-    if (!v->merges) { nk_free(m); return nk_fail(err, NOOK_ENOMEM, "tokenizer: out of memory for %llu merges", (unsigned long long)n); }
+    size_t max_len = 0;
+    for (uint64_t i = 0; i < n; i++) if (m[i].len > max_len) max_len = (size_t)m[i].len;
+    char *cat = nk_malloc(MB * (max_len + 1));
+    if (!v->merges || !cat) { nk_free(cat); nk_free(m); return nk_fail(err, NOOK_ENOMEM, "tokenizer: out of memory for %llu merges", (unsigned long long)n); }
     v->merge_mask = cap - 1;
-    char *cat = NULL; size_t cat_cap = 0;
-    for (uint64_t i = 0; i < n; i++) {
-        const char *s = m[i].ptr;
-        size_t len = m[i].len;
-        /* "left right", split at the first space after index 0 (llama.cpp) */
-        const char *sp = len > 1 ? memchr(s + 1, ' ', len - 1) : NULL;
-        if (!sp) continue;   /* llama.cpp files it as ("", "") which no symbol pair can hit */
-        size_t ll = (size_t)(sp - s), rl = len - ll - 1;
-        int32_t l = nk_strtab_intern(&v->strs, s, ll, NULL);
-        int32_t r = nk_strtab_intern(&v->strs, sp + 1, rl, NULL);
-        if (ll + rl > cat_cap) {
-            cat_cap = (ll + rl) * 2 + 16;
-            char *c = nk_realloc(cat, cat_cap);
-            if (!c) { l = -1; } else cat = c;
+    struct { const char *l, *r; size_t ll, rl; uint64_t hl, hr, hc; int32_t il, ir, ic; uint64_t key, kh; } b[MB];
+    for (uint64_t i0 = 0; i0 < n; i0 += MB) {
+        int nb = (int)NK_MIN((uint64_t)MB, n - i0);
+        for (int k = 0; k < nb; k++) {   /* parse, hash, prefetch slots */
+            const char *s = m[i0 + k].ptr;
+            size_t len = (size_t)m[i0 + k].len;
+            /* "left right", split at the first space after index 0 (llama.cpp) */
+            const char *sp = len > 1 ? memchr(s + 1, ' ', len - 1) : NULL;
+            if (!sp) { b[k].l = NULL; continue; }  /* llama.cpp files it as ("", ""): never hit */
+            b[k].l = s; b[k].ll = (size_t)(sp - s);
+            b[k].r = sp + 1; b[k].rl = len - b[k].ll - 1;
+            char *c = cat + (size_t)k * (max_len + 1);
+            memcpy(c, s, b[k].ll);
+            memcpy(c + b[k].ll, sp + 1, b[k].rl);
+            b[k].hl = nk_hash_bytes(b[k].l, b[k].ll);
+            b[k].hr = nk_hash_bytes(b[k].r, b[k].rl);
+            b[k].hc = nk_hash_bytes(c, b[k].ll + b[k].rl);
+            nk_strtab_prefetch(&v->strs, b[k].hl);
+            nk_strtab_prefetch(&v->strs, b[k].hr);
+            nk_strtab_prefetch(&v->strs, b[k].hc);
         }
-        int32_t res = -1;
-        if (l >= 0 && r >= 0) {
-            memcpy(cat, s, ll);
-            memcpy(cat + ll, sp + 1, rl);
-            res = nk_strtab_intern(&v->strs, cat, ll + rl, NULL);
+        for (int k = 0; k < nb; k++) {
+            if (!b[k].l) continue;
+            nk_strtab_prefetch_rec(&v->strs, b[k].hl);
+            nk_strtab_prefetch_rec(&v->strs, b[k].hr);
+            nk_strtab_prefetch_rec(&v->strs, b[k].hc);
         }
-        if (l < 0 || r < 0 || res < 0) {
-            nk_free(cat); nk_free(m);
-            return nk_fail(err, NOOK_ENOMEM, "tokenizer: out of memory loading merges");
+        for (int k = 0; k < nb; k++) {   /* resolve (interning the rare non-token part) */
+            if (!b[k].l) continue;
+            const char *c = cat + (size_t)k * (max_len + 1);
+            b[k].il = nk_strtab_intern_h(&v->strs, b[k].l, b[k].ll, b[k].hl, NULL);
+            b[k].ir = nk_strtab_intern_h(&v->strs, b[k].r, b[k].rl, b[k].hr, NULL);
+            b[k].ic = nk_strtab_intern_h(&v->strs, c, b[k].ll + b[k].rl, b[k].hc, NULL);
+            if (b[k].il < 0 || b[k].ir < 0 || b[k].ic < 0) {
+                nk_free(cat); nk_free(m);
+                return nk_fail(err, NOOK_ENOMEM, "tokenizer: out of memory loading merges");
+            }
+            b[k].key = (((uint64_t)(uint32_t)b[k].il << 32) | (uint32_t)b[k].ir) + 1;
+            b[k].kh = nk_hash_bytes(&b[k].key, 8) & v->merge_mask;
+            __builtin_prefetch(&v->merges[b[k].kh]);
         }
-        uint64_t key = (((uint64_t)(uint32_t)l << 32) | (uint32_t)r) + 1;
-        uint64_t j = nk_hash_bytes(&key, 8) & v->merge_mask;
-        while (v->merges[j].key && v->merges[j].key != key) j = (j + 1) & v->merge_mask;
-        if (!v->merges[j].key) {   /* first occurrence keeps its rank, as std::map::emplace */
-            v->merges[j].key = key;
-            v->merges[j].rank = (int32_t)i;
-            v->merges[j].result = res;
-            v->n_merges++;
+        for (int k = 0; k < nb; k++) {   /* insert; the first occurrence keeps its rank */
+            if (!b[k].l) continue;
+            uint64_t j = b[k].kh;
+            while (v->merges[j].key && v->merges[j].key != b[k].key) j = (j + 1) & v->merge_mask;
+            if (!v->merges[j].key) {
+                v->merges[j].key = b[k].key;
+                v->merges[j].rank = (int32_t)(i0 + (uint64_t)k);
+                v->merges[j].result = b[k].ic;
+                v->n_merges++;
+            }
         }
     }
     nk_free(cat);
     nk_free(m);
     return NOOK_OK;
 }
+#undef MB
 
 /* Special ids: defaults, then the GGUF key if it names a token (llama.cpp ignores an
  * out-of-range value such as 0xFFFFFFFF and keeps the default). */
@@ -214,6 +241,12 @@ static void special_key(const nk_vocab *v, const gguf_file *f, const char *key, 
 static bool text_in(const char *t, const char *const *list) {
     for (; *list; list++) if (strcmp(t, *list) == 0) return true;
     return false;
+}
+
+/* Position of t in a NULL-terminated list, or -1. */
+static int text_pos(const char *t, const char *const *list) {
+    for (int i = 0; list[i]; i++) if (strcmp(t, list[i]) == 0) return i;
+    return -1;
 }
 
 static void force_control(nk_vocab *v, int32_t id) { v->attr[id] |= NK_ATTR_CONTROL; }
@@ -241,16 +274,23 @@ static nook_status detect_specials(nk_vocab *v, nook_error *err) {
         { &v->eot, eot_texts }, { &v->eom, eom_texts }, { &v->fim_pre, fim_pre }, { &v->fim_suf, fim_suf },
         { &v->fim_mid, fim_mid }, { &v->fim_pad, fim_pad }, { &v->fim_rep, fim_rep }, { &v->fim_sep, fim_sep },
     };
-    /* llama.cpp walks its hash map (unspecified order); we walk ids in order, so when a
-     * vocab has two candidate texts the lower id wins. Only texts starting with '<', '[',
-     * '_' or '▁' can match, which keeps this pass cheap. */
+    /* llama.cpp takes the first match in its hash map's (unspecified) order; we take the
+     * candidate listed first (so "<|eot_id|>" beats "<|end_of_text|>"), then the lower id.
+     * Only texts starting with '<', '[', '_' or '▁' can match, which keeps this cheap. */
+    int best[NK_ARRAY_LEN(det)];
+    nook_token pick[NK_ARRAY_LEN(det)];
+    for (size_t k = 0; k < NK_ARRAY_LEN(det); k++) { best[k] = 1 << 30; pick[k] = -1; }
     for (int32_t id = 0; id < v->n_tokens; id++) {
         const char *t = nk_strtab_str(&v->strs, id);
         if (t[0] != '<' && t[0] != '[' && t[0] != '_' && (uint8_t)t[0] != 0xe2) continue;
         for (size_t k = 0; k < NK_ARRAY_LEN(det); k++) {
-            if (*det[k].id < 0 && text_in(t, det[k].texts)) { *det[k].id = id; force_control(v, id); }
+            if (*det[k].id >= 0) continue;
+            int p = text_pos(t, det[k].texts);
+            if (p >= 0 && p < best[k]) { best[k] = p; pick[k] = id; }
         }
     }
+    for (size_t k = 0; k < NK_ARRAY_LEN(det); k++)
+        if (pick[k] >= 0) { *det[k].id = pick[k]; force_control(v, pick[k]); }
     /* "unused" control tokens */
     for (int32_t id = 0; id < v->n_tokens; id++)
         if ((v->attr[id] & NK_ATTR_CONTROL) && strstr(nk_strtab_str(&v->strs, id), "unused"))
@@ -427,7 +467,15 @@ nook_status nk_vocab_load(const gguf_file *f, nk_vocab **out, nook_error *err) {
         gguf_str *toks = NULL;
         st = gguf_arr_strings(&tk->val, &toks, err);
         if (st) goto fail;
+        /* pre-size for the tokens; merge parts that are not tokens are few and grow it */
+        if (!nk_strtab_reserve(&v->strs, (size_t)(nt + 300), (size_t)(tk->val.v.arr.nbytes + 12 * nt + 4096))) {
+            nk_free(toks);
+            FAIL(NOOK_ENOMEM, "tokenizer: out of memory for %llu tokens", (unsigned long long)nt);
+        }
         for (uint64_t i = 0; i < nt; i++) {
+            if (i % 16 == 0)   /* prefetch the slots of the next 16 tokens (see load_merges) */
+                for (uint64_t k = i; k < nt && k < i + 16; k++)
+                    nk_strtab_prefetch(&v->strs, nk_hash_bytes(toks[k].ptr, (size_t)toks[k].len));
             char empty[32];
             const char *s = toks[i].ptr;
             size_t len = toks[i].len;
@@ -549,7 +597,7 @@ fail:
 void nk_vocab_free(nk_vocab *v) {
     if (!v) return;
     nk_free(v->strs.arena); nk_free(v->strs.off); nk_free(v->strs.len);
-    nk_free(v->strs.slots); nk_free(v->strs.slot_hash);
+    nk_free(v->strs.slots);
     nk_free(v->scores); nk_free(v->attr); nk_free(v->ttype);
     nk_free(v->eog); nk_free(v->eog_list);
     nk_free(v->special); nk_free(v->special_rank); nk_free(v->trie);
