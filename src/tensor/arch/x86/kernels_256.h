@@ -139,6 +139,15 @@ NK_TGT static void NK_FN(vec_dot_q5_1)(int n, float *s, const void *vx, const vo
 
 /* ---- K-quants against Q8_K -------------------------------------------------------- */
 
+/* sum_g sc16[g] * bsums[g] over the 16 sub-block sums of a Q8_K block */
+NK_TGT static inline int NK_FN(bsum_dot)(const int16_t *bsums, __m256i sc16) {
+    const __m256i p = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)bsums), sc16);
+    __m128i u = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+    u = _mm_add_epi32(u, _mm_shuffle_epi32(u, 0x4E));
+    u = _mm_add_epi32(u, _mm_shuffle_epi32(u, 0xB1));
+    return _mm_cvtsi128_si32(u);
+}
+
 /* The 8 six-bit scales (sc) and mins (mn) of a Q4_K/Q5_K block, unpacked four at a
  * time through u32 words (the same bits nk_get_scale_min_k4 picks one by one). */
 static inline void NK_FN(k4_scales)(const uint8_t *packed, uint8_t sc[8], uint8_t mn[8]) {
@@ -153,10 +162,9 @@ static inline void NK_FN(k4_scales)(const uint8_t *packed, uint8_t sc[8], uint8_
 }
 
 /* mins through bsums: sum_j mn_j * (bsums[2j] + bsums[2j+1]) */
-static inline int NK_FN(k4_summs)(const uint8_t mn[8], const int16_t *bsums) {
-    int summs = 0;
-    for (int j = 0; j < 8; j++) summs += mn[j] * (bsums[2 * j] + bsums[2 * j + 1]);
-    return summs;
+NK_TGT static inline int NK_FN(k4_summs)(const uint8_t mn[8], const int16_t *bsums) {
+    const __m128i m = _mm_loadl_epi64((const __m128i *)mn);
+    return NK_FN(bsum_dot)(bsums, _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m)));
 }
 
 NK_TGT static void NK_FN(vec_dot_q4_K)(int n, float *s, const void *vx, const void *vy) {
@@ -245,8 +253,7 @@ NK_TGT static void NK_FN(vec_dot_q6_K)(int n, float *s, const void *vx, const vo
             sumi0 = _mm256_add_epi32(sumi0, NK_DOT_SC(q2, _mm256_loadu_si256((const __m256i *)(y8 + 64)), s8[4], s8[5]));
             sumi1 = _mm256_add_epi32(sumi1, NK_DOT_SC(q3, _mm256_loadu_si256((const __m256i *)(y8 + 96)), s8[6], s8[7]));
         }
-        int offs = 0;
-        for (int g = 0; g < 16; g++) offs += sc[g] * y[i].bsums[g];
+        const int offs = NK_FN(bsum_dot)(y[i].bsums, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc)));
         const float d = NK_FN(h2f)(x[i].d) * y[i].d;
         const __m256i sumi = _mm256_add_epi32(sumi0, sumi1);
         /* fold the offset into lane 0 so the block's integer total stays exact */
@@ -265,26 +272,35 @@ NK_TGT static void NK_FN(vec_dot_q3_K)(int n, float *s, const void *vx, const vo
     const __m256i m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
     __m256 acc = _mm256_setzero_ps();
     for (int i = 0; i < n / QK_K; i++) {
-        int8_t sc[16];
-        nk_q3_K_scales(x[i].scales, sc);
+        /* the 16 six-bit scales, four bytes at a time (the bits nk_q3_K_scales picks) */
+        uint32_t a[3], u[4];
+        memcpy(a, x[i].scales, 12);
+        u[0] = (a[0] & 0x0f0f0f0fu) | (((a[2] >> 0) & 0x03030303u) << 4);
+        u[1] = (a[1] & 0x0f0f0f0fu) | (((a[2] >> 2) & 0x03030303u) << 4);
+        u[2] = ((a[0] >> 4) & 0x0f0f0f0fu) | (((a[2] >> 4) & 0x03030303u) << 4);
+        u[3] = ((a[1] >> 4) & 0x0f0f0f0fu) | (((a[2] >> 6) & 0x03030303u) << 4);
+        uint8_t su[16];
+        memcpy(su, u, 16);
+        int sc[16];
+        for (int g = 0; g < 16; g++) sc[g] = (int)su[g] - 32;
         const int8_t *q8 = y[i].qs;
-        __m256i hm = _mm256_loadu_si256((const __m256i *)x[i].hmask);
+        const __m256i hm = _mm256_loadu_si256((const __m256i *)x[i].hmask);
+        const __m256i qa = _mm256_loadu_si256((const __m256i *)x[i].qs);
+        const __m256i qb = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32));
         __m256i sumi0 = _mm256_setzero_si256(), sumi1 = _mm256_setzero_si256();
-        for (int hf = 0; hf < 2; hf++) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * hf));
-            for (int k = 0; k < 4; k++) {
-                const int g = 4 * hf + k;
-                const __m256i hb = _mm256_slli_epi16(_mm256_and_si256(hm, one), 2);
-                hm = _mm256_srli_epi16(hm, 1);
-                const __m256i code = _mm256_or_si256(_mm256_and_si256(q, m3), hb);
-                q = _mm256_srli_epi16(q, 2);
-                const __m256i yv = _mm256_loadu_si256((const __m256i *)(q8 + 32 * g));
-                if (k & 1) sumi1 = _mm256_add_epi32(sumi1, NK_DOT_SC(code, yv, sc[2 * g], sc[2 * g + 1]));
-                else sumi0 = _mm256_add_epi32(sumi0, NK_DOT_SC(code, yv, sc[2 * g], sc[2 * g + 1]));
-            }
-        }
-        int offs = 0;
-        for (int g = 0; g < 16; g++) offs += sc[g] * y[i].bsums[g];
+#define NK_Q3_GROUP(g, qv, sh, acc_) do { \
+        const __m256i hb_ = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hm, (g)), one), 2); \
+        const __m256i code_ = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16((qv), (sh)), m3), hb_); \
+        const __m256i yv_ = _mm256_loadu_si256((const __m256i *)(q8 + 32 * (g))); \
+        acc_ = _mm256_add_epi32(acc_, NK_DOT_SC(code_, yv_, sc[2 * (g)], sc[2 * (g) + 1])); \
+    } while (0)
+        NK_Q3_GROUP(0, qa, 0, sumi0); NK_Q3_GROUP(1, qa, 2, sumi1);
+        NK_Q3_GROUP(2, qa, 4, sumi0); NK_Q3_GROUP(3, qa, 6, sumi1);
+        NK_Q3_GROUP(4, qb, 0, sumi0); NK_Q3_GROUP(5, qb, 2, sumi1);
+        NK_Q3_GROUP(6, qb, 4, sumi0); NK_Q3_GROUP(7, qb, 6, sumi1);
+#undef NK_Q3_GROUP
+        const __m256i sc16 = _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)su)), _mm256_set1_epi16(32));
+        const int offs = NK_FN(bsum_dot)(y[i].bsums, sc16);
         const float d = NK_FN(h2f)(x[i].d) * y[i].d;
         const __m256i fix = _mm256_set_epi32(0, 0, 0, 0, 0, 0, 0, -4 * offs);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_add_epi32(sumi0, sumi1), fix)), acc);
@@ -314,8 +330,8 @@ NK_TGT static void NK_FN(vec_dot_q2_K)(int n, float *s, const void *vx, const vo
                 else sumi0 = _mm256_add_epi32(sumi0, p);
             }
         }
-        int summs = 0;
-        for (int g = 0; g < 16; g++) summs += y[i].bsums[g] * (sc[g] >> 4);
+        const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(_mm_loadu_si128((const __m128i *)sc), 4), _mm_set1_epi8(0x0F)));
+        const int summs = NK_FN(bsum_dot)(y[i].bsums, mins16);
         const float dall = y[i].d * NK_FN(h2f)(x[i].d), dmin = y[i].d * NK_FN(h2f)(x[i].dmin);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(dall), _mm256_cvtepi32_ps(_mm256_add_epi32(sumi0, sumi1)), acc);
         accm += dmin * (float)summs;
