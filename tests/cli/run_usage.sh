@@ -71,13 +71,15 @@ expect_fail "detokenize without model" "$NOOK" detokenize
 
 # file errors
 for verb in run show tokenize detokenize; do
-    expect_fail "$verb missing file" "$NOOK" $verb "$M" 1
+    extra=1; [ $verb = show ] && extra=--verbose
+    expect_fail "$verb missing file" "$NOOK" $verb "$M" $extra
     check_eq "$verb missing file exit" "$rc" 1
     check_contains "$verb missing file named" "$err" "$M"
 done
 NOTGGUF="$(dirname "$0")/lib.bash"
 for verb in run show tokenize detokenize; do
-    expect_fail "$verb not a gguf" "$NOOK" $verb "$NOTGGUF" 1
+    extra=1; [ $verb = show ] && extra=--verbose
+    expect_fail "$verb not a gguf" "$NOOK" $verb "$NOTGGUF" $extra
     check_eq "$verb not a gguf exit" "$rc" 1
 done
 printf 'GGUF\003\000\000\000' >"$TMP/trunc.gguf"

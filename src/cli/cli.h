@@ -1,0 +1,106 @@
+/*
+ * cli.h: what the verbs of the `nook` command share: option tables, error reporting,
+ * number parsing, the log sink, input reading and tokenization helpers.
+ *
+ * Exit codes (docs/cli.md): 0 success, 1 a runtime failure (file, model, context),
+ * 2 a usage error (unknown verb or option, bad option value, missing argument).
+ * Every failure prints exactly one line "nook: <message>" on stderr.
+ */
+#ifndef NOOK_CLI_H
+#define NOOK_CLI_H
+
+#include "base/base.h"
+
+#include <stdio.h>
+
+#ifndef NOOK_VERSION
+#define NOOK_VERSION "0.1.0-dev"
+#endif
+
+enum { CLI_OK = 0, CLI_EFAIL = 1, CLI_EUSAGE = 2 };
+
+/* ---- options ----------------------------------------------------------------------
+ * Each verb describes its options in a table; cli_parse fills the destinations and
+ * collects positional arguments. Options may appear anywhere ("--" ends them) and
+ * take their value as the next argument or after '=' (--top-k=5). */
+typedef enum {
+    OPT_FLAG,    /* bool *dst = true                                    */
+    OPT_SET,     /* int *dst = (int)min (e.g. --think / --no-think)     */
+    OPT_INT,     /* int *dst, within [min, max]                         */
+    OPT_I64,     /* int64_t *dst, within [min, max]                     */
+    OPT_FLOAT,   /* float *dst, finite, within [min, max]               */
+    OPT_STR,     /* const char **dst (borrowed from argv)               */
+} cli_opt_kind;
+
+typedef struct cli_opt {
+    const char *name;      /* long name without "--" */
+    char short_name;       /* 0: none */
+    cli_opt_kind kind;
+    void *dst;
+    double min, max;
+    const char *metavar;   /* for usage: "N", "X", ... (NULL for flags) */
+    const char *help;
+} cli_opt;
+
+typedef struct cli_verb_info {
+    const char *name;      /* "run" */
+    const char *args;      /* "MODEL [PROMPT...]" */
+    const char *summary;   /* one line */
+    const cli_opt *opts;
+    int n_opts;
+} cli_verb_info;
+
+/* Parses argv[1..argc) (argv[0] is the verb). On success returns CLI_OK with the
+ * positional arguments moved, in order, to argv[0..*n_pos). Prints the
+ * verb's usage and returns -1 for --help/-h; prints "nook: ..." and returns
+ * CLI_EUSAGE for an unknown option or a bad value. */
+int cli_parse(const cli_verb_info *v, int argc, char **argv, int *n_pos);
+void cli_usage(const cli_verb_info *v, FILE *out);
+
+/* ---- errors and logging ------------------------------------------------------------- */
+
+/* Prints "nook: <message>\n" on stderr and returns code. The message is one line:
+ * newlines in it are printed as spaces. */
+int cli_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The log sink: warnings and errors always, info/debug only when verbose. */
+void cli_install_log(bool verbose);
+
+/* ---- input -------------------------------------------------------------------------- */
+
+/* Reads f to EOF (or to the first newline when one_line, without the newline) into
+ * a NUL-terminated nk_malloc'd buffer. NULL on out-of-memory or a read error. */
+char *cli_read_stream(FILE *f, bool one_line, size_t *len);
+
+/* ---- models and tokens ---------------------------------------------------------------- */
+
+/* Loads the model at path, or prints the error and returns NULL. */
+nook_model *cli_load_model(const char *path, int n_threads, bool no_mmap);
+
+/* Tokenizes text into a fresh nk_malloc'd array (*out, *n). On failure prints the
+ * error and returns CLI_EFAIL. */
+int cli_tokenize(const nook_model *m, const char *text, size_t len, bool add_special,
+                 bool parse_special, nook_token **out, size_t *n);
+
+/* Tokenizes a prompt for generation: the vocabulary's BOS in front when it asks for
+ * one (and the text did not already produce it, e.g. a template that writes <s>),
+ * never a trailing EOS. */
+int cli_prompt_tokens(const nook_model *m, const char *text, size_t len, bool parse_special,
+                      nook_token **out, size_t *n);
+
+/* Whether the tokenizer puts a space in front of the text (SentencePiece's
+ * add_space_prefix): then detokenizing the tokens of "a" gives " a". */
+bool cli_adds_space_prefix(const nook_model *m);
+
+/* ---- formatting ----------------------------------------------------------------------- */
+
+/* A duration the way Go prints time.Duration (Ollama's --verbose): "1.234567s",
+ * "12.5ms", "830µs", "2m3.5s". */
+void cli_fmt_duration(char *buf, size_t cap, double ms);
+
+/* ---- verbs ------------------------------------------------------------------------------ */
+int cli_run(int argc, char **argv);
+int cli_show(int argc, char **argv);
+int cli_tokenize_cmd(int argc, char **argv);
+int cli_detokenize_cmd(int argc, char **argv);
+
+#endif /* NOOK_CLI_H */

@@ -1,0 +1,70 @@
+/*
+ * main.c: the `nook` command: dispatch to a verb (one file each: cli_run.c,
+ * cli_show.c, cli_tokenize.c), --version and help. See docs/cli.md.
+ */
+#include "cli/cli.h"
+
+#include <string.h>
+
+typedef struct verb {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+} verb;
+
+static const verb k_verbs[] = {
+    { "run",        cli_run,            "Generate text from a prompt (chat template applied unless --raw)" },
+    { "show",       cli_show,           "Show a model's architecture, size, quantization, tokenizer, template" },
+    { "tokenize",   cli_tokenize_cmd,   "Print the token ids of a text" },
+    { "detokenize", cli_detokenize_cmd, "Print the text of token ids" },
+};
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "nook: a local-first language-model runtime\n\n"
+            "Usage:\n  nook COMMAND [ARGS] [OPTIONS]\n\nCommands:\n");
+    for (size_t i = 0; i < NK_ARRAY_LEN(k_verbs); i++)
+        fprintf(out, "  %-11s %s\n", k_verbs[i].name, k_verbs[i].summary);
+    fprintf(out, "  %-11s %s\n", "help", "Show help for nook or for a command");
+    fprintf(out,
+            "\nFlags:\n  -h, --help      show this help\n  -v, --version   show the version\n\n"
+            "MODEL is the path of a .gguf file. Use \"nook COMMAND --help\" for a command's options.\n");
+}
+
+static const verb *find_verb(const char *name) {
+    for (size_t i = 0; i < NK_ARRAY_LEN(k_verbs); i++)
+        if (strcmp(k_verbs[i].name, name) == 0) return &k_verbs[i];
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    cli_install_log(false);
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_EUSAGE;
+    }
+    const char *a = argv[1];
+    if (strcmp(a, "--version") == 0 || strcmp(a, "-v") == 0 || strcmp(a, "version") == 0) {
+        printf("nook version %s\n", NOOK_VERSION);
+        return CLI_OK;
+    }
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+        usage(stdout);
+        return CLI_OK;
+    }
+    if (strcmp(a, "help") == 0) {
+        if (argc < 3) { usage(stdout); return CLI_OK; }
+        const verb *v = find_verb(argv[2]);
+        if (!v) return cli_fail(CLI_EUSAGE, "unknown command '%s' (see 'nook help')", argv[2]);
+        char *hargv[] = { argv[2], (char *)"--help", NULL };
+        v->fn(2, hargv);   /* prints the usage */
+        return CLI_OK;
+    }
+    const verb *v = find_verb(a);
+    if (!v) {
+        if (a[0] == '-') return cli_fail(CLI_EUSAGE, "unknown flag '%s' (see 'nook help')", a);
+        return cli_fail(CLI_EUSAGE, "unknown command '%s' (see 'nook help')", a);
+    }
+    int rc = v->fn(argc - 1, argv + 1);
+    return rc < 0 ? CLI_OK : rc;   /* -1: the verb printed its --help */
+}
