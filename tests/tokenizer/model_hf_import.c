@@ -19,7 +19,7 @@ typedef struct imported {
 } imported;
 
 static bool import(const char *rel, const char *arch, imported *im) {
-    char dir[2048], path[128];
+    char dir[1024], path[64];
     snprintf(path, sizeof path, "%s/tokenizer.json", rel);
     nk_test_fixture(dir, sizeof dir, path);   /* skips when absent */
     snprintf(dir, sizeof dir, "%s/%s", nk_test_models(), rel);
