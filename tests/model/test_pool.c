@@ -43,13 +43,13 @@ int main(void) {
         j.pool = p;
         atomic_init(&j.calls, 0);
         atomic_init(&j.seen_mask, 0);
-        const int runs = 500;
+        const int runs = 300;
         for (int r = 0; r < runs; r++) nk_pool_run(p, count_fn, &j);
         CHECK_EQ_INT(atomic_load(&j.calls), runs * n);
         CHECK_EQ_INT(atomic_load(&j.seen_mask), (1 << n) - 1);
         CHECK_EQ_INT(j.nth_seen, n);
         int bad = 0;
-        for (int r = 0; r < 500; r++) {
+        for (int r = 0; r < 200; r++) {
             nk_pool_run(p, phase_fn, &j);
             for (int i = 0; i < n; i++) bad += j.sums[i] != (long)n * (n + 1) / 2;
         }
