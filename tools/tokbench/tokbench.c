@@ -3,6 +3,7 @@
  *
  *   tokbench --gguf MODEL.gguf [--text FILE] [--reps N]
  *   tokbench --llama3 DIR [--text FILE] [--reps N] [--write-gguf OUT.gguf]
+ *   ... [--dump IDS.txt]   (one id per line, to diff against llama.cpp)
  *
  * --llama3 builds the Llama 3 vocabulary from DIR/encoder.json + DIR/vocab.bpe (see
  * tests/tokenizer/tt_gpt2_vocab.h); --write-gguf saves it, e.g. for llama.cpp. Prints
@@ -30,7 +31,7 @@ static int die(const char *what, const nook_error *e) {
 }
 
 int main(int argc, char **argv) {
-    const char *gguf = NULL, *l3 = NULL, *text_path = NULL, *write = NULL;
+    const char *gguf = NULL, *l3 = NULL, *text_path = NULL, *write = NULL, *dump = NULL;
     int reps = 3;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--gguf") && i + 1 < argc) gguf = argv[++i];
@@ -38,6 +39,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--text") && i + 1 < argc) text_path = argv[++i];
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--write-gguf") && i + 1 < argc) write = argv[++i];
+        else if (!strcmp(argv[i], "--dump") && i + 1 < argc) dump = argv[++i];
         else { fprintf(stderr, "usage: tokbench (--gguf F | --llama3 DIR [--write-gguf OUT]) [--text FILE] [--reps N]\n"); return 2; }
     }
     if (!gguf == !l3) { fprintf(stderr, "tokbench: give exactly one of --gguf, --llama3\n"); return 2; }
@@ -90,6 +92,12 @@ int main(int argc, char **argv) {
         }
         ok = ok && bl == len && memcmp(back, text, len) == 0;
         printf("round trip (pieces): %s\n", ok ? "identical" : "DIFFERENT");
+        if (dump) {
+            FILE *f = fopen(dump, "w");
+            if (!f) { perror(dump); return 1; }
+            for (size_t i = 0; i < n; i++) fprintf(f, "%d\n", toks[i]);
+            fclose(f);
+        }
         free(back); free(toks); nk_free(text);
     }
     nk_vocab_free(v);
