@@ -219,7 +219,7 @@ int cli_tokenize(const nook_model *m, const char *text, size_t len, bool add_spe
         if (st == NOOK_OK) { *out = toks; *n = need; return CLI_OK; }
         nk_free(toks);
         if (st != NOOK_ERANGE || need <= cap)
-            return cli_fail(CLI_EFAIL, "tokenize: %s", err.msg[0] ? err.msg : nook_status_str(st));
+            return cli_fail(CLI_EFAIL, "%s", err.msg[0] ? err.msg : nook_status_str(st));
         cap = need;
     }
     return cli_fail(CLI_EFAIL, "tokenize: token count changed between attempts");
