@@ -643,7 +643,8 @@ static int f_sort(nk_jctx *c, nk_jv v, const fargs *a, bool unique, int line, nk
             bool seen = false;
             for (size_t j = 0; j < i && !seen; j++) seen = nk_jv_eq(it[j].key, it[i].key);
             if (!seen) res->v[res->n++] = it[i].val;
-            if ((i & 63) == 0 && nk_jstep(c, line)) return -1;
+            c->steps += i / 64;   /* quadratic: charge the comparisons, not just the items */
+            if (nk_jstep(c, line)) return -1;
         }
     } else {
         if (sort_items(c, it, items->n, rev && nk_jv_truthy(*rev), line)) return -1;

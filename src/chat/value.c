@@ -261,7 +261,13 @@ static double jv_num(nk_jv v) {
     return v.t == JV_FLOAT ? v.u.f : v.t == JV_INT ? (double)v.u.i : (double)v.u.b;
 }
 
-bool nk_jv_eq(nk_jv a, nk_jv b) {
+/* Python's ==. Containers nested deeper than 400 levels (only a hostile template builds
+ * them; Python raises RecursionError) compare unequal instead of overflowing the stack. */
+static bool eq_depth(nk_jv a, nk_jv b, int depth);
+bool nk_jv_eq(nk_jv a, nk_jv b) { return eq_depth(a, b, 0); }
+
+static bool eq_depth(nk_jv a, nk_jv b, int depth) {
+    if (depth > 400) return false;
     if (jv_is_num(a) && jv_is_num(b)) {
         if (a.t != JV_FLOAT && b.t != JV_FLOAT) {
             int64_t x = a.t == JV_INT ? a.u.i : a.u.b, y = b.t == JV_INT ? b.u.i : b.u.b;
@@ -276,13 +282,13 @@ bool nk_jv_eq(nk_jv a, nk_jv b) {
     case JV_LIST: case JV_TUPLE:
         if (a.u.l->n != b.u.l->n) return false;
         for (size_t i = 0; i < a.u.l->n; i++)
-            if (!nk_jv_eq(a.u.l->v[i], b.u.l->v[i])) return false;
+            if (!eq_depth(a.u.l->v[i], b.u.l->v[i], depth + 1)) return false;
         return true;
     case JV_DICT:
         if (a.u.d->n != b.u.d->n) return false;
         for (size_t i = 0; i < a.u.d->n; i++) {
             const nk_jv *o = nk_jdict_get(b.u.d, a.u.d->k[i]->s, a.u.d->k[i]->len);
-            if (!o || !nk_jv_eq(a.u.d->v[i], *o)) return false;
+            if (!o || !eq_depth(a.u.d->v[i], *o, depth + 1)) return false;
         }
         return true;
     case JV_NS: return a.u.d == b.u.d;
@@ -322,7 +328,13 @@ int nk_jv_cmp(nk_jctx *c, nk_jv a, nk_jv b, int line, int *out) {
         size_t n = NK_MIN(a.u.l->n, b.u.l->n);
         for (size_t i = 0; i < n; i++) {
             if (nk_jv_eq(a.u.l->v[i], b.u.l->v[i])) continue;
-            return nk_jv_cmp(c, a.u.l->v[i], b.u.l->v[i], line, out);
+            if (++c->depth > c->lim.max_depth) {
+                c->depth--;
+                return nk_jfail(c, NOOK_ERANGE, line, "comparison nested deeper than %d", c->lim.max_depth), -1;
+            }
+            int rc = nk_jv_cmp(c, a.u.l->v[i], b.u.l->v[i], line, out);
+            c->depth--;
+            return rc;
         }
         *out = (a.u.l->n > b.u.l->n) - (a.u.l->n < b.u.l->n);
         return 0;
@@ -398,9 +410,21 @@ static int repr_str(nk_jctx *c, nk_jbuf *b, const char *s, size_t len) {
     return nk_jbuf_put(c, b, &q, 1);
 }
 
+static int str_or_repr_inner(nk_jctx *c, nk_jbuf *b, nk_jv v, bool repr);
+
 static int str_or_repr(nk_jctx *c, nk_jbuf *b, nk_jv v, bool repr) {
-    char tmp[48];
     if (nk_jstep(c, 0)) return -1;
+    if (++c->depth > c->lim.max_depth) {
+        c->depth--;
+        return nk_jfail(c, NOOK_ERANGE, 0, "value nested deeper than %d to print", c->lim.max_depth), -1;
+    }
+    int rc = str_or_repr_inner(c, b, v, repr);
+    c->depth--;
+    return rc;
+}
+
+static int str_or_repr_inner(nk_jctx *c, nk_jbuf *b, nk_jv v, bool repr) {
+    char tmp[48];
     switch (v.t) {
     case JV_UNDEF: return repr ? nk_jbuf_puts(c, b, "Undefined") : 0;
     case JV_NONE: return nk_jbuf_puts(c, b, "None");

@@ -83,6 +83,19 @@ static void test_limits(void) {
                 &small, &out, &err);
     CHECK_EQ_INT(rc, NOOK_ERANGE);
     CHECK(strstr(err.msg, "memory") != NULL);
+    /* a list nested 100000 deep: printing, comparing and tojson must not overflow the stack */
+    const char *nest = "{% set ns = namespace(l=[]) %}{% for i in range(100000) %}{% set ns.l = [ns.l] %}{% endfor %}";
+    const char *uses[] = { "{{ ns.l }}", "{{ ns.l == ns.l }}{{ ns.l == [ns.l] }}", "{{ ns.l < [ns.l] }}", "{{ ns.l|tojson }}",
+                           "{{ [ns.l]|sort }}{{ ns.l in [ns.l] }}" };
+    for (size_t i = 0; i < NK_ARRAY_LEN(uses); i++) {
+        char t[512];
+        snprintf(t, sizeof t, "%s%s", nest, uses[i]);
+        rc = render(t, NULL, &out, &err);
+        CHECK_MSG(rc == NOOK_OK || rc == NOOK_ERANGE, "%s: %d %s", uses[i], rc, err.msg);
+        nk_free(out);
+    }
+    rc = render("{{ (range(100000)|list + range(100000)|list)|unique|length }}", &o, &out, &err);
+    CHECK_EQ_INT(rc, NOOK_ERANGE);
     /* range beyond jinja2's sandbox limit */
     rc = render("{{ range(100001)|length }}", NULL, &out, &err);
     CHECK_EQ_INT(rc, NOOK_ERANGE);
