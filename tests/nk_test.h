@@ -69,7 +69,7 @@ static inline const char *nk_test_models(void) {
 static inline const char *nk_test_fixture(char *buf, size_t cap, const char *rel) {
     snprintf(buf, cap, "%s/%s", nk_test_models(), rel);
     if (access(buf, R_OK) != 0) {
-        char why[1200];
+        char why[4200];
         snprintf(why, sizeof why, "fixture %s not found (set NOOK_TEST_MODELS)", buf);
         nk_test_skip(why);
     }
