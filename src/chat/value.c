@@ -64,7 +64,7 @@ nook_status nk_jfail(nk_jctx *c, nook_status code, int line, const char *fmt, ..
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (line > 0) nk_fail(c->err, code, "%s (line %d)", msg, line);
+    if (line > 0) nk_fail(c->err, code, "%s at line %d", msg, line);
     else nk_fail(c->err, code, "%s", msg);
     return code;
 }
