@@ -345,6 +345,13 @@ int nk_sampler_candidates(nook_sampler *smp, const float *logits,
                 if (cum >= p->top_p) break;
             }
         } else {
+            /* Tokens with p < (1 - top_p) / n together hold less than 1 - top_p, so the
+             * rest alone reaches top_p and the prefix never gets to them: drop them
+             * before the heap (with a peaked distribution that is nearly all). */
+            double floor_l = (double)mx + log(sum * (1.0 - (double)p->top_p) / n);
+            int kept = 0;
+            for (int i = 0; i < n; i++) if ((double)w[cur[i]] >= floor_l) cur[kept++] = cur[i];
+            n = kept;      /* the max passes: sum <= n, so floor_l <= mx */
             heapify(w, cur, n);
             int hn = n;
             while (hn > 0) {

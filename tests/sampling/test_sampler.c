@@ -148,6 +148,35 @@ static void test_topk_reference(void) {
     }
 }
 
+/* top-p without top-k (pruned heap path) against the sorted reference: the smallest
+ * best-first prefix whose probability reaches top_p */
+static void test_topp_reference(void) {
+    enum { NV = 3000 };
+    static float l[NV];
+    static int ref[NV];
+    const nook_token *ids; const float *pr;
+    for (int trial = 0; trial < 20; trial++) {
+        float scale = 0.5f + (float)trial;          /* from flat to peaked */
+        float top_p = 0.05f + 0.047f * (float)trial;
+        for (int i = 0; i < NV; i++) { l[i] = frand() * scale; ref[i] = i; }
+        cmp_logits = l;
+        qsort(ref, NV, sizeof ref[0], cmp_ref);
+        double z = 0;
+        for (int i = 0; i < NV; i++) z += exp((double)l[i] - l[ref[0]]);
+        double cum = 0;
+        int m = 0;
+        while (m < NV) { cum += exp((double)l[ref[m]] - l[ref[0]]) / z; m++; if (cum >= top_p) break; }
+        nook_sampler_params p = plain(1.0f, 1);
+        p.top_p = top_p;
+        nook_sampler *s = mk(p, NV);
+        int n = nk_sampler_candidates(s, l, &ids, &pr);
+        bool same = n == m;
+        for (int i = 0; same && i < n; i++) same = ids[i] == ref[i];
+        CHECK_MSG(same, "top_p %g scale %g: kept %d, reference %d", (double)top_p, (double)scale, n, m);
+        nook_sampler_free(s);
+    }
+}
+
 /* probabilities 0.5, 0.3, 0.15, 0.05 at ids 2, 0, 3, 1 (shuffled so order is not id order) */
 static void dist4(float *l) {
     l[2] = logf(0.5f); l[0] = logf(0.3f); l[3] = logf(0.15f); l[1] = logf(0.05f);
@@ -463,6 +492,7 @@ int main(void) {
     test_topk1_is_greedy();
     test_topk_set();
     test_topk_reference();
+    test_topp_reference();
     test_topp_set();
     test_minp_set();
     test_temperature_probs();
