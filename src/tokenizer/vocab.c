@@ -380,10 +380,9 @@ static nook_status build_specials(nk_vocab *v, nook_error *err) {
         int32_t id = v->special[r];
         const uint8_t *s = (const uint8_t *)nk_strtab_str(&v->strs, id);
         uint32_t len = v->strs.len[id];
-        int32_t *link = &v->trie_root[s[0]], node = -1;
+        int32_t node = -1;   /* parent; -1 = the root table (no pointers kept across realloc) */
         for (uint32_t k = 0; k < len; k++) {
-            if (k > 0) link = &v->trie[node].child;
-            int32_t c = *link;
+            int32_t c = node < 0 ? v->trie_root[s[0]] : v->trie[node].child;
             while (c >= 0 && v->trie[c].byte != s[k]) c = v->trie[c].sibling;
             if (c < 0) {
                 if (v->n_trie == v->cap_trie) {
@@ -393,6 +392,7 @@ static nook_status build_specials(nk_vocab *v, nook_error *err) {
                     v->trie = t; v->cap_trie = nc;
                 }
                 c = v->n_trie++;
+                int32_t *link = node < 0 ? &v->trie_root[s[0]] : &v->trie[node].child;
                 v->trie[c] = (nk_trie_node){ .child = -1, .sibling = *link, .token = -1, .byte = s[k] };
                 *link = c;
             }
