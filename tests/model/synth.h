@@ -23,7 +23,9 @@ typedef struct synth_opts {
     uint32_t retype_to;
 } synth_opts;
 
-enum { SYN_EMBD = 32, SYN_FF = 64, SYN_HEAD = 4, SYN_HEAD_KV = 2, SYN_LAYER = 2, SYN_VOCAB = 40 };
+enum { SYN_EMBD = 32, SYN_FF = 64, SYN_HEAD = 4, SYN_HEAD_KV = 2, SYN_LAYER = 2, SYN_VOCAB = 46 };
+/* ids 40..45 are byte tokens for these bytes (for detokenizer tests) */
+static const unsigned char syn_bytes[6] = { 0xE2, 0x96, 0x81, 0xFF, 0xC3, 0xA9 };
 
 static uint64_t syn_rng = 12345;
 static float syn_rand(void) {
@@ -85,10 +87,11 @@ static int synth_write(const char *path, const synth_opts *o) {
     for (int i = 0; i < SYN_VOCAB; i++) {
         if (i < 3) snprintf(store[i], sizeof store[i], "%s", base[i]);
         else if (i < 3 + 26) snprintf(store[i], sizeof store[i], "%c", 'a' + (i - 3));
-        else snprintf(store[i], sizeof store[i], "\xE2\x96\x81%c", 'a' + (i - 29));
+        else if (i < 40) snprintf(store[i], sizeof store[i], "\xE2\x96\x81%c", 'a' + (i - 29));
+        else snprintf(store[i], sizeof store[i], "<0x%02X>", syn_bytes[i - 40]);
         toks[i] = store[i];
-        scores[i] = i < 3 ? 0.0f : -(float)i;
-        types[i] = i == 0 ? 2 : i < 3 ? 3 : 1;
+        scores[i] = i < 3 || i >= 40 ? 0.0f : -(float)i;
+        types[i] = i == 0 ? 2 : i < 3 ? 3 : i >= 40 ? 6 : 1;
     }
     rc |= gguf_set_str(w, "tokenizer.ggml.model", "llama");
     rc |= gguf_set_arr_str(w, "tokenizer.ggml.tokens", toks, NULL, SYN_VOCAB);

@@ -137,7 +137,59 @@ static void test_run(uint32_t wtype, bool tied) {
     unlink(path);
 }
 
+/* Push tokens through a detokenizer and flush; returns the text. */
+static const char *detok(const nook_model *m, const int *toks, int n, char *out, size_t cap) {
+    nook_detok d;
+    nook_detok_init(&d, m, false);
+    out[0] = 0;
+    for (int i = 0; i < n; i++) {
+        char buf[64];
+        size_t k = nook_detok_push(&d, toks[i], buf, sizeof buf);
+        CHECK_EQ_INT(k, strlen(buf));
+        strncat(out, buf, cap - strlen(out) - 1);
+    }
+    char buf[64];
+    nook_detok_flush(&d, buf, sizeof buf);
+    strncat(out, buf, cap - strlen(out) - 1);
+    return out;
+}
+
+/* The streaming detokenizer never releases half a character; impossible sequences
+ * become U+FFFD. Byte tokens 40..45 are E2 96 81 FF C3 A9. */
+static void test_detok(void) {
+    char path[128];
+    synth_tmp(path, sizeof path, "detok");
+    CHECK_EQ_INT(synth_write(path, &(synth_opts){ 0 }), 0);
+    nook_model *m = NULL;
+    nook_error err;
+    if (load(path, &m, &err) != NOOK_OK) {
+        CHECK_MSG(0, "load: %s", err.msg);
+        return;
+    }
+    char out[256];
+    /* E2 96 81 arrives in three tokens: nothing until the third */
+    nook_detok d;
+    nook_detok_init(&d, m, false);
+    char buf[64];
+    CHECK_EQ_INT(nook_detok_push(&d, 40, buf, sizeof buf), 0);
+    CHECK_EQ_INT(nook_detok_push(&d, 41, buf, sizeof buf), 0);
+    CHECK_EQ_INT(nook_detok_push(&d, 42, buf, sizeof buf), 3);
+    CHECK_STR(buf, "\xE2\x96\x81");
+    CHECK_EQ_INT(nook_detok_push(&d, 3, buf, sizeof buf), 1);   /* "a" */
+    CHECK_STR(buf, "a");
+    CHECK_STR(detok(m, (int[]){ 44, 45, 4 }, 3, out, sizeof out), "\xC3\xA9" "b");       /* é b */
+    CHECK_STR(detok(m, (int[]){ 40, 3 }, 2, out, sizeof out), "\xEF\xBF\xBD" "a");      /* E2 'a' */
+    CHECK_STR(detok(m, (int[]){ 43, 3 }, 2, out, sizeof out), "\xEF\xBF\xBD" "a");      /* FF */
+    CHECK_STR(detok(m, (int[]){ 41 }, 1, out, sizeof out), "\xEF\xBF\xBD");             /* lone continuation */
+    CHECK_STR(detok(m, (int[]){ 40, 41 }, 2, out, sizeof out), "\xEF\xBF\xBD");         /* cut short: flush */
+    CHECK_STR(detok(m, (int[]){ 44, 40, 41, 42 }, 4, out, sizeof out), "\xEF\xBF\xBD\xE2\x96\x81");
+    CHECK_STR(detok(m, (int[]){ 29, 30 }, 2, out, sizeof out), " a b");                 /* ▁a ▁b */
+    nook_model_free(m);
+    unlink(path);
+}
+
 int main(void) {
+    test_detok();
     test_missing_file();
     test_not_gguf();
     test_bad_models();
