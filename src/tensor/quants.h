@@ -106,15 +106,17 @@ void nk_vec_dot_q4_K_ref(int n, float *s, const void *x, const void *y);
 void nk_vec_dot_q5_K_ref(int n, float *s, const void *x, const void *y);
 void nk_vec_dot_q6_K_ref(int n, float *s, const void *x, const void *y);
 
-/* ---- SIMD kernel tables (arch/x86); NULL entries: no kernel at that level ----
+/* ---- SIMD kernel tables (arch/x86, arch/arm); NULL entries: no kernel at that level ----
  * Indexed by type id; filled by each arch file, read by types.c. */
 typedef struct nk_kernel_set {
     nk_vec_dot_fn vec_dot[NK_TYPE_COUNT];
     nk_from_float_fn from_float[NK_TYPE_COUNT];
 } nk_kernel_set;
-/* Return the kernels of that level (never NULL on x86-64 builds; a set of NULLs
- * elsewhere). Callers must check nk_isa_supported first before calling any. */
+/* Return the kernels of that level (never NULL; a set of NULLs on builds for
+ * another architecture). Callers must check nk_isa_supported first before calling any. */
 const nk_kernel_set *nk_kernels_avx2(void);
 const nk_kernel_set *nk_kernels_avx512(void);
+const nk_kernel_set *nk_kernels_neon(void);           /* arch/arm/neon.c */
+const nk_kernel_set *nk_kernels_neon_dotprod(void);   /* arch/arm/neon_dotprod.c */
 
 #endif /* NOOK_TENSOR_QUANTS_H */

@@ -111,13 +111,56 @@ static nk_cpu detect_cpu(void) {
 }
 #endif
 
-/* cpuid is cheap and its answer never changes: no caching, no shared state. */
+#if defined(__aarch64__)
+#if defined(__linux__)
+#include <sys/auxv.h>
+/* bit values from the kernel's uapi asm/hwcap.h, for libcs that predate them */
+#ifndef HWCAP_ASIMD
+#define HWCAP_ASIMD (1UL << 1)
+#endif
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1UL << 20)
+#endif
+#elif defined(__APPLE__)
+#include <sys/sysctl.h>
+#endif
+
+/* Advanced SIMD and dotprod as the OS reports them: getauxval(AT_HWCAP) on Linux,
+ * sysctl on macOS; elsewhere only what the compiler was told to assume. */
+typedef struct { bool neon, dotprod; } nk_cpu;
+
+static nk_cpu detect_cpu(void) {
+    nk_cpu c = {false, false};
+#if defined(__linux__)
+    const unsigned long hw = getauxval(AT_HWCAP);
+    c.neon = (hw & HWCAP_ASIMD) != 0;
+    c.dotprod = c.neon && (hw & HWCAP_ASIMDDP) != 0;
+#elif defined(__APPLE__)
+    int v = 0;
+    size_t len = sizeof v;
+    c.neon = true;   /* every Apple arm64 CPU */
+    c.dotprod = sysctlbyname("hw.optional.arm.FEAT_DotProd", &v, &len, NULL, 0) == 0 && v != 0;
+#else
+    c.neon = true;   /* Advanced SIMD is mandatory in the AArch64 ABIs */
+#if defined(__ARM_FEATURE_DOTPROD)
+    c.dotprod = true;
+#endif
+#endif
+    return c;
+}
+#endif
+
+/* cpuid / getauxval are cheap and their answers never change: no caching, no shared state. */
 bool nk_isa_supported(int isa) {
     switch (isa) {
     case NK_ISA_REF: return true;
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     case NK_ISA_AVX2: return detect_cpu().avx2;
     case NK_ISA_AVX512: return detect_cpu().avx512;
+#endif
+#if defined(__aarch64__)
+    case NK_ISA_NEON: return detect_cpu().neon;
+    case NK_ISA_NEON_DOTPROD: return detect_cpu().dotprod;
 #endif
     default: return false;
     }
@@ -128,6 +171,8 @@ const char *nk_isa_name(int isa) {
     case NK_ISA_REF: return "reference";
     case NK_ISA_AVX2: return "avx2";
     case NK_ISA_AVX512: return "avx512vnni";
+    case NK_ISA_NEON: return "neon";
+    case NK_ISA_NEON_DOTPROD: return "neon-dotprod";
     default: return NULL;
     }
 }
@@ -136,6 +181,8 @@ static const nk_kernel_set *kernel_set(int isa) {
     switch (isa) {
     case NK_ISA_AVX2: return nk_kernels_avx2();
     case NK_ISA_AVX512: return nk_kernels_avx512();
+    case NK_ISA_NEON: return nk_kernels_neon();
+    case NK_ISA_NEON_DOTPROD: return nk_kernels_neon_dotprod();
     default: return NULL;
     }
 }

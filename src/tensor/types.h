@@ -6,7 +6,7 @@
  * quantizer, and the dot product against the activation format it pairs with
  * (vec_dot_type: Q8_0 for the 32-blocks, Q8_1 for the ones with a min, Q8_K for the
  * K-quants, F32 for F32, F16/BF16 for themselves). The reference kernels live in
- * quants_*.c; SIMD versions (arch/x86) replace vec_dot at start-up when the CPU has
+ * quants_*.c; SIMD versions (arch/x86, arch/arm) replace vec_dot at start-up when the CPU has
  * the instructions, and are tested against the reference.
  *
  * Block layouts below are byte-for-byte ggml's (ggml-common.h); every struct size is
@@ -125,7 +125,8 @@ size_t nk_row_size(uint32_t type, int64_t n);
  * (call once from the main thread before sharing models). NOOK_NO_SIMD=1 in the
  * environment keeps the reference kernels. */
 void nk_tensor_init(void);
-/* Which kernel family was installed: "avx512vnni", "avx2", "neon", "reference". */
+/* Which kernel family was installed: "avx512vnni", "avx2", "neon-dotprod", "neon",
+ * "reference". */
 const char *nk_tensor_isa(void);
 
 /* ---- kernel variants (tests and benchmarks) ----------------------------------------
@@ -133,7 +134,15 @@ const char *nk_tensor_isa(void);
  * run it (NK_ISA_REF always can). The variant getters return the kernel of that
  * level for a type, or NULL when that level has none for it (callers fall back to a
  * lower level); they ignore NOOK_NO_SIMD, so a test can exercise every level. */
-typedef enum { NK_ISA_REF = 0, NK_ISA_AVX2 = 1, NK_ISA_AVX512 = 2, NK_ISA_COUNT = 3 } nk_isa;
+/* Ordered by preference within an architecture; the levels of the other
+ * architecture are never supported, so init's "highest supported level, then fall
+ * back per type through the lower ones" works on both. */
+typedef enum {
+    NK_ISA_REF = 0, NK_ISA_AVX2 = 1, NK_ISA_AVX512 = 2,
+    NK_ISA_NEON = 3,            /* AArch64 Advanced SIMD (every AArch64 CPU) */
+    NK_ISA_NEON_DOTPROD = 4,    /* + Armv8.2-A dotprod (SDOT) */
+    NK_ISA_COUNT = 5
+} nk_isa;
 bool          nk_isa_supported(int isa);
 const char   *nk_isa_name(int isa);
 nk_vec_dot_fn nk_vec_dot_variant(uint32_t type, int isa);

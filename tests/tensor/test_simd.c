@@ -7,8 +7,12 @@
  * (+1e-30). Float dots (F32/F16/BF16) accumulate in float lanes where the
  * reference uses double: |simd - ref| <= 2e-5 * sum|x_i*y_i|.
  * Q8_K's SIMD quantizer must give the reference's bytes exactly; Q8_0/Q8_1 follow
- * ggml's x86 path (id = 127/amax, ties to even), checked byte-exactly against a
- * scalar model of it, and within one code of the *_ref quantizer.
+ * ggml's path for that architecture (x86: id = 127/amax; ARM NEON: id = 1/d; both
+ * round ties to even), checked byte-exactly against a scalar model of it, and
+ * within one code of the *_ref quantizer.
+ *
+ * On x86-64 the AVX levels run and the NEON ones report "not supported"; on AArch64
+ * (tests/arm/run-qemu.sh runs this under qemu-aarch64) the other way round.
  */
 #include "nk_test.h"
 #include "tensor/quants.h"
@@ -90,6 +94,19 @@ static void model_q8_0_x86(const float *x, nk_block_q8_0 *y) {
     for (int j = 0; j < 32; j++) y->qs[j] = (int8_t)nearbyintf(x[j] * id);
 }
 
+/* Scalar model of ggml's ARM NEON Q8_0 quantizer: id = 1/d (d = amax/127, as the
+ * reference), round half to even. */
+static void model_q8_0_arm(const float *x, nk_block_q8_0 *y) {
+    float amax = 0;
+    for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+    const float d = amax / 127.f;
+    y->d = nk_fp32_to_fp16(d);
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    for (int j = 0; j < 32; j++) y->qs[j] = (int8_t)nearbyintf(x[j] * id);
+}
+
+static bool isa_is_arm(int isa) { return isa == NK_ISA_NEON || isa == NK_ISA_NEON_DOTPROD; }
+
 static void test_quantizers(int isa) {
     const int n = 256 * 9;
     for (int rep = 0; rep < 4; rep++) {
@@ -106,7 +123,7 @@ static void test_quantizers(int isa) {
             qk(fx, qy, n);
             CHECK_MSG(memcmp(qx, qy, nk_row_size(NK_TYPE_Q8_K, n)) == 0, "%s q8_K rep %d", nk_isa_name(isa), rep);
         }
-        /* Q8_0 / Q8_1: byte-exact with the x86 model, within one code of *_ref */
+        /* Q8_0 / Q8_1: byte-exact with the architecture's model, within one code of *_ref */
         nk_from_float_fn q0 = nk_from_float_variant(NK_TYPE_Q8_0, isa);
         nk_from_float_fn q1 = nk_from_float_variant(NK_TYPE_Q8_1, isa);
         if (q0 && q1) {
@@ -117,7 +134,8 @@ static void test_quantizers(int isa) {
             int diff_codes = 0, bad = 0;
             for (int b = 0; b < n / 32; b++) {
                 nk_block_q8_0 m, r;
-                model_q8_0_x86(fx + 32 * b, &m);
+                if (isa_is_arm(isa)) model_q8_0_arm(fx + 32 * b, &m);
+                else model_q8_0_x86(fx + 32 * b, &m);
                 nk_quant_q8_0_ref(fx + 32 * b, &r, 32);
                 if (memcmp(&m, &b0[b], sizeof m) != 0) bad++;
                 if (b1[b].d != m.d || memcmp(b1[b].qs, m.qs, 32) != 0) bad++;
@@ -155,9 +173,23 @@ int main(void) {
         for (int isa = NK_ISA_COUNT - 1; isa > NK_ISA_REF; isa--)
             if (nk_isa_supported(isa)) { best = isa; break; }
         CHECK_STR(nk_tensor_isa(), nk_isa_name(best));
+        /* per type: the kernel of the best level that has one (a level may leave a
+         * type to a lower one, as neon-dotprod leaves the float dots to neon) */
+        for (uint32_t t = 0; t < NK_TYPE_COUNT && best != NK_ISA_REF; t++) {
+            const nk_type_traits *tr = nk_type_get(t);
+            if (!tr) continue;
+            nk_vec_dot_fn want_dot = tr->vec_dot_ref;
+            nk_from_float_fn want_q = tr->from_float_ref;
+            for (int isa = NK_ISA_REF + 1; isa <= best; isa++) {
+                if (nk_vec_dot_variant(t, isa)) want_dot = nk_vec_dot_variant(t, isa);
+                if (nk_from_float_variant(t, isa)) want_q = nk_from_float_variant(t, isa);
+            }
+            CHECK_MSG(tr->vec_dot == want_dot, "%s vec_dot not the best level's", tr->name);
+            CHECK_MSG(tr->from_float == want_q, "%s from_float not the best level's", tr->name);
+        }
         if (best != NK_ISA_REF) {
             CHECK(nk_type_get(NK_TYPE_Q4_K)->vec_dot == nk_vec_dot_variant(NK_TYPE_Q4_K, best));
-            CHECK(nk_type_get(NK_TYPE_Q8_K)->from_float == nk_from_float_variant(NK_TYPE_Q8_K, best));
+            CHECK(nk_type_get(NK_TYPE_Q8_K)->from_float != nk_type_get(NK_TYPE_Q8_K)->from_float_ref);
         }
     } else {
         CHECK_STR(nk_tensor_isa(), "reference");
