@@ -63,9 +63,11 @@ typedef struct nook_model nook_model;
 typedef struct nook_model_params {
     int  n_threads;    /* threads for work done at load (0 = number of cores)   */
     bool no_mmap;      /* read the file into memory instead of mapping it       */
+    bool vocab_only;   /* load only the tokenizer and metadata (any architecture,
+                          no tensors needed); such a model cannot make sessions  */
 } nook_model_params;
 
-/* Defaults: n_threads 0, mmap on. */
+/* Defaults: n_threads 0, mmap on, full model. */
 nook_model_params nook_model_default_params(void);
 
 /* Load a GGUF model. On success *out owns the model (free with nook_model_free).

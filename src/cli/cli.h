@@ -75,6 +75,9 @@ char *cli_read_stream(FILE *f, bool one_line, size_t *len);
 
 /* Loads the model at path, or prints the error and returns NULL. */
 nook_model *cli_load_model(const char *path, int n_threads, bool no_mmap);
+/* The same; vocab_only loads just the tokenizer (tokenize/detokenize work on
+ * vocab-only GGUFs of any architecture). */
+nook_model *cli_load_model_ex(const char *path, int n_threads, bool no_mmap, bool vocab_only);
 
 /* Tokenizes text into a fresh nk_malloc'd array (*out, *n). On failure prints the
  * error and returns CLI_EFAIL. */
@@ -102,5 +105,7 @@ int cli_run(int argc, char **argv);
 int cli_show(int argc, char **argv);
 int cli_tokenize_cmd(int argc, char **argv);
 int cli_detokenize_cmd(int argc, char **argv);
+int cli_quantize_cmd(int argc, char **argv);
+int cli_import_tokenizer_cmd(int argc, char **argv);
 
 #endif /* NOOK_CLI_H */

@@ -75,7 +75,7 @@ int cli_tokenize_cmd(int argc, char **argv) {
     size_t len = 0;
     char *text = text_from_args(argv, 1, npos, &len);
     if (!text) return cli_fail(CLI_EFAIL, "tokenize: cannot read the text");
-    nook_model *m = cli_load_model(argv[0], 0, false);
+    nook_model *m = cli_load_model_ex(argv[0], 0, false, true);
     if (!m) { nk_free(text); return CLI_EFAIL; }
     nook_token *toks = NULL;
     size_t n = 0;
@@ -150,7 +150,7 @@ int cli_detokenize_cmd(int argc, char **argv) {
         input = cli_read_stream(stdin, false, &in_len);
         if (!input) return cli_fail(CLI_EFAIL, "detokenize: cannot read stdin");
     }
-    nook_model *m = cli_load_model(argv[0], 0, false);
+    nook_model *m = cli_load_model_ex(argv[0], 0, false, true);
     if (!m) { nk_free(input); return CLI_EFAIL; }
     const int n_vocab = nook_model_n_vocab(m);
 

@@ -193,7 +193,12 @@ char *cli_read_stream(FILE *f, bool one_line, size_t *len) {
 /* ---- models and tokens ---------------------------------------------------------------- */
 
 nook_model *cli_load_model(const char *path, int n_threads, bool no_mmap) {
+    return cli_load_model_ex(path, n_threads, no_mmap, false);
+}
+
+nook_model *cli_load_model_ex(const char *path, int n_threads, bool no_mmap, bool vocab_only) {
     nook_model_params mp = nook_model_default_params();
+    mp.vocab_only = vocab_only;
     mp.n_threads = n_threads;
     mp.no_mmap = no_mmap;
     nook_model *m = NULL;

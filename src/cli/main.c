@@ -6,6 +6,9 @@
 
 #include <string.h>
 
+/* cli_bench.c (declared here: cli.h belongs to the CLI layer's owner) */
+int cli_bench(int argc, char **argv);
+
 typedef struct verb {
     const char *name;
     int (*fn)(int argc, char **argv);
@@ -17,6 +20,9 @@ static const verb k_verbs[] = {
     { "show",       cli_show,           "Show a model's architecture, size, quantization, tokenizer, template" },
     { "tokenize",   cli_tokenize_cmd,   "Print the token ids of a text" },
     { "detokenize", cli_detokenize_cmd, "Print the text of token ids" },
+    { "quantize",   cli_quantize_cmd,   "Re-encode a model with llama.cpp's quantization mixes (Q4_K_M, Q8_0, ...)" },
+    { "import-tokenizer", cli_import_tokenizer_cmd, "Convert a Hugging Face tokenizer into a vocab-only GGUF" },
+    { "bench",      cli_bench,          "Measure prompt (pp) and generation (tg) speed, llama-bench style" },
 };
 
 static void usage(FILE *out) {
@@ -24,8 +30,8 @@ static void usage(FILE *out) {
             "nook: a local-first language-model runtime\n\n"
             "Usage:\n  nook COMMAND [ARGS] [OPTIONS]\n\nCommands:\n");
     for (size_t i = 0; i < NK_ARRAY_LEN(k_verbs); i++)
-        fprintf(out, "  %-11s %s\n", k_verbs[i].name, k_verbs[i].summary);
-    fprintf(out, "  %-11s %s\n", "help", "Show help for nook or for a command");
+        fprintf(out, "  %-17s %s\n", k_verbs[i].name, k_verbs[i].summary);
+    fprintf(out, "  %-17s %s\n", "help", "Show help for nook or for a command");
     fprintf(out,
             "\nFlags:\n  -h, --help      show this help\n  -v, --version   show the version\n\n"
             "MODEL is the path of a .gguf file. Use \"nook COMMAND --help\" for a command's options.\n");

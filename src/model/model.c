@@ -191,8 +191,9 @@ static nook_status load(nook_model *m, const char *path, const nook_model_params
     }
     if (st) return st;
     if (!(m->arch_name = dup_gguf_str(s))) return nk_fail(err, NOOK_ENOMEM, "out of memory");
+    bool vocab_only = p && p->vocab_only;
     m->arch = nk_arch_find(m->arch_name);
-    if (!m->arch)
+    if (!m->arch && !vocab_only)
         return nk_fail(err, NOOK_EUNSUPPORTED, "architecture \"%.64s\" is not supported by nook", m->arch_name);
 
     if (gguf_get_str(m->gguf, "general.name", &s, NULL) == NOOK_OK) m->name = dup_gguf_str(s);
@@ -205,6 +206,10 @@ static nook_status load(nook_model *m, const char *path, const nook_model_params
     st = nk_vocab_load(m->gguf, &m->vocab, err);
     if (st) return st;
     m->hp.n_vocab = nk_vocab_n_tokens(m->vocab);
+    if (vocab_only) {
+        m->arch = NULL;   /* nook_session_new refuses such a model */
+        return NOOK_OK;
+    }
 
     st = m->arch->load_hparams(m, err);
     if (st) return st;

@@ -77,6 +77,8 @@ nook_status nook_session_new(const nook_model *m, const nook_session_params *p,
     if (!out) return nk_fail(err, NOOK_EINVAL, "nook_session_new: out is NULL");
     *out = NULL;
     if (!m) return nk_fail(err, NOOK_EINVAL, "nook_session_new: model is NULL");
+    if (!m->arch || !m->layers)
+        return nk_fail(err, NOOK_EINVAL, "model was loaded vocab-only: it has no weights to run");
     nook_session_params d = nook_session_default_params();
     if (!p) p = &d;
     if (p->n_ctx < 0 || p->n_batch < 0 || p->n_threads < 0)
@@ -209,10 +211,17 @@ static void forward(nook_session *s, const nook_token *tokens, int n_tok, int fi
     nk_get_rows(&m->tok_embd, tokens, n_tok, s->x);
     if (hp->embd_scale != 1.0f)
         for (size_t i = 0; i < (size_t)n_tok * (size_t)n_embd; i++) s->x[i] *= hp->embd_scale;
-    for (int t = 0; t < n_tok; t++) nk_rope_cache(&hp->rope, pos0 + t, s->rope_cs + (size_t)t * (size_t)hp->rope.n_rot);
+    const nk_rope *cached = NULL;   /* the rope whose table rope_cs holds */
 
     for (int l = 0; l < hp->n_layer; l++) {
         const nk_layer *L = &m->layers[l];
+        /* local (sliding-window) layers may have their own RoPE (gemma3: base 10000) */
+        const bool swa = nk_layer_is_swa(hp, l);
+        const nk_rope *rope = swa && hp->swa_pattern > 0 ? &hp->rope_swa : &hp->rope;
+        if (rope != cached) {
+            for (int t = 0; t < n_tok; t++) nk_rope_cache(rope, pos0 + t, s->rope_cs + (size_t)t * (size_t)rope->n_rot);
+            cached = rope;
+        }
 
         /* attention block */
         rows_norm(s->xb, s->x, &L->attn_norm, n_tok, n_embd, eps);
@@ -225,15 +234,17 @@ static void forward(nook_session *s, const nook_token *tokens, int n_tok, int fi
         head_norm(s->q, &L->q_norm, n_tok, hp->n_head, hp->head_dim_k, eps);
         head_norm(s->k, &L->k_norm, n_tok, hp->n_head_kv, hp->head_dim_k, eps);
         for (int t = 0; t < n_tok; t++) {
-            const float *cs = s->rope_cs + (size_t)t * (size_t)hp->rope.n_rot;
-            nk_rope_apply(&hp->rope, cs, s->q + (size_t)t * (size_t)n_q, hp->n_head, hp->head_dim_k);
-            nk_rope_apply(&hp->rope, cs, s->k + (size_t)t * (size_t)n_k, hp->n_head_kv, hp->head_dim_k);
+            const float *cs = s->rope_cs + (size_t)t * (size_t)rope->n_rot;
+            nk_rope_apply(rope, cs, s->q + (size_t)t * (size_t)n_q, hp->n_head, hp->head_dim_k);
+            nk_rope_apply(rope, cs, s->k + (size_t)t * (size_t)n_k, hp->n_head_kv, hp->head_dim_k);
         }
+        if (hp->q_scale != 1.0f)
+            for (size_t i = 0; i < (size_t)n_tok * (size_t)n_q; i++) s->q[i] *= hp->q_scale;
         store_kv(s, l, pos0, n_tok);
         const uint8_t *kc = s->kv + (size_t)l * (s->k_bytes + s->v_bytes);
         const nk_attn a = {
             .n_tok = n_tok, .pos0 = pos0, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
-            .hd_k = hp->head_dim_k, .hd_v = hp->head_dim_v, .n_ctx = s->n_ctx, .n_swa = hp->n_swa,
+            .hd_k = hp->head_dim_k, .hd_v = hp->head_dim_v, .n_ctx = s->n_ctx, .n_swa = swa ? hp->n_swa : 0,
             .scale = hp->attn_scale, .kv_type = s->kv_type, .flash = s->flash,
             .q = s->q, .k = kc, .v = kc + s->k_bytes, .out = s->att, .scratch = s->attn_ws,
         };
