@@ -4,7 +4,7 @@
  * An architecture is a small table (nk_arch): its general.architecture name, a
  * function that reads its hyperparameters from metadata, and a function that binds
  * and validates its tensors. Its forward pass is the shared llama-like skeleton in
- * forward.c, steered by the choices the arch writes into nk_hparams (rope mode, FFN
+ * session.c, steered by the choices the arch writes into nk_hparams (rope mode, FFN
  * activation, q/k norms, extra norms, embedding scale). An architecture whose
  * forward pass does not fit the skeleton supplies its own `forward`.
  *
@@ -28,9 +28,21 @@ typedef struct nk_hparams {
     nk_rope rope;              /* mode, n_rot, base, scaling (freq_factors bound later) */
     nk_ffn_act ffn_act;
     float attn_scale;          /* kq scale (default 1/sqrt(head_dim_k)) */
+    float q_scale;             /* Q multiplied by this after RoPE, before attention (1: none);
+                                * gemma3/phi3 scale Q this way with a kq scale of 1, which
+                                * rounds differently from scaling the scores */
     float embd_scale;          /* input embeddings multiplied by this (1: none) */
     int n_swa;                 /* sliding window (0: none) */
+    int swa_pattern;           /* with n_swa > 0: 0 = every layer is local; P > 0 = layer il
+                                * is local iff il % P < P - 1 (llama.cpp's set_swa_pattern) */
+    nk_rope rope_swa;          /* RoPE of the local layers when swa_pattern > 0 */
 } nk_hparams;
+
+/* True if layer il attends through the sliding window. */
+static inline bool nk_layer_is_swa(const nk_hparams *hp, int il) {
+    if (hp->n_swa <= 0) return false;
+    return hp->swa_pattern <= 0 || il % hp->swa_pattern < hp->swa_pattern - 1;
+}
 
 /* One block's weights; optional ones have data == NULL. Shapes in ggml order
  * [ne0 = input, ne1 = output]. */

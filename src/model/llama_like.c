@@ -97,8 +97,11 @@ nook_status nk_hparams_llama_like(nook_model *m, nook_error *err) {
 
     hp->ffn_act = NK_FFN_SWIGLU;
     hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim_k);
+    hp->q_scale = 1.0f;
     hp->embd_scale = 1.0f;
     hp->n_swa = 0;
+    hp->swa_pattern = 0;
+    hp->rope_swa = *r;
     return NOOK_OK;
 }
 
