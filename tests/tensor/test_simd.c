@@ -116,6 +116,19 @@ static void test_quantizers(int isa) {
             for (int b = 0; b < n / 32; b++) fx[b * 32 + 5] = (b & 1) ? 127.0f : -127.0f;
             for (int b = 0; b < n / 256; b++) fx[b * 256 + 9] = -127.0f;
         }
+        if (rep == 0) {
+            /* A block where id = 127/amax (x86) and id = 1/(amax/127) (ARM) differ in
+             * the last bit and these x land on either side of a .5 tie: the two
+             * models give different codes here, so each path is pinned to its own. */
+            static const float tie_x[] = {0x1.b266c8p-8f, 0x1.6a0054p-7f, 0x1.facd4p-7f, 0x1.45cd18p-6f, 0x1.d69a06p-6f};
+            for (int j = 0; j < 32; j++) fx[j] = rnd_f() * 0.1f;
+            fx[0] = 0x1.1f56a8p-1f;
+            for (size_t j = 0; j < NK_ARRAY_LEN(tie_x); j++) fx[1 + j] = tie_x[j];
+            nk_block_q8_0 mx, ma;
+            model_q8_0_x86(fx, &mx);
+            model_q8_0_arm(fx, &ma);
+            CHECK_MSG(memcmp(mx.qs, ma.qs, 32) != 0, "crafted block should separate the x86 and ARM Q8_0 paths");
+        }
         /* Q8_K: byte-exact with the reference */
         nk_from_float_fn qk = nk_from_float_variant(NK_TYPE_Q8_K, isa);
         if (qk) {
