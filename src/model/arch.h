@@ -121,6 +121,10 @@ struct nk_arch {
 
 /* Architectures, one file each in src/models. */
 extern const nk_arch nk_arch_llama;
+extern const nk_arch nk_arch_qwen2;
+extern const nk_arch nk_arch_qwen3;
+extern const nk_arch nk_arch_gemma3;
+extern const nk_arch nk_arch_phi3;
 
 /* Registry lookup by name; NULL if unknown. */
 const nk_arch *nk_arch_find(const char *name);

@@ -11,6 +11,10 @@
 
 static const nk_arch *const k_archs[] = {
     &nk_arch_llama,
+    &nk_arch_qwen2,
+    &nk_arch_qwen3,
+    &nk_arch_gemma3,
+    &nk_arch_phi3,
 };
 
 const nk_arch *nk_arch_find(const char *name) {
