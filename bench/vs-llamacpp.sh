@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# vs-llamacpp.sh MODEL...: nook and llama.cpp side by side on the same files.
+#
+# For each model, REPS rounds (default 3) alternate `nook bench` and the reference
+# tool's `bench` (llama.cpp through node-llama-cpp) with the same settings, so both see
+# the same machine load; each round's pp and tg medians are divided (nook / llama.cpp)
+# and the ratios' min, median and max are printed, with both runtimes' figures.
+#
+# Environment: NOOK (the nook binary, default build/nook), THREADS (2), PP (512),
+# TG (64), REPS (rounds, 3), INNER (repetitions inside each bench call, 3),
+# LLAMACPP_REF (default /tmp/ref), REF_TOOL (default ../shared/tools/ref/llamacpp.mjs
+# relative to the repository root). Output: a table on stdout; raw JSON lines in
+# $OUT_JSONL when set. Needs node (it parses the JSON).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+NOOK=${NOOK:-$ROOT/build/nook}
+THREADS=${THREADS:-2}
+PP=${PP:-512}
+TG=${TG:-64}
+REPS=${REPS:-3}
+INNER=${INNER:-3}
+export LLAMACPP_REF=${LLAMACPP_REF:-/tmp/ref}
+REF_TOOL=${REF_TOOL:-$ROOT/../shared/tools/ref/llamacpp.mjs}
+[ $# -ge 1 ] || { echo "usage: $0 MODEL.gguf..." >&2; exit 2; }
+[ -x "$NOOK" ] || { echo "nook binary not found at $NOOK (set NOOK=)" >&2; exit 2; }
+
+# field FILE KEY: a numeric field of a one-line JSON object
+field() { node -e 'const o=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8").trim().split("\n").pop());const v=o[process.argv[2]];console.log(v==null?"nan":v)' "$1" "$2"; }
+# stats V...: "min median max" of the numbers
+stats() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f %.2f %.2f", a[1], m, a[NR]}'; }
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+printf '%-28s %-4s %-26s %-26s %s\n' model test "nook t/s (min med max)" "llama.cpp t/s (min med max)" "ratio (min med max)"
+for model in "$@"; do
+    name=$(basename "$model")
+    np=(); nt=(); lp=(); lt=(); rp=(); rt=()
+    for r in $(seq 1 "$REPS"); do
+        "$NOOK" bench "$model" -p "$PP" -n "$TG" -t "$THREADS" -r "$INNER" --json > "$tmp/n.json"
+        node "$REF_TOOL" bench -m "$model" --threads "$THREADS" --pp "$PP" --tg "$TG" --reps "$INNER" --json \
+            > "$tmp/l.json" 2> "$tmp/l.err" || { cat "$tmp/l.err" >&2; exit 1; }
+        if [ -n "${OUT_JSONL:-}" ]; then cat "$tmp/n.json" >> "$OUT_JSONL"; tail -n1 "$tmp/l.json" >> "$OUT_JSONL"; fi
+        a=$(field "$tmp/n.json" pp_tps); b=$(field "$tmp/n.json" tg_tps)
+        c=$(field "$tmp/l.json" pp_tps_median); d=$(field "$tmp/l.json" tg_tps_median)
+        np+=("$a"); nt+=("$b"); lp+=("$c"); lt+=("$d")
+        rp+=("$(awk -v x="$a" -v y="$c" 'BEGIN{printf "%.3f", x/y}')")
+        rt+=("$(awk -v x="$b" -v y="$d" 'BEGIN{printf "%.3f", x/y}')")
+        echo "$name round $r/$REPS: nook pp$PP $a tg$TG $b | llama.cpp pp$PP $c tg$TG $d (load $(uptime | sed 's/.*average: //'))" >&2
+    done
+    printf '%-28s %-4s %-26s %-26s %s\n' "$name" "pp$PP" "$(stats "${np[@]}")" "$(stats "${lp[@]}")" "$(stats "${rp[@]}")"
+    printf '%-28s %-4s %-26s %-26s %s\n' "$name" "tg$TG" "$(stats "${nt[@]}")" "$(stats "${lt[@]}")" "$(stats "${rt[@]}")"
+done

@@ -1,0 +1,195 @@
+/*
+ * cli_bench.c: `nook bench MODEL`: prompt-processing and generation speed, measured
+ * the way llama-bench (and the reference tool's `bench` verb) measures them, so the
+ * two can be run side by side on the same file (bench/vs-llamacpp.sh):
+ *
+ *   ppN  one batch of N pseudo-random tokens into an empty KV cache (one decode call)
+ *   tgN  N single-token decodes from an empty cache, the first fed BOS, each followed
+ *        by a greedy pick over the logits (sampling is part of generation's cost)
+ *
+ * One untimed warm-up of each first (it also pages in the mapped weights), then -r
+ * repetitions; medians are reported. load_ms is nook_model_load (warm page cache
+ * assumed); ttft_ms is time to first token for a cold start: load + session + a
+ * 10-token prompt + the first greedy pick.
+ */
+#include "cli/cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct bench_opts {
+    int pp, tg, threads, reps, ctx;
+    bool json, no_mmap;
+} bench_opts;
+
+static bench_opts o;
+
+static const cli_opt k_opts[] = {
+    { "prompt",  'p', OPT_INT,  &o.pp, 0, 1 << 20, "N", "prompt tokens, one batch (0: skip) [512]" },
+    { "gen",     'n', OPT_INT,  &o.tg, 0, 1 << 20, "N", "tokens generated one at a time (0: skip) [128]" },
+    { "threads", 't', OPT_INT,  &o.threads, 0, 1024, "N", "worker threads (0: all cores) [0]" },
+    { "reps",    'r', OPT_INT,  &o.reps, 1, 1000, "N", "timed repetitions after one warm-up [3]" },
+    { "ctx",     'c', OPT_INT,  &o.ctx, 0, 1 << 24, "N", "context length (0: max(1024, pp + gen + 16)) [0]" },
+    { "json",    0,   OPT_FLAG, &o.json, 0, 0, NULL, "print one JSON object on stdout" },
+    { "no-mmap", 0,   OPT_FLAG, &o.no_mmap, 0, 0, NULL, "read the model into memory instead of mapping it" },
+};
+
+static const cli_verb_info k_info = {
+    "bench", "MODEL", "Measure prompt processing (pp) and generation (tg) speed, llama-bench style",
+    k_opts, (int)NK_ARRAY_LEN(k_opts),
+};
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static nook_token argmax(const float *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+/* The reference tool's LCG, so both runtimes see the same kind of token stream. */
+static uint64_t g_seed = 12345;
+static nook_token rand_token(int n_vocab) {
+    g_seed = (g_seed * 1103515245u + 12345u) % 2147483648u;
+    return (nook_token)((double)g_seed / 2147483648.0 * n_vocab);
+}
+
+static int fail_decode(const nook_error *err) {
+    return cli_fail(CLI_EFAIL, "decode failed: %s", err->msg);
+}
+
+/* ms for one prompt batch of o.pp tokens into an empty cache; < 0 on error */
+static double run_pp(nook_session *s, nook_token *toks, int n_vocab, nook_error *err) {
+    for (int i = 0; i < o.pp; i++) toks[i] = rand_token(n_vocab);
+    nook_session_truncate(s, 0);
+    const double t0 = now_ms();
+    if (nook_session_decode(s, toks, o.pp, NULL, err) != NOOK_OK) return -1;
+    return now_ms() - t0;
+}
+
+/* ms for o.tg greedy single-token decodes from an empty cache; < 0 on error */
+static double run_tg(nook_session *s, nook_token bos, int n_vocab, nook_error *err) {
+    nook_session_truncate(s, 0);
+    nook_token t = bos;
+    const double t0 = now_ms();
+    for (int i = 0; i < o.tg; i++) {
+        if (nook_session_decode(s, &t, 1, NULL, err) != NOOK_OK) return -1;
+        t = argmax(nook_session_logits(s), n_vocab);
+    }
+    return now_ms() - t0;
+}
+
+static const char *base_name(const char *p) {
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+int cli_bench(int argc, char **argv) {
+    o = (bench_opts){ .pp = 512, .tg = 128, .reps = 3 };
+    int n_pos = 0;
+    int rc = cli_parse(&k_info, argc, argv, &n_pos);
+    if (rc != CLI_OK) return rc;
+    if (n_pos != 1) return cli_fail(CLI_EUSAGE, "bench takes one MODEL (see 'nook bench --help')");
+    const char *path = argv[0];
+
+    /* cold start: load, session, a 10-token prompt, the first pick */
+    const double t_load = now_ms();
+    nook_model *m = cli_load_model(path, o.threads, o.no_mmap);
+    if (!m) return CLI_EFAIL;
+    const double load_ms = now_ms() - t_load;
+    const int n_vocab = nook_model_n_vocab(m);
+    nook_session_params sp = nook_session_default_params();
+    sp.n_threads = o.threads;
+    sp.n_ctx = o.ctx ? o.ctx : NK_MAX(1024, o.pp + o.tg + 16);
+    sp.n_batch = NK_MAX(o.pp, 16);
+    if (sp.n_ctx < o.pp + o.tg || sp.n_ctx < 16) {
+        nook_model_free(m);
+        return cli_fail(CLI_EUSAGE, "--ctx %d is smaller than the %d tokens the runs need", sp.n_ctx, NK_MAX(o.pp + o.tg, 16));
+    }
+    nook_session *s = NULL;
+    nook_error err = { 0 };
+    nook_token *toks = nk_alloc_array((size_t)NK_MAX(o.pp, 10), sizeof *toks);
+    double *pp_ms = nk_alloc_array((size_t)o.reps, sizeof *pp_ms);
+    double *tg_ms = nk_alloc_array((size_t)o.reps, sizeof *tg_ms);
+    rc = CLI_EFAIL;
+    if (!toks || !pp_ms || !tg_ms) {
+        cli_fail(CLI_EFAIL, "out of memory");
+        goto done;
+    }
+    if (nook_session_new(m, &sp, &s, &err) != NOOK_OK) {
+        cli_fail(CLI_EFAIL, "cannot create a session: %s", err.msg);
+        goto done;
+    }
+    const nook_token bos = nook_token_bos(m) >= 0 ? nook_token_bos(m) : 0;
+    toks[0] = bos;
+    for (int i = 1; i < 10; i++) toks[i] = rand_token(n_vocab);
+    if (nook_session_decode(s, toks, 10, NULL, &err) != NOOK_OK) {
+        fail_decode(&err);
+        goto done;
+    }
+    volatile nook_token first = argmax(nook_session_logits(s), n_vocab);
+    (void)first;
+    const double ttft_ms = now_ms() - t_load;
+
+    /* warm-up, then the timed repetitions */
+    if ((o.pp && run_pp(s, toks, n_vocab, &err) < 0) || (o.tg && run_tg(s, bos, n_vocab, &err) < 0)) {
+        fail_decode(&err);
+        goto done;
+    }
+    for (int r = 0; r < o.reps; r++) {
+        pp_ms[r] = o.pp ? run_pp(s, toks, n_vocab, &err) : 0;
+        tg_ms[r] = o.tg ? run_tg(s, bos, n_vocab, &err) : 0;
+        if (pp_ms[r] < 0 || tg_ms[r] < 0) {
+            fail_decode(&err);
+            goto done;
+        }
+        if (!o.json)
+            fprintf(stderr, "rep %d/%d: pp%d %.2f t/s, tg%d %.2f t/s\n", r + 1, o.reps, o.pp,
+                    o.pp ? o.pp * 1e3 / pp_ms[r] : 0.0, o.tg, o.tg ? o.tg * 1e3 / tg_ms[r] : 0.0);
+    }
+    /* tokens per second per repetition, then medians */
+    double lo_pp = 1e300, hi_pp = 0, lo_tg = 1e300, hi_tg = 0;
+    for (int r = 0; r < o.reps; r++) {
+        pp_ms[r] = o.pp ? o.pp * 1e3 / pp_ms[r] : 0;
+        tg_ms[r] = o.tg ? o.tg * 1e3 / tg_ms[r] : 0;
+        lo_pp = NK_MIN(lo_pp, pp_ms[r]), hi_pp = NK_MAX(hi_pp, pp_ms[r]);
+        lo_tg = NK_MIN(lo_tg, tg_ms[r]), hi_tg = NK_MAX(hi_tg, tg_ms[r]);
+    }
+    const double pp_tps = median(pp_ms, o.reps), tg_tps = median(tg_ms, o.reps);
+    const char *isa = nook_model_arch(m);
+    if (o.json) {
+        printf("{\"model\":\"%s\",\"arch\":\"%s\",\"threads\":%d,\"pp\":%d,\"tg\":%d,\"reps\":%d,"
+               "\"pp_tps\":%.3f,\"tg_tps\":%.3f,\"pp_tps_min\":%.3f,\"pp_tps_max\":%.3f,"
+               "\"tg_tps_min\":%.3f,\"tg_tps_max\":%.3f,\"load_ms\":%.1f,\"ttft_ms\":%.1f}\n",
+               base_name(path), isa, o.threads ? o.threads : nk_n_cores(), o.pp, o.tg, o.reps, pp_tps, tg_tps,
+               o.pp ? lo_pp : 0, hi_pp, o.tg ? lo_tg : 0, hi_tg, load_ms, ttft_ms);
+    } else {
+        printf("%s (%s), %d threads: load %.1f ms, ttft %.1f ms, pp%d %.2f t/s [%.2f..%.2f], tg%d %.2f t/s [%.2f..%.2f]\n",
+               base_name(path), isa, o.threads ? o.threads : nk_n_cores(), load_ms, ttft_ms, o.pp, pp_tps,
+               o.pp ? lo_pp : 0, hi_pp, o.tg, tg_tps, o.tg ? lo_tg : 0, hi_tg);
+    }
+    rc = CLI_OK;
+done:
+    nook_session_free(s);
+    nook_model_free(m);
+    nk_free(toks);
+    nk_free(pp_ms);
+    nk_free(tg_ms);
+    return rc;
+}
