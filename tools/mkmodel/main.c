@@ -2,6 +2,7 @@
  * mkmodel: write a synthetic GGUF (random weights, real shapes and tokenizer).
  *
  *   mkmodel PRESET TYPE OUT.gguf [--seed N] [--threads N] [--models DIR]
+ *   mkmodel --quantize IN.gguf OUT.gguf TYPE [--threads N]
  *   mkmodel --list
  *
  * TYPE is a file type (F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K_S Q4_K_M Q5_K_S
@@ -16,6 +17,7 @@
 
 static int usage(void) {
     fprintf(stderr, "usage: mkmodel PRESET TYPE OUT.gguf [--seed N] [--threads N] [--models DIR]\n"
+                    "       mkmodel --quantize IN.gguf OUT.gguf TYPE [--threads N]\n"
                     "       mkmodel --list\n");
     return 2;
 }
@@ -23,6 +25,21 @@ static int usage(void) {
 int main(int argc, char **argv) {
     if (argc == 2 && strcmp(argv[1], "--list") == 0) {
         for (const char *const *n = nk_synth_preset_names(); *n; n++) puts(*n);
+        return 0;
+    }
+    if (argc >= 5 && strcmp(argv[1], "--quantize") == 0) {
+        int threads = 0;
+        if (argc == 7 && strcmp(argv[5], "--threads") == 0) threads = atoi(argv[6]);
+        else if (argc != 5) return usage();
+        nook_error err = { 0 };
+        nk_tensor_init();
+        double t0 = nk_time_ms();
+        if (nk_quantize_file(argv[2], argv[3], argv[4], threads, &err)) {
+            fprintf(stderr, "mkmodel: %s\n", err.msg);
+            return 1;
+        }
+        fprintf(stderr, "mkmodel: quantized %s -> %s (%s) in %.1f s\n", argv[2], argv[3], argv[4],
+                (nk_time_ms() - t0) / 1000.0);
         return 0;
     }
     if (argc < 4) return usage();
