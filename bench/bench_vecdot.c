@@ -6,7 +6,7 @@
  *
  * Build and run (from the repository root; needs only the base and tensor layers):
  *   cc -O2 -std=c11 -D_GNU_SOURCE -Iinclude -Isrc bench/bench_vecdot.c src/tensor/types.c \
- *      src/tensor/quants_*.c src/tensor/arch/x86/avx*.c src/base/base.c -lm -lpthread \
+ *      src/tensor/quants_*.c src/tensor/arch/*/*.c src/base/base.c -lm -lpthread \
  *      -o /tmp/bench_vecdot && /tmp/bench_vecdot
  */
 #include "tensor/quants.h"

@@ -14,9 +14,7 @@
 #   1. test_simd  -cpu max          NEON and NEON-dotprod levels (must both run)
 #   2. test_simd  -cpu cortex-a53   no dotprod: the level is skipped, init falls back to NEON
 #   3. test_simd  NOOK_NO_SIMD=1    init keeps the reference kernels
-#   4. test_quants -cpu max         formats, references, round trips on AArch64, with
-#                                   NOOK_NO_SIMD=1 (its ISA-name check predates the
-#                                   NEON levels; it tests only the reference kernels)
+#   4. test_quants -cpu max         formats, references, round trips on AArch64
 #   5. if clang is installed: test_simd built by clang with -march=armv8.2-a+dotprod
 #
 # Usage: tests/arm/run-qemu.sh (from anywhere). Exit 0: all passed; 1: a build or
@@ -92,7 +90,7 @@ if build test_simd "$cc"; then
     run "test_simd, NOOK_NO_SIMD=1" "$out/test_simd" "" env NOOK_NO_SIMD=1 "$qemu" -cpu max
 fi
 if build test_quants "$cc"; then
-    run "test_quants, -cpu max, NOOK_NO_SIMD=1" "$out/test_quants" "" env NOOK_NO_SIMD=1 "$qemu" -cpu max
+    run "test_quants, -cpu max" "$out/test_quants" "" "$qemu" -cpu max
 fi
 
 if [ "$clang" != none ] && command -v "$clang" >/dev/null 2>&1; then

@@ -467,7 +467,7 @@ int main(void) {
     nk_tensor_init();
     nk_tensor_init();
     const char *isa = nk_tensor_isa();
-    CHECK(isa && (!strcmp(isa, "reference") || !strcmp(isa, "avx2") || !strcmp(isa, "avx512vnni")));
+    CHECK(isa && (!strcmp(isa, "reference") || !strcmp(isa, "avx2") || !strcmp(isa, "avx512vnni") || !strcmp(isa, "neon") || !strcmp(isa, "neon-dotprod")));
     CHECK(nk_isa_supported(NK_ISA_REF) && !nk_isa_supported(NK_ISA_COUNT));
     printf("isa: %s\n", isa);
     NK_TEST_DONE();
