@@ -117,6 +117,18 @@ const S = [
     "!!!???...,,,;;;:::---___===+++***&&&|||~~~```'''\"\"\"",
     "https://example.com/path?q=1&lang=en#frag user@mail.example.org C:\\Windows\\System32",
     "$$E = mc^2$$ and \\frac{a}{b} + \\sum_{i=0}^{n} x_i^2 \\leq \\infty",
+
+    // ---- pre-tokenizer corner cases
+    "a\rb\r\rc\r\n\r\nd\n\re",
+    "Unicode spaces:\u0085nel\u1680ogham\u2028ls\u2029ps\u202fnnbsp\u205fmmsp\u180emvs end",
+    "it'ſ, IT'K, it\u2019S, it`s, l'homme, L'ÉTAT, aujourd'hui, rock'n'roll",
+    "Roman ⅫⅣⅷ, superscripts x²³, fractions ⅓⅔, circled ⑩⑳, tally 𝍷",
+    "abc<|im_start|>def<|im_end|>ghi <|eot_id|>jkl<start_of_turn>mno<eos>pqr",
+    "<|reserved_special_token_0|><|reserved_special_token_250|><|finetune_right_pad_id|><|python_tag|>",
+    " ".repeat(200) + "x" + "\n".repeat(50) + "y" + "\t".repeat(30) + "z",
+    "QmFzZTY0IGJsb2IgdGhhdCBoYXMgbm8gc3BhY2VzIGF0IGFsbA==".repeat(30),
+    "0123456789".repeat(40),
+    "\u05e9\u05c1\u05b8\u05dc\u05d5\u05b9\u05dd Hebrew points, \u0627\u064e\u0644\u0652\u0639\u064e\u0631\u064e\u0628\u0650\u064a\u064e\u0651\u0629 Arabic harakat, \u0915\u093c\u094d\u200d Indic ZWJ",
 ];
 
 // War and Peace: one paragraph, a longer passage, and a long run of text.
