@@ -2,9 +2,12 @@
  * ops.c: shared transformer blocks (see ops.h for the contracts and the numerics).
  */
 #include "tensor/ops.h"
+#include "tensor/ops_gemm.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- elementwise ---------------------------------------------------------------- */
@@ -135,10 +138,34 @@ void nk_rope_apply(const nk_rope *r, const float *cs, float *x, int n_head, int 
 
 /* ---- matmul -------------------------------------------------------------------- */
 
-size_t nk_matmul_wsize(uint32_t type, int64_t n_in, int n_tok) {
+const nk_gemm_kernel *nk_gemm_get(uint32_t wtype) {
+    /* the tensor layer installs AVX-512 kernels only when the CPU has them and
+     * NOOK_NO_SIMD is unset; follow its decision */
+    if (strcmp(nk_tensor_isa(), "avx512vnni") != 0) return NULL;
+    /* NOOK_NO_GEMM=1: the vec_dot path (comparisons, debugging) */
+    const char *off = getenv("NOOK_NO_GEMM");
+    if (off && off[0] == '1') return NULL;
+    return nk_gemm_avx512(wtype);
+}
+
+/* Bytes of one converted activation row for weights of this type (0: F32 weights). */
+static size_t act_row_bytes(uint32_t type, int64_t n_in) {
+    const nk_gemm_kernel *gk = nk_gemm_get(type);
+    if (gk) return gk->act_row_size(n_in);
     const nk_type_traits *tr = nk_type_get(type);
     if (!tr || tr->vec_dot_type == NK_TYPE_F32) return 0;
-    return nk_row_size((uint32_t)tr->vec_dot_type, n_in) * (size_t)n_tok;
+    return nk_row_size((uint32_t)tr->vec_dot_type, n_in);
+}
+
+/* Small batches (decode) skip the barrier between converting the activations and
+ * the dots: every thread converts all rows into its own slice of the scratch. */
+#define MM_PRIV_TOK 4
+#define MM_PRIV_THREADS 16
+
+size_t nk_matmul_wsize(uint32_t type, int64_t n_in, int n_tok) {
+    const size_t row = act_row_bytes(type, n_in);
+    const size_t shared = row * (size_t)n_tok, priv = row * MM_PRIV_TOK * MM_PRIV_THREADS;
+    return shared > priv ? shared : priv;
 }
 
 bool nk_matmul_supported(uint32_t type, int64_t n_in) {
@@ -149,89 +176,137 @@ bool nk_matmul_supported(uint32_t type, int64_t n_in) {
     return vt && vt->from_float && nk_row_size((uint32_t)tr->vec_dot_type, n_in) != 0;
 }
 
+#define MM_MAX_W 3
+
 typedef struct mm_job {
-    const nk_tensor *W;
+    int n_w;                          /* weights sharing the input (same type) */
+    const nk_tensor *W[MM_MAX_W];
+    float *y[MM_MAX_W];
+    size_t ys[MM_MAX_W];
+    int first_chunk[MM_MAX_W + 1];    /* chunk ids of weight i: [first_chunk[i], first_chunk[i+1]) */
     const float *x;
     size_t xs;
     int n_tok;
-    float *y;
-    size_t ys;
+    const nk_gemm_kernel *gk;         /* register-blocked kernel, or NULL: vec_dot */
     nk_vec_dot_fn dot;
-    nk_from_float_fn quant;   /* NULL: the weight dots with f32 directly */
-    const uint8_t *act;       /* activation rows the dot reads */
-    size_t act_row;           /* bytes between them */
+    nk_act_quant_fn quant;            /* NULL: the weight dots with f32 directly */
+    size_t act_row;                   /* bytes between converted rows */
     uint8_t *wbuf;
-    int chunk;                /* weight rows per chunk */
+    bool priv;                        /* each thread converts into its own slice */
+    int chunk;                        /* weight rows per chunk */
     int n_chunks;
-    atomic_int next;          /* next chunk to hand out */
+    atomic_int next;                  /* next chunk to hand out */
     nk_pool *pool;
 } mm_job;
 
-#define MM_TILE_TOK 16
+/* Tokens per pass over a chunk: their converted rows stay in L2 while the chunk's
+ * weight rows (in L1) meet each of them. */
+#define MM_TILE_TOK 64
 
 /* Waking the workers and joining them costs a few microseconds (much more on a busy
  * machine), so products smaller than this many multiply-adds run on the caller. */
 #define NK_PAR_MIN_WORK 65536.0
 
-static void mm_chunks(mm_job *j, int ith) {
-    const int n_in = (int)j->W->ne[0];
-    const int64_t n_rows = j->W->ne[1];
-    const uint8_t *wdata = j->W->data;
-    const size_t nb1 = j->W->nb1;
-    for (int c = ith; c < j->n_chunks; c = atomic_fetch_add(&j->next, 1)) {
-        const int64_t r0 = (int64_t)c * j->chunk;
-        const int64_t r1 = NK_MIN(r0 + j->chunk, n_rows);
-        /* tiles of tokens: a weight row stays in L1 across the tile, and the tile's
-         * activation rows stay in L2 across the chunk's weight rows */
-        for (int t0 = 0; t0 < j->n_tok; t0 += MM_TILE_TOK) {
-            const int t1 = NK_MIN(t0 + MM_TILE_TOK, j->n_tok);
-            for (int64_t r = r0; r < r1; r++) {
-                const void *wrow = wdata + (size_t)r * nb1;
-                for (int t = t0; t < t1; t++)
-                    j->dot(n_in, &j->y[(size_t)t * j->ys + (size_t)r], wrow, j->act + (size_t)t * j->act_row);
-            }
+static void mm_chunk(const mm_job *j, const uint8_t *act, int c) {
+    int wi = 0;
+    while (c >= j->first_chunk[wi + 1]) wi++;
+    const nk_tensor *W = j->W[wi];
+    const int n_in = (int)W->ne[0];
+    const int64_t r0 = (int64_t)(c - j->first_chunk[wi]) * j->chunk;
+    const int64_t r1 = NK_MIN(r0 + j->chunk, W->ne[1]);
+    const uint8_t *wdata = W->data;
+    const size_t nb1 = W->nb1;
+    float *y = j->y[wi];
+    const size_t ys = j->ys[wi];
+    for (int t0 = 0; t0 < j->n_tok; t0 += MM_TILE_TOK) {
+        const int t1 = NK_MIN(t0 + MM_TILE_TOK, j->n_tok);
+        if (j->gk) {
+            j->gk->gemm(n_in, (int)(r1 - r0), t1 - t0, wdata + (size_t)r0 * nb1, nb1, act + (size_t)t0 * j->act_row,
+                        j->act_row, y + (size_t)t0 * ys + (size_t)r0, ys);
+            continue;
+        }
+        for (int64_t r = r0; r < r1; r++) {
+            const void *wrow = wdata + (size_t)r * nb1;
+            for (int t = t0; t < t1; t++)
+                j->dot(n_in, &y[(size_t)t * ys + (size_t)r], wrow, act + (size_t)t * j->act_row);
         }
     }
 }
 
 static void mm_run_fn(void *ctx, int ith, int nth) {
     mm_job *j = ctx;
+    const uint8_t *act = j->quant ? j->wbuf : (const uint8_t *)j->x;
     if (j->quant) {
-        const int64_t n_in = j->W->ne[0];
-        for (int t = ith; t < j->n_tok; t += nth)
-            j->quant(j->x + (size_t)t * j->xs, j->wbuf + (size_t)t * j->act_row, n_in);
-        nk_pool_barrier(j->pool);
+        const int64_t n_in = j->W[0]->ne[0];
+        if (j->priv) {
+            uint8_t *mine = j->wbuf + (size_t)ith * MM_PRIV_TOK * j->act_row;
+            for (int t = 0; t < j->n_tok; t++)
+                j->quant(j->x + (size_t)t * j->xs, mine + (size_t)t * j->act_row, n_in);
+            act = mine;
+        } else {
+            for (int t = ith; t < j->n_tok; t += nth)
+                j->quant(j->x + (size_t)t * j->xs, j->wbuf + (size_t)t * j->act_row, n_in);
+            nk_pool_barrier(j->pool);
+        }
     }
-    mm_chunks(j, ith);
+    for (int c = ith; c < j->n_chunks; c = atomic_fetch_add(&j->next, 1)) mm_chunk(j, act, c);
+}
+
+void nk_matmul_n(nk_pool *pool, int n_w, const nk_tensor *const *W, const float *x, size_t xs, int n_tok,
+                 float *const *y, const size_t *ys, void *wbuf) {
+    assert(n_w >= 1 && n_w <= MM_MAX_W);
+    for (int i = 1; i < n_w; i++) {
+        if (W[i]->type != W[0]->type) {   /* different activation formats: one by one */
+            for (int k = 0; k < n_w; k++) nk_matmul_n(pool, 1, &W[k], x, xs, n_tok, &y[k], &ys[k], wbuf);
+            return;
+        }
+    }
+    const uint32_t type = W[0]->type;
+    const nk_type_traits *tr = nk_type_get(type);
+    double work = 0;
+    int64_t max_rows = 0;
+    for (int i = 0; i < n_w; i++) {
+        work += (double)W[i]->ne[1] * (double)W[i]->ne[0] * n_tok;
+        max_rows = NK_MAX(max_rows, W[i]->ne[1]);
+    }
+    if (work < NK_PAR_MIN_WORK) pool = NULL;
+    const int nth = nk_pool_size(pool);
+    mm_job j = { .n_w = n_w, .x = x, .xs = xs, .n_tok = n_tok, .dot = tr->vec_dot, .pool = pool };
+    for (int i = 0; i < n_w; i++) {
+        j.W[i] = W[i];
+        j.y[i] = y[i];
+        j.ys[i] = ys[i];
+    }
+    j.gk = nk_gemm_get(type);
+    if (j.gk) {
+        j.quant = j.gk->act_quant;
+        j.act_row = j.gk->act_row_size(W[0]->ne[0]);
+    } else if (tr->vec_dot_type != NK_TYPE_F32) {
+        j.quant = nk_type_get((uint32_t)tr->vec_dot_type)->from_float;
+        j.act_row = nk_row_size((uint32_t)tr->vec_dot_type, W[0]->ne[0]);
+    } else {
+        j.act_row = xs * sizeof(float);
+    }
+    j.wbuf = wbuf;
+    j.priv = j.quant && n_tok <= MM_PRIV_TOK && nth <= MM_PRIV_THREADS && nth > 1;
+    /* Chunks of weight rows handed out by an atomic counter, so a thread that was
+     * descheduled does not hold everyone up; at least 4 chunks per thread. Multiples
+     * of 4 rows keep the kernels' tiles full. */
+    int64_t chunk = n_tok == 1 ? 64 : 16;
+    int64_t total = 0;
+    for (int i = 0; i < n_w; i++) total += (W[i]->ne[1] + chunk - 1) / chunk;
+    if (total < 4 * nth) chunk = NK_MAX(4, ((max_rows + 4 * nth - 1) / (4 * nth) + 3) / 4 * 4);
+    j.chunk = (int)chunk;
+    j.first_chunk[0] = 0;
+    for (int i = 0; i < n_w; i++) j.first_chunk[i + 1] = j.first_chunk[i] + (int)((W[i]->ne[1] + chunk - 1) / chunk);
+    j.n_chunks = j.first_chunk[n_w];
+    atomic_init(&j.next, nth);
+    nk_pool_run(pool, mm_run_fn, &j);
 }
 
 void nk_matmul(nk_pool *pool, const nk_tensor *W, const float *x, size_t xs, int n_tok,
                float *y, size_t ys, void *wbuf) {
-    const nk_type_traits *tr = nk_type_get(W->type);
-    if ((double)W->ne[1] * (double)W->ne[0] * n_tok < NK_PAR_MIN_WORK) pool = NULL;
-    const int nth = nk_pool_size(pool);
-    mm_job j = {
-        .W = W, .x = x, .xs = xs, .n_tok = n_tok, .y = y, .ys = ys, .dot = tr->vec_dot,
-    };
-    if (tr->vec_dot_type == NK_TYPE_F32) {
-        j.act = (const uint8_t *)x;
-        j.act_row = xs * sizeof(float);
-    } else {
-        j.quant = nk_type_get((uint32_t)tr->vec_dot_type)->from_float;
-        j.wbuf = wbuf;
-        j.act = wbuf;
-        j.act_row = nk_row_size((uint32_t)tr->vec_dot_type, W->ne[0]);
-    }
-    /* Chunks of weight rows handed out by an atomic counter, so a thread that was
-     * descheduled does not hold everyone up; at least 4 chunks per thread. */
-    const int64_t n_rows = W->ne[1];
-    int64_t chunk = n_tok == 1 ? 64 : 16;
-    if ((n_rows + chunk - 1) / chunk < 4 * nth) chunk = NK_MAX(1, (n_rows + 4 * nth - 1) / (4 * nth));
-    j.chunk = (int)chunk;
-    j.n_chunks = (int)((n_rows + chunk - 1) / chunk);
-    atomic_init(&j.next, nth);
-    j.pool = pool;
-    nk_pool_run(pool, mm_run_fn, &j);
+    nk_matmul_n(pool, 1, &W, x, xs, n_tok, &y, &ys, wbuf);
 }
 
 /* ---- attention ----------------------------------------------------------------- */

@@ -87,6 +87,12 @@ bool nk_matmul_supported(uint32_t type, int64_t n_in);
 void nk_matmul(nk_pool *pool, const nk_tensor *W, const float *x, size_t xs, int n_tok,
                float *y, size_t ys, void *wbuf);
 
+/* n_w (1..3) matmuls of the same input in one pool run (Q/K/V, gate/up): the input is
+ * converted once when the weights share a type (else they run one by one). Output
+ * i goes to y[i] with row stride ys[i]. wbuf: the largest nk_matmul_wsize of them. */
+void nk_matmul_n(nk_pool *pool, int n_w, const nk_tensor *const *W, const float *x, size_t xs, int n_tok,
+                 float *const *y, const size_t *ys, void *wbuf);
+
 /* ---- attention ----------------------------------------------------------------- */
 
 /* One layer's causal attention for a batch of n_tok queries at positions

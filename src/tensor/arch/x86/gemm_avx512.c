@@ -1,0 +1,360 @@
+/*
+ * gemm_avx512.c: register-blocked weight x activation kernels for AVX-512 VNNI
+ * (contract in tensor/ops_gemm.h).
+ *
+ * A tile is up to TR weight rows x TT tokens. For each weight block the tile decodes
+ * every row's codes once into zmm registers (and builds its scale vectors), then
+ * runs them against each token's activation block, so decoding is paid once per
+ * TT tokens and each activation load once per TR rows.
+ *
+ * Two families:
+ *  - 32-element blocks (Q8_0, Q5_0, Q4_0) against "a32" rows: ggml's x86 Q8_0 codes
+ *    stored as u8 (code + 128) in groups of two blocks, with each block's scale
+ *    expanded to 8 floats. One vpdpbusd multiplies 64 codes (two blocks); the +128 is
+ *    removed by starting the accumulator at -128 * (sum of the weight codes), which
+ *    is itself one vpdpbusd per weight row and block pair. The two blocks' integer
+ *    sums (lanes 0-7 and 8-15) are scaled by d_w * d_x in float.
+ *  - K-quants (Q4_K, Q6_K) against Q8_K blocks (Q4_K's with the bytes permuted so a
+ *    64-byte load of activations matches a 64-byte load of nibbles). Codes times
+ *    activations by vpmaddubsw (no saturation: codes <= 63, pair sums < 2^15), times
+ *    the sub-block scales by vpdpwssd, so a whole block sums in one int32 register;
+ *    mins (Q4_K) and the -32 offset (Q6_K) come from the Q8_K block sums.
+ * Each output is the sum of its 16 float lanes at the end (_mm512_reduce_add_ps).
+ */
+#include "tensor/ops_gemm.h"
+#include "tensor/quants.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#define TGT __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
+#define INL __attribute__((always_inline)) inline
+
+#define TR 4   /* weight rows per tile */
+#define TT 4   /* tokens per tile */
+
+TGT static INL float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+TGT static INL __m512 zext256(__m256 v) { return _mm512_insertf32x8(_mm512_setzero_ps(), v, 0); }
+
+/* ---- 32-block family -------------------------------------------------------------- */
+
+typedef struct a32_group {
+    float d[16];        /* block 2g's scale in 0..7, block 2g+1's in 8..15 */
+    uint8_t q[64];      /* codes + 128 */
+} a32_group;
+_Static_assert(sizeof(a32_group) == 128, "a32 group size");
+
+static size_t a32_row_size(int64_t n) { return (size_t)((n / 32 + 1) / 2) * sizeof(a32_group); }
+
+/* The codes and scales ggml's x86 quantize_row_q8_0 produces (the installed Q8_0
+ * from_float), re-laid. An odd last block gets a zero partner (scale 0, code 0). */
+TGT static void a32_quant(const float *x, void *dst, int64_t n) {
+    a32_group *g = dst;
+    const nk_from_float_fn q8 = nk_type_get(NK_TYPE_Q8_0)->from_float;
+    const int64_t nb = n / 32;
+    const __m256i k80 = _mm256_set1_epi8((char)0x80);
+    for (int64_t b = 0; b < nb; b++) {
+        nk_block_q8_0 blk;
+        q8(x + 32 * b, &blk, 32);
+        a32_group *gg = &g[b / 2];
+        const int h = (int)(b & 1);
+        _mm256_storeu_ps(gg->d + 8 * h, _mm256_set1_ps(nk_fp16_to_fp32(blk.d)));
+        _mm256_storeu_si256((__m256i *)(gg->q + 32 * h),
+                            _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)blk.qs), k80));
+    }
+    if (nb & 1) {
+        a32_group *gg = &g[nb / 2];
+        _mm256_storeu_ps(gg->d + 8, _mm256_setzero_ps());
+        _mm256_storeu_si256((__m256i *)(gg->q + 32), k80);
+    }
+}
+
+/* Decoders: blocks x[0] and (if two) x[1] of a row as 64 signed codes, and their
+ * scales as a float vector (x[0]'s in lanes 0..7). A missing second block reads
+ * nothing and yields zero codes. */
+TGT static INL __m512i join256(__m256i lo, __m256i hi) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+TGT static INL __m512 dscale(float d0, float d1) {
+    return _mm512_insertf32x8(_mm512_set1_ps(d0), _mm256_set1_ps(d1), 1);
+}
+
+TGT static INL __m256i nib32(const uint8_t *qs) {
+    const __m128i b = _mm_loadu_si128((const __m128i *)qs);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), _mm256_set1_epi8(0x0F));
+}
+
+TGT static INL __m512i dec_q8_0(const void *p, int two, __m512 *dw) {
+    const nk_block_q8_0 *x = p;
+    const __m256i lo = _mm256_loadu_si256((const __m256i *)x[0].qs);
+    const __m256i hi = two ? _mm256_loadu_si256((const __m256i *)x[1].qs) : _mm256_setzero_si256();
+    *dw = dscale(h2f(x[0].d), two ? h2f(x[1].d) : 0.0f);
+    return join256(lo, hi);
+}
+
+TGT static INL __m256i q4_0_codes(const nk_block_q4_0 *x) {
+    return _mm256_sub_epi8(nib32(x->qs), _mm256_set1_epi8(8));
+}
+
+TGT static INL __m512i dec_q4_0(const void *p, int two, __m512 *dw) {
+    const nk_block_q4_0 *x = p;
+    *dw = dscale(h2f(x[0].d), two ? h2f(x[1].d) : 0.0f);
+    return join256(q4_0_codes(&x[0]), two ? q4_0_codes(&x[1]) : _mm256_setzero_si256());
+}
+
+TGT static INL __m256i q5_0_codes(const nk_block_q5_0 *x) {
+    uint32_t qh;
+    memcpy(&qh, x->qh, 4);
+    const __m256i hb = _mm256_and_si256(_mm256_movm_epi8((__mmask32)qh), _mm256_set1_epi8(0x10));
+    return _mm256_sub_epi8(_mm256_or_si256(nib32(x->qs), hb), _mm256_set1_epi8(16));
+}
+
+TGT static INL __m512i dec_q5_0(const void *p, int two, __m512 *dw) {
+    const nk_block_q5_0 *x = p;
+    *dw = dscale(h2f(x[0].d), two ? h2f(x[1].d) : 0.0f);
+    return join256(q5_0_codes(&x[0]), two ? q5_0_codes(&x[1]) : _mm256_setzero_si256());
+}
+
+/* One tile of R rows x T tokens (compile-time constants after inlining). */
+TGT static INL void tile32(const int type, const int R, const int T, int n, const uint8_t *w, size_t ws,
+                           const uint8_t *a, size_t as, float *y, size_t ys) {
+    const size_t bsz = type == NK_TYPE_Q8_0 ? sizeof(nk_block_q8_0)
+                     : type == NK_TYPE_Q5_0 ? sizeof(nk_block_q5_0) : sizeof(nk_block_q4_0);
+    const __m512i k80 = _mm512_set1_epi8((char)0x80), zero = _mm512_setzero_si512();
+    __m512 acc[TR][TT];
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
+    const int nb = n / 32;
+    for (int b = 0, g = 0; b < nb; b += 2, g++) {
+        const int two = b + 1 < nb;
+        __m512i wq[TR], nc[TR];
+        __m512 dw[TR];
+        for (int r = 0; r < R; r++) {
+            const uint8_t *p = w + (size_t)r * ws + (size_t)b * bsz;
+            wq[r] = type == NK_TYPE_Q8_0 ? dec_q8_0(p, two, &dw[r])
+                  : type == NK_TYPE_Q5_0 ? dec_q5_0(p, two, &dw[r]) : dec_q4_0(p, two, &dw[r]);
+            nc[r] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, k80, wq[r]));
+        }
+        for (int t = 0; t < T; t++) {
+            const a32_group *ag = (const a32_group *)(a + (size_t)t * as) + g;
+            const __m512i av = _mm512_loadu_si512(ag->q);
+            const __m512 dx = _mm512_loadu_ps(ag->d);
+            for (int r = 0; r < R; r++) {
+                const __m512i s = _mm512_dpbusd_epi32(nc[r], av, wq[r]);
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw[r], dx), acc[r][t]);
+            }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++) y[(size_t)t * ys + r] = _mm512_reduce_add_ps(acc[r][t]);
+}
+
+/* ---- K-quants --------------------------------------------------------------------- */
+
+static size_t q8K_row_size(int64_t n) { return nk_row_size(NK_TYPE_Q8_K, n); }
+
+/* Q8_K for Q6_K: the reference codes (the installed from_float is exact). */
+static void q8K_quant(const float *x, void *dst, int64_t n) {
+    nk_type_get(NK_TYPE_Q8_K)->from_float(x, dst, n);
+}
+
+/* Q8_K for Q4_K: the same block with each 128-code half reordered as
+ * [0..31, 64..95, 32..63, 96..127], the order of a 64-byte load of Q4_K nibbles
+ * (low nibbles of bytes 0..63 are elements 0..31 and 64..95 of the half). bsums stay
+ * in element order. */
+static void q8K_perm_quant(const float *x, void *dst, int64_t n) {
+    nk_type_get(NK_TYPE_Q8_K)->from_float(x, dst, n);
+    nk_block_q8_K *yb = dst;
+    static const int base[4] = { 0, 32, 128, 160 };
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        int8_t tmp[QK_K];
+        memcpy(tmp, yb[i].qs, QK_K);
+        for (int k = 0; k < 4; k++) {
+            memcpy(yb[i].qs + 64 * k, tmp + base[k], 32);
+            memcpy(yb[i].qs + 64 * k + 32, tmp + base[k] + 64, 32);
+        }
+    }
+}
+
+/* The 8 six-bit scales and mins of a Q4_K/Q5_K block (nk_get_scale_min_k4's bits). */
+static INL void k4_scales(const uint8_t *packed, uint8_t sc[8], uint8_t mn[8]) {
+    uint32_t w[3], out[4];
+    memcpy(w, packed, 12);
+    out[0] = w[0] & 0x3f3f3f3fu;
+    out[1] = (w[2] & 0x0f0f0f0fu) | (((w[0] >> 6) & 0x03030303u) << 4);
+    out[2] = w[1] & 0x3f3f3f3fu;
+    out[3] = ((w[2] >> 4) & 0x0f0f0f0fu) | (((w[1] >> 6) & 0x03030303u) << 4);
+    memcpy(sc, &out[0], 8);
+    memcpy(mn, &out[2], 8);
+}
+
+/* vpermw indices: int16 lane i of part k takes scale idx[k][i] */
+TGT static INL __m512i idx_q4K(int k) {
+    /* part k holds sub-blocks A (lanes 0..15) and A+2 (16..31), A = 0,1,4,5 */
+    static const int A[4] = { 0, 1, 4, 5 };
+    return _mm512_inserti64x4(_mm512_set1_epi16((short)A[k]), _mm256_set1_epi16((short)(A[k] + 2)), 1);
+}
+
+TGT static INL __m512i idx_q6K(int k) {
+    /* part k = elements 64k..64k+63: lane i covers elements 64k+2i, 64k+2i+1, group 4k + i/8 */
+    const long long K = 0x0001000100010001LL;
+    return _mm512_add_epi16(_mm512_set_epi64(3 * K, 3 * K, 2 * K, 2 * K, K, K, 0, 0), _mm512_set1_epi16((short)(4 * k)));
+}
+
+TGT static INL void tile_q4K(const int R, const int T, int n, const uint8_t *w, size_t ws,
+                             const uint8_t *a, size_t as, float *y, size_t ys) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    __m512 acc[TR][TT];
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
+    for (int b = 0; b < n / QK_K; b++) {
+        __m512i wq[TR][4], sc[TR][4];
+        __m256i mn[TR];
+        float dw[TR], dm[TR];
+        for (int r = 0; r < R; r++) {
+            const nk_block_q4_K *x = (const nk_block_q4_K *)(w + (size_t)r * ws) + b;
+            const __m512i q0 = _mm512_loadu_si512(x->qs), q1 = _mm512_loadu_si512(x->qs + 64);
+            wq[r][0] = _mm512_and_si512(q0, m4);
+            wq[r][1] = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4);
+            wq[r][2] = _mm512_and_si512(q1, m4);
+            wq[r][3] = _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4);
+            uint8_t s8[8], m8[8];
+            k4_scales(x->scales, s8, m8);
+            const __m512i s16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)s8)));
+            for (int k = 0; k < 4; k++) sc[r][k] = _mm512_permutexvar_epi16(idx_q4K(k), s16);
+            const __m128i m = _mm_loadl_epi64((const __m128i *)m8);
+            mn[r] = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m));
+            dw[r] = h2f(x->d);
+            dm[r] = h2f(x->dmin);
+        }
+        for (int t = 0; t < T; t++) {
+            const nk_block_q8_K *yb = (const nk_block_q8_K *)(a + (size_t)t * as) + b;
+            const __m512i a0 = _mm512_loadu_si512(yb->qs), a1 = _mm512_loadu_si512(yb->qs + 64);
+            const __m512i a2 = _mm512_loadu_si512(yb->qs + 128), a3 = _mm512_loadu_si512(yb->qs + 192);
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)yb->bsums);
+            for (int r = 0; r < R; r++) {
+                __m512i ia = _mm512_madd_epi16(_mm512_maddubs_epi16(wq[r][0], a0), sc[r][0]);
+                ia = _mm512_dpwssd_epi32(ia, _mm512_maddubs_epi16(wq[r][1], a1), sc[r][1]);
+                ia = _mm512_dpwssd_epi32(ia, _mm512_maddubs_epi16(wq[r][2], a2), sc[r][2]);
+                ia = _mm512_dpwssd_epi32(ia, _mm512_maddubs_epi16(wq[r][3], a3), sc[r][3]);
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia), _mm512_set1_ps(dw[r] * yb->d), acc[r][t]);
+                const __m256 mins = _mm256_cvtepi32_ps(_mm256_madd_epi16(mn[r], bs));
+                acc[r][t] = _mm512_fmadd_ps(zext256(mins), _mm512_set1_ps(-dm[r] * yb->d), acc[r][t]);
+            }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++) y[(size_t)t * ys + r] = _mm512_reduce_add_ps(acc[r][t]);
+}
+
+TGT static INL void tile_q6K(const int R, const int T, int n, const uint8_t *w, size_t ws,
+                             const uint8_t *a, size_t as, float *y, size_t ys) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+    /* per 16-bit word shift counts: high-bit pairs for the low/high 256-bit halves */
+    const __m512i shA = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+    const __m512i shB = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
+    __m512 acc[TR][TT];
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
+    for (int b = 0; b < n / QK_K; b++) {
+        __m512i wq[TR][4], sc[TR][4];
+        __m256i sc16[TR];
+        float dw[TR];
+        for (int r = 0; r < R; r++) {
+            const nk_block_q6_K *x = (const nk_block_q6_K *)(w + (size_t)r * ws) + b;
+            for (int h = 0; h < 2; h++) {
+                const __m512i L = _mm512_loadu_si512(x->ql + 64 * h);
+                const __m512i H = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x->qh + 32 * h)));
+                wq[r][2 * h] = _mm512_or_si512(_mm512_and_si512(L, m4), _mm512_and_si512(_mm512_sllv_epi16(H, shA), m30));
+                wq[r][2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(L, 4), m4),
+                                                   _mm512_and_si512(_mm512_srlv_epi16(H, shB), m30));
+            }
+            sc16[r] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x->scales));
+            const __m512i s = _mm512_castsi256_si512(sc16[r]);
+            for (int k = 0; k < 4; k++) sc[r][k] = _mm512_permutexvar_epi16(idx_q6K(k), s);
+            dw[r] = h2f(x->d);
+        }
+        for (int t = 0; t < T; t++) {
+            const nk_block_q8_K *yb = (const nk_block_q8_K *)(a + (size_t)t * as) + b;
+            const __m512i a0 = _mm512_loadu_si512(yb->qs), a1 = _mm512_loadu_si512(yb->qs + 64);
+            const __m512i a2 = _mm512_loadu_si512(yb->qs + 128), a3 = _mm512_loadu_si512(yb->qs + 192);
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)yb->bsums);
+            for (int r = 0; r < R; r++) {
+                __m512i ia = _mm512_madd_epi16(_mm512_maddubs_epi16(wq[r][0], a0), sc[r][0]);
+                ia = _mm512_dpwssd_epi32(ia, _mm512_maddubs_epi16(wq[r][1], a1), sc[r][1]);
+                ia = _mm512_dpwssd_epi32(ia, _mm512_maddubs_epi16(wq[r][2], a2), sc[r][2]);
+                ia = _mm512_dpwssd_epi32(ia, _mm512_maddubs_epi16(wq[r][3], a3), sc[r][3]);
+                /* codes are stored +32: subtract 32 * sum_g scale_g * bsum_g */
+                const __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(sc16[r], bs), 5);
+                ia = _mm512_sub_epi32(ia, _mm512_inserti64x4(_mm512_setzero_si512(), off, 0));
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia), _mm512_set1_ps(dw[r] * yb->d), acc[r][t]);
+            }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++) y[(size_t)t * ys + r] = _mm512_reduce_add_ps(acc[r][t]);
+}
+
+/* ---- drivers: walk nr x nt in tiles, edge tiles instantiated for every size ------- */
+
+#define TILE_CASES(CALL) \
+    switch ((R - 1) * 4 + (T - 1)) { \
+    case 0: CALL(1, 1); break;  case 1: CALL(1, 2); break;  case 2: CALL(1, 3); break;  case 3: CALL(1, 4); break; \
+    case 4: CALL(2, 1); break;  case 5: CALL(2, 2); break;  case 6: CALL(2, 3); break;  case 7: CALL(2, 4); break; \
+    case 8: CALL(3, 1); break;  case 9: CALL(3, 2); break;  case 10: CALL(3, 3); break; case 11: CALL(3, 4); break; \
+    case 12: CALL(4, 1); break; case 13: CALL(4, 2); break; case 14: CALL(4, 3); break; default: CALL(4, 4); break; \
+    }
+
+#define DRIVER(NAME, TILE_CALL) \
+    TGT static void NAME(int n, int nr, int nt, const void *w, size_t ws, const void *a, size_t as, float *y, \
+                         size_t ys) { \
+        for (int r0 = 0; r0 < nr; r0 += TR) { \
+            const int R = nr - r0 < TR ? nr - r0 : TR; \
+            const uint8_t *wp = (const uint8_t *)w + (size_t)r0 * ws; \
+            for (int t0 = 0; t0 < nt; t0 += TT) { \
+                const int T = nt - t0 < TT ? nt - t0 : TT; \
+                const uint8_t *ap = (const uint8_t *)a + (size_t)t0 * as; \
+                float *yp = y + (size_t)t0 * ys + r0; \
+                TILE_CASES(TILE_CALL) \
+            } \
+        } \
+    }
+
+#define CALL_Q8_0(r, t) tile32(NK_TYPE_Q8_0, r, t, n, wp, ws, ap, as, yp, ys)
+#define CALL_Q5_0(r, t) tile32(NK_TYPE_Q5_0, r, t, n, wp, ws, ap, as, yp, ys)
+#define CALL_Q4_0(r, t) tile32(NK_TYPE_Q4_0, r, t, n, wp, ws, ap, as, yp, ys)
+#define CALL_Q4_K(r, t) tile_q4K(r, t, n, wp, ws, ap, as, yp, ys)
+#define CALL_Q6_K(r, t) tile_q6K(r, t, n, wp, ws, ap, as, yp, ys)
+
+DRIVER(gemm_q8_0, CALL_Q8_0)
+DRIVER(gemm_q5_0, CALL_Q5_0)
+DRIVER(gemm_q4_0, CALL_Q4_0)
+DRIVER(gemm_q4_K, CALL_Q4_K)
+DRIVER(gemm_q6_K, CALL_Q6_K)
+
+static const nk_gemm_kernel k_q8_0 = { gemm_q8_0, a32_quant, a32_row_size };
+static const nk_gemm_kernel k_q5_0 = { gemm_q5_0, a32_quant, a32_row_size };
+static const nk_gemm_kernel k_q4_0 = { gemm_q4_0, a32_quant, a32_row_size };
+static const nk_gemm_kernel k_q4_K = { gemm_q4_K, q8K_perm_quant, q8K_row_size };
+static const nk_gemm_kernel k_q6_K = { gemm_q6_K, q8K_quant, q8K_row_size };
+
+const nk_gemm_kernel *nk_gemm_avx512(uint32_t wtype) {
+    if (!nk_isa_supported(NK_ISA_AVX512)) return NULL;
+    switch (wtype) {
+    case NK_TYPE_Q8_0: return &k_q8_0;
+    case NK_TYPE_Q5_0: return &k_q5_0;
+    case NK_TYPE_Q4_0: return &k_q4_0;
+    case NK_TYPE_Q4_K: return &k_q4_K;
+    case NK_TYPE_Q6_K: return &k_q6_K;
+    default: return NULL;
+    }
+}
+
+#else
+const nk_gemm_kernel *nk_gemm_avx512(uint32_t wtype) {
+    (void)wtype;
+    return NULL;
+}
+#endif
