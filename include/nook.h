@@ -168,6 +168,28 @@ nook_status nook_session_decode(nook_session *s, const nook_token *tokens, int n
  * next decode. */
 const float *nook_session_logits(const nook_session *s);
 
+/* Context shift (src/model/context.c): make room in a full cache the way Ollama and
+ * llama.cpp do, keeping the first n_keep tokens (BOS, system prompt), dropping the
+ * n_discard tokens after them and sliding the rest down. The caller keeps the token
+ * history: history[0..*n_history) is the sequence it wants in the cache, of which the
+ * cache holds at least the first n_keep (it may hold all of them, or all but a last
+ * sampled token not yet decoded). Afterwards history is compacted in place, *n_history
+ * is reduced by n_discard, the cache holds exactly the compacted history, and
+ * nook_session_logits() gives the logits after its last token.
+ * How: the cache is truncated to n_keep and the kept tail is decoded again at its new
+ * positions (one batched decode of *n_history - n_keep - n_discard tokens), so the
+ * result is what decoding the compacted sequence from the start gives: exact RoPE
+ * positions, correct for sliding-window models too. (llama.cpp instead re-rotates the
+ * cached keys in place: cheaper, but its f16 keys then differ from a fresh decode.)
+ * The usual choice, Ollama's and llama.cpp's: n_discard = (n_past - n_keep) / 2.
+ * Errors: NOOK_EINVAL for a NULL argument, n_keep < 0, n_discard < 1, nothing left
+ * after the discarded run (n_keep + n_discard >= *n_history), a cache holding fewer
+ * than n_keep or more than *n_history tokens; NOOK_ERANGE if the compacted history
+ * still exceeds the context. Then nothing changed. A decode error after that (a token
+ * out of range in history) leaves history unchanged and the cache cut to n_keep. */
+nook_status nook_session_shift(nook_session *s, nook_token *history, int *n_history,
+                               int n_keep, int n_discard, nook_error *err);
+
 /* ---- Sampling -------------------------------------------------------------------
  * A sampler chain: repeat penalty -> top-k -> top-p -> min-p -> temperature -> draw.
  * Temperature <= 0 is greedy (argmax of the raw logits).
