@@ -225,9 +225,12 @@ static void forward(nook_session *s, const nook_token *tokens, int n_tok, int fi
 
         /* attention block */
         rows_norm(s->xb, s->x, &L->attn_norm, n_tok, n_embd, eps);
-        nk_matmul(pool, &L->wq, s->xb, (size_t)n_embd, n_tok, s->q, (size_t)n_q, s->wbuf);
-        nk_matmul(pool, &L->wk, s->xb, (size_t)n_embd, n_tok, s->k, (size_t)n_k, s->wbuf);
-        nk_matmul(pool, &L->wv, s->xb, (size_t)n_embd, n_tok, s->v, (size_t)n_v, s->wbuf);
+        {   /* one pool run (and one activation conversion) when the types agree */
+            const nk_tensor *W[3] = { &L->wq, &L->wk, &L->wv };
+            float *const Y[3] = { s->q, s->k, s->v };
+            const size_t YS[3] = { (size_t)n_q, (size_t)n_k, (size_t)n_v };
+            nk_matmul_n(pool, 3, W, s->xb, (size_t)n_embd, n_tok, Y, YS, s->wbuf);
+        }
         add_bias(s->q, &L->bq, n_tok, n_q);
         add_bias(s->k, &L->bk, n_tok, n_k);
         add_bias(s->v, &L->bv, n_tok, n_v);
@@ -256,8 +259,12 @@ static void forward(nook_session *s, const nook_token *tokens, int n_tok, int fi
 
         /* feed-forward block */
         rows_norm(s->xb, s->x, &L->ffn_norm, n_tok, n_embd, eps);
-        nk_matmul(pool, &L->ffn_gate, s->xb, (size_t)n_embd, n_tok, s->gate, (size_t)n_ff, s->wbuf);
-        nk_matmul(pool, &L->ffn_up, s->xb, (size_t)n_embd, n_tok, s->up, (size_t)n_ff, s->wbuf);
+        {
+            const nk_tensor *W[2] = { &L->ffn_gate, &L->ffn_up };
+            float *const Y[2] = { s->gate, s->up };
+            const size_t YS[2] = { (size_t)n_ff, (size_t)n_ff };
+            nk_matmul_n(pool, 2, W, s->xb, (size_t)n_embd, n_tok, Y, YS, s->wbuf);
+        }
         if (hp->ffn_act == NK_FFN_GEGLU) nk_geglu(s->gate, s->up, (size_t)n_tok * (size_t)n_ff);
         else nk_swiglu(s->gate, s->up, (size_t)n_tok * (size_t)n_ff);
         nk_matmul(pool, &L->ffn_down, s->gate, (size_t)n_ff, n_tok, s->tmp, (size_t)n_embd, s->wbuf);

@@ -124,30 +124,37 @@ TGT static INL void tile32(const int type, const int R, const int T, int n, cons
                      : type == NK_TYPE_Q5_0 ? sizeof(nk_block_q5_0) : sizeof(nk_block_q4_0);
     const __m512i k80 = _mm512_set1_epi8((char)0x80), zero = _mm512_setzero_si512();
     __m512 acc[TR][TT];
+    _Pragma("GCC unroll 16")
     for (int r = 0; r < R; r++)
+        _Pragma("GCC unroll 16")
         for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
     const int nb = n / 32;
     for (int b = 0, g = 0; b < nb; b += 2, g++) {
         const int two = b + 1 < nb;
         __m512i wq[TR], nc[TR];
         __m512 dw[TR];
+        _Pragma("GCC unroll 16")
         for (int r = 0; r < R; r++) {
             const uint8_t *p = w + (size_t)r * ws + (size_t)b * bsz;
             wq[r] = type == NK_TYPE_Q8_0 ? dec_q8_0(p, two, &dw[r])
                   : type == NK_TYPE_Q5_0 ? dec_q5_0(p, two, &dw[r]) : dec_q4_0(p, two, &dw[r]);
             nc[r] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, k80, wq[r]));
         }
+        _Pragma("GCC unroll 16")
         for (int t = 0; t < T; t++) {
             const a32_group *ag = (const a32_group *)(a + (size_t)t * as) + g;
             const __m512i av = _mm512_loadu_si512(ag->q);
             const __m512 dx = _mm512_loadu_ps(ag->d);
+            _Pragma("GCC unroll 16")
             for (int r = 0; r < R; r++) {
                 const __m512i s = _mm512_dpbusd_epi32(nc[r], av, wq[r]);
                 acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw[r], dx), acc[r][t]);
             }
         }
     }
+    _Pragma("GCC unroll 16")
     for (int r = 0; r < R; r++)
+        _Pragma("GCC unroll 16")
         for (int t = 0; t < T; t++) y[(size_t)t * ys + r] = _mm512_reduce_add_ps(acc[r][t]);
 }
 
@@ -171,6 +178,7 @@ static void q8K_perm_quant(const float *x, void *dst, int64_t n) {
     for (int64_t i = 0; i < n / QK_K; i++) {
         int8_t tmp[QK_K];
         memcpy(tmp, yb[i].qs, QK_K);
+        _Pragma("GCC unroll 16")
         for (int k = 0; k < 4; k++) {
             memcpy(yb[i].qs + 64 * k, tmp + base[k], 32);
             memcpy(yb[i].qs + 64 * k + 32, tmp + base[k] + 64, 32);
@@ -207,12 +215,15 @@ TGT static INL void tile_q4K(const int R, const int T, int n, const uint8_t *w, 
                              const uint8_t *a, size_t as, float *y, size_t ys) {
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     __m512 acc[TR][TT];
+    _Pragma("GCC unroll 16")
     for (int r = 0; r < R; r++)
+        _Pragma("GCC unroll 16")
         for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
     for (int b = 0; b < n / QK_K; b++) {
         __m512i wq[TR][4], sc[TR][4];
         __m256i mn[TR];
         float dw[TR], dm[TR];
+        _Pragma("GCC unroll 16")
         for (int r = 0; r < R; r++) {
             const nk_block_q4_K *x = (const nk_block_q4_K *)(w + (size_t)r * ws) + b;
             const __m512i q0 = _mm512_loadu_si512(x->qs), q1 = _mm512_loadu_si512(x->qs + 64);
@@ -223,17 +234,20 @@ TGT static INL void tile_q4K(const int R, const int T, int n, const uint8_t *w, 
             uint8_t s8[8], m8[8];
             k4_scales(x->scales, s8, m8);
             const __m512i s16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)s8)));
+            _Pragma("GCC unroll 16")
             for (int k = 0; k < 4; k++) sc[r][k] = _mm512_permutexvar_epi16(idx_q4K(k), s16);
             const __m128i m = _mm_loadl_epi64((const __m128i *)m8);
             mn[r] = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m));
             dw[r] = h2f(x->d);
             dm[r] = h2f(x->dmin);
         }
+        _Pragma("GCC unroll 16")
         for (int t = 0; t < T; t++) {
             const nk_block_q8_K *yb = (const nk_block_q8_K *)(a + (size_t)t * as) + b;
             const __m512i a0 = _mm512_loadu_si512(yb->qs), a1 = _mm512_loadu_si512(yb->qs + 64);
             const __m512i a2 = _mm512_loadu_si512(yb->qs + 128), a3 = _mm512_loadu_si512(yb->qs + 192);
             const __m256i bs = _mm256_loadu_si256((const __m256i *)yb->bsums);
+            _Pragma("GCC unroll 16")
             for (int r = 0; r < R; r++) {
                 __m512i ia = _mm512_madd_epi16(_mm512_maddubs_epi16(wq[r][0], a0), sc[r][0]);
                 ia = _mm512_dpwssd_epi32(ia, _mm512_maddubs_epi16(wq[r][1], a1), sc[r][1]);
@@ -245,7 +259,9 @@ TGT static INL void tile_q4K(const int R, const int T, int n, const uint8_t *w, 
             }
         }
     }
+    _Pragma("GCC unroll 16")
     for (int r = 0; r < R; r++)
+        _Pragma("GCC unroll 16")
         for (int t = 0; t < T; t++) y[(size_t)t * ys + r] = _mm512_reduce_add_ps(acc[r][t]);
 }
 
@@ -256,14 +272,18 @@ TGT static INL void tile_q6K(const int R, const int T, int n, const uint8_t *w, 
     const __m512i shA = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
     const __m512i shB = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
     __m512 acc[TR][TT];
+    _Pragma("GCC unroll 16")
     for (int r = 0; r < R; r++)
+        _Pragma("GCC unroll 16")
         for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
     for (int b = 0; b < n / QK_K; b++) {
         __m512i wq[TR][4], sc[TR][4];
         __m256i sc16[TR];
         float dw[TR];
+        _Pragma("GCC unroll 16")
         for (int r = 0; r < R; r++) {
             const nk_block_q6_K *x = (const nk_block_q6_K *)(w + (size_t)r * ws) + b;
+            _Pragma("GCC unroll 16")
             for (int h = 0; h < 2; h++) {
                 const __m512i L = _mm512_loadu_si512(x->ql + 64 * h);
                 const __m512i H = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x->qh + 32 * h)));
@@ -273,14 +293,17 @@ TGT static INL void tile_q6K(const int R, const int T, int n, const uint8_t *w, 
             }
             sc16[r] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x->scales));
             const __m512i s = _mm512_castsi256_si512(sc16[r]);
+            _Pragma("GCC unroll 16")
             for (int k = 0; k < 4; k++) sc[r][k] = _mm512_permutexvar_epi16(idx_q6K(k), s);
             dw[r] = h2f(x->d);
         }
+        _Pragma("GCC unroll 16")
         for (int t = 0; t < T; t++) {
             const nk_block_q8_K *yb = (const nk_block_q8_K *)(a + (size_t)t * as) + b;
             const __m512i a0 = _mm512_loadu_si512(yb->qs), a1 = _mm512_loadu_si512(yb->qs + 64);
             const __m512i a2 = _mm512_loadu_si512(yb->qs + 128), a3 = _mm512_loadu_si512(yb->qs + 192);
             const __m256i bs = _mm256_loadu_si256((const __m256i *)yb->bsums);
+            _Pragma("GCC unroll 16")
             for (int r = 0; r < R; r++) {
                 __m512i ia = _mm512_madd_epi16(_mm512_maddubs_epi16(wq[r][0], a0), sc[r][0]);
                 ia = _mm512_dpwssd_epi32(ia, _mm512_maddubs_epi16(wq[r][1], a1), sc[r][1]);
@@ -293,7 +316,9 @@ TGT static INL void tile_q6K(const int R, const int T, int n, const uint8_t *w, 
             }
         }
     }
+    _Pragma("GCC unroll 16")
     for (int r = 0; r < R; r++)
+        _Pragma("GCC unroll 16")
         for (int t = 0; t < T; t++) y[(size_t)t * ys + r] = _mm512_reduce_add_ps(acc[r][t]);
 }
 
@@ -310,8 +335,12 @@ TGT static INL void tile_q6K(const int R, const int T, int n, const uint8_t *w, 
 #define DRIVER(NAME, TILE_CALL) \
     TGT static void NAME(int n, int nr, int nt, const void *w, size_t ws, const void *a, size_t as, float *y, \
                          size_t ys) { \
-        for (int r0 = 0; r0 < nr; r0 += TR) { \
-            const int R = nr - r0 < TR ? nr - r0 : TR; \
+        /* one row at a time for decode-sized batches: the rows of a chunk are then \
+         * read as one sequential stream, which the hardware prefetchers follow at \
+         * full DRAM bandwidth (four interleaved row streams measured 4x slower) */ \
+        const int tr = nt <= 2 ? 1 : TR; \
+        for (int r0 = 0; r0 < nr; r0 += tr) { \
+            const int R = nr - r0 < tr ? nr - r0 : tr; \
             const uint8_t *wp = (const uint8_t *)w + (size_t)r0 * ws; \
             for (int t0 = 0; t0 < nt; t0 += TT) { \
                 const int T = nt - t0 < TT ? nt - t0 : TT; \
@@ -341,7 +370,11 @@ static const nk_gemm_kernel k_q4_K = { gemm_q4_K, q8K_perm_quant, q8K_row_size }
 static const nk_gemm_kernel k_q6_K = { gemm_q6_K, q8K_quant, q8K_row_size };
 
 const nk_gemm_kernel *nk_gemm_avx512(uint32_t wtype) {
-    if (!nk_isa_supported(NK_ISA_AVX512)) return NULL;
+    /* cpuid traps to the hypervisor in a VM: ask once (a benign race: every thread
+     * stores the same answer) */
+    static _Atomic int have = -1;
+    if (have < 0) have = nk_isa_supported(NK_ISA_AVX512);
+    if (!have) return NULL;
     switch (wtype) {
     case NK_TYPE_Q8_0: return &k_q8_0;
     case NK_TYPE_Q5_0: return &k_q5_0;
