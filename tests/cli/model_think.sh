@@ -23,9 +23,7 @@ run_cmd "$NOOK" run "$Q" hi --show-prompt
 check_eq "show-prompt exit" "$rc" 0
 check_eq "rendered prompt (thinking by default)" "$out" "${base%$'\n'}"
 check_eq "show-prompt prints nothing else" "$err" ""
-"$NOOK" run "$Q" hi --show-prompt --think </dev/null >"$TMP/p_think"
 "$NOOK" run "$Q" hi --show-prompt --no-think </dev/null >"$TMP/p_nothink"
-check_eq "--think renders as the default" "$(cat "$TMP/p_think")" "${base%$'\n'}"
 check_eq "--no-think adds the empty think block" "$(od -c <"$TMP/p_nothink")" \
     "$(printf '%s<think>\n\n</think>\n\n' "$base" | od -c)"
 
@@ -51,8 +49,6 @@ run_cmd "$NOOK" run "$Q" "$P" --raw -n 6 --temperature 0 --format jsonl
 check_eq "jsonl: 6 tokens, all reasoning" "$(grep -c '"thinking":true' <<<"$out")" 6
 run_cmd "$NOOK" run "$Q" "$P" --raw -n 6 --temperature 0 --format jsonl --no-think
 check_eq "jsonl --no-think: no thinking field" "$(grep -c '"thinking"' <<<"$out")" 0
-run_cmd "$NOOK" run "$Q" hi -n 3 --temperature 0 --format jsonl --no-think
-check_eq "chat --no-think: no thinking field" "$(grep -c '"thinking"' <<<"$out")" 0
 
 if [ -r "$MODELS/stories260K.gguf" ]; then
     run_cmd "$NOOK" run "$MODELS/stories260K.gguf" "Once" --raw -n 3 --temperature 0 --format jsonl

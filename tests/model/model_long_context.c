@@ -5,7 +5,8 @@
  * says so instead of failing on numbers) decodes 4300 pseudo-random tokens in an
  * 8192-token session. nook's log-softmax at positions before and past 4096 must match
  * llama.cpp's (tests/data/model/long_context/logprobs.txt, header says how it was made)
- * in both attention modes: RoPE angles and the KV cache are right that far out.
+ * (flash attention numerics; the plain golden shows the bound tells the paths apart):
+ * RoPE angles and the KV cache are right that far out.
  *
  * (2) nook_session_shift: after a shift the logits equal those of a fresh session that
  * decoded the compacted history from the start, and the cache holds exactly that
@@ -190,7 +191,10 @@ static void test_positions(const nook_model *m, const nook_token *ids, const gol
     const double tol = 4e-3;
     const int nv = nook_model_n_vocab(m);
     float *all = malloc(sizeof(float) * (size_t)nv * N_IDS);
-    for (int mode = 0; mode < 2; mode++) {
+    /* flash only (llama.cpp's CPU default): decoding 4300 tokens twice would double the
+     * time under ASan; the plain path's numerics are covered by model_tiny_random, and the
+     * plain golden still serves to show the bound separates the two paths */
+    for (int mode = 0; mode < 1; mode++) {
         nook_session *s = new_session(m, N_CTX, mode == 1);
         CHECK(s != NULL);
         if (!s) continue;
