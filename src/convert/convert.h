@@ -61,6 +61,11 @@ void nk_mix_init(nk_mix *mix, int ftype, const char *const *names, size_t n);
 uint32_t nk_mix_choose(nk_mix *mix, const char *name, uint32_t n_dims, const uint64_t *ne,
                        uint32_t cur_type);
 
+/* The order llama.cpp's model loader keeps tensors in, and so the order llama-quantize
+ * writes (and counts) them in: tensors outside "blk.N." first, then by layer number,
+ * ties by byte-wise name. A strcmp-style result. */
+int nk_tensor_order_cmp(const char *a, const char *b);
+
 /* llama.cpp's use_more_bits(i, n): the first and last eighth of the layers and every
  * third layer in between. */
 bool nk_use_more_bits(int i, int n);

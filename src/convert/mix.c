@@ -6,6 +6,7 @@
  */
 #include "convert/convert.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -47,6 +48,20 @@ int nk_ftype_default_type(int ftype) {
 
 bool nk_use_more_bits(int i, int n) {
     return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
+}
+
+/* sscanf(name, "blk.%d.", &layer) with layer -1 when it does not match. */
+static long layer_of(const char *name) {
+    if (strncmp(name, "blk.", 4) != 0) return -1;
+    char *end;
+    long v = strtol(name + 4, &end, 10);
+    return end == name + 4 ? -1 : v;
+}
+
+int nk_tensor_order_cmp(const char *a, const char *b) {
+    long la = layer_of(a), lb = layer_of(b);
+    if (la != lb) return la < lb ? -1 : 1;
+    return strcmp(a, b);
 }
 
 static bool has_suffix(const char *s, const char *suf) {

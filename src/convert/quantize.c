@@ -7,6 +7,7 @@
  */
 #include "convert/convert.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -20,6 +21,12 @@ typedef struct {
 static void fill_from_src(void *vctx, int64_t row, float *dst) {
     const src_rows *c = vctx;
     c->to_float(c->data + (size_t)row * c->row_bytes, dst, c->ne0);
+}
+
+typedef struct { const char *name; uint64_t idx; } ordered;
+
+static int by_loader_order(const void *a, const void *b) {
+    return nk_tensor_order_cmp(((const ordered *)a)->name, ((const ordered *)b)->name);
 }
 
 static bool same_file(const char *a, const char *b) {
@@ -42,6 +49,7 @@ nook_status nk_quantize_file(const char *in_path, const char *out_path, const ch
     gguf_writer *w = NULL;
     const char **names = NULL;
     nk_stream_tensor *infos = NULL;
+    ordered *order = NULL;
     nk_stream *s = NULL;
     nook_status st = nk_map_file(in_path, false, &map, err);
     if (st) return st;
@@ -51,15 +59,22 @@ nook_status nk_quantize_file(const char *in_path, const char *out_path, const ch
     w = gguf_writer_new();
     names = nk_calloc(f->n_tensors ? f->n_tensors : 1, sizeof *names);
     infos = nk_alloc_array(f->n_tensors ? f->n_tensors : 1, sizeof *infos);
-    if (!w || !names || !infos) { st = nk_fail(err, NOOK_ENOMEM, "out of memory"); goto done; }
-    for (uint64_t i = 0; i < f->n_kv; i++)
+    order = nk_alloc_array(f->n_tensors ? f->n_tensors : 1, sizeof *order);
+    if (!w || !names || !infos || !order) { st = nk_fail(err, NOOK_ENOMEM, "out of memory"); goto done; }
+    /* Keys in llama-quantize's order: everything else as it was, then these two at the
+     * end (ggml's gguf_set_* moves an existing key to the end). */
+    for (uint64_t i = 0; i < f->n_kv; i++) {
+        if (gguf_str_eq(f->kv[i].key, "general.quantization_version") ||
+            gguf_str_eq(f->kv[i].key, "general.file_type"))
+            continue;
         if (gguf_set_kv_from(w, &f->kv[i]) != NOOK_OK) {
             st = nk_fail(err, NOOK_EFORMAT, "%s: copying key %llu: %s", in_path,
                          (unsigned long long)i, gguf_writer_error(w));
             goto done;
         }
-    if (gguf_set_u32(w, "general.file_type", (uint32_t)ftype) ||
-        gguf_set_u32(w, "general.quantization_version", 2)) {
+    }
+    if (gguf_set_u32(w, "general.quantization_version", 2) ||
+        gguf_set_u32(w, "general.file_type", (uint32_t)ftype)) {
         st = nk_fail(err, NOOK_ENOMEM, "setting metadata: %s", gguf_writer_error(w));
         goto done;
     }
@@ -69,12 +84,16 @@ nook_status nk_quantize_file(const char *in_path, const char *out_path, const ch
         names[i] = nk_strndup(f->tensors[i].name.ptr, (size_t)f->tensors[i].name.len);
         if (!names[i]) { st = nk_fail(err, NOOK_ENOMEM, "out of memory"); goto done; }
     }
+    /* tensors in llama.cpp's loader order, which is also the order its mix counts in */
+    for (uint64_t i = 0; i < f->n_tensors; i++) order[i] = (ordered){ names[i], i };
+    qsort(order, (size_t)f->n_tensors, sizeof *order, by_loader_order);
     nk_mix mix;
     nk_mix_init(&mix, ftype, names, (size_t)f->n_tensors);
-    for (uint64_t i = 0; i < f->n_tensors; i++) {
+    for (uint64_t k = 0; k < f->n_tensors; k++) {
+        uint64_t i = order[k].idx;
         const gguf_tensor *t = &f->tensors[i];
         uint32_t type = nk_mix_choose(&mix, names[i], t->n_dims, t->ne, t->type);
-        infos[i] = (nk_stream_tensor){ names[i], type, t->n_dims, { t->ne[0], t->ne[1], t->ne[2], t->ne[3] } };
+        infos[k] = (nk_stream_tensor){ names[i], type, t->n_dims, { t->ne[0], t->ne[1], t->ne[2], t->ne[3] } };
         if (type == t->type) continue;
         const nk_type_traits *from = nk_type_get(t->type), *to = nk_type_get(type);
         if (!from || !from->to_float) {
@@ -91,17 +110,17 @@ nook_status nk_quantize_file(const char *in_path, const char *out_path, const ch
 
     st = nk_stream_open(out_path, w, infos, (size_t)f->n_tensors, &s, err);
     if (st) goto done;
-    for (uint64_t i = 0; i < f->n_tensors && !st; i++) {
-        const gguf_tensor *t = &f->tensors[i];
-        if (infos[i].type == t->type) {
+    for (uint64_t k = 0; k < f->n_tensors && !st; k++) {
+        const gguf_tensor *t = &f->tensors[order[k].idx];
+        if (infos[k].type == t->type) {
             st = nk_stream_write(s, t->data, (size_t)t->nbytes, err);
         } else {
             int64_t ne0 = (int64_t)t->ne[0];
             int64_t rows = (int64_t)(t->ne[1] * t->ne[2] * t->ne[3]);  /* the reader checked overflow */
             src_rows c = { t->data, nk_row_size(t->type, ne0), ne0, nk_type_get(t->type)->to_float };
-            st = nk_stream_rows(s, infos[i].type, ne0, rows, fill_from_src, &c, n_threads, err);
+            st = nk_stream_rows(s, infos[k].type, ne0, rows, fill_from_src, &c, n_threads, err);
         }
-        if (st) nk_prefix(err, "tensor '%s': ", names[i]);
+        if (st) nk_prefix(err, "tensor '%s': ", infos[k].name);
     }
     if (!st) {
         st = nk_stream_finish(s, err);
@@ -113,6 +132,7 @@ done:
         for (uint64_t i = 0; f && i < f->n_tensors; i++) nk_free((void *)names[i]);
     nk_free(names);
     nk_free(infos);
+    nk_free(order);
     gguf_writer_free(w);
     gguf_free(f);
     nk_unmap(&map);

@@ -13,13 +13,15 @@
  *
  * "Normal" here is an Irwin-Hall sum of four uniforms (bounded at +-3.5 sigma: no
  * outliers to blow up a layer, and no libm in the hot loop). Each row is seeded from
- * (seed, tensor index, row), so the bytes do not depend on the thread count.
+ * (seed, tensor name, row), so the bytes depend neither on the thread count nor on the
+ * order tensors are written in.
  */
 #include "convert/convert.h"
 #include "tokenizer/hf_import.h"
 #include "tokenizer/tokenizer.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -131,8 +133,8 @@ static bool plan_add(plan *pl, int kind, uint64_t ne0, uint64_t ne1, const char 
     return true;
 }
 
-/* Tensors in the order the converter emits them per layer (the order llama.cpp's mix
- * counters see). */
+/* The tensors of the model, in the converter's per-layer order; nk_synth_write then
+ * sorts them into llama.cpp's loader order (see plan_cmp). */
 static bool build_plan(const nk_synth_params *p, plan *pl) {
     uint64_t E = p->n_embd, V = p->n_vocab, F = p->n_ff;
     uint64_t Q = (uint64_t)p->n_head * p->head_dim, KV = (uint64_t)p->n_head_kv * p->head_dim;
@@ -163,6 +165,13 @@ static bool build_plan(const nk_synth_params *p, plan *pl) {
     return ok;
 }
 
+/* Files are written in llama.cpp's loader order, the order llama-quantize writes: then
+ * a synthetic F32 file quantized by llama-quantize (or nk_quantize_file) is byte for
+ * byte the file written at that type directly. */
+static int plan_cmp(const void *a, const void *b) {
+    return nk_tensor_order_cmp(((const plan_tensor *)a)->name, ((const plan_tensor *)b)->name);
+}
+
 /* ---- weights -------------------------------------------------------------------------- */
 
 static inline uint64_t splitmix64(uint64_t *s) {
@@ -174,7 +183,7 @@ static inline uint64_t splitmix64(uint64_t *s) {
 
 typedef struct {
     uint64_t seed;
-    uint64_t tensor;       /* index in the plan: each tensor gets its own stream */
+    uint64_t tensor;       /* hash of the name: each tensor gets its own stream */
     int kind;
     int64_t ne0;
     float std;
@@ -186,6 +195,13 @@ typedef struct {
  * repeats its input. Post-norm weights near 8 make the layers' contributions outweigh
  * it (self-logit about 1.7 standard deviations: an ordinary token). */
 #define GEMMA_POST_NORM 8.0f
+
+/* FNV-1a: a tensor's stream depends on its name, not on where it sits in the file. */
+static uint64_t name_hash(const char *s) {
+    uint64_t h = 0xCBF29CE484222325ull;
+    for (; *s; s++) h = (h ^ (uint8_t)*s) * 0x100000001B3ull;
+    return h;
+}
 
 static void fill_row(void *vctx, int64_t row, float *dst) {
     const fill_ctx *c = vctx;
@@ -258,8 +274,14 @@ static nook_status set_arch_keys(const nk_synth_params *p, gguf_writer *w, nook_
     }
     if (p->arch == NK_SYNTH_GEMMA3) SET(gguf_set_u32(w, KEY("attention.sliding_window"), p->n_swa));
 #undef KEY
-    SET(gguf_set_u32(w, "general.file_type", (uint32_t)p->ftype));
+    return NOOK_OK;
+}
+
+/* Last, after the tokenizer: llama-quantize re-sets these two and ggml moves a re-set key
+ * to the end, so this is where a quantized file has them. */
+static nook_status set_file_type(const nk_synth_params *p, gguf_writer *w, nook_error *err) {
     SET(gguf_set_u32(w, "general.quantization_version", 2));
+    SET(gguf_set_u32(w, "general.file_type", (uint32_t)p->ftype));
     return NOOK_OK;
 }
 
@@ -376,6 +398,7 @@ nook_status nk_synth_write(const nk_synth_params *p, const char *out_path, nook_
     pl.t = nk_alloc_array(pl.cap, sizeof *pl.t);
     if (!pl.t) { st = nk_fail(err, NOOK_ENOMEM, "out of memory"); goto done; }
     if (!build_plan(p, &pl)) { st = nk_fail(err, NOOK_EINTERNAL, "tensor plan overflow"); goto done; }
+    qsort(pl.t, pl.n, sizeof *pl.t, plan_cmp);
 
     st = set_arch_keys(p, w, err);
     if (!st && p->tokenizer_dir) {
@@ -383,6 +406,7 @@ nook_status nk_synth_write(const nk_synth_params *p, const char *out_path, nook_
         if (!st) st = fit_vocab(w, p->n_vocab, err);
         if (st) nk_prefix(err, "%s: ", p->tokenizer_dir);
     }
+    if (!st) st = set_file_type(p, w, err);
     if (st) goto done;
 
     /* types: F32 first, then the same mix llama-quantize would apply */
@@ -409,7 +433,7 @@ nook_status nk_synth_write(const nk_synth_params *p, const char *out_path, nook_
     const float emb_std = 3.0f / sqrtf((float)p->n_embd);
     for (size_t i = 0; i < pl.n && !st; i++) {
         const plan_tensor *t = &pl.t[i];
-        fill_ctx c = { p->seed, i, t->kind, (int64_t)t->ne[0], 0.0f, rope };
+        fill_ctx c = { p->seed, name_hash(t->name), t->kind, (int64_t)t->ne[0], 0.0f, rope };
         switch (t->kind) {
         case W_EMBED: c.std = emb_std; break;
         case W_LINEAR: c.std = 1.0f / sqrtf((float)t->ne[0]); break;
