@@ -393,11 +393,80 @@ ATTN_TGT static void v_mad_flash_f16c(int n, float *acc, const void *v, bool f16
     }
 }
 
+#define ATTN_TGT512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")))
+
+ATTN_TGT512 static inline __m512 rt_f16_512(__m512 x) {
+    return _mm512_cvtph_ps(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
+}
+
+/* The flash loop over one query's positions with the f16 V accumulator held in
+ * registers (NV = hd_v / 16 zmm) instead of memory: the same operations on the same
+ * values as the scalar v_mad_flash loop (rescale rounded to f16 when the max moves,
+ * then the fused multiply-add rounded to f16), so the same bits. */
+ATTN_TGT512 static inline __attribute__((always_inline)) void flash_f16_512(const int NV, int n_kv, const float *scores,
+                                                                             const uint8_t *vb, size_t v_row, float *out) {
+    __m512 acc[16];
+    for (int i = 0; i < NV; i++) acc[i] = _mm512_setzero_ps();
+    float M = -INFINITY, S = 0.0f;
+    for (int j = 0; j < n_kv; j++) {
+        const float sc = scores[j];
+        float ms = 1.0f, w = 1.0f;
+        if (sc > M) {
+            ms = expf(M - sc);
+            M = sc;
+        } else {
+            w = expf(sc - M);
+        }
+        S = S * ms + w;
+        const uint16_t *h = (const uint16_t *)(vb + (size_t)j * v_row);
+        if (ms != 1.0f) {
+            const __m512 vms = _mm512_set1_ps(ms);
+            for (int i = 0; i < NV; i++) acc[i] = rt_f16_512(_mm512_mul_ps(acc[i], vms));
+        }
+        const __m512 vw = _mm512_set1_ps(w);
+        for (int i = 0; i < NV; i++) {
+            const __m512 v = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + 16 * i)));
+            acc[i] = rt_f16_512(_mm512_fmadd_ps(v, vw, acc[i]));
+        }
+    }
+    const __m512 inv = _mm512_set1_ps(S == 0.0f ? 0.0f : 1.0f / S);
+    for (int i = 0; i < NV; i++) _mm512_storeu_ps(out + 16 * i, _mm512_mul_ps(acc[i], inv));
+}
+
+/* hd_v 64, 128 or 256 (the head sizes models use); false: use the generic loop */
+ATTN_TGT512 static bool flash_f16_fast(int hd, int n_kv, const float *scores, const uint8_t *vb, size_t v_row,
+                                       float *out) {
+    switch (hd) {
+    case 64: flash_f16_512(4, n_kv, scores, vb, v_row, out); return true;
+    case 128: flash_f16_512(8, n_kv, scores, vb, v_row, out); return true;
+    case 256: flash_f16_512(16, n_kv, scores, vb, v_row, out); return true;
+    default: return false;
+    }
+}
+
+/* f32 -> f16 with F16C (round to nearest even, the same bits as nk_fp32_to_fp16) */
+ATTN_TGT static void f32_to_f16_f16c(const float *x, uint16_t *h, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(h + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) h[i] = nk_fp32_to_fp16(x[i]);
+}
+
+static bool attn_simd512(void) { return strcmp(nk_tensor_isa(), "avx512vnni") == 0; }
+
 /* The tensor layer's CPU detection picked an AVX2 (or AVX-512) level only if the CPU
  * and OS support AVX2, FMA and F16C, which is all these kernels use. */
 static bool attn_simd(void) { return strncmp(nk_tensor_isa(), "avx", 3) == 0; }
 #else
 static bool attn_simd(void) { return false; }
+static bool attn_simd512(void) { return false; }
+static bool flash_f16_fast(int hd, int n_kv, const float *scores, const uint8_t *vb, size_t v_row, float *out) {
+    (void)hd, (void)n_kv, (void)scores, (void)vb, (void)v_row, (void)out;
+    return false;
+}
+static void f32_to_f16_f16c(const float *x, uint16_t *h, int n) {
+    for (int i = 0; i < n; i++) h[i] = nk_fp32_to_fp16(x[i]);
+}
 #define v_mad_plain_f16c v_mad_plain
 #define v_mad_flash_f16c v_mad_flash
 #endif
@@ -406,7 +475,7 @@ typedef struct attn_run {
     const nk_attn *a;
     const nk_type_traits *kt;   /* cache type traits (vec_dot, from_float) */
     size_t esize;               /* bytes per cache element */
-    bool simd;
+    bool simd, simd512;
 } attn_run;
 
 static void attn_fn(void *ctx, int ith, int nth) {
@@ -435,7 +504,8 @@ static void attn_fn(void *ctx, int ith, int nth) {
         const float *q = a->q + (size_t)t * q_stride + (size_t)h * (size_t)a->hd_k;
         const void *qv = q;
         if (f16) {
-            run->kt->from_float(q, qconv, a->hd_k);
+            if (run->simd) f32_to_f16_f16c(q, qconv, a->hd_k);
+            else run->kt->from_float(q, qconv, a->hd_k);
             qv = qconv;
         }
         const uint8_t *kb = (const uint8_t *)a->k + (size_t)lo * k_row + (size_t)kvh * (size_t)a->hd_k * es;
@@ -447,6 +517,7 @@ static void attn_fn(void *ctx, int ith, int nth) {
         float *out = a->out + (size_t)t * o_stride + (size_t)h * (size_t)a->hd_v;
         memset(acc, 0, (size_t)a->hd_v * sizeof *acc);
 
+        if (a->flash && f16 && run->simd512 && flash_f16_fast(a->hd_v, n_kv, scores, vb, v_row, out)) continue;
         if (a->flash) {
             /* one pass as ggml walks it: running max M and sum S; a new max rescales
              * the accumulator by exp(Mold - M), other positions weigh exp(s - M) */
@@ -499,6 +570,7 @@ void nk_attention(nk_pool *pool, const nk_attn *a) {
         .kt = nk_type_get(a->kv_type),
         .esize = a->kv_type == NK_TYPE_F32 ? 4 : 2,
         .simd = attn_simd(),
+        .simd512 = attn_simd512(),
     };
     const double work = (double)a->n_tok * a->n_head * (double)(a->pos0 + a->n_tok) * (a->hd_k + a->hd_v);
     nk_pool_run(work < NK_PAR_MIN_WORK ? NULL : pool, attn_fn, &run);
