@@ -107,6 +107,7 @@ int main(void) {
             check_shape(types[i], gk, ns[a], 1, 1);
             check_shape(types[i], gk, ns[a], 3, 2);
             check_shape(types[i], gk, ns[a], 6, 1);
+            check_shape(types[i], gk, ns[a], 5, 13);
         }
     }
     if (!tested) nk_test_skip("no AVX-512 VNNI gemm kernels on this CPU");

@@ -30,8 +30,14 @@
 #define TGT __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
 #define INL __attribute__((always_inline)) inline
 
-#define TR 4   /* weight rows per tile */
-#define TT 4   /* tokens per tile */
+/* Tile shapes (rows x tokens), bounded by the 32 zmm registers: the 32-block family
+ * holds per row the codes, the offset and the scales (3 zmm) and one accumulator per
+ * output; the K-quants hold 4 zmm of codes per row, so they take fewer rows and more
+ * tokens (their scale vectors are read from the stack as memory operands). */
+#define TR 4   /* 32-block family */
+#define TT 4
+#define KR 2   /* K-quants */
+#define KT 6
 
 TGT static INL float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
@@ -214,15 +220,15 @@ TGT static INL __m512i idx_q6K(int k) {
 TGT static INL void tile_q4K(const int R, const int T, int n, const uint8_t *w, size_t ws,
                              const uint8_t *a, size_t as, float *y, size_t ys) {
     const __m512i m4 = _mm512_set1_epi8(0x0F);
-    __m512 acc[TR][TT];
+    __m512 acc[KR][KT];
     _Pragma("GCC unroll 16")
     for (int r = 0; r < R; r++)
         _Pragma("GCC unroll 16")
         for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
     for (int b = 0; b < n / QK_K; b++) {
-        __m512i wq[TR][4], sc[TR][4];
-        __m256i mn[TR];
-        float dw[TR], dm[TR];
+        __m512i wq[KR][4], sc[KR][4];
+        __m256i mn[KR];
+        float dw[KR], dm[KR];
         _Pragma("GCC unroll 16")
         for (int r = 0; r < R; r++) {
             const nk_block_q4_K *x = (const nk_block_q4_K *)(w + (size_t)r * ws) + b;
@@ -271,15 +277,15 @@ TGT static INL void tile_q6K(const int R, const int T, int n, const uint8_t *w, 
     /* per 16-bit word shift counts: high-bit pairs for the low/high 256-bit halves */
     const __m512i shA = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
     const __m512i shB = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
-    __m512 acc[TR][TT];
+    __m512 acc[KR][KT];
     _Pragma("GCC unroll 16")
     for (int r = 0; r < R; r++)
         _Pragma("GCC unroll 16")
         for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
     for (int b = 0; b < n / QK_K; b++) {
-        __m512i wq[TR][4], sc[TR][4];
-        __m256i sc16[TR];
-        float dw[TR];
+        __m512i wq[KR][4], sc[KR][4];
+        __m256i sc16[KR];
+        float dw[KR];
         _Pragma("GCC unroll 16")
         for (int r = 0; r < R; r++) {
             const nk_block_q6_K *x = (const nk_block_q6_K *)(w + (size_t)r * ws) + b;
@@ -324,7 +330,7 @@ TGT static INL void tile_q6K(const int R, const int T, int n, const uint8_t *w, 
 
 /* ---- drivers: walk nr x nt in tiles, edge tiles instantiated for every size ------- */
 
-#define TILE_CASES(CALL) \
+#define TILE_CASES_4x4(CALL) \
     switch ((R - 1) * 4 + (T - 1)) { \
     case 0: CALL(1, 1); break;  case 1: CALL(1, 2); break;  case 2: CALL(1, 3); break;  case 3: CALL(1, 4); break; \
     case 4: CALL(2, 1); break;  case 5: CALL(2, 2); break;  case 6: CALL(2, 3); break;  case 7: CALL(2, 4); break; \
@@ -332,21 +338,29 @@ TGT static INL void tile_q6K(const int R, const int T, int n, const uint8_t *w, 
     case 12: CALL(4, 1); break; case 13: CALL(4, 2); break; case 14: CALL(4, 3); break; default: CALL(4, 4); break; \
     }
 
-#define DRIVER(NAME, TILE_CALL) \
+#define TILE_CASES_2x6(CALL) \
+    switch ((R - 1) * 6 + (T - 1)) { \
+    case 0: CALL(1, 1); break; case 1: CALL(1, 2); break; case 2: CALL(1, 3); break; \
+    case 3: CALL(1, 4); break; case 4: CALL(1, 5); break; case 5: CALL(1, 6); break; \
+    case 6: CALL(2, 1); break; case 7: CALL(2, 2); break; case 8: CALL(2, 3); break; \
+    case 9: CALL(2, 4); break; case 10: CALL(2, 5); break; default: CALL(2, 6); break; \
+    }
+
+/* Decode-sized batches go one row at a time: the rows of a chunk are then read as one
+ * sequential stream, which the hardware prefetchers follow at full DRAM bandwidth
+ * (tiles of four interleaved rows measured 4x slower from DRAM). */
+#define DRIVER(NAME, TILE_CALL, ROWS, TOKS, CASES) \
     TGT static void NAME(int n, int nr, int nt, const void *w, size_t ws, const void *a, size_t as, float *y, \
                          size_t ys) { \
-        /* one row at a time for decode-sized batches: the rows of a chunk are then \
-         * read as one sequential stream, which the hardware prefetchers follow at \
-         * full DRAM bandwidth (four interleaved row streams measured 4x slower) */ \
-        const int tr = nt <= 2 ? 1 : TR; \
+        const int tr = nt <= 2 ? 1 : ROWS; \
         for (int r0 = 0; r0 < nr; r0 += tr) { \
             const int R = nr - r0 < tr ? nr - r0 : tr; \
             const uint8_t *wp = (const uint8_t *)w + (size_t)r0 * ws; \
-            for (int t0 = 0; t0 < nt; t0 += TT) { \
-                const int T = nt - t0 < TT ? nt - t0 : TT; \
+            for (int t0 = 0; t0 < nt; t0 += TOKS) { \
+                const int T = nt - t0 < TOKS ? nt - t0 : TOKS; \
                 const uint8_t *ap = (const uint8_t *)a + (size_t)t0 * as; \
                 float *yp = y + (size_t)t0 * ys + r0; \
-                TILE_CASES(TILE_CALL) \
+                CASES(TILE_CALL) \
             } \
         } \
     }
@@ -357,11 +371,11 @@ TGT static INL void tile_q6K(const int R, const int T, int n, const uint8_t *w, 
 #define CALL_Q4_K(r, t) tile_q4K(r, t, n, wp, ws, ap, as, yp, ys)
 #define CALL_Q6_K(r, t) tile_q6K(r, t, n, wp, ws, ap, as, yp, ys)
 
-DRIVER(gemm_q8_0, CALL_Q8_0)
-DRIVER(gemm_q5_0, CALL_Q5_0)
-DRIVER(gemm_q4_0, CALL_Q4_0)
-DRIVER(gemm_q4_K, CALL_Q4_K)
-DRIVER(gemm_q6_K, CALL_Q6_K)
+DRIVER(gemm_q8_0, CALL_Q8_0, TR, TT, TILE_CASES_4x4)
+DRIVER(gemm_q5_0, CALL_Q5_0, TR, TT, TILE_CASES_4x4)
+DRIVER(gemm_q4_0, CALL_Q4_0, TR, TT, TILE_CASES_4x4)
+DRIVER(gemm_q4_K, CALL_Q4_K, KR, KT, TILE_CASES_2x6)
+DRIVER(gemm_q6_K, CALL_Q6_K, KR, KT, TILE_CASES_2x6)
 
 static const nk_gemm_kernel k_q8_0 = { gemm_q8_0, a32_quant, a32_row_size };
 static const nk_gemm_kernel k_q5_0 = { gemm_q5_0, a32_quant, a32_row_size };
