@@ -33,6 +33,19 @@
 
 enum { ARCH_VOCAB = 512, ARCH_PROMPT = 32, ARCH_GREEDY = 32, ARCH_TOP = 40 };
 
+/* Under the sanitizers (CI's ~20 s per test budget) the plain-attention pass is skipped:
+ * the flash pass and greedy run, the plain pass runs in the normal build. */
+#if defined(__SANITIZE_ADDRESS__)
+#define ARCH_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ARCH_SANITIZED 1
+#endif
+#endif
+#ifndef ARCH_SANITIZED
+#define ARCH_SANITIZED 0
+#endif
+
 typedef struct arch_cfg {
     const char *name;        /* test name: file prefix of the goldens */
     const char *arch;        /* general.architecture */
@@ -504,7 +517,10 @@ static void arch_check(const arch_cfg *c, int ft, const char *path) {
     int at_f, at_p;
     double mf, mp;
     const double df = arch_compare(c, ft, m, &g, ids, false, &at_f, &mf);
-    const double dp = arch_compare(c, ft, m, &g, ids, true, &at_p, &mp);
+    double dp = 0.0;
+    mp = 0.0;
+    at_p = -1;
+    if (!ARCH_SANITIZED) dp = arch_compare(c, ft, m, &g, ids, true, &at_p, &mp);
     CHECK_MSG(df <= tol, "%s %s (flash): max |dlogp| %.3g at position %d exceeds %.3g", c->name,
               arch_ft_names[ft], df, at_f, tol);
     CHECK_MSG(dp <= tol, "%s %s (plain): max |dlogp| %.3g at position %d exceeds %.3g", c->name,

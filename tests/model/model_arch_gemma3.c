@@ -14,7 +14,7 @@
 
 static const arch_cfg CFG = {
     .name = "gemma3", .arch = "gemma3", .n_embd = 256, .n_layer = 6, .n_head = 4, .n_head_kv = 1, .head_dim = 256,
-    .n_ff = 768, .n_ctx = 32768, .tied = true, .key_length = true, .qk_norm = true, .post_norms = true,
+    .n_ff = 512, .n_ctx = 32768, .tied = true, .key_length = true, .qk_norm = true, .post_norms = true,
     .rope_base = 1e6f, .eps = 1e-6f, .n_swa = 8,
     .tol = 1e-3f,
 };
