@@ -153,6 +153,9 @@ nook_status nk_synth_write(const nk_synth_params *p, const char *out_path, nook_
  * per-tensor mix. Every metadata key is copied; general.file_type and
  * general.quantization_version (2) are set. Source tensors of any type nook can read are
  * dequantized first; tensors the mix leaves alone are copied byte for byte.
+ * Tensors are written in llama.cpp's loader order (nk_tensor_order_cmp) and the two
+ * file-type keys last, as llama-quantize does: for an F32/F16/BF16 source the output is
+ * byte for byte llama-quantize's (no imatrix, default options).
  * n_threads 0 = all cores. Errors: NOOK_EINVAL (unknown ftype_name, in == out),
  * NOOK_EUNSUPPORTED (a source tensor type nook cannot read), NOOK_EIO, NOOK_EFORMAT. */
 nook_status nk_quantize_file(const char *in_path, const char *out_path, const char *ftype_name,
