@@ -132,11 +132,13 @@ int cli_bench(int argc, char **argv) {
         cli_fail(CLI_EFAIL, "out of memory");
         goto done;
     }
+    const double t_sess = now_ms();
     if (nook_session_new(m, &sp, &s, &err) != NOOK_OK) {
         cli_fail(CLI_EFAIL, "cannot create a session: %s", err.msg);
         goto done;
     }
     const nook_token bos = nook_token_bos(m) >= 0 ? nook_token_bos(m) : 0;
+    const double sess_ms = now_ms() - t_sess;
     toks[0] = bos;
     for (int i = 1; i < 10; i++) toks[i] = rand_token(n_vocab);
     if (nook_session_decode(s, toks, 10, NULL, &err) != NOOK_OK) {
@@ -176,12 +178,12 @@ int cli_bench(int argc, char **argv) {
     if (o.json) {
         printf("{\"model\":\"%s\",\"arch\":\"%s\",\"threads\":%d,\"pp\":%d,\"tg\":%d,\"reps\":%d,"
                "\"pp_tps\":%.3f,\"tg_tps\":%.3f,\"pp_tps_min\":%.3f,\"pp_tps_max\":%.3f,"
-               "\"tg_tps_min\":%.3f,\"tg_tps_max\":%.3f,\"load_ms\":%.1f,\"ttft_ms\":%.1f}\n",
+               "\"tg_tps_min\":%.3f,\"tg_tps_max\":%.3f,\"load_ms\":%.1f,\"session_ms\":%.1f,\"ttft_ms\":%.1f}\n",
                base_name(path), isa, o.threads ? o.threads : nk_n_cores(), o.pp, o.tg, o.reps, pp_tps, tg_tps,
-               o.pp ? lo_pp : 0, hi_pp, o.tg ? lo_tg : 0, hi_tg, load_ms, ttft_ms);
+               o.pp ? lo_pp : 0, hi_pp, o.tg ? lo_tg : 0, hi_tg, load_ms, sess_ms, ttft_ms);
     } else {
-        printf("%s (%s), %d threads: load %.1f ms, ttft %.1f ms, pp%d %.2f t/s [%.2f..%.2f], tg%d %.2f t/s [%.2f..%.2f]\n",
-               base_name(path), isa, o.threads ? o.threads : nk_n_cores(), load_ms, ttft_ms, o.pp, pp_tps,
+        printf("%s (%s), %d threads: load %.1f ms, session %.1f ms, ttft %.1f ms, pp%d %.2f t/s [%.2f..%.2f], tg%d %.2f t/s [%.2f..%.2f]\n",
+               base_name(path), isa, o.threads ? o.threads : nk_n_cores(), load_ms, sess_ms, ttft_ms, o.pp, pp_tps,
                o.pp ? lo_pp : 0, hi_pp, o.tg, tg_tps, o.tg ? lo_tg : 0, hi_tg);
     }
     rc = CLI_OK;
