@@ -33,8 +33,9 @@
 
 enum { ARCH_VOCAB = 512, ARCH_PROMPT = 32, ARCH_GREEDY = 32, ARCH_TOP = 40 };
 
-/* Under the sanitizers (CI's ~20 s per test budget) the plain-attention pass is skipped:
- * the flash pass and greedy run, the plain pass runs in the normal build. */
+/* Under the sanitizers (CI's ~20 s per test budget) the plain-attention pass and the
+ * F16 and Q4_0 files are skipped: F32, Q8_0 and Q4_K_M with the flash pass and greedy
+ * run there; everything runs in the normal build. */
 #if defined(__SANITIZE_ADDRESS__)
 #define ARCH_SANITIZED 1
 #elif defined(__has_feature)
@@ -86,11 +87,16 @@ typedef struct arch_tensor {
 } arch_tensor;
 
 typedef struct arch_plan {
-    arch_tensor t[256];
+    arch_tensor t[512];
     int n;
+    bool full;               /* a tensor did not fit: the plan is unusable */
 } arch_plan;
 
 static void plan_add(arch_plan *p, int kind, int64_t ne0, int64_t ne1, const char *fmt, int l) {
+    if (p->n == (int)(sizeof p->t / sizeof p->t[0])) {
+        p->full = true;
+        return;
+    }
     arch_tensor *t = &p->t[p->n++];
     snprintf(t->name, sizeof t->name, fmt, l);
     t->kind = kind;
@@ -104,6 +110,7 @@ static void arch_build_plan(const arch_cfg *c, arch_plan *p) {
     const int64_t E = c->n_embd, V = ARCH_VOCAB, F = c->n_ff;
     const int64_t Q = (int64_t)c->n_head * c->head_dim, KV = (int64_t)c->n_head_kv * c->head_dim;
     p->n = 0;
+    p->full = false;
     plan_add(p, K_EMBED, E, V, "token_embd.weight", 0);
     if (c->llama3_rope > 0) plan_add(p, K_ROPE, c->head_dim / 2, 0, "rope_freqs.weight", 0);
     for (int l = 0; l < c->n_layer; l++) {
@@ -197,6 +204,7 @@ static void arch_llama3_freqs(const arch_cfg *c, float *out) {
 static int arch_write(const arch_cfg *c, int ft, const char *path) {
     static arch_plan plan;
     arch_build_plan(c, &plan);
+    if (plan.full) return -1;
     gguf_writer *w = gguf_writer_new();
     if (!w) return -1;
     char k[128];
@@ -540,6 +548,7 @@ static void arch_check(const arch_cfg *c, int ft, const char *path) {
 static int arch_main(const arch_cfg *c) {
     const char *wdir = getenv("NOOK_ARCH_WRITE");
     for (int ft = 0; ft < FT_COUNT; ft++) {
+        if (ARCH_SANITIZED && !wdir && (ft == FT_F16 || ft == FT_Q4_0)) continue;
         char path[512];
         if (wdir) snprintf(path, sizeof path, "%s/%s-%s.gguf", wdir, c->name, arch_ft_names[ft]);
         else snprintf(path, sizeof path, "/tmp/nook-arch-%s-%s-%d.gguf", c->name, arch_ft_names[ft], (int)getpid());
