@@ -62,6 +62,9 @@ typedef struct arch_cfg {
     int n_swa;               /* attention.sliding_window (0: not written) */
     float llama3_rope;       /* llama3 rope scaling factor baked into rope_freqs (0: none) */
     float tol;               /* max |log p difference| allowed, justified in the test file */
+    /* for error tests: leave one tensor out; add Phi-3 longrope factor tensors */
+    const char *skip;
+    bool longrope;
 } arch_cfg;
 
 /* ---- deterministic weights -------------------------------------------------------- */
@@ -143,6 +146,17 @@ static void arch_build_plan(const arch_cfg *c, arch_plan *p) {
     }
     plan_add(p, K_NORM, E, 0, "output_norm.weight", 0);
     if (!c->tied) plan_add(p, K_EMBED, E, V, "output.weight", 0);
+    if (c->longrope) {
+        plan_add(p, K_NORM, c->head_dim / 2, 0, "rope_factors_long.weight", 0);
+        plan_add(p, K_NORM, c->head_dim / 2, 0, "rope_factors_short.weight", 0);
+    }
+    if (c->skip)
+        for (int i = 0; i < p->n; i++)
+            if (strcmp(p->t[i].name, c->skip) == 0) {
+                memmove(&p->t[i], &p->t[i + 1], (size_t)(p->n - i - 1) * sizeof p->t[0]);
+                p->n--;
+                break;
+            }
 }
 
 /* ---- llama.cpp's per-tensor type choice for the five file types ------------------- */
@@ -545,7 +559,7 @@ static void arch_check(const arch_cfg *c, int ft, const char *path) {
 
 /* The test: for each file type, write the model, then either print its path and hash
  * (NOOK_ARCH_WRITE=DIR: golden making) or compare against the golden. */
-static int arch_main(const arch_cfg *c) {
+static inline int arch_main(const arch_cfg *c) {
     const char *wdir = getenv("NOOK_ARCH_WRITE");
     for (int ft = 0; ft < FT_COUNT; ft++) {
         if (ARCH_SANITIZED && !wdir && (ft == FT_F16 || ft == FT_Q4_0)) continue;
