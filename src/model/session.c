@@ -267,8 +267,7 @@ static void forward(nook_session *s, const nook_token *tokens, int n_tok, int fi
             const size_t YS[2] = { (size_t)n_ff, (size_t)n_ff };
             nk_matmul_n(pool, 2, W, s->xb, (size_t)n_embd, n_tok, Y, YS, s->wbuf);
         }
-        if (hp->ffn_act == NK_FFN_GEGLU) nk_geglu(s->gate, s->up, (size_t)n_tok * (size_t)n_ff);
-        else nk_swiglu(s->gate, s->up, (size_t)n_tok * (size_t)n_ff);
+        nk_glu(pool, hp->ffn_act == NK_FFN_GEGLU, s->gate, s->up, (size_t)n_tok * (size_t)n_ff);
         nk_matmul(pool, &L->ffn_down, s->gate, (size_t)n_ff, n_tok, s->tmp, (size_t)n_embd, s->wbuf);
         if (L->post_ffn_norm.data) rows_norm(s->tmp, s->tmp, &L->post_ffn_norm, n_tok, n_embd, eps);
         nk_add(s->x, s->tmp, (size_t)n_tok * (size_t)n_embd);

@@ -43,6 +43,8 @@ void nk_rmsnorm(float *y, const float *x, const float *w, int n, float eps);
 void nk_swiglu(float *gate_out, const float *up, size_t n);
 /* x = gelu_tanh(gate) * up (as ggml_geglu, with ggml's fp16 table semantics). */
 void nk_geglu(float *gate_out, const float *up, size_t n);
+/* nk_geglu (gelu) or nk_swiglu split across the pool's threads (same results). */
+void nk_glu(nk_pool *pool, bool gelu, float *gate_out, const float *up, size_t n);
 
 /* y += x over n elements. */
 void nk_add(float *y, const float *x, size_t n);
