@@ -70,6 +70,9 @@ void cli_install_log(bool verbose);
 /* Reads f to EOF (or to the first newline when one_line, without the newline) into
  * a NUL-terminated nk_malloc'd buffer. NULL on out-of-memory or a read error. */
 char *cli_read_stream(FILE *f, bool one_line, size_t *len);
+/* argv[from..n) joined with single spaces into a NUL-terminated nk_malloc'd buffer
+ * (*len excludes the NUL); NULL on out-of-memory. */
+char *cli_join_args(char **argv, int from, int n, size_t *len);
 
 /* ---- models and tokens ---------------------------------------------------------------- */
 

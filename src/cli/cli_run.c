@@ -73,23 +73,6 @@ static void on_sigint(int sig) { (void)sig; g_interrupted = 1; }
 
 /* ---- prompt --------------------------------------------------------------------------- */
 
-static char *join_args(char **argv, int from, int n, size_t *len) {
-    size_t total = 1;
-    for (int i = from; i < n; i++) total += strlen(argv[i]) + 1;
-    char *s = nk_malloc(total);
-    if (!s) return NULL;
-    size_t k = 0;
-    for (int i = from; i < n; i++) {
-        if (i > from) s[k++] = ' ';
-        size_t l = strlen(argv[i]);
-        memcpy(s + k, argv[i], l);
-        k += l;
-    }
-    s[k] = 0;
-    *len = k;
-    return s;
-}
-
 /* The text of a special token (for the template's bos_token / eos_token), or "". */
 static json_t *token_text(const nook_model *m, nook_token t) {
     char buf[256];
@@ -282,7 +265,7 @@ int cli_run(int argc, char **argv) {
     /* the prompt: arguments, else stdin */
     size_t plen = 0;
     char *prompt;
-    if (npos > 1) prompt = join_args(argv, 1, npos, &plen);
+    if (npos > 1) prompt = cli_join_args(argv, 1, npos, &plen);
     else if (isatty(STDIN_FILENO)) {
         fputs(">>> ", stderr);
         fflush(stderr);

@@ -10,24 +10,11 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Joins argv[from..n) with single spaces (nk_malloc'd), or reads stdin when there
- * are none, so `echo text | nook tokenize MODEL` works too. */
+/* The arguments argv[from..n) joined by spaces, or stdin when there are none, so
+ * `echo text | nook tokenize MODEL` works too. */
 static char *text_from_args(char **argv, int from, int n, size_t *len) {
     if (from >= n) return cli_read_stream(stdin, false, len);
-    size_t total = 1;
-    for (int i = from; i < n; i++) total += strlen(argv[i]) + 1;
-    char *s = nk_malloc(total);
-    if (!s) return NULL;
-    size_t k = 0;
-    for (int i = from; i < n; i++) {
-        if (i > from) s[k++] = ' ';
-        size_t l = strlen(argv[i]);
-        memcpy(s + k, argv[i], l);
-        k += l;
-    }
-    s[k] = 0;
-    *len = k;
-    return s;
+    return cli_join_args(argv, from, n, len);
 }
 
 /* A piece as a JSON string: invalid UTF-8 bytes (half a character in a byte token)

@@ -303,3 +303,20 @@ void cli_fmt_duration(char *buf, size_t cap, double ms) {
                             (unsigned long long)whole, frac, unit);
     else snprintf(buf, cap, "%llu%s%s", (unsigned long long)whole, frac, unit);
 }
+
+char *cli_join_args(char **argv, int from, int n, size_t *len) {
+    size_t total = 1;
+    for (int i = from; i < n; i++) total += strlen(argv[i]) + 1;
+    char *s = nk_malloc(total);
+    if (!s) return NULL;
+    size_t k = 0;
+    for (int i = from; i < n; i++) {
+        if (i > from) s[k++] = ' ';
+        size_t l = strlen(argv[i]);
+        memcpy(s + k, argv[i], l);
+        k += l;
+    }
+    s[k] = 0;
+    *len = k;
+    return s;
+}
