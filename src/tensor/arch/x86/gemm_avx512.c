@@ -41,8 +41,6 @@
 
 TGT static INL float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
-TGT static INL __m512 zext256(__m256 v) { return _mm512_insertf32x8(_mm512_setzero_ps(), v, 0); }
-
 /* ---- 32-block family -------------------------------------------------------------- */
 
 typedef struct a32_group {
@@ -228,7 +226,7 @@ TGT static INL void tile_q4K(const int R, const int T, int n, const uint8_t *w, 
     for (int b = 0; b < n / QK_K; b++) {
         __m512i wq[KR][4], sc[KR][4];
         __m256i mn[KR];
-        float dw[KR], dm[KR];
+        __m512 dd[KR];   /* d in lanes 0..7, -dmin in lanes 8..15 */
         _Pragma("GCC unroll 16")
         for (int r = 0; r < R; r++) {
             const nk_block_q4_K *x = (const nk_block_q4_K *)(w + (size_t)r * ws) + b;
@@ -244,8 +242,7 @@ TGT static INL void tile_q4K(const int R, const int T, int n, const uint8_t *w, 
             for (int k = 0; k < 4; k++) sc[r][k] = _mm512_permutexvar_epi16(idx_q4K(k), s16);
             const __m128i m = _mm_loadl_epi64((const __m128i *)m8);
             mn[r] = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m));
-            dw[r] = h2f(x->d);
-            dm[r] = h2f(x->dmin);
+            dd[r] = _mm512_insertf32x8(_mm512_set1_ps(h2f(x->d)), _mm256_set1_ps(-h2f(x->dmin)), 1);
         }
         _Pragma("GCC unroll 16")
         for (int t = 0; t < T; t++) {
@@ -253,15 +250,18 @@ TGT static INL void tile_q4K(const int R, const int T, int n, const uint8_t *w, 
             const __m512i a0 = _mm512_loadu_si512(yb->qs), a1 = _mm512_loadu_si512(yb->qs + 64);
             const __m512i a2 = _mm512_loadu_si512(yb->qs + 128), a3 = _mm512_loadu_si512(yb->qs + 192);
             const __m256i bs = _mm256_loadu_si256((const __m256i *)yb->bsums);
+            const __m512 dx = _mm512_set1_ps(yb->d);
             _Pragma("GCC unroll 16")
             for (int r = 0; r < R; r++) {
                 __m512i ia = _mm512_madd_epi16(_mm512_maddubs_epi16(wq[r][0], a0), sc[r][0]);
                 ia = _mm512_dpwssd_epi32(ia, _mm512_maddubs_epi16(wq[r][1], a1), sc[r][1]);
                 ia = _mm512_dpwssd_epi32(ia, _mm512_maddubs_epi16(wq[r][2], a2), sc[r][2]);
                 ia = _mm512_dpwssd_epi32(ia, _mm512_maddubs_epi16(wq[r][3], a3), sc[r][3]);
-                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia), _mm512_set1_ps(dw[r] * yb->d), acc[r][t]);
-                const __m256 mins = _mm256_cvtepi32_ps(_mm256_madd_epi16(mn[r], bs));
-                acc[r][t] = _mm512_fmadd_ps(zext256(mins), _mm512_set1_ps(-dm[r] * yb->d), acc[r][t]);
+                /* lanes 0..7: the scaled code sums folded to 8 lanes; 8..15: the mins
+                 * sums; one conversion and one FMA with [d*dx, -dmin*dx] */
+                const __m256i i8 = _mm256_add_epi32(_mm512_castsi512_si256(ia), _mm512_extracti64x4_epi64(ia, 1));
+                const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(i8), _mm256_madd_epi16(mn[r], bs), 1);
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(both), _mm512_mul_ps(dd[r], dx), acc[r][t]);
             }
         }
     }
@@ -285,7 +285,7 @@ TGT static INL void tile_q6K(const int R, const int T, int n, const uint8_t *w, 
     for (int b = 0; b < n / QK_K; b++) {
         __m512i wq[KR][4], sc[KR][4];
         __m256i sc16[KR];
-        float dw[KR];
+        __m512 dw[KR];
         _Pragma("GCC unroll 16")
         for (int r = 0; r < R; r++) {
             const nk_block_q6_K *x = (const nk_block_q6_K *)(w + (size_t)r * ws) + b;
@@ -301,7 +301,7 @@ TGT static INL void tile_q6K(const int R, const int T, int n, const uint8_t *w, 
             const __m512i s = _mm512_castsi256_si512(sc16[r]);
             _Pragma("GCC unroll 16")
             for (int k = 0; k < 4; k++) sc[r][k] = _mm512_permutexvar_epi16(idx_q6K(k), s);
-            dw[r] = h2f(x->d);
+            dw[r] = _mm512_set1_ps(h2f(x->d));
         }
         _Pragma("GCC unroll 16")
         for (int t = 0; t < T; t++) {
@@ -309,6 +309,7 @@ TGT static INL void tile_q6K(const int R, const int T, int n, const uint8_t *w, 
             const __m512i a0 = _mm512_loadu_si512(yb->qs), a1 = _mm512_loadu_si512(yb->qs + 64);
             const __m512i a2 = _mm512_loadu_si512(yb->qs + 128), a3 = _mm512_loadu_si512(yb->qs + 192);
             const __m256i bs = _mm256_loadu_si256((const __m256i *)yb->bsums);
+            const __m512 dx = _mm512_set1_ps(yb->d);
             _Pragma("GCC unroll 16")
             for (int r = 0; r < R; r++) {
                 __m512i ia = _mm512_madd_epi16(_mm512_maddubs_epi16(wq[r][0], a0), sc[r][0]);
@@ -318,7 +319,7 @@ TGT static INL void tile_q6K(const int R, const int T, int n, const uint8_t *w, 
                 /* codes are stored +32: subtract 32 * sum_g scale_g * bsum_g */
                 const __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(sc16[r], bs), 5);
                 ia = _mm512_sub_epi32(ia, _mm512_inserti64x4(_mm512_setzero_si512(), off, 0));
-                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia), _mm512_set1_ps(dw[r] * yb->d), acc[r][t]);
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia), _mm512_mul_ps(dw[r], dx), acc[r][t]);
             }
         }
     }
