@@ -193,6 +193,11 @@ static void store_kv(nook_session *s, int l, int pos0, int n_tok) {
         const size_t pos = (size_t)(pos0 + t);
         const float *k = s->k + (size_t)t * (size_t)n_k;
         const float *v = s->v + (size_t)t * (size_t)n_v;
+        if (s->kv_type == NK_TYPE_F16) {
+            nk_f32_to_f16_row(k, (uint16_t *)(kc + pos * (size_t)n_k * s->kv_esize), n_k);
+            nk_f32_to_f16_row(v, (uint16_t *)(vc + pos * (size_t)n_v * s->kv_esize), n_v);
+            continue;
+        }
         kt->from_float(k, kc + pos * (size_t)n_k * s->kv_esize, n_k);
         kt->from_float(v, vc + pos * (size_t)n_v * s->kv_esize, n_v);
     }

@@ -497,6 +497,35 @@ ATTN_TGT512 static inline __attribute__((always_inline)) void flash_f16_512(cons
     for (int i = 0; i < NV; i++) _mm512_storeu_ps(out + 16 * i, _mm512_mul_ps(acc[i], inv));
 }
 
+/* Scores of one f16 query against n_kv cache rows: the arithmetic of the AVX-512 F16
+ * vec_dot (two 16-lane accumulators over 32-element steps, then the lane sum), with
+ * the query converted once instead of per row. NQ = hd / 16 (even). */
+ATTN_TGT512 static inline __attribute__((always_inline)) void scores_f16_512(const int NQ, int n_kv, const uint16_t *qh,
+                                                                              const uint8_t *kb, size_t k_row, float scale,
+                                                                              float *scores) {
+    __m512 q[16];
+    for (int i = 0; i < NQ; i++) q[i] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(qh + 16 * i)));
+    for (int j = 0; j < n_kv; j++) {
+        const uint16_t *k = (const uint16_t *)(kb + (size_t)j * k_row);
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+        for (int i = 0; i < NQ; i += 2) {
+            a0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + 16 * i))), q[i], a0);
+            a1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + 16 * i + 16))), q[i + 1], a1);
+        }
+        scores[j] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) * scale;
+    }
+}
+
+ATTN_TGT512 static bool scores_f16_fast(int hd, int n_kv, const uint16_t *qh, const uint8_t *kb, size_t k_row,
+                                        float scale, float *scores) {
+    switch (hd) {
+    case 64: scores_f16_512(4, n_kv, qh, kb, k_row, scale, scores); return true;
+    case 128: scores_f16_512(8, n_kv, qh, kb, k_row, scale, scores); return true;
+    case 256: scores_f16_512(16, n_kv, qh, kb, k_row, scale, scores); return true;
+    default: return false;
+    }
+}
+
 /* hd_v 64, 128 or 256 (the head sizes models use); false: use the generic loop */
 ATTN_TGT512 static bool flash_f16_fast(int hd, int n_kv, const float *scores, const uint8_t *vb, size_t v_row,
                                        float *out) {
@@ -521,9 +550,19 @@ static bool attn_simd512(void) { return strcmp(nk_tensor_isa(), "avx512vnni") ==
 /* The tensor layer's CPU detection picked an AVX2 (or AVX-512) level only if the CPU
  * and OS support AVX2, FMA and F16C, which is all these kernels use. */
 static bool attn_simd(void) { return strncmp(nk_tensor_isa(), "avx", 3) == 0; }
+
+void nk_f32_to_f16_row(const float *x, uint16_t *h, int n) {
+    if (attn_simd()) f32_to_f16_f16c(x, h, n);
+    else for (int i = 0; i < n; i++) h[i] = nk_fp32_to_fp16(x[i]);
+}
 #else
 static bool attn_simd(void) { return false; }
 static bool attn_simd512(void) { return false; }
+static bool scores_f16_fast(int hd, int n_kv, const uint16_t *qh, const uint8_t *kb, size_t k_row, float scale,
+                            float *scores) {
+    (void)hd, (void)n_kv, (void)qh, (void)kb, (void)k_row, (void)scale, (void)scores;
+    return false;
+}
 static bool flash_f16_fast(int hd, int n_kv, const float *scores, const uint8_t *vb, size_t v_row, float *out) {
     (void)hd, (void)n_kv, (void)scores, (void)vb, (void)v_row, (void)out;
     return false;
@@ -531,6 +570,8 @@ static bool flash_f16_fast(int hd, int n_kv, const float *scores, const uint8_t 
 static void f32_to_f16_f16c(const float *x, uint16_t *h, int n) {
     for (int i = 0; i < n; i++) h[i] = nk_fp32_to_fp16(x[i]);
 }
+
+void nk_f32_to_f16_row(const float *x, uint16_t *h, int n) { f32_to_f16_f16c(x, h, n); }
 #define v_mad_plain_f16c v_mad_plain
 #define v_mad_flash_f16c v_mad_flash
 #endif
@@ -574,9 +615,11 @@ static void attn_fn(void *ctx, int ith, int nth) {
         }
         const uint8_t *kb = (const uint8_t *)a->k + (size_t)lo * k_row + (size_t)kvh * (size_t)a->hd_k * es;
         const uint8_t *vb = (const uint8_t *)a->v + (size_t)lo * v_row + (size_t)kvh * (size_t)a->hd_v * es;
-        for (int j = 0; j < n_kv; j++) {
-            run->kt->vec_dot(a->hd_k, &scores[j], kb + (size_t)j * k_row, qv);
-            scores[j] *= a->scale;
+        if (!(f16 && run->simd512 && scores_f16_fast(a->hd_k, n_kv, qv, kb, k_row, a->scale, scores))) {
+            for (int j = 0; j < n_kv; j++) {
+                run->kt->vec_dot(a->hd_k, &scores[j], kb + (size_t)j * k_row, qv);
+                scores[j] *= a->scale;
+            }
         }
         float *out = a->out + (size_t)t * o_stride + (size_t)h * (size_t)a->hd_v;
         memset(acc, 0, (size_t)a->hd_v * sizeof *acc);

@@ -46,6 +46,10 @@ void nk_geglu(float *gate_out, const float *up, size_t n);
 /* nk_geglu (gelu) or nk_swiglu split across the pool's threads (same results). */
 void nk_glu(nk_pool *pool, bool gelu, float *gate_out, const float *up, size_t n);
 
+/* h[i] = fp16(x[i]) rounded to nearest even (nk_fp32_to_fp16's bits; F16C when
+ * the CPU has it). */
+void nk_f32_to_f16_row(const float *x, uint16_t *h, int n);
+
 /* y += x over n elements. */
 void nk_add(float *y, const float *x, size_t n);
 

@@ -79,8 +79,21 @@ static void check(int hd, int n_swa) {
     free(q); free(k); free(v); free(out1); free(out2); free(qh); free(acc);
 }
 
+/* nk_f32_to_f16_row: the scalar conversion's bits (odd length, tiny and huge values) */
+static void check_f16_row(void) {
+    enum { N = 1003 };
+    float x[N];
+    uint16_t h[N];
+    for (int i = 0; i < N; i++) x[i] = frand() * (i % 3 == 0 ? 1e-6f : i % 3 == 1 ? 7e4f : 3.0f);
+    nk_f32_to_f16_row(x, h, N);
+    int bad = 0;
+    for (int i = 0; i < N; i++) bad += h[i] != nk_fp32_to_fp16(x[i]);
+    CHECK_MSG(bad == 0, "f32->f16 rows: %d of %d differ", bad, N);
+}
+
 int main(void) {
     nk_tensor_init();
+    check_f16_row();
     printf("attention kernels: %s\n", nk_tensor_isa());
     const int hds[] = { 64, 128, 256, 80 };
     for (size_t i = 0; i < NK_ARRAY_LEN(hds); i++) {
