@@ -6,9 +6,6 @@
 
 #include <string.h>
 
-/* cli_bench.c (declared here: cli.h belongs to the CLI layer's owner) */
-int cli_bench(int argc, char **argv);
-
 typedef struct verb {
     const char *name;
     int (*fn)(int argc, char **argv);
