@@ -8,7 +8,7 @@
 #
 # Environment: NOOK (the nook binary, default build/nook), THREADS (2), PP (512),
 # TG (64), REPS (rounds, 3), INNER (repetitions inside each bench call, 3),
-# LLAMACPP_REF (default /tmp/ref), REF_TOOL (default ../shared/tools/ref/llamacpp.mjs
+# LLAMACPP_REF (required: the node-llama-cpp install, see ../shared/tools/ref/README.md), REF_TOOL (default ../shared/tools/ref/llamacpp.mjs
 # relative to the repository root). Output: a table on stdout; raw JSON lines in
 # $OUT_JSONL when set. Needs node (it parses the JSON).
 set -euo pipefail
@@ -19,7 +19,7 @@ PP=${PP:-512}
 TG=${TG:-64}
 REPS=${REPS:-3}
 INNER=${INNER:-3}
-export LLAMACPP_REF=${LLAMACPP_REF:-/tmp/ref}
+export LLAMACPP_REF=${LLAMACPP_REF:?set LLAMACPP_REF to the node-llama-cpp install (../shared/tools/ref/README.md)}
 REF_TOOL=${REF_TOOL:-$ROOT/../shared/tools/ref/llamacpp.mjs}
 [ $# -ge 1 ] || { echo "usage: $0 MODEL.gguf..." >&2; exit 2; }
 [ -x "$NOOK" ] || { echo "nook binary not found at $NOOK (set NOOK=)" >&2; exit 2; }

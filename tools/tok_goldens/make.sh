@@ -2,7 +2,7 @@
 # make.sh: regenerate the tokenizer parity corpus and its llama.cpp goldens
 # (tests/data/tokenizer/corpus/), checked by tests/tokenizer/model_corpus_parity*.c.
 #
-#   LLAMACPP_REF=/tmp/ref tools/tok_goldens/make.sh [NOOK_BINARY]
+#   LLAMACPP_REF=<node-llama-cpp install dir> tools/tok_goldens/make.sh [NOOK_BINARY]
 #
 # Run from the repository root. Steps:
 #  1. node corpus.mjs writes corpus.txt (the strings are in corpus.mjs; the last few are
