@@ -112,6 +112,9 @@ nook_status nk_hparams_llama_like(nook_model *m, nook_error *err);
  * rope_freqs, and per layer attn_norm, attn_q/k/v/output (+ optional biases),
  * ffn_norm, ffn_gate/up/down. */
 nook_status nk_bind_llama_like(nook_model *m, nook_error *err);
+/* Bind the model-wide tensors every llama-like family has: token_embd, output_norm,
+ * and output (token_embd when absent: tied embeddings, checked usable for matmul). */
+nook_status nk_bind_globals(nook_model *m, nook_error *err);
 
 struct nk_arch {
     const char *name;    /* general.architecture */

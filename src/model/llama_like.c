@@ -105,15 +105,9 @@ nook_status nk_hparams_llama_like(nook_model *m, nook_error *err) {
     return NOOK_OK;
 }
 
-nook_status nk_bind_llama_like(nook_model *m, nook_error *err) {
-    const nk_hparams *hp = &m->hp;
-    const int64_t n_embd = hp->n_embd, n_ff = hp->n_ff, n_vocab = hp->n_vocab;
-    const int64_t n_q = (int64_t)hp->n_head * hp->head_dim_k;
-    const int64_t n_k = (int64_t)hp->n_head_kv * hp->head_dim_k;
-    const int64_t n_v = (int64_t)hp->n_head_kv * hp->head_dim_v;
-    const int64_t n_o = (int64_t)hp->n_head * hp->head_dim_v;
+nook_status nk_bind_globals(nook_model *m, nook_error *err) {
+    const int64_t n_embd = m->hp.n_embd, n_vocab = m->hp.n_vocab;
     nook_status st;
-
     if ((st = nk_bind(m, &m->tok_embd, NK_USE_ROWS, true, n_embd, n_vocab, err, "token_embd.weight"))) return st;
     if ((st = nk_bind(m, &m->output_norm, NK_USE_F32, true, n_embd, 0, err, "output_norm.weight"))) return st;
     if ((st = nk_bind(m, &m->output, NK_USE_MATMUL, false, n_embd, n_vocab, err, "output.weight"))) return st;
@@ -124,6 +118,19 @@ nook_status nk_bind_llama_like(nook_model *m, nook_error *err) {
                            nk_type_name(m->tok_embd.type));
         m->output = m->tok_embd;
     }
+    return NOOK_OK;
+}
+
+nook_status nk_bind_llama_like(nook_model *m, nook_error *err) {
+    const nk_hparams *hp = &m->hp;
+    const int64_t n_embd = hp->n_embd, n_ff = hp->n_ff;
+    const int64_t n_q = (int64_t)hp->n_head * hp->head_dim_k;
+    const int64_t n_k = (int64_t)hp->n_head_kv * hp->head_dim_k;
+    const int64_t n_v = (int64_t)hp->n_head_kv * hp->head_dim_v;
+    const int64_t n_o = (int64_t)hp->n_head * hp->head_dim_v;
+    nook_status st;
+
+    if ((st = nk_bind_globals(m, err))) return st;
     if ((st = nk_bind(m, &m->rope_freqs, NK_USE_F32, false, hp->rope.n_rot / 2, 0, err, "rope_freqs.weight"))) return st;
     if (m->rope_freqs.data) m->hp.rope.freq_factors = m->rope_freqs.data;
 

@@ -40,7 +40,7 @@ static nk_tensor row_view(const nk_tensor *t, int64_t r0, int64_t n) {
 
 static nook_status phi3_bind(nook_model *m, nook_error *err) {
     const nk_hparams *hp = &m->hp;
-    const int64_t n_embd = hp->n_embd, n_ff = hp->n_ff, n_vocab = hp->n_vocab;
+    const int64_t n_embd = hp->n_embd, n_ff = hp->n_ff;
     const int64_t n_q = (int64_t)hp->n_head * hp->head_dim_k;
     const int64_t n_k = (int64_t)hp->n_head_kv * hp->head_dim_k;
     const int64_t n_v = (int64_t)hp->n_head_kv * hp->head_dim_v;
@@ -49,15 +49,7 @@ static nook_status phi3_bind(nook_model *m, nook_error *err) {
 
     if (gguf_find_tensor(m->gguf, "rope_factors_long.weight") || gguf_find_tensor(m->gguf, "blk.0.rope_factors_long.weight"))
         return nk_fail(err, NOOK_EUNSUPPORTED, "phi3 longrope (rope_factors_long/short, 128k variants) is not supported by nook");
-    if ((st = nk_bind(m, &m->tok_embd, NK_USE_ROWS, true, n_embd, n_vocab, err, "token_embd.weight"))) return st;
-    if ((st = nk_bind(m, &m->output_norm, NK_USE_F32, true, n_embd, 0, err, "output_norm.weight"))) return st;
-    if ((st = nk_bind(m, &m->output, NK_USE_MATMUL, false, n_embd, n_vocab, err, "output.weight"))) return st;
-    if (!m->output.data) {
-        if (!nk_matmul_supported(m->tok_embd.type, n_embd))
-            return nk_fail(err, NOOK_EUNSUPPORTED, "tensor token_embd.weight (used as output) has type %s, which nook does not support for matmul",
-                           nk_type_name(m->tok_embd.type));
-        m->output = m->tok_embd;
-    }
+    if ((st = nk_bind_globals(m, err))) return st;
 
     for (int i = 0; i < hp->n_layer; i++) {
         nk_layer *L = &m->layers[i];
