@@ -212,10 +212,30 @@ const nk_gemm_kernel *nk_gemm_get(uint32_t wtype) {
     return nk_gemm_avx512(wtype);
 }
 
-/* Bytes of one converted activation row for weights of this type (0: F32 weights). */
+static const nk_gemm_kernel *gemm_batch_get(uint32_t wtype) {
+    if (!nk_gemm_get(wtype)) return NULL;   /* same ISA and NOOK_NO_GEMM rules */
+    const char *off = getenv("NOOK_NO_RL");
+    if (off && off[0] == '1') return NULL;
+    switch (wtype) {
+    case NK_TYPE_Q4_K: return nk_gemm_rl_q4_K();
+    case NK_TYPE_Q6_K: return nk_gemm_rl_q6_K();
+    case NK_TYPE_Q8_0: return nk_gemm_rl_q8_0();
+    default: return NULL;
+    }
+}
+
+const nk_gemm_kernel *nk_gemm_pick(uint32_t wtype, int n_tok) {
+    const nk_gemm_kernel *b = gemm_batch_get(wtype);
+    if (b && n_tok >= b->min_tok) return b;
+    return nk_gemm_get(wtype);
+}
+
+/* Bytes of one converted activation row for weights of this type (0: F32 weights):
+ * the larger of the batch and the small-batch kernels' formats. */
 static size_t act_row_bytes(uint32_t type, int64_t n_in) {
     const nk_gemm_kernel *gk = nk_gemm_get(type);
-    if (gk) return gk->act_row_size(n_in);
+    const nk_gemm_kernel *bk = gemm_batch_get(type);
+    if (gk) return NK_MAX(gk->act_row_size(n_in), bk ? bk->act_row_size(n_in) : 0);
     const nk_type_traits *tr = nk_type_get(type);
     if (!tr || tr->vec_dot_type == NK_TYPE_F32) return 0;
     return nk_row_size((uint32_t)tr->vec_dot_type, n_in);
@@ -341,7 +361,7 @@ void nk_matmul_n(nk_pool *pool, int n_w, const nk_tensor *const *W, const float 
         j.y[i] = y[i];
         j.ys[i] = ys[i];
     }
-    j.gk = nk_gemm_get(type);
+    j.gk = nk_gemm_pick(type, n_tok);
     if (j.gk) {
         j.quant = j.gk->act_quant;
         j.act_row = j.gk->act_row_size(W[0]->ne[0]);

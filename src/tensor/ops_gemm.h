@@ -35,6 +35,7 @@ typedef struct nk_gemm_kernel {
     nk_gemm_fn gemm;
     nk_act_quant_fn act_quant;
     size_t (*act_row_size)(int64_t n);
+    int min_tok;        /* batch kernels: used for matmuls of at least this many tokens */
 } nk_gemm_kernel;
 
 /* The kernel for weights of this type on this CPU, or NULL (then nk_matmul uses the
@@ -43,5 +44,18 @@ const nk_gemm_kernel *nk_gemm_get(uint32_t wtype);
 /* The AVX-512 VNNI kernel regardless of NOOK_NO_SIMD (tests); NULL if the CPU lacks it
  * or there is none for the type. */
 const nk_gemm_kernel *nk_gemm_avx512(uint32_t wtype);
+
+/* Batch ("rows in lanes") kernels for prompt processing: for each weight block they
+ * unpack 16 rows' codes once into an interleaved scratch (one 32-bit lane per row)
+ * and run it against many tokens with broadcast activations, so no horizontal sums
+ * and no per-token decoding. Each returns NULL when the CPU lacks AVX-512 VNNI. */
+const nk_gemm_kernel *nk_gemm_rl_q4_K(void);
+const nk_gemm_kernel *nk_gemm_rl_q6_K(void);
+const nk_gemm_kernel *nk_gemm_rl_q8_0(void);
+
+/* The kernel nk_matmul uses for n_tok tokens of this weight type: the batch kernel
+ * when there is one and n_tok >= its min_tok (unless NOOK_NO_RL=1), else
+ * nk_gemm_get's. */
+const nk_gemm_kernel *nk_gemm_pick(uint32_t wtype, int n_tok);
 
 #endif /* NOOK_TENSOR_OPS_GEMM_H */

@@ -378,11 +378,11 @@ DRIVER(gemm_q4_0, CALL_Q4_0, TR, TT, TILE_CASES_4x4)
 DRIVER(gemm_q4_K, CALL_Q4_K, KR, KT, TILE_CASES_2x6)
 DRIVER(gemm_q6_K, CALL_Q6_K, KR, KT, TILE_CASES_2x6)
 
-static const nk_gemm_kernel k_q8_0 = { gemm_q8_0, a32_quant, a32_row_size };
-static const nk_gemm_kernel k_q5_0 = { gemm_q5_0, a32_quant, a32_row_size };
-static const nk_gemm_kernel k_q4_0 = { gemm_q4_0, a32_quant, a32_row_size };
-static const nk_gemm_kernel k_q4_K = { gemm_q4_K, q8K_perm_quant, q8K_row_size };
-static const nk_gemm_kernel k_q6_K = { gemm_q6_K, q8K_quant, q8K_row_size };
+static const nk_gemm_kernel k_q8_0 = { gemm_q8_0, a32_quant, a32_row_size, 0 };
+static const nk_gemm_kernel k_q5_0 = { gemm_q5_0, a32_quant, a32_row_size, 0 };
+static const nk_gemm_kernel k_q4_0 = { gemm_q4_0, a32_quant, a32_row_size, 0 };
+static const nk_gemm_kernel k_q4_K = { gemm_q4_K, q8K_perm_quant, q8K_row_size, 0 };
+static const nk_gemm_kernel k_q6_K = { gemm_q6_K, q8K_quant, q8K_row_size, 0 };
 
 const nk_gemm_kernel *nk_gemm_avx512(uint32_t wtype) {
     /* cpuid traps to the hypervisor in a VM: ask once (a benign race: every thread
