@@ -1,7 +1,261 @@
 /*
  * gemm_rl_q4k.c: the rows-in-lanes batch kernel for Q4_K weights (contract in
- * tensor/ops_gemm.h). Not written yet: nk_matmul falls back to nk_gemm_get's kernel.
+ * tensor/ops_gemm.h), used by nk_matmul for prompt-sized batches.
+ *
+ * The register-blocked kernel (gemm_avx512.c) puts 64 codes of ONE row in a zmm and
+ * sums its 16 lanes at the end; here each 32-bit lane belongs to a different weight
+ * row, so one vpdpbusd multiplies 4 codes of each of 16 rows by the same 4 activation
+ * codes (an embedded {1to16} broadcast from memory), and a whole 16-row output of one
+ * token is one register: no horizontal sums, no per-token decoding.
+ *
+ * For each 256-element block column of 16 rows the kernel unpacks, once:
+ *  - the codes, by a 16 x 16 dword transpose of the rows' nibble bytes, into
+ *    w[s][j] (sub-block s = 0..7, j = 0..7): lane r = codes 32s+4j .. 32s+4j+3 of
+ *    row r as u8 (the Q4_K byte order puts elements i and i+32 of a 64-group in the
+ *    low and high nibble of one byte, so dword j of a 32-byte group holds exactly
+ *    codes 4j..4j+3 of two sub-blocks);
+ *  - the 6-bit scales as int32 per sub-block, the mins as int16 pairs, d and dmin as
+ *    floats, each a vector with one lane per row;
+ * into a 5 KB scratch that stays in L1 while every token of the tile (up to 64, in
+ * groups of 8 that share each loaded weight register) meets it.
+ *
+ * Per token and block, all in int32 lanes and exact: isum = sum_s sc_s * (sum of 8
+ * vpdpbusd over the sub-block), msum = sum_s m_s * (sum of the sub-block's 32
+ * activation codes) by 4 vpdpwssd; then in float y += isum * (d * dx) and
+ * y -= msum * (dmin * dx) (two FMAs). The activation rows are llama.cpp's Q8_K codes
+ * and scale, re-laid with the sums per 32 codes (rl_act).
+ *
+ * Determinism: every output lane sees the same operations in the same order (blocks
+ * in order, one FMA pair each) whatever its row position, token group or tile, so
+ * results do not depend on nr/nt splits or threads. Rows past nr are zero lanes that
+ * are never stored.
  */
 #include "tensor/ops_gemm.h"
+#include "tensor/quants.h"
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#define TGT __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
+#define INL __attribute__((always_inline)) inline
+
+#define RL_ROWS 16   /* weight rows per pass: one per 32-bit lane */
+#define RL_TOK 64    /* tokens per pass over a block column (accumulators on the stack) */
+#define RL_GRP 8     /* tokens sharing each loaded weight register */
+
+/* One block of a converted activation row: the Q8_K codes and scale, and the sums of
+ * each 32 codes (|sum| <= 32 * 128, an int16) for the mins. 288 bytes, so every
+ * 4-byte group the kernel broadcasts is 4-aligned. */
+typedef struct rl_act {
+    int8_t qs[QK_K];
+    int16_t s32[QK_K / 32];
+    float d;
+    uint32_t pad[3];
+} rl_act;
+_Static_assert(sizeof(rl_act) == 288, "rl_act size");
+
+static size_t rl_act_row_size(int64_t n) { return (size_t)(n / QK_K) * sizeof(rl_act); }
+
+/* The codes and scale of the installed Q8_K from_float (llama.cpp's exactly), block
+ * by block (Q8_K blocks are independent), plus the per-32 sums. */
+static void rl_act_quant(const float *x, void *dst, int64_t n) {
+    const nk_from_float_fn q8 = nk_type_get(NK_TYPE_Q8_K)->from_float;
+    rl_act *o = dst;
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        nk_block_q8_K blk;
+        q8(x + b * QK_K, &blk, QK_K);
+        memcpy(o[b].qs, blk.qs, QK_K);
+        for (int k = 0; k < QK_K / 32; k++) o[b].s32[k] = (int16_t)(blk.bsums[2 * k] + blk.bsums[2 * k + 1]);
+        o[b].d = blk.d;
+        memset(o[b].pad, 0, sizeof o[b].pad);
+    }
+}
+
+/* One block column of 16 rows, unpacked (lane r = row r). */
+typedef struct rl_blk {
+    __m512i w[8][8];    /* [sub-block][j]: codes 4j..4j+3 of the sub-block, u8 */
+    __m512i sc[8];      /* sub-block scales, int32 */
+    __m512i mn[4];      /* mins of sub-blocks 2k and 2k+1, int16 pair */
+    __m512 d, dmin;
+} rl_blk;
+
+/* Transpose 16 rows of 16 dwords: out[c] lane r = in[r] dword c. */
+TGT static INL void tr16(const __m512i in[16], __m512i out[16]) {
+    __m512i a[16], b[16];
+    _Pragma("GCC unroll 16")
+    for (int i = 0; i < 8; i++) {
+        a[2 * i] = _mm512_unpacklo_epi32(in[2 * i], in[2 * i + 1]);
+        a[2 * i + 1] = _mm512_unpackhi_epi32(in[2 * i], in[2 * i + 1]);
+    }
+    /* b[4i+k], 128-bit lane L: column 4L+k, rows 4i..4i+3 */
+    _Pragma("GCC unroll 16")
+    for (int i = 0; i < 4; i++) {
+        b[4 * i + 0] = _mm512_unpacklo_epi64(a[4 * i], a[4 * i + 2]);
+        b[4 * i + 1] = _mm512_unpackhi_epi64(a[4 * i], a[4 * i + 2]);
+        b[4 * i + 2] = _mm512_unpacklo_epi64(a[4 * i + 1], a[4 * i + 3]);
+        b[4 * i + 3] = _mm512_unpackhi_epi64(a[4 * i + 1], a[4 * i + 3]);
+    }
+    /* a 4 x 4 transpose of 128-bit lanes for each k */
+    _Pragma("GCC unroll 16")
+    for (int k = 0; k < 4; k++) {
+        const __m512i s0 = _mm512_shuffle_i32x4(b[k], b[4 + k], _MM_SHUFFLE(1, 0, 1, 0));
+        const __m512i s1 = _mm512_shuffle_i32x4(b[k], b[4 + k], _MM_SHUFFLE(3, 2, 3, 2));
+        const __m512i s2 = _mm512_shuffle_i32x4(b[8 + k], b[12 + k], _MM_SHUFFLE(1, 0, 1, 0));
+        const __m512i s3 = _mm512_shuffle_i32x4(b[8 + k], b[12 + k], _MM_SHUFFLE(3, 2, 3, 2));
+        out[k] = _mm512_shuffle_i32x4(s0, s2, _MM_SHUFFLE(2, 0, 2, 0));
+        out[4 + k] = _mm512_shuffle_i32x4(s0, s2, _MM_SHUFFLE(3, 1, 3, 1));
+        out[8 + k] = _mm512_shuffle_i32x4(s1, s3, _MM_SHUFFLE(2, 0, 2, 0));
+        out[12 + k] = _mm512_shuffle_i32x4(s1, s3, _MM_SHUFFLE(3, 1, 3, 1));
+    }
+}
+
+/* Unpack block b of rows 0..R-1 (R <= 16; rows w_stride bytes apart) into s. Rows
+ * past R are not read and unpack as zeros. */
+TGT static INL void rl_unpack(rl_blk *s, const uint8_t *w, size_t ws, int R, int b) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    __m512i in[16], col[16];
+    /* codes: bytes 0..63 (groups 0, 1: sub-blocks 0..3), then 64..127 (4..7) */
+    _Pragma("GCC unroll 2")
+    for (int h = 0; h < 2; h++) {
+        _Pragma("GCC unroll 16")
+        for (int r = 0; r < RL_ROWS; r++) {
+            const nk_block_q4_K *x = (const nk_block_q4_K *)(w + (size_t)r * ws) + b;
+            in[r] = r < R ? _mm512_loadu_si512(x->qs + 64 * h) : _mm512_setzero_si512();
+        }
+        tr16(in, col);
+        _Pragma("GCC unroll 16")
+        for (int c = 0; c < 16; c++) {
+            const int g = 2 * h + c / 8, j = c % 8;   /* 32-byte group, dword in it */
+            s->w[2 * g][j] = _mm512_and_si512(col[c], m4);
+            s->w[2 * g + 1][j] = _mm512_and_si512(_mm512_srli_epi32(col[c], 4), m4);
+        }
+    }
+    /* headers (d|dmin, three dwords of packed scales): z_i holds rows i, 4+i, 8+i,
+     * 12+i in its 128-bit lanes, so the 4 x 4 dword transposes inside the lanes
+     * below leave lane 4m+i = row 4m+i */
+    __m512i z[4];
+    _Pragma("GCC unroll 4")
+    for (int i = 0; i < 4; i++) {
+        __m128i h[4];
+        _Pragma("GCC unroll 4")
+        for (int m = 0; m < 4; m++) {
+            const int r = 4 * m + i;
+            h[m] = r < R ? _mm_loadu_si128((const __m128i *)((const nk_block_q4_K *)(w + (size_t)r * ws) + b))
+                         : _mm_setzero_si128();
+        }
+        z[i] = _mm512_inserti32x4(_mm512_inserti32x4(_mm512_inserti32x4(_mm512_castsi128_si512(h[0]), h[1], 1),
+                                                     h[2], 2), h[3], 3);
+    }
+    const __m512i p0 = _mm512_unpacklo_epi32(z[0], z[1]), p1 = _mm512_unpackhi_epi32(z[0], z[1]);
+    const __m512i p2 = _mm512_unpacklo_epi32(z[2], z[3]), p3 = _mm512_unpackhi_epi32(z[2], z[3]);
+    const __m512i hd = _mm512_unpacklo_epi64(p0, p2), w0 = _mm512_unpackhi_epi64(p0, p2);
+    const __m512i w1 = _mm512_unpacklo_epi64(p1, p3), w2 = _mm512_unpackhi_epi64(p1, p3);
+    s->d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(hd));
+    s->dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(hd, 16)));
+    /* nk_get_scale_min_k4's bits, four sub-blocks per dword */
+    const __m512i k3f = _mm512_set1_epi8(0x3F), k0f = _mm512_set1_epi8(0x0F), k03 = _mm512_set1_epi8(0x03);
+    const __m512i sc_lo = _mm512_and_si512(w0, k3f), mn_lo = _mm512_and_si512(w1, k3f);
+    const __m512i sc_hi = _mm512_or_si512(_mm512_and_si512(w2, k0f),
+                                          _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w0, 6), k03), 4));
+    const __m512i mn_hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(w2, 4), k0f),
+                                          _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w1, 6), k03), 4));
+    _Pragma("GCC unroll 8")
+    for (int k = 0; k < 8; k++) {
+        /* byte k%4 of each dword, zero-extended (vpshufb indexes 128-bit lanes) */
+        const __m512i idx = _mm512_add_epi32(_mm512_set1_epi32((int)(0x80808000u | (unsigned)(k % 4))),
+                                             _mm512_set4_epi32(12, 8, 4, 0));
+        s->sc[k] = _mm512_shuffle_epi8(k < 4 ? sc_lo : sc_hi, idx);
+    }
+    _Pragma("GCC unroll 4")
+    for (int k = 0; k < 4; k++) {
+        /* bytes 2(k%2) and 2(k%2)+1 of each dword, as two zero-extended words */
+        const unsigned lo = 2u * (unsigned)(k % 2);
+        const __m512i idx = _mm512_add_epi32(_mm512_set1_epi32((int)(0x80008000u | ((lo + 1) << 16) | lo)),
+                                             _mm512_set4_epi32(0x000C000C, 0x00080008, 0x00040004, 0));
+        s->mn[k] = _mm512_shuffle_epi8(k < 2 ? mn_lo : mn_hi, idx);
+    }
+}
+
+TGT static INL __m512i bcast4(const void *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+/* T tokens (a compile-time constant after inlining) against one unpacked block:
+ * acc[t] (16 rows of token t) += their dots. x[t]: token t's block. */
+TGT static INL void rl_tokens(const int T, const rl_blk *s, const rl_act *const *x, __m512 *acc) {
+    __m512i isum[RL_GRP];
+    _Pragma("GCC unroll 8")
+    for (int t = 0; t < T; t++) isum[t] = _mm512_setzero_si512();
+    _Pragma("GCC unroll 1")
+    for (int sb = 0; sb < 8; sb++) {
+        __m512i wv[8];
+        _Pragma("GCC unroll 8")
+        for (int j = 0; j < 8; j++) wv[j] = s->w[sb][j];
+        const __m512i sc = s->sc[sb];
+        _Pragma("GCC unroll 8")
+        for (int t = 0; t < T; t++) {
+            const int8_t *q = x[t]->qs + 32 * sb;
+            __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[0], bcast4(q));
+            _Pragma("GCC unroll 8")
+            for (int j = 1; j < 8; j++) p = _mm512_dpbusd_epi32(p, wv[j], bcast4(q + 4 * j));
+            isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(p, sc));
+        }
+    }
+    _Pragma("GCC unroll 8")
+    for (int t = 0; t < T; t++) {
+        __m512i m = _mm512_setzero_si512();
+        _Pragma("GCC unroll 4")
+        for (int k = 0; k < 4; k++) m = _mm512_dpwssd_epi32(m, s->mn[k], bcast4(x[t]->s32 + 2 * k));
+        const __m512 dx = _mm512_set1_ps(x[t]->d);
+        __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(s->d, dx), acc[t]);
+        acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(m), _mm512_mul_ps(s->dmin, dx), y);
+    }
+}
+
+#define RL_CASE(T) case T: rl_tokens(T, &blk, xp, acc + t); break;
+
+TGT static void rl_gemm(int n, int nr, int nt, const void *w, size_t ws, const void *a, size_t as, float *y,
+                        size_t ys) {
+    const int nb = n / QK_K;
+    rl_blk blk;
+    __m512 acc[RL_TOK];
+    for (int r0 = 0; r0 < nr; r0 += RL_ROWS) {
+        const int R = nr - r0 < RL_ROWS ? nr - r0 : RL_ROWS;
+        const __mmask16 live = (__mmask16)((1u << R) - 1);
+        const uint8_t *wr = (const uint8_t *)w + (size_t)r0 * ws;
+        for (int t0 = 0; t0 < nt; t0 += RL_TOK) {
+            const int TT = nt - t0 < RL_TOK ? nt - t0 : RL_TOK;
+            const uint8_t *at = (const uint8_t *)a + (size_t)t0 * as;
+            for (int t = 0; t < TT; t++) acc[t] = _mm512_setzero_ps();
+            for (int b = 0; b < nb; b++) {
+                rl_unpack(&blk, wr, ws, R, b);
+                for (int t = 0; t < TT; t += RL_GRP) {
+                    const rl_act *xp[RL_GRP];
+                    const int T = TT - t < RL_GRP ? TT - t : RL_GRP;
+                    for (int i = 0; i < T; i++) xp[i] = (const rl_act *)(at + (size_t)(t + i) * as) + b;
+                    switch (T) {
+                    RL_CASE(1) RL_CASE(2) RL_CASE(3) RL_CASE(4) RL_CASE(5) RL_CASE(6) RL_CASE(7)
+                    default: rl_tokens(RL_GRP, &blk, xp, acc + t); break;
+                    }
+                }
+            }
+            for (int t = 0; t < TT; t++) _mm512_mask_storeu_ps(y + (size_t)(t0 + t) * ys + r0, live, acc[t]);
+        }
+    }
+}
+
+static const nk_gemm_kernel k_rl_q4_K = { rl_gemm, rl_act_quant, rl_act_row_size, 4 };
+
+const nk_gemm_kernel *nk_gemm_rl_q4_K(void) {
+    /* cpuid traps to the hypervisor in a VM: ask once (a benign race: every thread
+     * stores the same answer) */
+    static _Atomic int have = -1;
+    if (have < 0) have = nk_isa_supported(NK_ISA_AVX512);
+    return have ? &k_rl_q4_K : NULL;
+}
+
+#else
 const nk_gemm_kernel *nk_gemm_rl_q4_K(void) { return NULL; }
+#endif
