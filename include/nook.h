@@ -54,20 +54,22 @@ const char *nook_status_str(nook_status s);
 typedef int32_t nook_token;
 
 /* ---- Models ------------------------------------------------------------------
- * A model is a GGUF file mapped read-only: weights, hyperparameters, vocabulary and
- * chat template. Loading validates the whole file (see src/gguf) and every tensor the
+ * A model is a GGUF file held read-only in memory: weights, hyperparameters,
+ * vocabulary and chat template. By default the file is mapped (shared with the page
+ * cache and other processes) with 2 MB pages where the kernel can (see
+ * nk_map_file_huge in src/base); no_mmap reads it into private 2 MB-page memory. Loading validates the whole file (see src/gguf) and every tensor the
  * architecture needs (names, shapes, types) before returning.
  */
 typedef struct nook_model nook_model;
 
 typedef struct nook_model_params {
     int  n_threads;    /* threads for work done at load (0 = number of cores)   */
-    bool no_mmap;      /* read the file into memory instead of mapping it       */
+    bool no_mmap;      /* copy the file into private memory instead of mapping it */
     bool vocab_only;   /* load only the tokenizer and metadata (any architecture,
                           no tensors needed); such a model cannot make sessions  */
 } nook_model_params;
 
-/* Defaults: n_threads 0, mmap on, full model. */
+/* Defaults: n_threads 0, mapped, full model. */
 nook_model_params nook_model_default_params(void);
 
 /* Load a GGUF model. On success *out owns the model (free with nook_model_free).

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -49,7 +50,7 @@ nook_status nk_map_file(const char *path, bool no_mmap, nk_map *out, nook_error 
             close(fd);
             out->data = p;
             out->size = size;
-            out->mapped = true;
+            out->kind = NK_MAP_MMAP;
             return NOOK_OK;
         }
         /* fall through to reading: some filesystems cannot map */
@@ -67,13 +68,207 @@ nook_status nk_map_file(const char *path, bool no_mmap, nk_map *out, nook_error 
     }
     out->data = buf;
     out->size = size;
+    out->kind = NK_MAP_HEAP;
+    return NOOK_OK;
+}
+
+/* ---- nk_map_file_huge ------------------------------------------------------------------ */
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22   /* Linux 5.14; older kernels answer EINVAL: faults then */
+#endif
+
+/* Kilobytes of the mapping starting at addr that are mapped with 2 MB entries, from
+ * /proc/self/smaps (FilePmdMapped), or -1 when that cannot be read. */
+static long pmd_mapped_kb(const void *addr) {
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f) return -1;
+    char want[32], line[256];
+    snprintf(want, sizeof want, "%lx-", (unsigned long)(uintptr_t)addr);
+    long kb = -1;
+    bool in = false;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, want, strlen(want)) == 0) { in = true; continue; }
+        if (!in) continue;
+        if (sscanf(line, "FilePmdMapped: %ld kB", &kb) == 1) break;
+        if (strncmp(line, "VmFlags:", 8) == 0) break;   /* end of our entry */
+    }
+    fclose(f);
+    return kb;
+}
+
+/* Drop [off, off+len) of the file from our mapping and the page cache, and read it
+ * back through the mapping (which asks for 2 MB folios). */
+static void reread(int fd, uint8_t *data, size_t off, size_t len) {
+    (void)madvise(data + off, len, MADV_DONTNEED);   /* unmap: the cache can drop them */
+    (void)posix_fadvise(fd, (off_t)off, (off_t)len, POSIX_FADV_DONTNEED);
+    (void)madvise(data + off, len, MADV_POPULATE_READ);
+}
+
+nook_status nk_map_file_huge(const char *path, nk_map *out, nook_error *err) {
+    memset(out, 0, sizeof *out);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return nk_fail(err, NOOK_EIO, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        int e = errno;
+        close(fd);
+        return nk_fail(err, NOOK_EIO, "%s: %s", path, S_ISREG(st.st_mode) ? strerror(e) : "not a regular file");
+    }
+    const size_t size = (size_t)st.st_size;
+    const size_t huge = (size_t)2 << 20;
+    if (size < huge || size > SIZE_MAX - 2 * huge) {   /* small (or absurd): plain map */
+        close(fd);
+        return nk_map_file(path, false, out, err);
+    }
+    /* Reserve size + 2 MB of address space, place the file at a 2 MB boundary
+     * inside it, and give back the rest: file offsets and addresses then agree
+     * modulo 2 MB, which a 2 MB page-table entry needs. */
+    const long pg = sysconf(_SC_PAGESIZE);
+    const size_t page = pg > 0 ? (size_t)pg : 4096;
+    const size_t mlen = (size + page - 1) / page * page;
+    uint8_t *res = mmap(NULL, mlen + huge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (res == MAP_FAILED) {
+        close(fd);
+        return nk_map_file(path, false, out, err);
+    }
+    uint8_t *data = (uint8_t *)(((uintptr_t)res + huge - 1) & ~(uintptr_t)(huge - 1));
+    if (mmap(data, size, PROT_READ, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED) {
+        munmap(res, mlen + huge);
+        close(fd);
+        return nk_map_file(path, false, out, err);
+    }
+    if (data > res) munmap(res, (size_t)(data - res));
+    if (res + mlen + huge > data + mlen) munmap(data + mlen, (size_t)(res + mlen + huge - (data + mlen)));
+#ifdef MADV_HUGEPAGE
+    (void)madvise(data, size, MADV_HUGEPAGE);
+#endif
+    (void)madvise(data, size, MADV_POPULATE_READ);
+
+    /* Cached in small pages? Test one 2 MB window in the middle first, so a file
+     * system without large folios costs one 2 MB read, not a whole file. */
+    const long kb = pmd_mapped_kb(data);
+    if (kb >= 0 && (size_t)kb * 1024 < size / 2 && size >= 16 * huge) {
+        const size_t mid = size / 2 / huge * huge;
+        reread(fd, data, mid, huge);
+        const long kb2 = pmd_mapped_kb(data);
+        if (kb2 >= kb + 2048) {
+            nk_log(NK_LOG_INFO, "%s: reading the file again into 2 MB pages (once while it stays cached)", path);
+            reread(fd, data, 0, size);
+        }
+    }
+    close(fd);
+    out->data = data;
+    out->size = size;
+    out->kind = NK_MAP_MMAP;
+    return NOOK_OK;
+}
+
+/* ---- nk_load_file: parallel reads into huge-page anonymous memory --------------------- */
+
+#define HUGE_SZ ((size_t)2 << 20)
+#define READ_PIECE ((size_t)8 << 20)   /* bytes per pread: long enough to amortize the call */
+#define MAX_READERS 16
+
+typedef struct reader {
+    pthread_t th;
+    int fd;
+    uint8_t *dst;
+    size_t off, end;
+    int err;          /* errno of the failure, or -1: the file shrank */
+    bool started;
+} reader;
+
+static void *reader_main(void *arg) {
+    reader *r = arg;
+    size_t off = r->off;
+    while (off < r->end) {
+        size_t n = NK_MIN(r->end - off, READ_PIECE);
+        ssize_t got = pread(r->fd, r->dst + off, n, (off_t)off);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) { r->err = errno; break; }
+        if (got == 0) { r->err = -1; break; }
+        off += (size_t)got;
+    }
+    return NULL;
+}
+
+nook_status nk_load_file(const char *path, int n_threads, nk_map *out, nook_error *err) {
+    memset(out, 0, sizeof *out);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return nk_fail(err, NOOK_EIO, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        int e = errno;
+        close(fd);
+        return nk_fail(err, NOOK_EIO, "%s: %s", path, S_ISREG(st.st_mode) ? strerror(e) : "not a regular file");
+    }
+    const size_t size = (size_t)st.st_size;
+    if (size == 0) {
+        close(fd);
+        out->data = (const uint8_t *)"";
+        return NOOK_OK;
+    }
+    /* Reserve one extra huge page so the data can start on a 2 MB boundary: the
+     * kernel only backs aligned 2 MB ranges with huge pages. */
+    if (size > SIZE_MAX - 2 * HUGE_SZ) {
+        close(fd);
+        return nk_fail(err, NOOK_ENOMEM, "%s: file too large", path);
+    }
+    const size_t span = (size + HUGE_SZ - 1) / HUGE_SZ * HUGE_SZ;
+    const size_t base_size = span + HUGE_SZ;
+    void *base = mmap(NULL, base_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) {
+        close(fd);
+        return nk_fail(err, NOOK_ENOMEM, "%s: cannot allocate %zu bytes", path, size);
+    }
+    uint8_t *data = (uint8_t *)(((uintptr_t)base + HUGE_SZ - 1) & ~(uintptr_t)(HUGE_SZ - 1));
+#ifdef MADV_HUGEPAGE
+    (void)madvise(data, span, MADV_HUGEPAGE);   /* advisory: 4 KiB pages still work */
+#endif
+
+    /* Readers take contiguous 2 MB-aligned slices, so each faults in whole huge
+     * pages of its own. Thread creation failing is not an error: the caller's
+     * thread reads whatever slices are left. */
+    if (n_threads <= 0) n_threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    n_threads = NK_MAX(1, NK_MIN(n_threads, MAX_READERS));
+    if ((size_t)n_threads > span / HUGE_SZ) n_threads = (int)(span / HUGE_SZ);
+    reader rd[MAX_READERS];
+    const size_t slice = (span / HUGE_SZ + (size_t)n_threads - 1) / (size_t)n_threads * HUGE_SZ;
+    for (int i = 0; i < n_threads; i++) {
+        const size_t off = NK_MIN((size_t)i * slice, size);
+        rd[i] = (reader){ .fd = fd, .dst = data, .off = off, .end = NK_MIN(off + slice, size) };
+    }
+    for (int i = 1; i < n_threads; i++) rd[i].started = pthread_create(&rd[i].th, NULL, reader_main, &rd[i]) == 0;
+    reader_main(&rd[0]);
+    for (int i = 1; i < n_threads; i++) {
+        if (rd[i].started) pthread_join(rd[i].th, NULL);
+        else reader_main(&rd[i]);
+    }
+    close(fd);
+    for (int i = 0; i < n_threads; i++) {
+        if (rd[i].err) {
+            munmap(base, base_size);
+            if (rd[i].err < 0) return nk_fail(err, NOOK_EIO, "%s: file shrank while reading", path);
+            return nk_fail(err, NOOK_EIO, "%s: read failed: %s", path, strerror(rd[i].err));
+        }
+    }
+    out->data = data;
+    out->size = size;
+    out->kind = NK_MAP_ANON;
+    out->base = base;
+    out->base_size = base_size;
     return NOOK_OK;
 }
 
 void nk_unmap(nk_map *m) {
     if (!m || !m->data) return;
-    if (m->mapped) munmap((void *)m->data, m->size);
-    else if (m->size) nk_free((void *)m->data);
+    switch (m->kind) {
+    case NK_MAP_MMAP: munmap((void *)m->data, m->size); break;
+    case NK_MAP_HEAP: nk_free((void *)m->data); break;
+    case NK_MAP_ANON: munmap(m->base, m->base_size); break;
+    case NK_MAP_NONE: break;
+    }
     memset(m, 0, sizeof *m);
 }
 

@@ -32,7 +32,7 @@ static const cli_opt k_opts[] = {
     { "reps",    'r', OPT_INT,  &o.reps, 1, 1000, "N", "timed repetitions after one warm-up [3]" },
     { "ctx",     'c', OPT_INT,  &o.ctx, 0, 1 << 24, "N", "context length (0: max(1024, pp + gen + 16)) [0]" },
     { "json",    0,   OPT_FLAG, &o.json, 0, 0, NULL, "print one JSON object on stdout" },
-    { "no-mmap", 0,   OPT_FLAG, &o.no_mmap, 0, 0, NULL, "read the model into memory instead of mapping it" },
+    { "no-mmap", 0,   OPT_FLAG, &o.no_mmap, 0, 0, NULL, "copy the model into private memory instead of mapping it" },
 };
 
 static const cli_verb_info k_info = {

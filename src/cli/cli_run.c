@@ -56,7 +56,7 @@ static const cli_opt k_opts[] = {
     { "show-prompt",    0,   OPT_FLAG,  &o.show_prompt, 0, 0, NULL, "print the prompt as it goes to the tokenizer (template applied) and exit" },
     { "format",         0,   OPT_STR,   &o.format, 0, 0, "FMT", "output format: text (default) or jsonl (one object per token)" },
     { "top-logprobs",   0,   OPT_INT,   &o.top_logprobs, 0, 20, "K", "with --format jsonl: the K most likely tokens at each step [0]" },
-    { "no-mmap",        0,   OPT_FLAG,  &o.no_mmap, 0, 0, NULL, "read the model into memory instead of mapping it" },
+    { "no-mmap",        0,   OPT_FLAG,  &o.no_mmap, 0, 0, NULL, "copy the model into private memory instead of mapping it" },
     { "verbose",        0,   OPT_FLAG,  &o.verbose, 0, 0, NULL, "print timings (Ollama's format) and notes to stderr" },
 };
 static const cli_verb_info k_info = {

@@ -182,7 +182,11 @@ void nook_model_free(nook_model *m) {
 }
 
 static nook_status load(nook_model *m, const char *path, const nook_model_params *p, nook_error *err) {
-    nook_status st = nk_map_file(path, p && p->no_mmap, &m->map, err);
+    /* vocab-only loads read a few MB of metadata: a plain map touches only those */
+    nook_status st;
+    if (p && p->vocab_only) st = nk_map_file(path, false, &m->map, err);
+    else if (p && p->no_mmap) st = nk_load_file(path, p->n_threads, &m->map, err);
+    else st = nk_map_file_huge(path, &m->map, err);
     if (st) return st;
     st = gguf_parse(m->map.data, m->map.size, &m->gguf, err);
     if (st) return st;
