@@ -1,8 +1,10 @@
 /* test_ops: the shared transformer blocks against straightforward double-precision
  * references, and the guarantee the engine's tests rely on: results do not depend on
- * the thread count or on how tokens are batched (bit for bit). */
+ * the thread count (bit for bit), nor on how tokens are batched below the batch
+ * kernels' min_tok (bit for bit; within 1e-5 relative across it). */
 #include "tensor/ops.h"
 #include "nk_test.h"
+#include "tensor/ops_gemm.h"
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
 static float frand(void) {   /* uniform in [-1, 1) */
@@ -75,7 +77,17 @@ static void test_matmul(uint32_t type, double tol) {
     for (int t = 0; t < N_TOK; t++)   /* one token at a time */
         nk_matmul(p3, &W, x + t * N_IN, N_IN, 1, yb + t * N_OUT, N_OUT, wbuf);
     CHECK_MSG(memcmp(y1, y3, sizeof y1) == 0, "%s: 1 vs 3 threads differ", tr->name);
-    CHECK_MSG(memcmp(y1, yb, sizeof y1) == 0, "%s: batched vs single differ", tr->name);
+    /* A type with a batch kernel (nk_gemm_pick: Q4_K, Q6_K, Q8_0 on AVX-512) computes
+     * a 21-token batch with other instructions than one token: the same integer sums,
+     * another float rounding order, so equal within 1e-5 relative; otherwise (and
+     * always across thread counts) bit for bit. */
+    if (nk_gemm_pick(type, N_TOK) == nk_gemm_pick(type, 1)) {
+        CHECK_MSG(memcmp(y1, yb, sizeof y1) == 0, "%s: batched vs single differ", tr->name);
+    } else {
+        int far = 0;
+        for (int i = 0; i < N_TOK * N_OUT; i++) far += fabsf(y1[i] - yb[i]) > 1e-5f * (1.0f + fabsf(yb[i]));
+        CHECK_MSG(far == 0, "%s: batched vs single differ beyond 1e-5 (%d outputs)", tr->name, far);
+    }
 
     double maxerr = 0;
     for (int r = 0; r < N_OUT; r++) {
