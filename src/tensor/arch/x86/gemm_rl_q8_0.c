@@ -129,6 +129,9 @@ TGT static void unpack_slab(rl8_slab *s, const uint8_t *w, size_t ws, int nr, in
     }
 }
 
+/* Four codes at p broadcast to every lane (a {1to16} memory operand of vpdpbusd). */
+TGT static INL __m512i bcast4(const int8_t *p) { return _mm512_broadcastd_epi32(_mm_loadu_si32(p)); }
+
 /* T tokens (a compile-time constant after inlining) against the slab's nb blocks.
  * first: the accumulators start at zero, else at the partial sums stored in y. */
 TGT static INL void group(const int T, const rl8_slab *s, int nb, int first, const uint8_t *a, size_t as,
@@ -144,15 +147,10 @@ TGT static INL void group(const int T, const rl8_slab *s, int nb, int first, con
         _Pragma("GCC unroll 16")
         for (int t = 0; t < T; t++) {
             const rl8_blk *ab = (const rl8_blk *)(a + (size_t)t * as) + b0 + b;
-            int32_t q4[8];
-            memcpy(q4, ab->q, 32);
-            __m512i i0 = _mm512_set1_epi32(ab->bias), i1 = _mm512_setzero_si512();
+            __m512i i0 = _mm512_set1_epi32(ab->bias);
             _Pragma("GCC unroll 16")
-            for (int k = 0; k < 8; k += 2) {
-                i0 = _mm512_dpbusd_epi32(i0, w[k], _mm512_set1_epi32(q4[k]));
-                i1 = _mm512_dpbusd_epi32(i1, w[k + 1], _mm512_set1_epi32(q4[k + 1]));
-            }
-            const __m512 f = _mm512_cvtepi32_ps(_mm512_add_epi32(i0, i1));
+            for (int k = 0; k < 8; k++) i0 = _mm512_dpbusd_epi32(i0, w[k], bcast4(ab->q + 4 * k));
+            const __m512 f = _mm512_cvtepi32_ps(i0);
             acc[t] = _mm512_fmadd_ps(f, _mm512_mul_ps(dw, _mm512_set1_ps(ab->d)), acc[t]);
         }
     }
@@ -192,9 +190,10 @@ TGT static void gemm_rl_q8_0(int n, int nr, int nt, const void *w, size_t ws, co
     }
 }
 
-/* Crossover against gemm_avx512.c's 4 x 4 tiles (K 1024, 3072 rows, one thread):
- * even at 4 tokens, ahead from 6 (114 vs 94 GMAC/s), 1.5x at 16. */
-#define NK_RL_Q8_0_MIN_TOK 6
+/* Crossover against gemm_avx512.c's 4 x 4 tiles (K 1024, 3072 rows, one thread,
+ * thread CPU time): behind at 4 tokens (73 vs 85 GMAC/s), ahead from 5 (80 vs 68),
+ * 1.4x at 8, 2.4x at 64. */
+#define NK_RL_Q8_0_MIN_TOK 5
 
 static const nk_gemm_kernel k_rl_q8_0 = { gemm_rl_q8_0, rl8_quant, rl8_row_size, NK_RL_Q8_0_MIN_TOK };
 
