@@ -3,8 +3,6 @@
  */
 #include "base/base.h"
 
-#include <sys/mman.h>
-
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,51 +93,17 @@ char *nk_strndup(const char *s, size_t n) {
 }
 char *nk_strdup(const char *s) { return nk_strndup(s, strlen(s)); }
 
-/* Aligned blocks carry two words just before the aligned address: the length of
- * their own mapping (0: a heap block) and the start of the block or mapping.
- *
- * Large blocks (>= 4 MB: KV cache, activation buffers, matmul scratch) are their own
- * anonymous mappings, 2 MB-aligned with MADV_HUGEPAGE, when the libc allocator is
- * installed: on virtual machines each 4 KiB page costs a hypervisor round trip on
- * first touch (measured here: ~5 us per page, 130 ms for an 8B model's 100 MB of
- * session buffers), a 2 MB page one. Custom allocators (nk_set_allocator) get every
- * block, large or not. */
-#define BIG_BLOCK ((size_t)4 << 20)
-#define HUGE_PAGE ((size_t)2 << 20)
-
-static bool default_allocator(void) { return g_alloc.malloc_fn == libc_malloc; }
-
+/* Aligned blocks carry the original pointer just before the aligned address, so they
+ * go through the same allocator hooks as everything else. */
 void *nk_aligned_alloc(size_t size) {
-    if (size >= BIG_BLOCK && size <= SIZE_MAX / 2 && default_allocator()) {
-        /* [header page][pad up to 2 MB][size bytes, 2 MB aligned][round up] */
-        const size_t len = size + 2 * HUGE_PAGE;
-        uint8_t *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (base != MAP_FAILED) {
-            uintptr_t a = ((uintptr_t)base + 2 * sizeof(void *) + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
-#ifdef MADV_HUGEPAGE
-            (void)madvise((void *)a, (size + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1), MADV_HUGEPAGE);
-#endif
-            ((size_t *)a)[-2] = len;
-            ((void **)a)[-1] = base;
-            return (void *)a;
-        }
-        /* no address space for a mapping: try the heap */
-    }
-    if (size > SIZE_MAX - 64 - 2 * sizeof(void *)) return NULL;
-    uint8_t *raw = nk_malloc(size + 64 + 2 * sizeof(void *));
+    if (size > SIZE_MAX - 64 - sizeof(void *)) return NULL;
+    uint8_t *raw = nk_malloc(size + 64 + sizeof(void *));
     if (!raw) return NULL;
-    uintptr_t a = ((uintptr_t)(raw + 2 * sizeof(void *)) + 63) & ~(uintptr_t)63;
-    ((size_t *)a)[-2] = 0;
+    uintptr_t a = ((uintptr_t)(raw + sizeof(void *)) + 63) & ~(uintptr_t)63;
     ((void **)a)[-1] = raw;
     return (void *)a;
 }
-
-void nk_aligned_free(void *p) {
-    if (!p) return;
-    const size_t len = ((size_t *)p)[-2];
-    if (len) munmap(((void **)p)[-1], len);
-    else nk_free(((void **)p)[-1]);
-}
+void nk_aligned_free(void *p) { if (p) nk_free(((void **)p)[-1]); }
 
 /* ---- logging ---- */
 
