@@ -31,6 +31,12 @@
 
 #define TGT __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
 #define INL __attribute__((always_inline)) inline
+/* Fully unrolled small loops keep the per-row and per-token arrays in registers. */
+#if defined(__clang__)
+#define UNROLL _Pragma("clang loop unroll(full)")
+#else
+#define UNROLL _Pragma("GCC unroll 16")
+#endif
 
 #define RL_ROWS 16      /* rows per pass: one per 32-bit lane */
 #define RL_SLAB 4       /* blocks per slab: 4 x 5 KiB */
@@ -70,12 +76,12 @@ typedef struct rl6_wblk {
 /* In-register transpose of 16 rows of 16 dwords: out[k] lane r = in[r] dword k. */
 TGT static INL void transpose16(__m512i r[16]) {
     __m512i a[16], b[16];
-    _Pragma("GCC unroll 16")
+    UNROLL
     for (int i = 0; i < 8; i++) {
         a[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
         a[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
     }
-    _Pragma("GCC unroll 16")
+    UNROLL
     for (int i = 0; i < 4; i++) {
         b[4 * i] = _mm512_unpacklo_epi64(a[4 * i], a[4 * i + 2]);
         b[4 * i + 1] = _mm512_unpackhi_epi64(a[4 * i], a[4 * i + 2]);
@@ -83,7 +89,7 @@ TGT static INL void transpose16(__m512i r[16]) {
         b[4 * i + 3] = _mm512_unpackhi_epi64(a[4 * i + 1], a[4 * i + 3]);
     }
     /* b[4i+m], 128-bit lane j: dword 4j+m of rows 4i..4i+3 */
-    _Pragma("GCC unroll 16")
+    UNROLL
     for (int m = 0; m < 4; m++) {
         const __m512i c = _mm512_shuffle_i32x4(b[m], b[4 + m], 0x88), d = _mm512_shuffle_i32x4(b[m], b[4 + m], 0xDD);
         const __m512i e = _mm512_shuffle_i32x4(b[8 + m], b[12 + m], 0x88);
@@ -115,17 +121,17 @@ TGT static INL __m512i q6_part(const nk_block_q6_K *x, int p) {
  * lanes are never stored). */
 TGT static void unpack_block(rl6_wblk *o, const uint8_t *w, size_t ws, int nr, int b) {
     __m512i r[16];
-    _Pragma("GCC unroll 4")
+    UNROLL
     for (int p = 0; p < 4; p++) {
-        _Pragma("GCC unroll 16")
+        UNROLL
         for (int i = 0; i < 16; i++)
             r[i] = i < nr ? q6_part((const nk_block_q6_K *)(w + (size_t)i * ws) + b, p) : _mm512_setzero_si512();
         transpose16(r);
-        _Pragma("GCC unroll 16")
+        UNROLL
         for (int k = 0; k < 16; k++) o->codes[16 * p + k] = r[k];
     }
     uint16_t d[16];
-    _Pragma("GCC unroll 16")
+    UNROLL
     for (int i = 0; i < 16; i++) {
         if (i < nr) {
             const nk_block_q6_K *x = (const nk_block_q6_K *)(w + (size_t)i * ws) + b;
@@ -137,7 +143,7 @@ TGT static void unpack_block(rl6_wblk *o, const uint8_t *w, size_t ws, int nr, i
         }
     }
     transpose16(r);
-    _Pragma("GCC unroll 16")
+    UNROLL
     for (int g = 0; g < 16; g++) o->sc[g] = r[g];
     o->dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)d));
 }
@@ -150,18 +156,18 @@ TGT static INL __m512i bcast4(const int8_t *p) { return _mm512_broadcastd_epi32(
 TGT static INL void group(const int T, const rl6_wblk *s, int nb, int first, const uint8_t *a, size_t as,
                           int b0, float *y, size_t ys, __mmask16 m) {
     __m512 acc[RL_TG];
-    _Pragma("GCC unroll 16")
+    UNROLL
     for (int t = 0; t < T; t++) acc[t] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, y + (size_t)t * ys);
     for (int b = 0; b < nb; b++) {
         const rl6_wblk *wb = &s[b];
         __m512i ia[RL_TG];
-        _Pragma("GCC unroll 16")
+        UNROLL
         for (int t = 0; t < T; t++) ia[t] = _mm512_setzero_si512();
         for (int g = 0; g < QK_K / 16; g++) {
             const __m512i w0 = _mm512_load_si512(&wb->codes[4 * g]), w1 = _mm512_load_si512(&wb->codes[4 * g + 1]);
             const __m512i w2 = _mm512_load_si512(&wb->codes[4 * g + 2]), w3 = _mm512_load_si512(&wb->codes[4 * g + 3]);
             const __m512i sc = _mm512_load_si512(&wb->sc[g]);
-            _Pragma("GCC unroll 16")
+            UNROLL
             for (int t = 0; t < T; t++) {
                 const rl6_blk *ab = (const rl6_blk *)(a + (size_t)t * as) + b0 + b;
                 const int8_t *q = ab->q + 16 * g;
@@ -173,13 +179,13 @@ TGT static INL void group(const int T, const rl6_wblk *s, int nb, int first, con
                 ia[t] = _mm512_add_epi32(ia[t], _mm512_mullo_epi32(v, sc));
             }
         }
-        _Pragma("GCC unroll 16")
+        UNROLL
         for (int t = 0; t < T; t++) {
             const rl6_blk *ab = (const rl6_blk *)(a + (size_t)t * as) + b0 + b;
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[t]), _mm512_mul_ps(wb->dw, _mm512_set1_ps(ab->d)), acc[t]);
         }
     }
-    _Pragma("GCC unroll 16")
+    UNROLL
     for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + (size_t)t * ys, m, acc[t]);
 }
 

@@ -30,6 +30,12 @@
 
 #define TGT __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
 #define INL __attribute__((always_inline)) inline
+/* Fully unrolled small loops keep the per-row and per-token arrays in registers. */
+#if defined(__clang__)
+#define UNROLL _Pragma("clang loop unroll(full)")
+#else
+#define UNROLL _Pragma("GCC unroll 16")
+#endif
 
 #define RL_ROWS 16      /* rows per pass: one per 32-bit lane */
 #define RL_SLAB 32      /* blocks per slab: 16 KiB of codes + 2 KiB of scales */
@@ -70,12 +76,12 @@ typedef struct rl8_slab {
 /* In-register transpose of 16 rows of 16 dwords: out[k] lane r = in[r] dword k. */
 TGT static INL void transpose16(__m512i r[16]) {
     __m512i a[16], b[16];
-    _Pragma("GCC unroll 16")
+    UNROLL
     for (int i = 0; i < 8; i++) {
         a[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
         a[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
     }
-    _Pragma("GCC unroll 16")
+    UNROLL
     for (int i = 0; i < 4; i++) {
         b[4 * i] = _mm512_unpacklo_epi64(a[4 * i], a[4 * i + 2]);
         b[4 * i + 1] = _mm512_unpackhi_epi64(a[4 * i], a[4 * i + 2]);
@@ -83,7 +89,7 @@ TGT static INL void transpose16(__m512i r[16]) {
         b[4 * i + 3] = _mm512_unpackhi_epi64(a[4 * i + 1], a[4 * i + 3]);
     }
     /* b[4i+m], 128-bit lane j: dword 4j+m of rows 4i..4i+3 */
-    _Pragma("GCC unroll 16")
+    UNROLL
     for (int m = 0; m < 4; m++) {
         const __m512i c = _mm512_shuffle_i32x4(b[m], b[4 + m], 0x88), d = _mm512_shuffle_i32x4(b[m], b[4 + m], 0xDD);
         const __m512i e = _mm512_shuffle_i32x4(b[8 + m], b[12 + m], 0x88);
@@ -103,7 +109,7 @@ TGT static void unpack_slab(rl8_slab *s, const uint8_t *w, size_t ws, int nr, in
         const int two = b + 1 < nb;
         __m512i r[16];
         uint16_t d0[16], d1[16];
-        _Pragma("GCC unroll 16")
+        UNROLL
         for (int i = 0; i < 16; i++) {
             if (i >= nr) {
                 r[i] = _mm512_setzero_si512();
@@ -118,11 +124,11 @@ TGT static void unpack_slab(rl8_slab *s, const uint8_t *w, size_t ws, int nr, in
             d1[i] = two ? x[1].d : 0;
         }
         transpose16(r);
-        _Pragma("GCC unroll 16")
+        UNROLL
         for (int k = 0; k < 8; k++) s->codes[b][k] = r[k];
         s->dw[b] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)d0));
         if (two) {
-            _Pragma("GCC unroll 16")
+            UNROLL
             for (int k = 0; k < 8; k++) s->codes[b + 1][k] = r[8 + k];
             s->dw[b + 1] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)d1));
         }
@@ -137,24 +143,24 @@ TGT static INL __m512i bcast4(const int8_t *p) { return _mm512_broadcastd_epi32(
 TGT static INL void group(const int T, const rl8_slab *s, int nb, int first, const uint8_t *a, size_t as,
                           int b0, float *y, size_t ys, __mmask16 m) {
     __m512 acc[RL_TG];
-    _Pragma("GCC unroll 16")
+    UNROLL
     for (int t = 0; t < T; t++) acc[t] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, y + (size_t)t * ys);
     for (int b = 0; b < nb; b++) {
         __m512i w[8];
-        _Pragma("GCC unroll 16")
+        UNROLL
         for (int k = 0; k < 8; k++) w[k] = _mm512_load_si512(&s->codes[b][k]);
         const __m512 dw = _mm512_load_ps(&s->dw[b]);
-        _Pragma("GCC unroll 16")
+        UNROLL
         for (int t = 0; t < T; t++) {
             const rl8_blk *ab = (const rl8_blk *)(a + (size_t)t * as) + b0 + b;
             __m512i i0 = _mm512_set1_epi32(ab->bias);
-            _Pragma("GCC unroll 16")
+            UNROLL
             for (int k = 0; k < 8; k++) i0 = _mm512_dpbusd_epi32(i0, w[k], bcast4(ab->q + 4 * k));
             const __m512 f = _mm512_cvtepi32_ps(i0);
             acc[t] = _mm512_fmadd_ps(f, _mm512_mul_ps(dw, _mm512_set1_ps(ab->d)), acc[t]);
         }
     }
-    _Pragma("GCC unroll 16")
+    UNROLL
     for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + (size_t)t * ys, m, acc[t]);
 }
 
