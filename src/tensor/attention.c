@@ -5,6 +5,7 @@
 #include "tensor/ops.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -20,8 +21,91 @@
  * rounded up to 64 bytes. */
 static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
 
+/* ---- tiled flash attention (f16 cache, AVX-512) ----
+ *
+ * A task is a tile of query rows that share one KV head: T consecutive tokens times G
+ * of the query heads that read that head (GQA), rows ordered token-major. The tile
+ * walks the KV positions its rows need in chunks of C positions; per chunk:
+ *  1. the chunk's K rows are converted to f32 once (not once per query),
+ *  2. each row's scores: the F16 vec_dot's arithmetic (two accumulators over 32-element
+ *     steps, then the lane-sum tree of _mm512_reduce_add_ps, done for 16 positions at
+ *     once by a transposing reduction that pairs the same lanes in the same order),
+ *  3. each row's online softmax in position order (scalar, expf as ggml calls it),
+ *     giving the rescale factor ms and the weight w of every position,
+ *  4. the V accumulation: each V row is loaded and converted once per block of up to
+ *     TILE_P rows whose f16 accumulators (TILE_D zmm of each row) stay in registers;
+ *     per position and row exactly the scalar steps: acc = f16(acc * ms) when ms != 1,
+ *     then acc = f16(fma(v, w, acc)).
+ * Every row's arithmetic is the scalar description's, so the bits do not depend on
+ * the tiling, the chunking or the thread count. */
+#define TILE_RMAX 16                  /* rows per tile (bit masks are 32 bits)          */
+#define TILE_ROWS 12                  /* rows aimed for: T = max(1, TILE_ROWS / G)       */
+#define TILE_KF 8192                  /* floats of converted K per chunk (32 KiB, L1)     */
+#define TILE_CMAX (TILE_KF / 32)      /* the largest chunk (hd_k 32)                      */
+#define TILE_P 6                      /* rows per register block                          */
+#define TILE_D 4                      /* zmm per row per register block (64 dims)         */
+
+typedef struct tile_ws {
+    float *kf;                 /* [C][hd_k] chunk of K in f32, zero past the chunk */
+    float *qf;                 /* [R][hd_k] queries rounded to f16                 */
+    float *acc;                /* [R][hd_v] f16 accumulators (as f32)              */
+    float *sc;                 /* [R][C] scores                                    */
+    float *ms, *w;             /* [C][TILE_RMAX] rescale factor and weight         */
+    uint32_t *resc, *valid;    /* [C] rows (bits) that rescale / use the position  */
+} tile_ws;
+
+static size_t tile_bytes(int hd) {
+    return round64((size_t)TILE_KF * 4) + 2 * round64((size_t)TILE_RMAX * (size_t)hd * 4) +
+           3 * round64((size_t)TILE_RMAX * TILE_CMAX * 4) + 2 * round64((size_t)TILE_CMAX * 4);
+}
+
+static tile_ws tile_carve(void *base, int hd) {
+    uint8_t *p = base;
+    tile_ws t;
+    t.kf = (float *)p, p += round64((size_t)TILE_KF * 4);
+    t.qf = (float *)p, p += round64((size_t)TILE_RMAX * (size_t)hd * 4);
+    t.acc = (float *)p, p += round64((size_t)TILE_RMAX * (size_t)hd * 4);
+    t.sc = (float *)p, p += round64((size_t)TILE_RMAX * TILE_CMAX * 4);
+    t.ms = (float *)p, p += round64((size_t)TILE_RMAX * TILE_CMAX * 4);
+    t.w = (float *)p, p += round64((size_t)TILE_RMAX * TILE_CMAX * 4);
+    t.resc = (uint32_t *)p, p += round64((size_t)TILE_CMAX * 4);
+    t.valid = (uint32_t *)p;
+    return t;
+}
+
+/* positions per chunk for a head size: a multiple of 16 with C * hd_k <= TILE_KF */
+static int tile_chunk(int hd_k) { return NK_MIN(TILE_CMAX, (TILE_KF / hd_k) & ~15); }
+
+/* The plan: tiles of T tokens and G heads; tasks enumerate (tile, kv head, head
+ * group), the last tokens (the most positions) first. */
+typedef struct tile_plan {
+    int T, G, n_tiles, n_hsplit, n_task;
+} tile_plan;
+
+static tile_plan tile_plan_make(const nk_attn *a, int nth) {
+    const int group = a->n_head / a->n_head_kv;
+    tile_plan p;
+    p.G = NK_MIN(group, TILE_RMAX);
+    /* small batches (decoding) with few KV heads: split the heads so that every
+     * thread gets a task */
+    while (p.G > 1 && (long)a->n_head_kv * ((group + p.G - 1) / p.G) * a->n_tok < 2L * nth) p.G = (p.G + 1) / 2;
+    p.T = NK_MAX(1, TILE_ROWS / p.G);
+    p.n_tiles = (a->n_tok + p.T - 1) / p.T;
+    p.n_hsplit = (group + p.G - 1) / p.G;
+    p.n_task = p.n_tiles * a->n_head_kv * p.n_hsplit;
+    return p;
+}
+
+static bool tile_ok(const nk_attn *a) {
+    return a->flash && a->kv_type == NK_TYPE_F16 && a->hd_k % 32 == 0 && a->hd_k <= 256 && a->hd_v % 64 == 0 &&
+           a->hd_v <= 256;
+}
+
+
+/* per-thread scratch: the per-query path's or the tiled path's, whichever is larger */
 static size_t attn_thread_bytes(int n_ctx, int hd) {
-    return 2 * round64((size_t)n_ctx * 4) + 2 * round64((size_t)hd * 4);
+    const size_t plain = 2 * round64((size_t)n_ctx * 4) + 2 * round64((size_t)hd * 4);
+    return NK_MAX(plain, tile_bytes(hd));
 }
 
 size_t nk_attn_wsize(int n_threads, int n_ctx, int hd) {
@@ -103,40 +187,6 @@ ATTN_TGT512 static inline __m512 rt_f16_512(__m512 x) {
     return _mm512_cvtph_ps(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
 }
 
-/* The flash loop over one query's positions with the f16 V accumulator held in
- * registers (NV = hd_v / 16 zmm) instead of memory: the same operations on the same
- * values as the scalar v_mad_flash loop (rescale rounded to f16 when the max moves,
- * then the fused multiply-add rounded to f16), so the same bits. */
-ATTN_TGT512 static inline __attribute__((always_inline)) void flash_f16_512(const int NV, int n_kv, const float *scores,
-                                                                             const uint8_t *vb, size_t v_row, float *out) {
-    __m512 acc[16];
-    for (int i = 0; i < NV; i++) acc[i] = _mm512_setzero_ps();
-    float M = -INFINITY, S = 0.0f;
-    for (int j = 0; j < n_kv; j++) {
-        const float sc = scores[j];
-        float ms = 1.0f, w = 1.0f;
-        if (sc > M) {
-            ms = expf(M - sc);
-            M = sc;
-        } else {
-            w = expf(sc - M);
-        }
-        S = S * ms + w;
-        const uint16_t *h = (const uint16_t *)(vb + (size_t)j * v_row);
-        if (ms != 1.0f) {
-            const __m512 vms = _mm512_set1_ps(ms);
-            for (int i = 0; i < NV; i++) acc[i] = rt_f16_512(_mm512_mul_ps(acc[i], vms));
-        }
-        const __m512 vw = _mm512_set1_ps(w);
-        for (int i = 0; i < NV; i++) {
-            const __m512 v = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + 16 * i)));
-            acc[i] = rt_f16_512(_mm512_fmadd_ps(v, vw, acc[i]));
-        }
-    }
-    const __m512 inv = _mm512_set1_ps(S == 0.0f ? 0.0f : 1.0f / S);
-    for (int i = 0; i < NV; i++) _mm512_storeu_ps(out + 16 * i, _mm512_mul_ps(acc[i], inv));
-}
-
 /* Scores of one f16 query against n_kv cache rows: the arithmetic of the AVX-512 F16
  * vec_dot (two 16-lane accumulators over 32-element steps, then the lane sum), with
  * the query converted once instead of per row. NQ = hd / 16 (even). */
@@ -162,17 +212,6 @@ ATTN_TGT512 static bool scores_f16_fast(int hd, int n_kv, const uint16_t *qh, co
     case 64: scores_f16_512(4, n_kv, qh, kb, k_row, scale, scores); return true;
     case 128: scores_f16_512(8, n_kv, qh, kb, k_row, scale, scores); return true;
     case 256: scores_f16_512(16, n_kv, qh, kb, k_row, scale, scores); return true;
-    default: return false;
-    }
-}
-
-/* hd_v 64, 128 or 256 (the head sizes models use); false: use the generic loop */
-ATTN_TGT512 static bool flash_f16_fast(int hd, int n_kv, const float *scores, const uint8_t *vb, size_t v_row,
-                                       float *out) {
-    switch (hd) {
-    case 64: flash_f16_512(4, n_kv, scores, vb, v_row, out); return true;
-    case 128: flash_f16_512(8, n_kv, scores, vb, v_row, out); return true;
-    case 256: flash_f16_512(16, n_kv, scores, vb, v_row, out); return true;
     default: return false;
     }
 }
@@ -203,10 +242,6 @@ static bool scores_f16_fast(int hd, int n_kv, const uint16_t *qh, const uint8_t 
     (void)hd, (void)n_kv, (void)qh, (void)kb, (void)k_row, (void)scale, (void)scores;
     return false;
 }
-static bool flash_f16_fast(int hd, int n_kv, const float *scores, const uint8_t *vb, size_t v_row, float *out) {
-    (void)hd, (void)n_kv, (void)scores, (void)vb, (void)v_row, (void)out;
-    return false;
-}
 static void f32_to_f16_f16c(const float *x, uint16_t *h, int n) {
     for (int i = 0; i < n; i++) h[i] = nk_fp32_to_fp16(x[i]);
 }
@@ -215,13 +250,256 @@ void nk_f32_to_f16_row(const float *x, uint16_t *h, int n) { f32_to_f16_f16c(x, 
 #define v_mad_plain_f16c v_mad_plain
 #define v_mad_flash_f16c v_mad_flash
 #endif
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define TILE_INLINE ATTN_TGT512 static inline __attribute__((always_inline))
+/* the loops over rows and registers must unroll for the accumulators to stay in registers */
+#define TILE_UNROLL _Pragma("GCC unroll 16")
+
+/* K rows j0..j0+n-1 (f16) to f32, rows n..npad-1 zero */
+TILE_INLINE void tile_kf(int hd_k, int n, int npad, const uint8_t *kb, size_t k_row, float *kf) {
+    for (int j = 0; j < n; j++) {
+        const uint16_t *h = (const uint16_t *)(kb + (size_t)j * k_row);
+        for (int d = 0; d < hd_k; d += 16)
+            _mm512_storeu_ps(kf + (size_t)j * hd_k + d, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + d))));
+    }
+    for (int j = n; j < npad; j++)
+        for (int d = 0; d < hd_k; d += 16) _mm512_storeu_ps(kf + (size_t)j * hd_k + d, _mm512_setzero_ps());
+}
+
+/* the F16 vec_dot's two accumulators for one K row, added (before the lane sum) */
+TILE_INLINE __m512 tile_dot(const int NQ, const __m512 *q, const float *k) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    TILE_UNROLL
+    for (int i = 0; i < NQ; i += 2) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(k + 16 * i), q[i], a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(k + 16 * i + 16), q[i + 1], a1);
+    }
+    return _mm512_add_ps(a0, a1);
+}
+
+/* _mm512_reduce_add_ps's tree (lanes l + l+8, then + l+4, then + l+2, then + l+1) on
+ * 16 vectors at once: each level adds the same lane pairs of two vectors packed side
+ * by side. Returns the 16 sums in position order. */
+TILE_INLINE __m512 tile_pair1(__m512 x0, __m512 x1) {
+    return _mm512_add_ps(_mm512_shuffle_f32x4(x0, x1, 0x44), _mm512_shuffle_f32x4(x0, x1, 0xEE));
+}
+TILE_INLINE __m512 tile_pair2(__m512 y0, __m512 y1) {
+    return _mm512_add_ps(_mm512_shuffle_f32x4(y0, y1, 0x88), _mm512_shuffle_f32x4(y0, y1, 0xDD));
+}
+
+/* scores of one row (query q, NQ zmm) against npad (a multiple of 16) f32 K rows */
+TILE_INLINE void tile_scores(const int NQ, const float *qf, const float *kf, int npad, float scale, float *sc) {
+    __m512 q[16];
+    TILE_UNROLL
+    for (int i = 0; i < NQ; i++) q[i] = _mm512_loadu_ps(qf + 16 * i);
+    const __m512 vscale = _mm512_set1_ps(scale);
+    /* lane 4g+i of the last level holds position 4i+g */
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    for (int j = 0; j < npad; j += 16) {
+        const float *k = kf + (size_t)j * (size_t)(16 * NQ);
+        __m512 z[4];
+        TILE_UNROLL
+        for (int g = 0; g < 4; g++) {
+            const float *kg = k + (size_t)(4 * g) * (size_t)(16 * NQ);
+            const __m512 y0 = tile_pair1(tile_dot(NQ, q, kg), tile_dot(NQ, q, kg + 16 * NQ));
+            const __m512 y1 = tile_pair1(tile_dot(NQ, q, kg + 32 * NQ), tile_dot(NQ, q, kg + 48 * NQ));
+            z[g] = tile_pair2(y0, y1);   /* 128-bit group i: position 4g+i, 4 partial sums */
+        }
+        const __m512 u0 = _mm512_add_ps(_mm512_shuffle_ps(z[0], z[1], 0x44), _mm512_shuffle_ps(z[0], z[1], 0xEE));
+        const __m512 u1 = _mm512_add_ps(_mm512_shuffle_ps(z[2], z[3], 0x44), _mm512_shuffle_ps(z[2], z[3], 0xEE));
+        const __m512 r = _mm512_add_ps(_mm512_shuffle_ps(u0, u1, 0x88), _mm512_shuffle_ps(u0, u1, 0xDD));
+        _mm512_storeu_ps(sc + j, _mm512_mul_ps(_mm512_permutexvar_ps(order, r), vscale));
+    }
+}
+
+ATTN_TGT512 static void tile_scores_any(int hd_k, const float *qf, const float *kf, int npad, float scale, float *sc) {
+    switch (hd_k / 16) {
+    case 2: tile_scores(2, qf, kf, npad, scale, sc); break;
+    case 4: tile_scores(4, qf, kf, npad, scale, sc); break;
+    case 6: tile_scores(6, qf, kf, npad, scale, sc); break;
+    case 8: tile_scores(8, qf, kf, npad, scale, sc); break;
+    case 10: tile_scores(10, qf, kf, npad, scale, sc); break;
+    case 12: tile_scores(12, qf, kf, npad, scale, sc); break;
+    case 14: tile_scores(14, qf, kf, npad, scale, sc); break;
+    default: tile_scores(16, qf, kf, npad, scale, sc); break;
+    }
+}
+
+/* The V accumulation of P rows (r0..r0+P-1 of the tile) over positions ja..jb
+ * (relative to the chunk), TILE_D zmm of dims starting at the pointers given. */
+TILE_INLINE void tile_v(const int P, int ja, int jb, const uint8_t *vb, size_t v_row, const tile_ws *t, int r0,
+                        float *acc, size_t acc_stride) {
+    __m512 a[TILE_P][TILE_D];
+    TILE_UNROLL
+    for (int p = 0; p < P; p++)
+        TILE_UNROLL
+        for (int i = 0; i < TILE_D; i++) a[p][i] = _mm512_loadu_ps(acc + (size_t)p * acc_stride + 16 * i);
+    const uint32_t pm = (1u << P) - 1;
+    for (int j = ja; j <= jb; j++) {
+        const uint16_t *h = (const uint16_t *)(vb + (size_t)j * v_row);
+        __m512 v[TILE_D];
+        TILE_UNROLL
+        for (int i = 0; i < TILE_D; i++) v[i] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + 16 * i)));
+        const uint32_t vm = (t->valid[j] >> r0) & pm, rm = (t->resc[j] >> r0) & pm;
+        const float *msj = t->ms + (size_t)j * TILE_RMAX + r0, *wj = t->w + (size_t)j * TILE_RMAX + r0;
+        if (rm)
+            TILE_UNROLL
+            for (int p = 0; p < P; p++)
+                if (rm >> p & 1) {
+                    const __m512 s = _mm512_set1_ps(msj[p]);
+                    TILE_UNROLL
+                    for (int i = 0; i < TILE_D; i++) a[p][i] = rt_f16_512(_mm512_mul_ps(a[p][i], s));
+                }
+        if (vm == pm) {
+            TILE_UNROLL
+            for (int p = 0; p < P; p++) {
+                const __m512 s = _mm512_set1_ps(wj[p]);
+                TILE_UNROLL
+                for (int i = 0; i < TILE_D; i++) a[p][i] = rt_f16_512(_mm512_fmadd_ps(v[i], s, a[p][i]));
+            }
+        } else {
+            TILE_UNROLL
+            for (int p = 0; p < P; p++)
+                if (vm >> p & 1) {
+                    const __m512 s = _mm512_set1_ps(wj[p]);
+                    TILE_UNROLL
+                    for (int i = 0; i < TILE_D; i++) a[p][i] = rt_f16_512(_mm512_fmadd_ps(v[i], s, a[p][i]));
+                }
+        }
+    }
+    TILE_UNROLL
+    for (int p = 0; p < P; p++)
+        TILE_UNROLL
+        for (int i = 0; i < TILE_D; i++) _mm512_storeu_ps(acc + (size_t)p * acc_stride + 16 * i, a[p][i]);
+}
+
+ATTN_TGT512 static void tile_v_any(int P, int ja, int jb, const uint8_t *vb, size_t v_row, const tile_ws *t, int r0,
+                                   float *acc, size_t acc_stride) {
+    switch (P) {
+    case 1: tile_v(1, ja, jb, vb, v_row, t, r0, acc, acc_stride); break;
+    case 2: tile_v(2, ja, jb, vb, v_row, t, r0, acc, acc_stride); break;
+    case 3: tile_v(3, ja, jb, vb, v_row, t, r0, acc, acc_stride); break;
+    case 4: tile_v(4, ja, jb, vb, v_row, t, r0, acc, acc_stride); break;
+    case 5: tile_v(5, ja, jb, vb, v_row, t, r0, acc, acc_stride); break;
+    default: tile_v(6, ja, jb, vb, v_row, t, r0, acc, acc_stride); break;
+    }
+}
+
+/* One task of the plan (see the section comment); ws: this thread's scratch. */
+ATTN_TGT512 static void tile_task(const nk_attn *a, const tile_plan *pl, int task, void *scratch) {
+    const int group = a->n_head / a->n_head_kv, hd_k = a->hd_k, hd_v = a->hd_v;
+    const int per_tile = a->n_head_kv * pl->n_hsplit;
+    const int tile = pl->n_tiles - 1 - task / per_tile;
+    const int kvh = task % per_tile / pl->n_hsplit, hs = task % pl->n_hsplit;
+    const int t0 = tile * pl->T, nt = NK_MIN(pl->T, a->n_tok - t0);
+    const int g0 = hs * pl->G, ng = NK_MIN(pl->G, group - g0);
+    const int R = nt * ng;
+    const int C = tile_chunk(hd_k);
+    const tile_ws t = tile_carve(scratch, NK_MAX(hd_k, hd_v));
+    const size_t k_row = (size_t)a->n_head_kv * (size_t)hd_k * 2, v_row = (size_t)a->n_head_kv * (size_t)hd_v * 2;
+    const uint8_t *kb = (const uint8_t *)a->k + (size_t)kvh * (size_t)hd_k * 2;
+    const uint8_t *vb = (const uint8_t *)a->v + (size_t)kvh * (size_t)hd_v * 2;
+    const size_t q_stride = (size_t)a->n_head * (size_t)hd_k;
+
+    int lo[TILE_RMAX], hi[TILE_RMAX];
+    float M[TILE_RMAX], S[TILE_RMAX];
+    for (int r = 0; r < R; r++) {
+        const int tl = r / ng, h = kvh * group + g0 + r % ng, pos = a->pos0 + t0 + tl;
+        hi[r] = pos;
+        lo[r] = a->n_swa > 0 ? NK_MAX(0, pos - a->n_swa + 1) : 0;
+        M[r] = -INFINITY, S[r] = 0.0f;
+        const float *q = a->q + (size_t)(t0 + tl) * q_stride + (size_t)h * (size_t)hd_k;
+        for (int d = 0; d < hd_k; d += 16)
+            _mm512_storeu_ps(t.qf + (size_t)r * hd_k + d, rt_f16_512(_mm512_loadu_ps(q + d)));
+        memset(t.acc + (size_t)r * hd_v, 0, (size_t)hd_v * sizeof(float));
+    }
+    /* register blocks of rows, as even as TILE_P allows */
+    const int n_blk = (R + TILE_P - 1) / TILE_P;
+
+    const int j_first = lo[0], j_last = hi[R - 1];
+    for (int c0 = j_first; c0 <= j_last; c0 += C) {
+        const int n = NK_MIN(C, j_last + 1 - c0), npad = (n + 15) & ~15;
+        tile_kf(hd_k, n, npad, kb + (size_t)c0 * k_row, k_row, t.kf);
+        memset(t.resc, 0, (size_t)n * sizeof *t.resc);
+        memset(t.valid, 0, (size_t)n * sizeof *t.valid);
+        for (int r = 0; r < R; r++) {
+            const int ja = NK_MAX(lo[r], c0) - c0, jb = NK_MIN(hi[r], c0 + n - 1) - c0;
+            if (ja > jb) continue;
+            float *sc = t.sc + (size_t)r * TILE_CMAX;
+            tile_scores_any(hd_k, t.qf + (size_t)r * hd_k, t.kf, npad, a->scale, sc);
+            /* the online softmax as ggml walks it (see attn_fn), in three passes so
+             * that the expf calls run back to back: the running max and each
+             * position's exponent, the exponentials, then ms, w and the sum */
+            float m = M[r], s = S[r];
+            uint8_t gt[TILE_CMAX];
+            for (int j = ja; j <= jb; j++) {
+                const float x = sc[j];
+                gt[j] = x > m;
+                sc[j] = gt[j] ? m - x : x - m;
+                m = gt[j] ? x : m;
+            }
+            for (int j = ja; j <= jb; j++) sc[j] = expf(sc[j]);
+            float *msr = t.ms + r, *wr = t.w + r;
+            for (int j = ja; j <= jb; j++) {
+                const float ms = gt[j] ? sc[j] : 1.0f, w = gt[j] ? 1.0f : sc[j];
+                s = s * ms;   /* two statements: never contracted to an fma */
+                s = s + w;
+                msr[(size_t)j * TILE_RMAX] = ms;
+                wr[(size_t)j * TILE_RMAX] = w;
+                t.valid[j] |= 1u << r;
+                t.resc[j] |= (uint32_t)(ms != 1.0f) << r;
+            }
+            M[r] = m, S[r] = s;
+        }
+        for (int b = 0, r0 = 0; b < n_blk; b++) {
+            const int P = (R - r0) / (n_blk - b);   /* rows left spread over blocks left */
+            int ja = n, jb = -1;
+            for (int r = r0; r < r0 + P; r++) {
+                ja = NK_MIN(ja, NK_MAX(lo[r], c0) - c0);
+                jb = NK_MAX(jb, NK_MIN(hi[r], c0 + n - 1) - c0);
+            }
+            if (ja <= jb)
+                for (int d = 0; d < hd_v; d += 16 * TILE_D)
+                    tile_v_any(P, ja, jb, vb + (size_t)c0 * v_row + (size_t)d * 2, v_row, &t, r0,
+                               t.acc + (size_t)r0 * hd_v + d, (size_t)hd_v);
+            r0 += P;
+        }
+    }
+
+    const size_t o_stride = (size_t)a->n_head * (size_t)hd_v;
+    for (int r = 0; r < R; r++) {
+        const int tl = r / ng, h = kvh * group + g0 + r % ng;
+        float *out = a->out + (size_t)(t0 + tl) * o_stride + (size_t)h * (size_t)hd_v;
+        const __m512 inv = _mm512_set1_ps(S[r] == 0.0f ? 0.0f : 1.0f / S[r]);
+        for (int d = 0; d < hd_v; d += 16)
+            _mm512_storeu_ps(out + d, _mm512_mul_ps(_mm512_loadu_ps(t.acc + (size_t)r * hd_v + d), inv));
+    }
+}
+#else
+static void tile_task(const nk_attn *a, const tile_plan *pl, int task, void *scratch) {
+    (void)a, (void)pl, (void)task, (void)scratch;
+}
+#endif
 
 typedef struct attn_run {
     const nk_attn *a;
     const nk_type_traits *kt;   /* cache type traits (vec_dot, from_float) */
     size_t esize;               /* bytes per cache element */
     bool simd, simd512;
+    tile_plan plan;             /* tiled path: the tasks, taken in order by any thread */
+    atomic_int next;
 } attn_run;
+
+/* Threads take tasks in order (the heaviest first) until none are left: causal rows
+ * differ in length, so a fixed split by rows would leave one thread waiting. */
+static void attn_tile_fn(void *ctx, int ith, int nth) {
+    (void)nth;
+    attn_run *run = ctx;
+    const nk_attn *a = run->a;
+    void *ws = (uint8_t *)a->scratch + (size_t)ith * attn_thread_bytes(a->n_ctx, NK_MAX(a->hd_k, a->hd_v));
+    for (int task; (task = atomic_fetch_add_explicit(&run->next, 1, memory_order_relaxed)) < run->plan.n_task;)
+        tile_task(a, &run->plan, task, ws);
+}
 
 static void attn_fn(void *ctx, int ith, int nth) {
     const attn_run *run = ctx;
@@ -264,7 +542,6 @@ static void attn_fn(void *ctx, int ith, int nth) {
         float *out = a->out + (size_t)t * o_stride + (size_t)h * (size_t)a->hd_v;
         memset(acc, 0, (size_t)a->hd_v * sizeof *acc);
 
-        if (a->flash && f16 && run->simd512 && flash_f16_fast(a->hd_v, n_kv, scores, vb, v_row, out)) continue;
         if (a->flash) {
             /* one pass as ggml walks it: running max M and sum S; a new max rescales
              * the accumulator by exp(Mold - M), other positions weigh exp(s - M) */
@@ -320,5 +597,12 @@ void nk_attention(nk_pool *pool, const nk_attn *a) {
         .simd512 = attn_simd512(),
     };
     const double work = (double)a->n_tok * a->n_head * (double)(a->pos0 + a->n_tok) * (a->hd_k + a->hd_v);
-    nk_pool_run(work < NK_PAR_MIN_WORK ? NULL : pool, attn_fn, &run);
+    nk_pool *use = work < NK_PAR_MIN_WORK ? NULL : pool;
+    if (run.simd512 && tile_ok(a)) {
+        run.plan = tile_plan_make(a, use ? nk_pool_size(use) : 1);
+        atomic_init(&run.next, 0);
+        nk_pool_run(use, attn_tile_fn, &run);
+        return;
+    }
+    nk_pool_run(use, attn_fn, &run);
 }

@@ -20,8 +20,8 @@ static float frand(void) {
 
 static float r16(float x) { return nk_fp16_to_fp32(nk_fp32_to_fp16(x)); }
 
-static void check(int hd, int n_swa) {
-    enum { NH = 4, NKV = 2, NCTX = 70, NTOK = 6, POS0 = 60 };
+/* NH query heads over NKV KV heads, NTOK queries at POS0.., a cache of NCTX rows */
+static void check_shape(int hd, int n_swa, int NH, int NKV, int NTOK, int POS0, int NCTX) {
     const size_t row = (size_t)NKV * (size_t)hd;
     float *q = malloc(sizeof(float) * NTOK * NH * (size_t)hd);
     uint16_t *k = malloc(2 * NCTX * row), *v = malloc(2 * NCTX * row);
@@ -41,7 +41,7 @@ static void check(int hd, int n_swa) {
     nk_pool_new(2, &p2, NULL);
     a.out = out2;
     nk_attention(p2, &a);
-    CHECK_MSG(memcmp(out1, out2, sizeof(float) * NTOK * NH * (size_t)hd) == 0, "hd %d: 1 vs 2 threads differ", hd);
+    CHECK_MSG(memcmp(out1, out2, sizeof(float) * (size_t)NTOK * NH * (size_t)hd) == 0, "hd %d: 1 vs 2 threads differ", hd);
 
     const nk_vec_dot_fn dot = nk_type_get(NK_TYPE_F16)->vec_dot;
     uint16_t *qh = malloc(2 * (size_t)hd);
@@ -73,11 +73,14 @@ static void check(int hd, int n_swa) {
                 if (memcmp(&want, &got, sizeof want) != 0) mismatches++;
             }
         }
-    CHECK_MSG(mismatches == 0, "hd %d swa %d: %d outputs differ from the scalar flash description", hd, n_swa, mismatches);
+    CHECK_MSG(mismatches == 0, "hd %d swa %d heads %d/%d tokens %d at %d: %d outputs differ from the scalar flash description",
+              hd, n_swa, NH, NKV, NTOK, POS0, mismatches);
     nk_pool_free(p2);
     nk_aligned_free(ws);
     free(q); free(k); free(v); free(out1); free(out2); free(qh); free(acc);
 }
+
+static void check(int hd, int n_swa) { check_shape(hd, n_swa, 4, 2, 6, 60, 70); }
 
 /* nk_f32_to_f16_row: the scalar conversion's bits (odd length, tiny and huge values) */
 static void check_f16_row(void) {
@@ -100,5 +103,17 @@ int main(void) {
         check(hds[i], 0);
         check(hds[i], 17);
     }
+    /* the tiled path's cases: a prompt from position 0 over several K chunks and
+     * tiles, GQA groups of 1..32 (odd ones too), decoding (one token), windows */
+    check_shape(128, 0, 16, 8, 150, 0, 150);
+    check_shape(64, 0, 8, 2, 37, 100, 140);
+    check_shape(256, 50, 8, 2, 37, 100, 140);
+    check_shape(128, 0, 6, 2, 29, 3, 40);
+    check_shape(64, 0, 3, 3, 20, 0, 20);
+    check_shape(128, 0, 16, 2, 9, 40, 60);
+    check_shape(64, 0, 32, 1, 5, 70, 80);
+    check_shape(128, 0, 16, 8, 1, 200, 260);
+    check_shape(256, 30, 4, 1, 1, 90, 100);
+    check_shape(96, 0, 4, 2, 11, 5, 20);
     NK_TEST_DONE();
 }
