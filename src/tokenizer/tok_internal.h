@@ -21,6 +21,13 @@ enum {
     NK_ATTR_NORMALIZED = 1 << 6, NK_ATTR_LSTRIP = 1 << 7, NK_ATTR_RSTRIP = 1 << 8,
 };
 
+/* Allocation for the vocabulary's large tables: blocks of 64 KiB and more lie on whole
+ * 2 MB pages (see tok_util.c for why). Contents uninitialized (calloc: zeroed); free
+ * only with nk_tok_free (NULL is fine). NULL on out-of-memory or overflow. */
+void *nk_tok_alloc(size_t size);
+void *nk_tok_calloc(size_t n, size_t size);
+void  nk_tok_free(void *p);
+
 /* ---- string table: interned byte strings -> dense ids ------------------------------
  * Open addressing over an arena. Ids 0..n_tokens-1 are the vocabulary's tokens (so a
  * lookup result below n_tokens IS the token id); the BPE loader appends merge parts
@@ -48,6 +55,8 @@ int32_t nk_strtab_find_h(const nk_strtab *t, const char *s, size_t n, uint64_t h
 int32_t nk_strtab_intern_h(nk_strtab *t, const char *s, size_t n, uint64_t h64, bool *added);
 void nk_strtab_prefetch(const nk_strtab *t, uint64_t h64);
 void nk_strtab_prefetch_rec(const nk_strtab *t, uint64_t h64);
+/* Frees the table's memory and empties it. */
+void nk_strtab_free(nk_strtab *t);
 /* Pre-size for n_ids strings of about arena_bytes total (avoids rehashing); false on OOM. */
 bool nk_strtab_reserve(nk_strtab *t, size_t n_ids, size_t arena_bytes);
 static inline const char *nk_strtab_str(const nk_strtab *t, int32_t id) { return t->arena + t->off[id]; }
@@ -145,6 +154,7 @@ struct nk_vocab {
     int32_t n_tokens;
 
     nk_strtab strs;           /* ids < n_tokens are tokens */
+    uint8_t  *tok_block;      /* nk_tok_alloc block holding the per-token arrays below */
     float    *scores;
     uint16_t *attr;           /* NK_ATTR_* bits */
     uint8_t  *ttype;          /* raw GGUF token_type (0..6) */
@@ -155,12 +165,12 @@ struct nk_vocab {
     nook_token fim_pre, fim_suf, fim_mid, fim_pad, fim_rep, fim_sep;
     bool add_bos, add_eos, add_sep, add_space_prefix, remove_extra_ws;
     bool ignore_merges, clean_spaces, escape_whitespaces;
-    uint8_t *eog;             /* n_tokens flags */
+    uint8_t *eog;             /* n_tokens flags (in tok_block) */
     nook_token *eog_list; int n_eog;
 
     /* special-token partition: eligible ids sorted by text length (desc), id (asc) */
     int32_t *special; int32_t n_special;
-    int32_t *special_rank;    /* token id -> index in special[], -1 if not special */
+    int32_t *special_rank;    /* token id -> index in special[], -1 if not special (in tok_block) */
     nk_trie_node *trie; int32_t n_trie, cap_trie;
     int32_t trie_root[256];
 

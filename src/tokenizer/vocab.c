@@ -152,42 +152,123 @@ static int32_t merge_find(const nk_vocab *v, int32_t l, int32_t r, int32_t *resu
     }
 }
 
-/* Merges are loaded in batches: hash every string of the batch and prefetch its table
- * slot, then its record, then probe. Load time is almost all cache misses (three string
- * lookups and one table insert per merge), and overlapping them is what makes a
- * 280k-merge vocabulary load quickly. */
+/* The tokens, walked in place in the file's string array, in batches: hash a batch and
+ * prefetch its slots, then intern each (the table is pre-sized, so slots do not move).
+ * Scores and types were checked to be float32/int32 (or int32) arrays of >= n entries. */
+#define TB 16
+static nook_status load_tokens(nk_vocab *v, const gguf_kv *tk, const gguf_kv *sk, const gguf_kv *tt, nook_error *err) {
+    uint64_t nt = (uint64_t)v->n_tokens;
+    const uint8_t *p = tk->val.v.arr.data;
+    const uint8_t *sc = sk ? sk->val.v.arr.data : NULL, *ty = tt ? tt->val.v.arr.data : NULL;
+    bool sc_f32 = sk && sk->val.v.arr.type == GGUF_TYPE_FLOAT32;
+    struct { const char *s; size_t len; uint64_t h; } b[TB];
+    char empty[TB][32];   /* llama.cpp names an empty token "[EMPTY_<id>]" */
+    for (uint64_t i0 = 0; i0 < nt; i0 += TB) {
+        int nb = (int)NK_MIN((uint64_t)TB, nt - i0);
+        for (int k = 0; k < nb; k++) {
+            gguf_str g;
+            p = gguf_arr_str_next(p, &g);
+            b[k].s = g.ptr; b[k].len = (size_t)g.len;
+            if (!b[k].len) {
+                b[k].len = (size_t)snprintf(empty[k], sizeof empty[k], "[EMPTY_%llu]", (unsigned long long)(i0 + (uint64_t)k));
+                b[k].s = empty[k];
+            }
+            b[k].h = nk_hash_bytes(b[k].s, b[k].len);
+            nk_strtab_prefetch(&v->strs, b[k].h);
+        }
+        for (int k = 0; k < nb; k++) {
+            uint64_t i = i0 + (uint64_t)k;
+            bool added;
+            int32_t id = nk_strtab_intern_h(&v->strs, b[k].s, b[k].len, b[k].h, &added);
+            if (id < 0) return nk_fail(err, NOOK_ENOMEM, "tokenizer: out of memory for token %llu", (unsigned long long)i);
+            if (!added)
+                return nk_fail(err, NOOK_EFORMAT, "tokenizer: duplicate token in vocabulary: '%.*s' has ids %d and %llu",
+                               (int)NK_MIN(b[k].len, 64), b[k].s, id, (unsigned long long)i);
+            if ((int32_t)b[k].len > v->max_token_len) v->max_token_len = (int32_t)b[k].len;
+        }
+    }
+    for (uint64_t i = 0; i < nt; i++) {
+        float f = 0.0f;
+        if (sc) {   /* little-endian in the file */
+            const uint8_t *q = sc + 4 * i;
+            uint32_t u = (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24;
+            if (sc_f32) memcpy(&f, &u, 4);
+            else f = (float)(int32_t)u;
+        }
+        v->scores[i] = f;
+        int32_t t = NK_TOKEN_NORMAL;
+        if (ty) {
+            const uint8_t *q = ty + 4 * i;
+            t = (int32_t)((uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24);
+        }
+        v->ttype[i] = (uint8_t)(t >= 0 && t <= 6 ? t : 0);
+        switch (t) {
+            case NK_TOKEN_UNKNOWN: v->attr[i] = NK_ATTR_UNKNOWN; break;
+            case NK_TOKEN_UNUSED: v->attr[i] = NK_ATTR_UNUSED; break;
+            case NK_TOKEN_NORMAL: v->attr[i] = NK_ATTR_NORMAL; break;
+            case NK_TOKEN_CONTROL: v->attr[i] = NK_ATTR_CONTROL; break;
+            case NK_TOKEN_USER_DEFINED: v->attr[i] = NK_ATTR_USER_DEFINED; break;
+            case NK_TOKEN_BYTE: v->attr[i] = NK_ATTR_BYTE; break;
+            default: v->attr[i] = 0; break;
+        }
+    }
+    return NOOK_OK;
+}
+#undef TB
+
+/* Merges are loaded in batches, walked in place in the file's string array: hash every
+ * string of the batch and prefetch its table slot, then its record, then probe. Load
+ * time is almost all cache misses (three string lookups and one table insert per
+ * merge), and overlapping them is what makes a 280k-merge vocabulary load quickly. */
 #define MB 32
 static nook_status load_merges(nk_vocab *v, const gguf_kv *kv, nook_error *err) {
-    gguf_str *m = NULL;
-    nook_status st = gguf_arr_strings(&kv->val, &m, err);
-    if (st) return nk_prefix(err, "tokenizer.ggml.merges: "), st;
-    uint64_t n = kv->val.v.arr.count;
-    if (n > (uint64_t)INT32_MAX / 4) { nk_free(m); return nk_fail(err, NOOK_EFORMAT, "tokenizer.ggml.merges: %llu entries is too many", (unsigned long long)n); }
+    const gguf_value *val = &kv->val;
+    if (val->type != GGUF_TYPE_ARRAY || val->v.arr.type != GGUF_TYPE_STRING)
+        return nk_fail(err, NOOK_EFORMAT, "tokenizer.ggml.merges: expected an array of strings, got %s%s%s",
+                       gguf_type_name(val->type), val->type == GGUF_TYPE_ARRAY ? " of " : "",
+                       val->type == GGUF_TYPE_ARRAY ? gguf_type_name(val->v.arr.type) : "");
+    uint64_t n = val->v.arr.count;
+    if (n > (uint64_t)INT32_MAX / 4) return nk_fail(err, NOOK_EFORMAT, "tokenizer.ggml.merges: %llu entries is too many", (unsigned long long)n);
     uint64_t cap = 1024;
-    while (cap * 3 < n * 4) cap *= 2;   /* load factor <= 3/4: the table is page faults */
-    v->merges = nk_calloc(cap, sizeof *v->merges);
-    size_t max_len = 0;
-    for (uint64_t i = 0; i < n; i++) if (m[i].len > max_len) max_len = (size_t)m[i].len;
-    char *cat = nk_malloc(MB * (max_len + 1));
-    if (!v->merges || !cat) { nk_free(cat); nk_free(m); return nk_fail(err, NOOK_ENOMEM, "tokenizer: out of memory for %llu merges", (unsigned long long)n); }
+    while (cap * 3 < n * 4) cap *= 2;   /* load factor <= 3/4 */
+    v->merges = nk_tok_calloc(cap, sizeof *v->merges);
+    /* the batch's concatenations: a merge string is shorter than the array's bytes */
+    size_t cat_cap = 4096;
+    char *cat = nk_malloc(cat_cap);
+    if (!v->merges || !cat) { nk_free(cat); return nk_fail(err, NOOK_ENOMEM, "tokenizer: out of memory for %llu merges", (unsigned long long)n); }
     v->merge_mask = cap - 1;
-    struct { const char *l, *r; size_t ll, rl; uint64_t hl, hr, hc; int32_t il, ir, ic; uint64_t key, kh; } b[MB];
+    struct { const char *l, *r; size_t ll, rl, co; uint64_t hl, hr, hc; int32_t il, ir, ic; uint64_t key, kh; } b[MB];
+    const uint8_t *p = val->v.arr.data;
     for (uint64_t i0 = 0; i0 < n; i0 += MB) {
         int nb = (int)NK_MIN((uint64_t)MB, n - i0);
-        for (int k = 0; k < nb; k++) {   /* parse, hash, prefetch slots */
-            const char *s = m[i0 + k].ptr;
-            size_t len = (size_t)m[i0 + k].len;
+        size_t cat_len = 0;
+        for (int k = 0; k < nb; k++) {   /* parse, concatenate */
+            gguf_str g;
+            p = gguf_arr_str_next(p, &g);
+            const char *s = g.ptr;
+            size_t len = (size_t)g.len;
             /* "left right", split at the first space after index 0 (llama.cpp) */
             const char *sp = len > 1 ? memchr(s + 1, ' ', len - 1) : NULL;
             if (!sp) { b[k].l = NULL; continue; }  /* llama.cpp files it as ("", ""): never hit */
             b[k].l = s; b[k].ll = (size_t)(sp - s);
             b[k].r = sp + 1; b[k].rl = len - b[k].ll - 1;
-            char *c = cat + (size_t)k * (max_len + 1);
-            memcpy(c, s, b[k].ll);
-            memcpy(c + b[k].ll, sp + 1, b[k].rl);
+            if (cat_len + len > cat_cap) {
+                size_t nc = cat_cap;
+                while (nc < cat_len + len) nc *= 2;   /* len < the file size: no overflow */
+                char *c = nk_realloc(cat, nc);
+                if (!c) { nk_free(cat); return nk_fail(err, NOOK_ENOMEM, "tokenizer: out of memory loading merges"); }
+                cat = c; cat_cap = nc;
+            }
+            b[k].co = cat_len;
+            memcpy(cat + cat_len, s, b[k].ll);
+            memcpy(cat + cat_len + b[k].ll, sp + 1, b[k].rl);
+            cat_len += b[k].ll + b[k].rl;
+        }
+        for (int k = 0; k < nb; k++) {   /* hash, prefetch slots */
+            if (!b[k].l) continue;
             b[k].hl = nk_hash_bytes(b[k].l, b[k].ll);
             b[k].hr = nk_hash_bytes(b[k].r, b[k].rl);
-            b[k].hc = nk_hash_bytes(c, b[k].ll + b[k].rl);
+            b[k].hc = nk_hash_bytes(cat + b[k].co, b[k].ll + b[k].rl);
             nk_strtab_prefetch(&v->strs, b[k].hl);
             nk_strtab_prefetch(&v->strs, b[k].hr);
             nk_strtab_prefetch(&v->strs, b[k].hc);
@@ -200,12 +281,11 @@ static nook_status load_merges(nk_vocab *v, const gguf_kv *kv, nook_error *err) 
         }
         for (int k = 0; k < nb; k++) {   /* resolve (interning the rare non-token part) */
             if (!b[k].l) continue;
-            const char *c = cat + (size_t)k * (max_len + 1);
             b[k].il = nk_strtab_intern_h(&v->strs, b[k].l, b[k].ll, b[k].hl, NULL);
             b[k].ir = nk_strtab_intern_h(&v->strs, b[k].r, b[k].rl, b[k].hr, NULL);
-            b[k].ic = nk_strtab_intern_h(&v->strs, c, b[k].ll + b[k].rl, b[k].hc, NULL);
+            b[k].ic = nk_strtab_intern_h(&v->strs, cat + b[k].co, b[k].ll + b[k].rl, b[k].hc, NULL);
             if (b[k].il < 0 || b[k].ir < 0 || b[k].ic < 0) {
-                nk_free(cat); nk_free(m);
+                nk_free(cat);
                 return nk_fail(err, NOOK_ENOMEM, "tokenizer: out of memory loading merges");
             }
             b[k].key = (((uint64_t)(uint32_t)b[k].il << 32) | (uint32_t)b[k].ir) + 1;
@@ -225,7 +305,6 @@ static nook_status load_merges(nk_vocab *v, const gguf_kv *kv, nook_error *err) 
         }
     }
     nk_free(cat);
-    nk_free(m);
     return NOOK_OK;
 }
 #undef MB
@@ -236,17 +315,6 @@ static void special_key(const nk_vocab *v, const gguf_file *f, const char *key, 
     if (*id >= v->n_tokens) *id = -1;
     uint32_t u;
     if (gguf_get_u32(f, key, &u, NULL) == NOOK_OK && u < (uint32_t)v->n_tokens) *id = (nook_token)u;
-}
-
-static bool text_in(const char *t, const char *const *list) {
-    for (; *list; list++) if (strcmp(t, *list) == 0) return true;
-    return false;
-}
-
-/* Position of t in a NULL-terminated list, or -1. */
-static int text_pos(const char *t, const char *const *list) {
-    for (int i = 0; list[i]; i++) if (strcmp(t, list[i]) == 0) return i;
-    return -1;
 }
 
 static void force_control(nk_vocab *v, int32_t id) { v->attr[id] |= NK_ATTR_CONTROL; }
@@ -275,38 +343,28 @@ static nook_status detect_specials(nk_vocab *v, nook_error *err) {
         { &v->fim_mid, fim_mid }, { &v->fim_pad, fim_pad }, { &v->fim_rep, fim_rep }, { &v->fim_sep, fim_sep },
     };
     /* llama.cpp takes the first match in its hash map's (unspecified) order; we take the
-     * candidate listed first (so "<|eot_id|>" beats "<|end_of_text|>"), then the lower id.
-     * Only texts starting with '<', '[', '_' or '▁' can match, which keeps this cheap. */
-    int best[NK_ARRAY_LEN(det)];
-    nook_token pick[NK_ARRAY_LEN(det)];
-    for (size_t k = 0; k < NK_ARRAY_LEN(det); k++) { best[k] = 1 << 30; pick[k] = -1; }
-    for (int32_t id = 0; id < v->n_tokens; id++) {
-        const char *t = nk_strtab_str(&v->strs, id);
-        if (t[0] != '<' && t[0] != '[' && t[0] != '_' && (uint8_t)t[0] != 0xe2) continue;
-        for (size_t k = 0; k < NK_ARRAY_LEN(det); k++) {
-            if (*det[k].id >= 0) continue;
-            int p = text_pos(t, det[k].texts);
-            if (p >= 0 && p < best[k]) { best[k] = p; pick[k] = id; }
+     * candidate listed first (so "<|eot_id|>" beats "<|end_of_text|>"). Token texts are
+     * unique, so a lookup per candidate finds the one token that can match it. */
+    for (size_t k = 0; k < NK_ARRAY_LEN(det); k++) {
+        if (*det[k].id >= 0) continue;
+        for (const char *const *t = det[k].texts; *t; t++) {
+            int32_t id = find_tok(v, *t);
+            if (id >= 0) { *det[k].id = id; force_control(v, id); break; }
         }
     }
-    for (size_t k = 0; k < NK_ARRAY_LEN(det); k++)
-        if (pick[k] >= 0) { *det[k].id = pick[k]; force_control(v, pick[k]); }
     /* "unused" control tokens */
     for (int32_t id = 0; id < v->n_tokens; id++)
         if ((v->attr[id] & NK_ATTR_CONTROL) && strstr(nk_strtab_str(&v->strs, id), "unused"))
             v->attr[id] |= NK_ATTR_UNUSED;
-    /* the EOG set */
-    v->eog = nk_calloc((size_t)v->n_tokens, 1);
-    if (!v->eog) return nk_fail(err, NOOK_ENOMEM, "tokenizer: out of memory");
+    /* the EOG set (v->eog was zeroed with the per-token block) */
     if (valid_tok(v, v->fim_pad)) v->eog[v->fim_pad] = 1;
     if (valid_tok(v, v->fim_rep)) v->eog[v->fim_rep] = 1;
     if (valid_tok(v, v->fim_sep)) v->eog[v->fim_sep] = 1;
     nook_token end_id = -1, s_id = -1;
     bool has_return = false, has_call = false, has_flush = false, has_tool_response = false;
-    for (int32_t id = 0; id < v->n_tokens; id++) {
-        const char *t = nk_strtab_str(&v->strs, id);
-        if (t[0] != '<' && t[0] != '[' && t[0] != '_' && (uint8_t)t[0] != 0xe2) continue;
-        if (text_in(t, eog_texts)) { v->eog[id] = 1; force_control(v, id); }
+    for (const char *const *t = eog_texts; *t; t++) {
+        int32_t id = find_tok(v, *t);
+        if (id >= 0) { v->eog[id] = 1; force_control(v, id); }
     }
     /* gpt-oss: these always render */
     static const char *const user_def[] = { "<|channel|>", "<|message|>", "<|start|>", "<|constrain|>", NULL };
@@ -349,8 +407,7 @@ static nook_status build_specials(nk_vocab *v, nook_error *err) {
     for (int32_t id = 0; id < v->n_tokens; id++)
         if (v->attr[id] & (NK_ATTR_CONTROL | NK_ATTR_USER_DEFINED | NK_ATTR_UNKNOWN)) n++;
     v->special = nk_alloc_array((size_t)(n ? n : 1), sizeof *v->special);
-    v->special_rank = nk_alloc_array((size_t)v->n_tokens, sizeof *v->special_rank);
-    if (!v->special || !v->special_rank) return nk_fail(err, NOOK_ENOMEM, "tokenizer: out of memory");
+    if (!v->special) return nk_fail(err, NOOK_ENOMEM, "tokenizer: out of memory");
     for (int32_t id = 0; id < v->n_tokens; id++) {
         v->special_rank[id] = -1;
         if (v->attr[id] & (NK_ATTR_CONTROL | NK_ATTR_USER_DEFINED | NK_ATTR_UNKNOWN)) v->special[v->n_special++] = id;
@@ -459,59 +516,21 @@ nook_status nk_vocab_load(const gguf_file *f, nk_vocab **out, nook_error *err) {
     if (tt && tt->val.v.arr.count < nt)
         FAIL(NOOK_EFORMAT, "tokenizer: %llu token types for %llu tokens", (unsigned long long)tt->val.v.arr.count, (unsigned long long)nt);
 
-    v->scores = nk_alloc_array(nt, sizeof *v->scores);
-    v->attr = nk_alloc_array(nt, sizeof *v->attr);
-    v->ttype = nk_alloc_array(nt, sizeof *v->ttype);
-    if (!v->scores || !v->attr || !v->ttype) FAIL(NOOK_ENOMEM, "tokenizer: out of memory for %llu tokens", (unsigned long long)nt);
-    {
-        gguf_str *toks = NULL;
-        st = gguf_arr_strings(&tk->val, &toks, err);
-        if (st) goto fail;
-        /* pre-size for the tokens; merge parts that are not tokens are few and grow it */
-        if (!nk_strtab_reserve(&v->strs, (size_t)(nt + 300), (size_t)(tk->val.v.arr.nbytes + 12 * nt + 4096))) {
-            nk_free(toks);
-            FAIL(NOOK_ENOMEM, "tokenizer: out of memory for %llu tokens", (unsigned long long)nt);
-        }
-        for (uint64_t i = 0; i < nt; i++) {
-            if (i % 16 == 0)   /* prefetch the slots of the next 16 tokens (see load_merges) */
-                for (uint64_t k = i; k < nt && k < i + 16; k++)
-                    nk_strtab_prefetch(&v->strs, nk_hash_bytes(toks[k].ptr, (size_t)toks[k].len));
-            char empty[32];
-            const char *s = toks[i].ptr;
-            size_t len = toks[i].len;
-            if (len == 0) { len = (size_t)snprintf(empty, sizeof empty, "[EMPTY_%llu]", (unsigned long long)i); s = empty; }
-            bool added;
-            int32_t id = nk_strtab_intern(&v->strs, s, len, &added);
-            if (id < 0) { nk_free(toks); FAIL(NOOK_ENOMEM, "tokenizer: out of memory for token %llu", (unsigned long long)i); }
-            if (!added) {
-                nk_free(toks);
-                FAIL(NOOK_EFORMAT, "tokenizer: duplicate token in vocabulary: '%.*s' has ids %d and %llu",
-                     (int)NK_MIN(len, 64), s, id, (unsigned long long)i);
-            }
-            if ((int32_t)len > v->max_token_len) v->max_token_len = (int32_t)len;
-            float sc = 0.0f;
-            if (sk) {
-                uint8_t b[4];
-                memcpy(b, sk->val.v.arr.data + 4 * i, 4);
-                uint32_t u = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-                if (sk->val.v.arr.type == GGUF_TYPE_FLOAT32) memcpy(&sc, &u, 4);
-                else sc = (float)(int32_t)u;
-            }
-            v->scores[i] = sc;
-            int32_t ty = tt ? (int32_t)gguf_arr_i64(&tt->val, i) : NK_TOKEN_NORMAL;
-            v->ttype[i] = (uint8_t)(ty >= 0 && ty <= 6 ? ty : 0);
-            switch (ty) {
-                case NK_TOKEN_UNKNOWN: v->attr[i] = NK_ATTR_UNKNOWN; break;
-                case NK_TOKEN_UNUSED: v->attr[i] = NK_ATTR_UNUSED; break;
-                case NK_TOKEN_NORMAL: v->attr[i] = NK_ATTR_NORMAL; break;
-                case NK_TOKEN_CONTROL: v->attr[i] = NK_ATTR_CONTROL; break;
-                case NK_TOKEN_USER_DEFINED: v->attr[i] = NK_ATTR_USER_DEFINED; break;
-                case NK_TOKEN_BYTE: v->attr[i] = NK_ATTR_BYTE; break;
-                default: v->attr[i] = 0; break;
-            }
-        }
-        nk_free(toks);
-    }
+    /* one block for the per-token arrays: scores, special_rank, attr, ttype, eog */
+    v->tok_block = nk_tok_calloc(nt, 12);
+    if (!v->tok_block) FAIL(NOOK_ENOMEM, "tokenizer: out of memory for %llu tokens", (unsigned long long)nt);
+    v->scores = (float *)v->tok_block;
+    v->special_rank = (int32_t *)(v->tok_block + 4 * nt);
+    v->attr = (uint16_t *)(v->tok_block + 8 * nt);
+    v->ttype = v->tok_block + 10 * nt;
+    v->eog = v->tok_block + 11 * nt;
+    /* pre-size for the tokens (a record is 8 bytes of header, the text, a NUL and up to
+     * 3 of padding; the array's nbytes counts 8 per length); merge parts that are not
+     * tokens are few and grow it */
+    if (!nk_strtab_reserve(&v->strs, (size_t)(nt + 300), (size_t)(tk->val.v.arr.nbytes + 4 * nt + 4096)))
+        FAIL(NOOK_ENOMEM, "tokenizer: out of memory for %llu tokens", (unsigned long long)nt);
+    st = load_tokens(v, tk, sk, tt, err);
+    if (st) goto fail;
 
     if (v->type == NK_VOCAB_BPE) {
         const gguf_kv *mk = gguf_find(f, "tokenizer.ggml.merges");
@@ -596,12 +615,11 @@ fail:
 
 void nk_vocab_free(nk_vocab *v) {
     if (!v) return;
-    nk_free(v->strs.arena); nk_free(v->strs.off); nk_free(v->strs.len);
-    nk_free(v->strs.slots);
-    nk_free(v->scores); nk_free(v->attr); nk_free(v->ttype);
-    nk_free(v->eog); nk_free(v->eog_list);
-    nk_free(v->special); nk_free(v->special_rank); nk_free(v->trie);
-    nk_free(v->merges);
+    nk_strtab_free(&v->strs);
+    nk_tok_free(v->tok_block);   /* scores, special_rank, attr, ttype, eog */
+    nk_free(v->eog_list);
+    nk_free(v->special); nk_free(v->trie);
+    nk_tok_free(v->merges);
     nk_pretok_free(&v->pretok);
     nk_free(v);
 }
