@@ -8,7 +8,7 @@
  * Build and run (from the repository root, after building build/):
  *   cc -O2 -std=c11 -D_GNU_SOURCE -Iinclude -Isrc bench/bench_vocab.c build/libnook_tokenizer.a \
  *      build/libnook_gguf.a build/libnook_tensor.a build/libnook_base.a -lpcre2-8 -lutf8proc -lm -lpthread -o /tmp/bench_vocab
- *   /tmp/bench_vocab [-r REPS] MODEL.gguf...
+ *   /tmp/bench_vocab [-r REPS] [-n] MODEL.gguf...     (-n: no fingerprint, for profiling)
  * Prints per file: the first load's ms and page faults (a fresh process: what a real start pays, with
  * the one-time table setup and fresh-memory page faults; run it a few times), best and
  * median of the rest, token/merge counts, the fingerprint.
@@ -97,9 +97,14 @@ static uint64_t fingerprint(const nk_vocab *v, const gguf_file *gf) {
 
 int main(int argc, char **argv) {
     int reps = 15, a = 1;
-    if (argc > 2 && !strcmp(argv[1], "-r")) { reps = atoi(argv[2]); a = 3; }
+    bool fp_on = true;
+    for (;;) {
+        if (a + 1 < argc && !strcmp(argv[a], "-r")) { reps = atoi(argv[a + 1]); a += 2; }
+        else if (a < argc && !strcmp(argv[a], "-n")) { fp_on = false; a++; }
+        else break;
+    }
     if (a >= argc || reps < 1 || reps > 1000) {
-        fprintf(stderr, "usage: bench_vocab [-r REPS] MODEL.gguf...\n");
+        fprintf(stderr, "usage: bench_vocab [-r REPS] [-n] MODEL.gguf...\n");
         return 2;
     }
     for (; a < argc; a++) {
@@ -122,7 +127,7 @@ int main(int argc, char **argv) {
             ms[r] = thread_cpu_ms() - t0;
             if (r == 0) faults = minflt() - f0;
             if (st) { fprintf(stderr, "%s: %s\n", argv[a], err.msg); return 1; }
-            if (r == 0) { fp = fingerprint(v, gf); nt = nk_vocab_n_tokens(v); nm = nk_vocab_n_merges(v); }
+            if (r == 0) { fp = fp_on ? fingerprint(v, gf) : 0; nt = nk_vocab_n_tokens(v); nm = nk_vocab_n_merges(v); }
             nk_vocab_free(v);
         }
         double first = ms[0];

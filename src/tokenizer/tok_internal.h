@@ -8,6 +8,8 @@
 
 #include "tokenizer/tokenizer.h"
 
+#include <string.h>
+
 #ifndef PCRE2_CODE_UNIT_WIDTH
 #define PCRE2_CODE_UNIT_WIDTH 8
 #endif
@@ -44,7 +46,47 @@ typedef struct nk_strtab {
     uint32_t  mask;       /* slots - 1 (power of two) */
 } nk_strtab;
 
-uint64_t nk_hash_bytes(const void *p, size_t n);
+/* Byte-string hash for the open-addressing tables (in-process only, never stored).
+ * Token texts are short (mostly < 16 bytes): up to 16 bytes are read as two overlapping
+ * words (never a byte outside [p, p+n)), longer ones 16 at a time, then one finalizer (both halves are used: the
+ * high one picks the slot, the low one is the tag). Inline: load hashes ~700k strings. */
+static inline uint64_t nk_hash_rd64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+static inline uint64_t nk_hash_rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static inline uint64_t nk_hash_mix(uint64_t x) {
+    x ^= x >> 32;
+    x *= 0xd6e8feb86659fd93ull;
+    x ^= x >> 32;
+    x *= 0xd6e8feb86659fd93ull;
+    x ^= x >> 32;
+    return x;
+}
+static inline uint64_t nk_hash_bytes(const void *p, size_t n) {
+    const uint8_t *s = p;
+    uint64_t a, b, h = 0x9e3779b97f4a7c15ull ^ (uint64_t)n;
+    if (n > 16) {   /* 16 at a time, then the last 16 (overlapping what was read) */
+        const uint8_t *end = s + n;
+        for (; end - s > 16; s += 16) {
+            h = (h ^ nk_hash_rd64(s)) * 0xff51afd7ed558ccdull;
+            h = (h ^ (h >> 29) ^ nk_hash_rd64(s + 8)) * 0xc4ceb9fe1a85ec53ull;
+            h ^= h >> 29;
+        }
+        a = nk_hash_rd64(end - 16);
+        b = nk_hash_rd64(end - 8);
+    } else if (n >= 8) {
+        a = nk_hash_rd64(s);
+        b = nk_hash_rd64(s + n - 8);
+    } else if (n >= 4) {
+        a = nk_hash_rd32(s);
+        b = nk_hash_rd32(s + n - 4);
+    } else {
+        a = n ? ((uint64_t)s[0] << 16 | (uint64_t)s[n / 2] << 8 | s[n - 1]) : 0;
+        b = 0;
+    }
+    h = (h ^ a) * 0xff51afd7ed558ccdull;
+    h = (h ^ (h >> 29) ^ b) * 0xc4ceb9fe1a85ec53ull;
+    return nk_hash_mix(h);
+}
+
 /* -1 if absent. */
 int32_t nk_strtab_find(const nk_strtab *t, const char *s, size_t n);
 /* Id of s, adding it if absent; -1 on out-of-memory. *added (may be NULL) says which. */
@@ -53,8 +95,14 @@ int32_t nk_strtab_intern(nk_strtab *t, const char *s, size_t n, bool *added);
  * batched loading: touch the slot, then the record it points to, before probing. */
 int32_t nk_strtab_find_h(const nk_strtab *t, const char *s, size_t n, uint64_t h64);
 int32_t nk_strtab_intern_h(nk_strtab *t, const char *s, size_t n, uint64_t h64, bool *added);
-void nk_strtab_prefetch(const nk_strtab *t, uint64_t h64);
-void nk_strtab_prefetch_rec(const nk_strtab *t, uint64_t h64);
+static inline void nk_strtab_prefetch(const nk_strtab *t, uint64_t h64) {
+    if (t->slots) __builtin_prefetch(&t->slots[(uint32_t)(h64 >> 32) & t->mask]);
+}
+static inline void nk_strtab_prefetch_rec(const nk_strtab *t, uint64_t h64) {
+    if (!t->slots) return;
+    uint64_t e = t->slots[(uint32_t)(h64 >> 32) & t->mask];
+    if (e) __builtin_prefetch(t->arena + ((size_t)(uint32_t)e - 1) * 4);
+}
 /* Frees the table's memory and empties it. */
 void nk_strtab_free(nk_strtab *t);
 /* Pre-size for n_ids strings of about arena_bytes total (avoids rehashing); false on OOM. */

@@ -58,36 +58,6 @@ void nk_tok_free(void *p) {
     nk_free(raw);
 }
 
-/* ---- hash ---------------------------------------------------------------------------
- * Token texts are short (mostly < 16 bytes), so the hash reads 8 bytes at a time and
- * mixes with a multiply; quality only needs to be good enough for open addressing. */
-static inline uint64_t mix64(uint64_t x) {
-    x ^= x >> 32;
-    x *= 0xd6e8feb86659fd93ull;
-    x ^= x >> 32;
-    x *= 0xd6e8feb86659fd93ull;
-    x ^= x >> 32;
-    return x;
-}
-
-uint64_t nk_hash_bytes(const void *p, size_t n) {
-    const uint8_t *s = p;
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ (uint64_t)n;
-    while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, s, 8);
-        h = (h ^ w) * 0xff51afd7ed558ccdull;
-        h ^= h >> 29;
-        s += 8; n -= 8;
-    }
-    if (n) {
-        uint64_t w = 0;
-        memcpy(&w, s, n);
-        h = (h ^ w) * 0xff51afd7ed558ccdull;
-    }
-    return mix64(h);
-}
-
 /* ---- string table ---------------------------------------------------------------------- */
 
 static inline uint32_t rd32(const char *p) { uint32_t v; memcpy(&v, p, 4); return v; }
@@ -96,28 +66,23 @@ int32_t nk_strtab_find(const nk_strtab *t, const char *s, size_t n) {
     return nk_strtab_find_h(t, s, n, nk_hash_bytes(s, n));
 }
 
-void nk_strtab_prefetch(const nk_strtab *t, uint64_t h64) {
-    if (t->slots) __builtin_prefetch(&t->slots[(uint32_t)(h64 >> 32) & t->mask]);
-}
-
-void nk_strtab_prefetch_rec(const nk_strtab *t, uint64_t h64) {
-    if (!t->slots) return;
-    uint64_t e = t->slots[(uint32_t)(h64 >> 32) & t->mask];
-    if (e) __builtin_prefetch(t->arena + ((size_t)(uint32_t)e - 1) * 4);
-}
-
-int32_t nk_strtab_find_h(const nk_strtab *t, const char *s, size_t n, uint64_t h64) {
-    if (!t->slots) return -1;
+/* Probe for s: its record's id, or -1 with *empty (if not NULL) = the free slot that
+ * ends the probe. */
+static inline int32_t probe(const nk_strtab *t, const char *s, size_t n, uint64_t h64, uint32_t *empty) {
     uint32_t h = (uint32_t)h64, i = (uint32_t)(h64 >> 32) & t->mask;
     for (;;) {
         uint64_t e = t->slots[i];
-        if (!e) return -1;
+        if (!e) { if (empty) *empty = i; return -1; }
         if ((uint32_t)(e >> 32) == h) {
             const char *rec = t->arena + ((size_t)(uint32_t)e - 1) * 4;
             if (rd32(rec + 4) == n && memcmp(rec + 8, s, n) == 0) return (int32_t)rd32(rec);
         }
         i = (i + 1) & t->mask;
     }
+}
+
+int32_t nk_strtab_find_h(const nk_strtab *t, const char *s, size_t n, uint64_t h64) {
+    return t->slots ? probe(t, s, n, h64, NULL) : -1;
 }
 
 static void slot_put(uint64_t *slots, uint32_t mask, uint64_t h64, size_t rec_off) {
@@ -191,12 +156,17 @@ int32_t nk_strtab_intern(nk_strtab *t, const char *s, size_t n, bool *added) {
 
 int32_t nk_strtab_intern_h(nk_strtab *t, const char *s, size_t n, uint64_t h64, bool *added) {
     if (added) *added = false;
-    int32_t found = nk_strtab_find_h(t, s, n, h64);
-    if (found >= 0) return found;
+    uint32_t slot = 0;
+    if (t->slots) {
+        int32_t found = probe(t, s, n, h64, &slot);
+        if (found >= 0) return found;
+    }
     if (n >= UINT32_MAX / 2 || t->n >= (uint32_t)INT32_MAX - 1) return -1;
     /* keep the load factor under 1/2 */
+    bool moved = false;
     if (!t->slots || (uint64_t)(t->n + 1) * 2 > (uint64_t)t->mask + 1) {
         if (!strtab_resize(t, (uint64_t)(t->n + 1) * 4)) return -1;
+        moved = true;
     }
     if (t->n == t->cap_ids && !grow_ids(t, t->cap_ids ? (size_t)t->cap_ids * 2 : 1024)) return -1;
     size_t rec = (t->arena_len + 3) & ~(size_t)3;
@@ -209,7 +179,8 @@ int32_t nk_strtab_intern_h(nk_strtab *t, const char *s, size_t n, uint64_t h64, 
     t->arena_len = rec + 8 + n + 1;
     t->off[id] = (uint32_t)(rec + 8);
     t->len[id] = len32;
-    slot_put(t->slots, t->mask, h64, rec);
+    if (moved) slot_put(t->slots, t->mask, h64, rec);   /* the probe's free slot is stale */
+    else t->slots[slot] = ((uint64_t)(uint32_t)h64 << 32) | (uint64_t)(rec / 4 + 1);
     if (added) *added = true;
     return (int32_t)id;
 }
