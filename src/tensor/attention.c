@@ -4,6 +4,7 @@
  */
 #include "tensor/ops.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -38,8 +39,7 @@ static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
  *     then acc = f16(fma(v, w, acc)).
  * Every row's arithmetic is the scalar description's, so the bits do not depend on
  * the tiling, the chunking or the thread count. */
-#define TILE_RMAX 16                  /* rows per tile (bit masks are 32 bits)          */
-#define TILE_ROWS 12                  /* rows aimed for: T = max(1, TILE_ROWS / G)       */
+#define TILE_RMAX 16                  /* rows per tile: one lane each in the softmax    */
 #define TILE_KF 8192                  /* floats of converted K per chunk (32 KiB, L1)     */
 #define TILE_CMAX (TILE_KF / 32)      /* the largest chunk (hd_k 32)                      */
 #define TILE_P 6                      /* rows per register block                          */
@@ -49,7 +49,7 @@ typedef struct tile_ws {
     float *kf;                 /* [C][hd_k] chunk of K in f32, zero past the chunk */
     float *qf;                 /* [R][hd_k] queries rounded to f16                 */
     float *acc;                /* [R][hd_v] f16 accumulators (as f32)              */
-    float *sc;                 /* [R][C] scores                                    */
+    float *sc;                 /* [C][TILE_RMAX] scores, then their exponentials   */
     float *ms, *w;             /* [C][TILE_RMAX] rescale factor and weight         */
     uint32_t *resc, *valid;    /* [C] rows (bits) that rescale / use the position  */
 } tile_ws;
@@ -89,7 +89,7 @@ static tile_plan tile_plan_make(const nk_attn *a, int nth) {
     /* small batches (decoding) with few KV heads: split the heads so that every
      * thread gets a task */
     while (p.G > 1 && (long)a->n_head_kv * ((group + p.G - 1) / p.G) * a->n_tok < 2L * nth) p.G = (p.G + 1) / 2;
-    p.T = NK_MAX(1, TILE_ROWS / p.G);
+    p.T = NK_MAX(1, TILE_RMAX / p.G);
     p.n_tiles = (a->n_tok + p.T - 1) / p.T;
     p.n_hsplit = (group + p.G - 1) / p.G;
     p.n_task = p.n_tiles * a->n_head_kv * p.n_hsplit;
@@ -255,6 +255,58 @@ void nk_f32_to_f16_row(const float *x, uint16_t *h, int n) { f32_to_f16_f16c(x, 
 /* the loops over rows and registers must unroll for the accumulators to stay in registers */
 #define TILE_UNROLL _Pragma("GCC unroll 16")
 
+/* expf, 16 lanes, with the bits of the C library's expf (the one ggml calls).
+ * exp(x) = 2^n * exp(r), n = round(x / ln2), r = x - n ln2 by one fma in double,
+ * exp(r) by its Taylor series to r^11 (|r| <= ln2/2: error < 2^-46 relative), then
+ * rounded to float once. glibc's expf also rounds a double approximation once, within
+ * 2^-33 relative of exp(x), so both give the same float unless exp(x) lies near a
+ * rounding midpoint: those lanes (where the 29 bits the rounding drops are within
+ * 2^23 of the midpoint, about 1 in 32) and lanes outside [-87, 0] (subnormal results,
+ * infinities, NaN) call expf itself. Checked on every float in [-90, 0]: the largest
+ * distance from the midpoint at which the roundings disagreed was 2^19.7. */
+#define TILE_EXP_NEAR (1 << 23)
+TILE_INLINE __m512d tile_exp_pd(__m512d x) {
+    static const double inv_fact[12] = { 1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040,
+                                         1.0 / 40320, 1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800 };
+    const __m512d n = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(1.4426950408889634)),
+                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512d r = _mm512_fnmadd_pd(n, _mm512_set1_pd(0.6931471805599453), x);
+    __m512d p = _mm512_set1_pd(inv_fact[11]);
+    TILE_UNROLL
+    for (int k = 10; k >= 0; k--) p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(inv_fact[k]));
+    return _mm512_scalef_pd(p, n);
+}
+
+/* lanes whose double y rounds to float near a midpoint (see above) */
+TILE_INLINE __mmask8 tile_exp_near(__m512d y) {
+    const __m512i low = _mm512_and_si512(_mm512_castpd_si512(y), _mm512_set1_epi64((1 << 29) - 1));
+    const __m512i dist = _mm512_abs_epi64(_mm512_sub_epi64(low, _mm512_set1_epi64(1 << 28)));
+    return _mm512_cmplt_epi64_mask(dist, _mm512_set1_epi64(TILE_EXP_NEAR));
+}
+
+/* x[0..n-1] = expf(x[0..n-1]) */
+ATTN_TGT512 static void tile_expf(float *x, int n) {
+    for (int j = 0; j < n; j += 16) {
+        const __mmask16 m = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+        const __m512 v = _mm512_maskz_loadu_ps(m, x + j);
+        const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+        const __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+        const __m512d ylo = tile_exp_pd(lo), yhi = tile_exp_pd(hi);
+        /* !(x >= -87 && x <= 0) catches NaN too */
+        const __mmask16 in = _mm512_cmp_ps_mask(v, _mm512_set1_ps(-87.0f), _CMP_GE_OQ) &
+                             _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LE_OQ);
+        const __mmask16 near = (__mmask16)(tile_exp_near(ylo) | (unsigned)tile_exp_near(yhi) << 8);
+        const __m512 y = _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(ylo)), _mm512_cvtpd_ps(yhi), 1);
+        float arg[16];
+        _mm512_storeu_ps(arg, v);
+        _mm512_mask_storeu_ps(x + j, m, y);
+        for (unsigned slow = (unsigned)(m & (~in | near)); slow; slow &= slow - 1) {
+            const int l = __builtin_ctz(slow);
+            x[j + l] = expf(arg[l]);
+        }
+    }
+}
+
 /* K rows j0..j0+n-1 (f16) to f32, rows n..npad-1 zero */
 TILE_INLINE void tile_kf(int hd_k, int n, int npad, const uint8_t *kb, size_t k_row, float *kf) {
     for (int j = 0; j < n; j++) {
@@ -287,7 +339,8 @@ TILE_INLINE __m512 tile_pair2(__m512 y0, __m512 y1) {
     return _mm512_add_ps(_mm512_shuffle_f32x4(y0, y1, 0x88), _mm512_shuffle_f32x4(y0, y1, 0xDD));
 }
 
-/* scores of one row (query q, NQ zmm) against npad (a multiple of 16) f32 K rows */
+/* scores of one row (query q, NQ zmm) against npad (a multiple of 16) f32 K rows,
+ * to sc[j * TILE_RMAX] */
 TILE_INLINE void tile_scores(const int NQ, const float *qf, const float *kf, int npad, float scale, float *sc) {
     __m512 q[16];
     TILE_UNROLL
@@ -295,6 +348,8 @@ TILE_INLINE void tile_scores(const int NQ, const float *qf, const float *kf, int
     const __m512 vscale = _mm512_set1_ps(scale);
     /* lane 4g+i of the last level holds position 4i+g */
     const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    const __m512i column = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                              _mm512_set1_epi32(TILE_RMAX));
     for (int j = 0; j < npad; j += 16) {
         const float *k = kf + (size_t)j * (size_t)(16 * NQ);
         __m512 z[4];
@@ -308,7 +363,8 @@ TILE_INLINE void tile_scores(const int NQ, const float *qf, const float *kf, int
         const __m512 u0 = _mm512_add_ps(_mm512_shuffle_ps(z[0], z[1], 0x44), _mm512_shuffle_ps(z[0], z[1], 0xEE));
         const __m512 u1 = _mm512_add_ps(_mm512_shuffle_ps(z[2], z[3], 0x44), _mm512_shuffle_ps(z[2], z[3], 0xEE));
         const __m512 r = _mm512_add_ps(_mm512_shuffle_ps(u0, u1, 0x88), _mm512_shuffle_ps(u0, u1, 0xDD));
-        _mm512_storeu_ps(sc + j, _mm512_mul_ps(_mm512_permutexvar_ps(order, r), vscale));
+        _mm512_i32scatter_ps(sc + (size_t)j * TILE_RMAX, column, _mm512_mul_ps(_mm512_permutexvar_ps(order, r), vscale),
+                             4);
     }
 }
 
@@ -388,9 +444,9 @@ ATTN_TGT512 static void tile_v_any(int P, int ja, int jb, const uint8_t *vb, siz
 /* One task of the plan (see the section comment); ws: this thread's scratch. */
 ATTN_TGT512 static void tile_task(const nk_attn *a, const tile_plan *pl, int task, void *scratch) {
     const int group = a->n_head / a->n_head_kv, hd_k = a->hd_k, hd_v = a->hd_v;
-    const int per_tile = a->n_head_kv * pl->n_hsplit;
-    const int tile = pl->n_tiles - 1 - task / per_tile;
-    const int kvh = task % per_tile / pl->n_hsplit, hs = task % pl->n_hsplit;
+    /* KV head outermost: consecutive tasks read the same K and V columns (in L2) */
+    const int per_kvh = pl->n_tiles * pl->n_hsplit;
+    const int kvh = task / per_kvh, tile = pl->n_tiles - 1 - task % per_kvh / pl->n_hsplit, hs = task % pl->n_hsplit;
     const int t0 = tile * pl->T, nt = NK_MIN(pl->T, a->n_tok - t0);
     const int g0 = hs * pl->G, ng = NK_MIN(pl->G, group - g0);
     const int R = nt * ng;
@@ -402,17 +458,20 @@ ATTN_TGT512 static void tile_task(const nk_attn *a, const tile_plan *pl, int tas
     const size_t q_stride = (size_t)a->n_head * (size_t)hd_k;
 
     int lo[TILE_RMAX], hi[TILE_RMAX];
-    float M[TILE_RMAX], S[TILE_RMAX];
+    for (int r = 0; r < TILE_RMAX; r++) lo[r] = INT_MAX, hi[r] = INT_MIN;   /* lanes past R: never valid */
     for (int r = 0; r < R; r++) {
         const int tl = r / ng, h = kvh * group + g0 + r % ng, pos = a->pos0 + t0 + tl;
         hi[r] = pos;
         lo[r] = a->n_swa > 0 ? NK_MAX(0, pos - a->n_swa + 1) : 0;
-        M[r] = -INFINITY, S[r] = 0.0f;
         const float *q = a->q + (size_t)(t0 + tl) * q_stride + (size_t)h * (size_t)hd_k;
         for (int d = 0; d < hd_k; d += 16)
             _mm512_storeu_ps(t.qf + (size_t)r * hd_k + d, rt_f16_512(_mm512_loadu_ps(q + d)));
         memset(t.acc + (size_t)r * hd_v, 0, (size_t)hd_v * sizeof(float));
     }
+    /* the softmax state of every row, one lane each: running max M and sum S */
+    const __m512i vlo = _mm512_loadu_si512(lo), vhi = _mm512_loadu_si512(hi);
+    const __m512 one = _mm512_set1_ps(1.0f);
+    __m512 vM = _mm512_set1_ps(-INFINITY), vS = _mm512_setzero_ps();
     /* register blocks of rows, as even as TILE_P allows */
     const int n_blk = (R + TILE_P - 1) / TILE_P;
 
@@ -420,36 +479,33 @@ ATTN_TGT512 static void tile_task(const nk_attn *a, const tile_plan *pl, int tas
     for (int c0 = j_first; c0 <= j_last; c0 += C) {
         const int n = NK_MIN(C, j_last + 1 - c0), npad = (n + 15) & ~15;
         tile_kf(hd_k, n, npad, kb + (size_t)c0 * k_row, k_row, t.kf);
-        memset(t.resc, 0, (size_t)n * sizeof *t.resc);
-        memset(t.valid, 0, (size_t)n * sizeof *t.valid);
-        for (int r = 0; r < R; r++) {
-            const int ja = NK_MAX(lo[r], c0) - c0, jb = NK_MIN(hi[r], c0 + n - 1) - c0;
-            if (ja > jb) continue;
-            float *sc = t.sc + (size_t)r * TILE_CMAX;
-            tile_scores_any(hd_k, t.qf + (size_t)r * hd_k, t.kf, npad, a->scale, sc);
-            /* the online softmax as ggml walks it (see attn_fn), in three passes so
-             * that the expf calls run back to back: the running max and each
-             * position's exponent, the exponentials, then ms, w and the sum */
-            float m = M[r], s = S[r];
-            uint8_t gt[TILE_CMAX];
-            for (int j = ja; j <= jb; j++) {
-                const float x = sc[j];
-                gt[j] = x > m;
-                sc[j] = gt[j] ? m - x : x - m;
-                m = gt[j] ? x : m;
-            }
-            for (int j = ja; j <= jb; j++) sc[j] = expf(sc[j]);
-            float *msr = t.ms + r, *wr = t.w + r;
-            for (int j = ja; j <= jb; j++) {
-                const float ms = gt[j] ? sc[j] : 1.0f, w = gt[j] ? 1.0f : sc[j];
-                s = s * ms;   /* two statements: never contracted to an fma */
-                s = s + w;
-                msr[(size_t)j * TILE_RMAX] = ms;
-                wr[(size_t)j * TILE_RMAX] = w;
-                t.valid[j] |= 1u << r;
-                t.resc[j] |= (uint32_t)(ms != 1.0f) << r;
-            }
-            M[r] = m, S[r] = s;
+        for (int r = 0; r < R; r++)
+            if (lo[r] < c0 + n && hi[r] >= c0) tile_scores_any(hd_k, t.qf + (size_t)r * hd_k, t.kf, npad, a->scale, t.sc + r);
+        /* the online softmax as ggml walks it (see attn_fn), all rows at once and in
+         * three passes so that the exponentials run 16 at a time: the running max and
+         * each position's exponent (m - x when x is a new max, x - m otherwise), the
+         * exponentials, then ms, w and the sum (never contracted to an fma) */
+        for (int j = 0; j < n; j++) {
+            const __m512i pos = _mm512_set1_epi32(c0 + j);
+            const __mmask16 vm = _mm512_cmple_epi32_mask(vlo, pos) & _mm512_cmple_epi32_mask(pos, vhi);
+            const __m512 x = _mm512_loadu_ps(t.sc + (size_t)j * TILE_RMAX);
+            const __mmask16 gt = vm & _mm512_cmp_ps_mask(x, vM, _CMP_GT_OQ);
+            const __m512 arg = _mm512_mask_sub_ps(_mm512_sub_ps(x, vM), gt, vM, x);
+            _mm512_storeu_ps(t.sc + (size_t)j * TILE_RMAX, _mm512_maskz_mov_ps(vm, arg));
+            vM = _mm512_mask_mov_ps(vM, gt, x);
+            t.valid[j] = vm;
+            t.resc[j] = gt;
+        }
+        tile_expf(t.sc, n * TILE_RMAX);
+        for (int j = 0; j < n; j++) {
+            const __mmask16 vm = (__mmask16)t.valid[j], gt = (__mmask16)t.resc[j];
+            const __m512 e = _mm512_loadu_ps(t.sc + (size_t)j * TILE_RMAX);
+            const __m512 ms = _mm512_mask_mov_ps(one, gt, e), w = _mm512_mask_mov_ps(e, gt, one);
+            vS = _mm512_mask_mul_ps(vS, vm, vS, ms);
+            vS = _mm512_mask_add_ps(vS, vm, vS, w);
+            _mm512_storeu_ps(t.ms + (size_t)j * TILE_RMAX, ms);
+            _mm512_storeu_ps(t.w + (size_t)j * TILE_RMAX, w);
+            t.resc[j] = vm & _mm512_cmp_ps_mask(ms, one, _CMP_NEQ_UQ);
         }
         for (int b = 0, r0 = 0; b < n_blk; b++) {
             const int P = (R - r0) / (n_blk - b);   /* rows left spread over blocks left */
@@ -465,6 +521,8 @@ ATTN_TGT512 static void tile_task(const nk_attn *a, const tile_plan *pl, int tas
             r0 += P;
         }
     }
+    float S[TILE_RMAX];
+    _mm512_storeu_ps(S, vS);
 
     const size_t o_stride = (size_t)a->n_head * (size_t)hd_v;
     for (int r = 0; r < R; r++) {
