@@ -484,22 +484,29 @@ ATTN_TGT512 static void tile_task(const nk_attn *a, const tile_plan *pl, int tas
         /* the online softmax as ggml walks it (see attn_fn), all rows at once and in
          * three passes so that the exponentials run 16 at a time: the running max and
          * each position's exponent (m - x when x is a new max, x - m otherwise), the
-         * exponentials, then ms, w and the sum (never contracted to an fma) */
+         * exponentials, then ms, w and the sum (never contracted to an fma). The
+         * exponents of the rows that use a position are packed densely (in place:
+         * the packed array never passes the position being read), so a tile of few
+         * rows (decoding) computes no unused exponentials. */
+        int n_exp = 0;
         for (int j = 0; j < n; j++) {
             const __m512i pos = _mm512_set1_epi32(c0 + j);
             const __mmask16 vm = _mm512_cmple_epi32_mask(vlo, pos) & _mm512_cmple_epi32_mask(pos, vhi);
             const __m512 x = _mm512_loadu_ps(t.sc + (size_t)j * TILE_RMAX);
             const __mmask16 gt = vm & _mm512_cmp_ps_mask(x, vM, _CMP_GT_OQ);
             const __m512 arg = _mm512_mask_sub_ps(_mm512_sub_ps(x, vM), gt, vM, x);
-            _mm512_storeu_ps(t.sc + (size_t)j * TILE_RMAX, _mm512_maskz_mov_ps(vm, arg));
+            _mm512_storeu_ps(t.sc + n_exp, _mm512_maskz_compress_ps(vm, arg));
+            n_exp += __builtin_popcount(vm);
             vM = _mm512_mask_mov_ps(vM, gt, x);
             t.valid[j] = vm;
             t.resc[j] = gt;
         }
-        tile_expf(t.sc, n * TILE_RMAX);
+        tile_expf(t.sc, n_exp);
+        n_exp = 0;
         for (int j = 0; j < n; j++) {
             const __mmask16 vm = (__mmask16)t.valid[j], gt = (__mmask16)t.resc[j];
-            const __m512 e = _mm512_loadu_ps(t.sc + (size_t)j * TILE_RMAX);
+            const __m512 e = _mm512_maskz_expand_ps(vm, _mm512_loadu_ps(t.sc + n_exp));
+            n_exp += __builtin_popcount(vm);
             const __m512 ms = _mm512_mask_mov_ps(one, gt, e), w = _mm512_mask_mov_ps(e, gt, one);
             vS = _mm512_mask_mul_ps(vS, vm, vS, ms);
             vS = _mm512_mask_add_ps(vS, vm, vS, w);
