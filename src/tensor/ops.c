@@ -262,25 +262,52 @@ bool nk_matmul_supported(uint32_t type, int64_t n_in) {
 
 #define MM_MAX_W 3
 
+/* One activation format of a run: how the input is converted for some of its weights
+ * (quant NULL: F32 weights read x as it is). */
+typedef struct mm_fmt {
+    nk_act_quant_fn quant;
+    size_t row;                       /* bytes between converted rows */
+    size_t off;                       /* private mode: offset in a thread's slice */
+} mm_fmt;
+
+typedef struct mm_w {
+    const nk_tensor *W;
+    float *y;
+    size_t ys;
+    const nk_gemm_kernel *gk;         /* register-blocked kernel, or NULL: vec_dot */
+    nk_vec_dot_fn dot;
+    int fmt;                          /* index into mm_job.fmt */
+} mm_w;
+
+/* Each thread owns a contiguous range of chunks, [lo, hi) packed in one word (lo in
+ * the low half): the owner takes chunks from the front (one fetch_add on a line no
+ * other thread touches until the end), and a thread whose range is empty takes
+ * chunks from the back of the others' (compare-and-swap on hi). So each thread
+ * streams one contiguous stretch of weights, which the hardware prefetchers follow,
+ * and still no thread waits for a descheduled one for more than a chunk. */
+#define MM_RANGES 16
+
+typedef struct mm_range {
+    _Alignas(64) _Atomic uint64_t lohi;
+} mm_range;
+
 typedef struct mm_job {
-    int n_w;                          /* weights sharing the input (same type) */
-    const nk_tensor *W[MM_MAX_W];
-    float *y[MM_MAX_W];
-    size_t ys[MM_MAX_W];
+    int n_w;
+    mm_w w[MM_MAX_W];
     int first_chunk[MM_MAX_W + 1];    /* chunk ids of weight i: [first_chunk[i], first_chunk[i+1]) */
+    int n_fmt;
+    mm_fmt fmt[MM_MAX_W];
     const float *x;
     size_t xs;
     int n_tok;
-    const nk_gemm_kernel *gk;         /* register-blocked kernel, or NULL: vec_dot */
-    nk_vec_dot_fn dot;
-    nk_act_quant_fn quant;            /* NULL: the weight dots with f32 directly */
-    size_t act_row;                   /* bytes between converted rows */
     uint8_t *wbuf;
+    size_t slice;                     /* private mode: bytes of scratch per thread */
     bool priv;                        /* each thread converts into its own slice */
     int chunk;                        /* weight rows per chunk */
     int n_chunks;
-    atomic_int next;                  /* next chunk to hand out */
+    int n_ranges;
     nk_pool *pool;
+    mm_range range[MM_RANGES];
 } mm_job;
 
 /* Tokens per pass over a chunk: their converted rows stay in L2 while the chunk's
@@ -291,91 +318,147 @@ typedef struct mm_job {
  * machine), so products smaller than this many multiply-adds run on the caller. */
 #define NK_PAR_MIN_WORK 65536.0
 
-static void mm_chunk(const mm_job *j, const uint8_t *act, int c) {
+static void mm_chunk(const mm_job *j, const uint8_t *const *act, int c) {
     int wi = 0;
     while (c >= j->first_chunk[wi + 1]) wi++;
-    const nk_tensor *W = j->W[wi];
+    const mm_w *w = &j->w[wi];
+    const nk_tensor *W = w->W;
     const int n_in = (int)W->ne[0];
     const int64_t r0 = (int64_t)(c - j->first_chunk[wi]) * j->chunk;
     const int64_t r1 = NK_MIN(r0 + j->chunk, W->ne[1]);
     const uint8_t *wdata = W->data;
     const size_t nb1 = W->nb1;
-    float *y = j->y[wi];
-    const size_t ys = j->ys[wi];
+    const uint8_t *a = act[w->fmt];
+    const size_t as = j->fmt[w->fmt].row;
+    float *y = w->y;
+    const size_t ys = w->ys;
     for (int t0 = 0; t0 < j->n_tok; t0 += MM_TILE_TOK) {
         const int t1 = NK_MIN(t0 + MM_TILE_TOK, j->n_tok);
-        if (j->gk) {
-            j->gk->gemm(n_in, (int)(r1 - r0), t1 - t0, wdata + (size_t)r0 * nb1, nb1, act + (size_t)t0 * j->act_row,
-                        j->act_row, y + (size_t)t0 * ys + (size_t)r0, ys);
+        if (w->gk) {
+            w->gk->gemm(n_in, (int)(r1 - r0), t1 - t0, wdata + (size_t)r0 * nb1, nb1, a + (size_t)t0 * as, as,
+                        y + (size_t)t0 * ys + (size_t)r0, ys);
             continue;
         }
         for (int64_t r = r0; r < r1; r++) {
             const void *wrow = wdata + (size_t)r * nb1;
-            for (int t = t0; t < t1; t++)
-                j->dot(n_in, &y[(size_t)t * ys + (size_t)r], wrow, act + (size_t)t * j->act_row);
+            for (int t = t0; t < t1; t++) w->dot(n_in, &y[(size_t)t * ys + (size_t)r], wrow, a + (size_t)t * as);
         }
     }
 }
 
-static void mm_run_fn(void *ctx, int ith, int nth) {
-    mm_job *j = ctx;
-    const uint8_t *act = j->quant ? j->wbuf : (const uint8_t *)j->x;
-    if (j->quant) {
-        const int64_t n_in = j->W[0]->ne[0];
-        if (j->priv) {
-            uint8_t *mine = j->wbuf + (size_t)ith * MM_PRIV_TOK * j->act_row;
-            for (int t = 0; t < j->n_tok; t++)
-                j->quant(j->x + (size_t)t * j->xs, mine + (size_t)t * j->act_row, n_in);
-            act = mine;
-        } else {
-            for (int t = ith; t < j->n_tok; t += nth)
-                j->quant(j->x + (size_t)t * j->xs, j->wbuf + (size_t)t * j->act_row, n_in);
-            nk_pool_barrier(j->pool);
+#define LO(v) ((uint32_t)(v))
+#define HI(v) ((uint32_t)((v) >> 32))
+
+/* The next chunk for thread ith, or -1 when every range is empty. */
+static int mm_claim(mm_job *j, int ith) {
+    if (ith < j->n_ranges) {
+        const uint64_t v = atomic_fetch_add_explicit(&j->range[ith].lohi, 1, memory_order_relaxed);
+        if (LO(v) < HI(v)) return (int)LO(v);
+    }
+    for (int k = 1; k <= j->n_ranges; k++) {
+        const int o = (ith + k) % j->n_ranges;
+        if (o == ith) continue;
+        _Atomic uint64_t *p = &j->range[o].lohi;
+        uint64_t v = atomic_load_explicit(p, memory_order_relaxed);
+        while (LO(v) < HI(v)) {
+            const uint64_t nv = v - ((uint64_t)1 << 32);
+            if (atomic_compare_exchange_weak_explicit(p, &v, nv, memory_order_relaxed, memory_order_relaxed))
+                return (int)HI(v) - 1;
         }
     }
-    for (int c = ith; c < j->n_chunks; c = atomic_fetch_add(&j->next, 1)) mm_chunk(j, act, c);
+    return -1;
+}
+
+static void mm_run_fn(void *ctx, int ith, int nth) {
+    mm_job *j = ctx;
+    const uint8_t *act[MM_MAX_W];
+    for (int f = 0; f < j->n_fmt; f++) {
+        const mm_fmt *fm = &j->fmt[f];
+        const int64_t n_in = j->w[0].W->ne[0];
+        if (!fm->quant) {
+            act[f] = (const uint8_t *)j->x;
+        } else if (j->priv) {
+            uint8_t *mine = j->wbuf + (size_t)ith * j->slice + fm->off;
+            for (int t = 0; t < j->n_tok; t++) fm->quant(j->x + (size_t)t * j->xs, mine + (size_t)t * fm->row, n_in);
+            act[f] = mine;
+        } else {   /* one format (nk_matmul_n splits the others) */
+            for (int t = ith; t < j->n_tok; t += nth) fm->quant(j->x + (size_t)t * j->xs, j->wbuf + (size_t)t * fm->row, n_in);
+            nk_pool_barrier(j->pool);
+            act[f] = j->wbuf;
+        }
+    }
+    for (int c; (c = mm_claim(j, ith)) >= 0;) mm_chunk(j, act, c);
 }
 
 void nk_matmul_n(nk_pool *pool, int n_w, const nk_tensor *const *W, const float *x, size_t xs, int n_tok,
                  float *const *y, const size_t *ys, void *wbuf) {
     assert(n_w >= 1 && n_w <= MM_MAX_W);
-    for (int i = 1; i < n_w; i++) {
-        if (W[i]->type != W[0]->type) {   /* different activation formats: one by one */
-            for (int k = 0; k < n_w; k++) nk_matmul_n(pool, 1, &W[k], x, xs, n_tok, &y[k], &ys[k], wbuf);
-            return;
-        }
-    }
-    const uint32_t type = W[0]->type;
-    const nk_type_traits *tr = nk_type_get(type);
+    mm_job j = { .n_w = n_w, .x = x, .xs = xs, .n_tok = n_tok, .wbuf = wbuf, .pool = pool };
     double work = 0;
     int64_t max_rows = 0;
+    size_t row_max = 0;
     for (int i = 0; i < n_w; i++) {
+        mm_w *w = &j.w[i];
+        const nk_type_traits *tr = nk_type_get(W[i]->type);
+        *w = (mm_w){ .W = W[i], .y = y[i], .ys = ys[i], .dot = tr->vec_dot };
         work += (double)W[i]->ne[1] * (double)W[i]->ne[0] * n_tok;
         max_rows = NK_MAX(max_rows, W[i]->ne[1]);
+        mm_fmt f = { 0 };
+        w->gk = nk_gemm_pick(W[i]->type, n_tok);
+        if (w->gk) {
+            f.quant = w->gk->act_quant;
+            f.row = w->gk->act_row_size(W[i]->ne[0]);
+        } else if (tr->vec_dot_type != NK_TYPE_F32) {
+            f.quant = nk_type_get((uint32_t)tr->vec_dot_type)->from_float;
+            f.row = nk_row_size((uint32_t)tr->vec_dot_type, W[i]->ne[0]);
+        } else {
+            f.row = xs * sizeof(float);
+        }
+        /* weights whose kernels read the same activation format share one conversion
+         * (Q5_0 with Q8_0; every weight of one type) */
+        int k = 0;
+        while (k < j.n_fmt && !(j.fmt[k].quant == f.quant && j.fmt[k].row == f.row)) k++;
+        if (k == j.n_fmt) j.fmt[j.n_fmt++] = f;
+        w->fmt = k;
+        if (f.quant) row_max = NK_MAX(row_max, f.row);
     }
+    nk_pool *const pool_in = pool;
     if (work < NK_PAR_MIN_WORK) pool = NULL;
+    j.pool = pool;
     const int nth = nk_pool_size(pool);
-    mm_job j = { .n_w = n_w, .x = x, .xs = xs, .n_tok = n_tok, .dot = tr->vec_dot, .pool = pool };
-    for (int i = 0; i < n_w; i++) {
-        j.W[i] = W[i];
-        j.y[i] = y[i];
-        j.ys[i] = ys[i];
+
+    /* Small batches (decode) skip the barrier between converting the activations and
+     * the dots: every thread converts all rows, in every format the weights need, into
+     * its own slice of the scratch (MM_PRIV_TOK rows of the largest format each). */
+    int n_q = 0;
+    for (int f = 0; f < j.n_fmt; f++) {
+        if (!j.fmt[f].quant) continue;
+        j.fmt[f].off = (size_t)n_q * (size_t)n_tok * row_max;
+        n_q++;
     }
-    j.gk = nk_gemm_pick(type, n_tok);
-    if (j.gk) {
-        j.quant = j.gk->act_quant;
-        j.act_row = j.gk->act_row_size(W[0]->ne[0]);
-    } else if (tr->vec_dot_type != NK_TYPE_F32) {
-        j.quant = nk_type_get((uint32_t)tr->vec_dot_type)->from_float;
-        j.act_row = nk_row_size((uint32_t)tr->vec_dot_type, W[0]->ne[0]);
-    } else {
-        j.act_row = xs * sizeof(float);
+    j.priv = n_q > 0 && n_q * n_tok <= MM_PRIV_TOK && nth <= MM_PRIV_THREADS;
+    j.slice = MM_PRIV_TOK * row_max;
+    if (!j.priv && n_q > 1) {
+        /* batches convert into the shared scratch, sized for one format: one run per
+         * format */
+        for (int f = 0; f < j.n_fmt; f++) {
+            const nk_tensor *Wf[MM_MAX_W];
+            float *yf[MM_MAX_W];
+            size_t ysf[MM_MAX_W];
+            int n = 0;
+            for (int i = 0; i < n_w; i++) {
+                if (j.w[i].fmt != f) continue;
+                Wf[n] = W[i];
+                yf[n] = y[i];
+                ysf[n++] = ys[i];
+            }
+            nk_matmul_n(pool_in, n, Wf, x, xs, n_tok, yf, ysf, wbuf);
+        }
+        return;
     }
-    j.wbuf = wbuf;
-    j.priv = j.quant && n_tok <= MM_PRIV_TOK && nth <= MM_PRIV_THREADS && nth > 1;
-    /* Chunks of weight rows handed out by an atomic counter, so a thread that was
-     * descheduled does not hold everyone up; at least 4 chunks per thread. Multiples
-     * of 4 rows keep the kernels' tiles full. */
+
+    /* Chunks of weight rows; at least 4 per thread so that a descheduled thread's
+     * range can be shared out. Multiples of 4 rows keep the kernels' tiles full. */
     int64_t chunk = n_tok == 1 ? 64 : 16;
     int64_t total = 0;
     for (int i = 0; i < n_w; i++) total += (W[i]->ne[1] + chunk - 1) / chunk;
@@ -384,7 +467,12 @@ void nk_matmul_n(nk_pool *pool, int n_w, const nk_tensor *const *W, const float 
     j.first_chunk[0] = 0;
     for (int i = 0; i < n_w; i++) j.first_chunk[i + 1] = j.first_chunk[i] + (int)((W[i]->ne[1] + chunk - 1) / chunk);
     j.n_chunks = j.first_chunk[n_w];
-    atomic_init(&j.next, nth);
+    j.n_ranges = NK_MIN(nth, MM_RANGES);
+    for (int r = 0; r < j.n_ranges; r++) {
+        const uint64_t lo = (uint64_t)j.n_chunks * (uint64_t)r / (uint64_t)j.n_ranges;
+        const uint64_t hi = (uint64_t)j.n_chunks * (uint64_t)(r + 1) / (uint64_t)j.n_ranges;
+        atomic_init(&j.range[r].lohi, lo | hi << 32);
+    }
     nk_pool_run(pool, mm_run_fn, &j);
 }
 
