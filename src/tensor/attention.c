@@ -17,22 +17,25 @@
 
 /* ---- attention ----------------------------------------------------------------- */
 
-/* Per-thread scratch: scores [n_ctx] f32, probabilities [n_ctx] f32, the query in
- * the cache type [hd] and the V accumulator [hd] (hd = max(hd_k, hd_v)), each piece
- * rounded up to 64 bytes. */
+/* Per-thread scratch of the per-query path: scores [n_ctx] f32, probabilities [n_ctx]
+ * f32, the query in the cache type [hd] and the V accumulator [hd] (hd = max(hd_k,
+ * hd_v)), each piece rounded up to 64 bytes; the tiled path's is tile_ws. */
 static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 /* ---- tiled flash attention (f16 cache, AVX-512) ----
  *
- * A task is a tile of query rows that share one KV head: T consecutive tokens times G
- * of the query heads that read that head (GQA), rows ordered token-major. The tile
- * walks the KV positions its rows need in chunks of C positions; per chunk:
+ * A task is a tile of up to 16 query rows that share one KV head: T consecutive tokens
+ * times G of the query heads that read that head (GQA), rows ordered token-major; the
+ * tasks of one KV head follow each other (its K and V columns stay in L2) and threads
+ * take them from a queue, the longest (last tokens) first. The tile walks the KV
+ * positions its rows need in chunks of C positions; per chunk:
  *  1. the chunk's K rows are converted to f32 once (not once per query),
  *  2. each row's scores: the F16 vec_dot's arithmetic (two accumulators over 32-element
  *     steps, then the lane-sum tree of _mm512_reduce_add_ps, done for 16 positions at
  *     once by a transposing reduction that pairs the same lanes in the same order),
- *  3. each row's online softmax in position order (scalar, expf as ggml calls it),
- *     giving the rescale factor ms and the weight w of every position,
+ *  3. the online softmax of all rows at once, one lane per row, in position order
+ *     (expf 16 at a time with the C library's bits, tile_expf), giving the rescale
+ *     factor ms and the weight w of every row and position,
  *  4. the V accumulation: each V row is loaded and converted once per block of up to
  *     TILE_P rows whose f16 accumulators (TILE_D zmm of each row) stay in registers;
  *     per position and row exactly the scalar steps: acc = f16(acc * ms) when ms != 1,
@@ -58,23 +61,6 @@ static size_t tile_bytes(int hd) {
     return round64((size_t)TILE_KF * 4) + 2 * round64((size_t)TILE_RMAX * (size_t)hd * 4) +
            3 * round64((size_t)TILE_RMAX * TILE_CMAX * 4) + 2 * round64((size_t)TILE_CMAX * 4);
 }
-
-static tile_ws tile_carve(void *base, int hd) {
-    uint8_t *p = base;
-    tile_ws t;
-    t.kf = (float *)p, p += round64((size_t)TILE_KF * 4);
-    t.qf = (float *)p, p += round64((size_t)TILE_RMAX * (size_t)hd * 4);
-    t.acc = (float *)p, p += round64((size_t)TILE_RMAX * (size_t)hd * 4);
-    t.sc = (float *)p, p += round64((size_t)TILE_RMAX * TILE_CMAX * 4);
-    t.ms = (float *)p, p += round64((size_t)TILE_RMAX * TILE_CMAX * 4);
-    t.w = (float *)p, p += round64((size_t)TILE_RMAX * TILE_CMAX * 4);
-    t.resc = (uint32_t *)p, p += round64((size_t)TILE_CMAX * 4);
-    t.valid = (uint32_t *)p;
-    return t;
-}
-
-/* positions per chunk for a head size: a multiple of 16 with C * hd_k <= TILE_KF */
-static int tile_chunk(int hd_k) { return NK_MIN(TILE_CMAX, (TILE_KF / hd_k) & ~15); }
 
 /* The plan: tiles of T tokens and G heads; tasks enumerate (tile, kv head, head
  * group), the last tokens (the most positions) first. */
@@ -254,6 +240,23 @@ void nk_f32_to_f16_row(const float *x, uint16_t *h, int n) { f32_to_f16_f16c(x, 
 #define TILE_INLINE ATTN_TGT512 static inline __attribute__((always_inline))
 /* the loops over rows and registers must unroll for the accumulators to stay in registers */
 #define TILE_UNROLL _Pragma("GCC unroll 16")
+
+static tile_ws tile_carve(void *base, int hd) {
+    uint8_t *p = base;
+    tile_ws t;
+    t.kf = (float *)p, p += round64((size_t)TILE_KF * 4);
+    t.qf = (float *)p, p += round64((size_t)TILE_RMAX * (size_t)hd * 4);
+    t.acc = (float *)p, p += round64((size_t)TILE_RMAX * (size_t)hd * 4);
+    t.sc = (float *)p, p += round64((size_t)TILE_RMAX * TILE_CMAX * 4);
+    t.ms = (float *)p, p += round64((size_t)TILE_RMAX * TILE_CMAX * 4);
+    t.w = (float *)p, p += round64((size_t)TILE_RMAX * TILE_CMAX * 4);
+    t.resc = (uint32_t *)p, p += round64((size_t)TILE_CMAX * 4);
+    t.valid = (uint32_t *)p;
+    return t;
+}
+
+/* positions per chunk for a head size: a multiple of 16 with C * hd_k <= TILE_KF */
+static int tile_chunk(int hd_k) { return NK_MIN(TILE_CMAX, (TILE_KF / hd_k) & ~15); }
 
 /* expf, 16 lanes, with the bits of the C library's expf (the one ggml calls).
  * exp(x) = 2^n * exp(r), n = round(x / ln2), r = x - n ln2 by one fma in double,

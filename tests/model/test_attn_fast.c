@@ -1,11 +1,13 @@
 /*
- * test_attn_fast.c: the register-resident flash-attention loop (ops.c, AVX-512, head
- * sizes 64/128/256) must give exactly the bits of the scalar description of ggml's
- * flash kernel: scores by the installed F16 dot of the f16-rounded query, an online
- * softmax, and a V accumulator rounded to f16 after every rescale and every
- * multiply-add, divided by the sum at the end. Also checks GQA, a sliding window and
- * thread-count independence. On CPUs without AVX-512 it checks the generic path
- * against the same description.
+ * test_attn_fast.c: the fast flash-attention paths (attention.c, AVX-512: the tiled
+ * path for head sizes that are multiples of 32 (K) and 64 (V), the per-query loop
+ * otherwise) must give exactly the bits of the scalar description of ggml's flash
+ * kernel: scores by the installed F16 dot of the f16-rounded query, an online softmax
+ * with libm's expf, and a V accumulator rounded to f16 after every rescale and every
+ * multiply-add, divided by the sum at the end. Covers GQA groups of 1 to 32, prompts
+ * from position 0 over several K chunks and tiles, decoding (one token), sliding
+ * windows and thread-count independence. On CPUs without AVX-512 it checks the
+ * generic path against the same description.
  */
 #include "nk_test.h"
 #include "tensor/ops.h"
