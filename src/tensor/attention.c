@@ -62,8 +62,9 @@ static size_t tile_bytes(int hd) {
            3 * round64((size_t)TILE_RMAX * TILE_CMAX * 4) + 2 * round64((size_t)TILE_CMAX * 4);
 }
 
-/* The plan: tiles of T tokens and G heads; tasks enumerate (tile, kv head, head
- * group), the last tokens (the most positions) first. */
+/* The plan: tiles of T tokens and G heads (T * G <= 16); tasks enumerate (KV head,
+ * tile, head group), within a KV head the last tokens (the most positions) first.
+ * The plan may depend on the thread count; the results do not (see above). */
 typedef struct tile_plan {
     int T, G, n_tiles, n_hsplit, n_task;
 } tile_plan;
@@ -86,7 +87,6 @@ static bool tile_ok(const nk_attn *a) {
     return a->flash && a->kv_type == NK_TYPE_F16 && a->hd_k % 32 == 0 && a->hd_k <= 256 && a->hd_v % 64 == 0 &&
            a->hd_v <= 256;
 }
-
 
 /* per-thread scratch: the per-query path's or the tiled path's, whichever is larger */
 static size_t attn_thread_bytes(int n_ctx, int hd) {
