@@ -190,23 +190,45 @@ static void q8K_perm_quant(const float *x, void *dst, int64_t n) {
     }
 }
 
-/* The 8 six-bit scales and mins of a Q4_K/Q5_K block (nk_get_scale_min_k4's bits). */
-static INL void k4_scales(const uint8_t *packed, uint8_t sc[8], uint8_t mn[8]) {
-    uint32_t w[3], out[4];
-    memcpy(w, packed, 12);
-    out[0] = w[0] & 0x3f3f3f3fu;
-    out[1] = (w[2] & 0x0f0f0f0fu) | (((w[0] >> 6) & 0x03030303u) << 4);
-    out[2] = w[1] & 0x3f3f3f3fu;
-    out[3] = ((w[2] >> 4) & 0x0f0f0f0fu) | (((w[1] >> 6) & 0x03030303u) << 4);
-    memcpy(sc, &out[0], 8);
-    memcpy(mn, &out[2], 8);
+/* A Q4_K block's 8 six-bit scales (bytes 0..7) and mins (bytes 8..15) in one
+ * vector, nk_get_scale_min_k4's bits: the 12 packed bytes as words w0 w1 w2 give
+ *   scales 0..3 = w0 & 0x3f.., scales 4..7 = (w2 & 0x0f..) | ((w0 >> 2) & 0x30..),
+ *   mins 0..3 = w1 & 0x3f..,   mins 4..7 = ((w2 >> 4) & 0x0f..) | ((w1 >> 2) & 0x30..).
+ * The 16-byte load reads 4 bytes of the block's codes past the scales. */
+TGT static INL __m128i k4_scales_v(const uint8_t *packed) {
+    const __m128i v = _mm_loadu_si128((const __m128i *)packed);
+    const __m128i p = _mm_shuffle_epi32(v, _MM_SHUFFLE(2, 1, 2, 0));   /* w0 w2 w1 w2 */
+    const __m128i q = _mm_shuffle_epi32(v, _MM_SHUFFLE(1, 1, 0, 0));   /* w0 w0 w1 w1 */
+    const __m128i lo = _mm_and_si128(_mm_srlv_epi32(p, _mm_set_epi32(4, 0, 0, 0)),
+                                     _mm_set_epi32(0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f));
+    const __m128i hi = _mm_and_si128(_mm_srli_epi32(q, 2), _mm_set_epi32(0x30303030, 0, 0x30303030, 0));
+    return _mm_or_si128(lo, hi);
 }
 
-/* vpermw indices: int16 lane i of part k takes scale idx[k][i] */
-TGT static INL __m512i idx_q4K(int k) {
-    /* part k holds sub-blocks A (lanes 0..15) and A+2 (16..31), A = 0,1,4,5 */
+/* vpshufb controls on the scales/mins vector broadcast to every 128-bit lane: part k
+ * (64 codes: sub-blocks A in its 16-bit lanes 0..15 and A+2 in 16..31, A = 0,1,4,5)
+ * gets each of its 16-bit lanes the zero-extended scale of its sub-block; the mins
+ * come out as 16-bit m0 m0 m1 m1 .. m7 m7 (against the 16 bsums). */
+TGT static INL __m512i ctl_q4K(int k) {
     static const int A[4] = { 0, 1, 4, 5 };
-    return _mm512_inserti64x4(_mm512_set1_epi16((short)A[k]), _mm256_set1_epi16((short)(A[k] + 2)), 1);
+    const __m256i lo = _mm256_set1_epi16((short)(0xFF00 | A[k])), hi = _mm256_set1_epi16((short)(0xFF00 | (A[k] + 2)));
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+TGT static INL __m256i ctl_q4K_mins(void) {
+    return _mm256_setr_epi8(8, -1, 8, -1, 9, -1, 9, -1, 10, -1, 10, -1, 11, -1, 11, -1,
+                            12, -1, 12, -1, 13, -1, 13, -1, 14, -1, 14, -1, 15, -1, 15, -1);
+}
+
+/* [d x 8, -dmin x 8] of a Q4_K block (d and dmin are its first two halves) */
+TGT static INL __m512 q4K_dd(const nk_block_q4_K *x) {
+    uint32_t h;
+    memcpy(&h, x, 4);
+    const __m128 dm = _mm_cvtph_ps(_mm_cvtsi32_si128((int)h));
+    const __m512 dd = _mm512_permutexvar_ps(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
+                                            _mm512_castps128_ps512(dm));
+    return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(dd),
+                                                _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi32((int)0x80000000), 1)));
 }
 
 TGT static INL __m512i idx_q6K(int k) {
@@ -235,14 +257,11 @@ TGT static INL void tile_q4K(const int R, const int T, int n, const uint8_t *w, 
             wq[r][1] = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4);
             wq[r][2] = _mm512_and_si512(q1, m4);
             wq[r][3] = _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4);
-            uint8_t s8[8], m8[8];
-            k4_scales(x->scales, s8, m8);
-            const __m512i s16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)s8)));
+            const __m512i sm = _mm512_broadcast_i32x4(k4_scales_v(x->scales));
             _Pragma("GCC unroll 16")
-            for (int k = 0; k < 4; k++) sc[r][k] = _mm512_permutexvar_epi16(idx_q4K(k), s16);
-            const __m128i m = _mm_loadl_epi64((const __m128i *)m8);
-            mn[r] = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m));
-            dd[r] = _mm512_insertf32x8(_mm512_set1_ps(h2f(x->d)), _mm256_set1_ps(-h2f(x->dmin)), 1);
+            for (int k = 0; k < 4; k++) sc[r][k] = _mm512_shuffle_epi8(sm, ctl_q4K(k));
+            mn[r] = _mm256_shuffle_epi8(_mm512_castsi512_si256(sm), ctl_q4K_mins());
+            dd[r] = q4K_dd(x);
         }
         _Pragma("GCC unroll 16")
         for (int t = 0; t < T; t++) {
@@ -253,10 +272,12 @@ TGT static INL void tile_q4K(const int R, const int T, int n, const uint8_t *w, 
             const __m512 dx = _mm512_set1_ps(yb->d);
             _Pragma("GCC unroll 16")
             for (int r = 0; r < R; r++) {
+                /* two chains of two (the integer sums are exact in any order) */
                 __m512i ia = _mm512_madd_epi16(_mm512_maddubs_epi16(wq[r][0], a0), sc[r][0]);
+                __m512i ib = _mm512_madd_epi16(_mm512_maddubs_epi16(wq[r][2], a2), sc[r][2]);
                 ia = _mm512_dpwssd_epi32(ia, _mm512_maddubs_epi16(wq[r][1], a1), sc[r][1]);
-                ia = _mm512_dpwssd_epi32(ia, _mm512_maddubs_epi16(wq[r][2], a2), sc[r][2]);
-                ia = _mm512_dpwssd_epi32(ia, _mm512_maddubs_epi16(wq[r][3], a3), sc[r][3]);
+                ib = _mm512_dpwssd_epi32(ib, _mm512_maddubs_epi16(wq[r][3], a3), sc[r][3]);
+                ia = _mm512_add_epi32(ia, ib);
                 /* lanes 0..7: the scaled code sums folded to 8 lanes; 8..15: the mins
                  * sums; one conversion and one FMA with [d*dx, -dmin*dx] */
                 const __m256i i8 = _mm256_add_epi32(_mm512_castsi512_si256(ia), _mm512_extracti64x4_epi64(ia, 1));
@@ -353,6 +374,17 @@ TGT static INL void tile_q6K(const int R, const int T, int n, const uint8_t *w, 
 #define DRIVER(NAME, TILE_CALL, ROWS, TOKS, CASES) \
     TGT static void NAME(int n, int nr, int nt, const void *w, size_t ws, const void *a, size_t as, float *y, \
                          size_t ys) { \
+        if (nt == 1) { \
+            /* one token: the 1 x 1 tile (so the same bits) in a loop of its own, which \
+             * keeps the tile's constants in registers from row to row */ \
+            const uint8_t *ap = a; \
+            for (int r = 0; r < nr; r++) { \
+                const uint8_t *wp = (const uint8_t *)w + (size_t)r * ws; \
+                float *yp = y + r; \
+                TILE_CALL(1, 1); \
+            } \
+            return; \
+        } \
         const int tr = nt <= 2 ? 1 : ROWS; \
         for (int r0 = 0; r0 < nr; r0 += tr) { \
             const int R = nr - r0 < tr ? nr - r0 : tr; \
