@@ -220,6 +220,8 @@ static const nk_gemm_kernel *gemm_batch_get(uint32_t wtype) {
     case NK_TYPE_Q4_K: return nk_gemm_rl_q4_K();
     case NK_TYPE_Q6_K: return nk_gemm_rl_q6_K();
     case NK_TYPE_Q8_0: return nk_gemm_rl_q8_0();
+    case NK_TYPE_Q5_0: return nk_gemm_rl_q5_0();
+    case NK_TYPE_Q4_0: return nk_gemm_rl_q4_0();
     default: return NULL;
     }
 }

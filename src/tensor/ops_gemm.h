@@ -52,6 +52,8 @@ const nk_gemm_kernel *nk_gemm_avx512(uint32_t wtype);
 const nk_gemm_kernel *nk_gemm_rl_q4_K(void);
 const nk_gemm_kernel *nk_gemm_rl_q6_K(void);
 const nk_gemm_kernel *nk_gemm_rl_q8_0(void);
+const nk_gemm_kernel *nk_gemm_rl_q5_0(void);
+const nk_gemm_kernel *nk_gemm_rl_q4_0(void);
 
 /* The kernel nk_matmul uses for n_tok tokens of this weight type: the batch kernel
  * when there is one and n_tok >= its min_tok (unless NOOK_NO_RL=1), else

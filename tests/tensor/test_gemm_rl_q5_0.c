@@ -23,9 +23,6 @@
 #include "tensor/ops_gemm.h"
 #include "tensor/quants.h"
 
-/* Defined in gemm_rl_q8_0.c; not yet declared in ops_gemm.h. */
-const nk_gemm_kernel *nk_gemm_rl_q5_0(void);
-const nk_gemm_kernel *nk_gemm_rl_q4_0(void);
 
 static uint32_t RL_TYPE;   /* the weight type under test */
 
@@ -146,9 +143,7 @@ static void check_shape(const nk_gemm_kernel *gk, int n, int nr, int nt) {
 static void check_matmul(const nk_gemm_kernel *gk, int n, int rows, int nt) {
     const char *off = getenv("NOOK_NO_RL");
     const bool rl_on = !(off && off[0] == '1') && nk_gemm_get(RL_TYPE) != NULL;
-    /* the dispatch in ops.c may not be wired yet: then nk_matmul uses the old kernel */
-    const bool wired = nk_gemm_pick(RL_TYPE, 1 << 20) == gk;
-    if (rl_on && wired) CHECK(nk_gemm_pick(RL_TYPE, nt) == (nt >= gk->min_tok ? gk : nk_gemm_get(RL_TYPE)));
+    if (rl_on) CHECK(nk_gemm_pick(RL_TYPE, nt) == (nt >= gk->min_tok ? gk : nk_gemm_get(RL_TYPE)));
     prob p;
     prob_new(&p, gk, n, rows, nt);
     nk_tensor W = { .name = "w", .type = RL_TYPE, .ne = { n, rows, 1, 1 }, .nb1 = p.wrow, .data = p.w };
@@ -164,7 +159,7 @@ static void check_matmul(const nk_gemm_kernel *gk, int n, int rows, int nt) {
     gk->gemm(n, rows, nt, p.w, p.wrow, p.act, p.arow, yd, (size_t)rows);
     CHECK_MSG(memcmp(y1, y2, sizeof(float) * (size_t)rows * (size_t)nt) == 0, "matmul %d x %d: 1 vs 2 threads",
               rows, nt);
-    if (rl_on && wired && nt >= gk->min_tok)
+    if (rl_on && nt >= gk->min_tok)
         CHECK_MSG(memcmp(y1, yd, sizeof(float) * (size_t)rows * (size_t)nt) == 0,
                   "matmul %d x %d: differs from the kernel called directly", rows, nt);
     double worst = 0;
