@@ -9,11 +9,13 @@
  *
  * Two families:
  *  - 32-element blocks (Q8_0, Q5_0, Q4_0) against "a32" rows: ggml's x86 Q8_0 codes
- *    stored as u8 (code + 128) in groups of two blocks, with each block's scale
- *    expanded to 8 floats. One vpdpbusd multiplies 64 codes (two blocks); the +128 is
- *    removed by starting the accumulator at -128 * (sum of the weight codes), which
- *    is itself one vpdpbusd per weight row and block pair. The two blocks' integer
- *    sums (lanes 0-7 and 8-15) are scaled by d_w * d_x in float.
+ *    (signed) in groups of two blocks, with each block's scale expanded to 8 floats
+ *    and, per 4-code lane, -offset * (sum of the codes). The weight codes are read
+ *    unsigned, code + offset (Q8_0: +128, Q5_0: +16, Q4_0: +8, i.e. Q5_0's and
+ *    Q4_0's raw bits), so one vpdpbusd multiplies 64 codes (two blocks) starting
+ *    from the activation row's correction: the lane sums are the exact signed
+ *    products, and nothing is paid per weight row for the offset. The two blocks'
+ *    integer sums (lanes 0-7 and 8-15) are scaled by d_w * d_x in float.
  *  - K-quants (Q4_K, Q6_K) against Q8_K blocks (Q4_K's with the bytes permuted so a
  *    64-byte load of activations matches a 64-byte load of nibbles). Codes times
  *    activations by vpmaddubsw (no saturation: codes <= 63, pair sums < 2^15), times
@@ -31,7 +33,7 @@
 #define INL __attribute__((always_inline)) inline
 
 /* Tile shapes (rows x tokens), bounded by the 32 zmm registers: the 32-block family
- * holds per row the codes, the offset and the scales (3 zmm) and one accumulator per
+ * holds per row the codes and the scales (2 zmm) and one accumulator per
  * output; the K-quants hold 4 zmm of codes per row, so they take fewer rows and more
  * tokens (their scale vectors are read from the stack as memory operands). */
 #define TR 4   /* 32-block family */
@@ -45,80 +47,120 @@ TGT static INL float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
 typedef struct a32_group {
     float d[16];        /* block 2g's scale in 0..7, block 2g+1's in 8..15 */
-    uint8_t q[64];      /* codes + 128 */
+    int8_t q[64];       /* the codes */
+    int32_t c[16];      /* -offset * (sum of the 4 codes of each 32-bit lane) */
 } a32_group;
-_Static_assert(sizeof(a32_group) == 128, "a32 group size");
+/* three cache lines: in a 64-byte aligned scratch every load of a group is aligned
+ * (straddling lines, the one-token Q8_0 product measured 1.3x slower) */
+_Static_assert(sizeof(a32_group) == 192, "a32 group size");
 
 static size_t a32_row_size(int64_t n) { return (size_t)((n / 32 + 1) / 2) * sizeof(a32_group); }
 
 /* The codes and scales ggml's x86 quantize_row_q8_0 produces (the installed Q8_0
- * from_float), re-laid. An odd last block gets a zero partner (scale 0, code 0). */
-TGT static void a32_quant(const float *x, void *dst, int64_t n) {
+ * from_float), re-laid, with each 4-code lane's sum times -(1 << sh): the weight
+ * codes are read unsigned (code + (1 << sh)), and a weight row's vpdpbusd starts from
+ * this correction, so the offset costs nothing per row. An odd last block gets a zero
+ * partner (scale 0, codes 0, correction 0). */
+TGT static INL void a32_quant_off(const float *x, void *dst, int64_t n, int sh) {
     a32_group *g = dst;
     const nk_from_float_fn q8 = nk_type_get(NK_TYPE_Q8_0)->from_float;
     const int64_t nb = n / 32;
-    const __m256i k80 = _mm256_set1_epi8((char)0x80);
+    const __m256i ones = _mm256_set1_epi8(1), zero = _mm256_setzero_si256();
     for (int64_t b = 0; b < nb; b++) {
         nk_block_q8_0 blk;
         q8(x + 32 * b, &blk, 32);
         a32_group *gg = &g[b / 2];
         const int h = (int)(b & 1);
+        const __m256i q = _mm256_loadu_si256((const __m256i *)blk.qs);
         _mm256_storeu_ps(gg->d + 8 * h, _mm256_set1_ps(nk_fp16_to_fp32(blk.d)));
-        _mm256_storeu_si256((__m256i *)(gg->q + 32 * h),
-                            _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)blk.qs), k80));
+        _mm256_storeu_si256((__m256i *)(gg->q + 32 * h), q);
+        const __m256i sum = _mm256_dpbusd_epi32(zero, ones, q);
+        _mm256_storeu_si256((__m256i *)(gg->c + 8 * h), _mm256_sub_epi32(zero, _mm256_slli_epi32(sum, sh)));
     }
     if (nb & 1) {
         a32_group *gg = &g[nb / 2];
         _mm256_storeu_ps(gg->d + 8, _mm256_setzero_ps());
-        _mm256_storeu_si256((__m256i *)(gg->q + 32), k80);
+        _mm256_storeu_si256((__m256i *)(gg->q + 32), zero);
+        _mm256_storeu_si256((__m256i *)(gg->c + 8), zero);
     }
 }
 
-/* Decoders: blocks x[0] and (if two) x[1] of a row as 64 signed codes, and their
- * scales as a float vector (x[0]'s in lanes 0..7). A missing second block reads
- * nothing and yields zero codes. */
-TGT static INL __m512i join256(__m256i lo, __m256i hi) {
-    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+TGT static void a32_quant_q8_0(const float *x, void *dst, int64_t n) { a32_quant_off(x, dst, n, 7); }
+TGT static void a32_quant_q5_0(const float *x, void *dst, int64_t n) { a32_quant_off(x, dst, n, 4); }
+TGT static void a32_quant_q4_0(const float *x, void *dst, int64_t n) { a32_quant_off(x, dst, n, 3); }
+
+/* Decoders: blocks x[0] and (if two) x[1] of a row (blocks bsz bytes apart) as 64
+ * unsigned codes (code + 128 / 16 / 8 for Q8_0 / Q5_0 / Q4_0), and their scales as a
+ * float vector (x[0]'s in lanes 0..7). A missing second block reads nothing and
+ * yields scale 0 (its codes meet zero activations and a zero correction). */
+TGT static INL __m512 dscale2(const uint8_t *p, size_t bsz, int two) {
+    uint16_t h0, h1 = 0;
+    memcpy(&h0, p, 2);
+    if (two) memcpy(&h1, p + bsz, 2);
+    const __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)h0 | (uint32_t)h1 << 16)));
+    return _mm512_permutexvar_ps(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
+                                 _mm512_castps128_ps512(f));
 }
 
-TGT static INL __m512 dscale(float d0, float d1) {
-    return _mm512_insertf32x8(_mm512_set1_ps(d0), _mm256_set1_ps(d1), 1);
+/* The nibbles of two blocks' 16 code bytes: low nibbles are elements 0..15, high
+ * nibbles 16..31 of each block. */
+TGT static INL __m512i nib64(const uint8_t *q0, const uint8_t *q1, int two) {
+    const __m128i b0 = _mm_loadu_si128((const __m128i *)q0);
+    const __m128i b1 = two ? _mm_loadu_si128((const __m128i *)q1) : _mm_setzero_si128();
+    const __m512i t = _mm512_castsi256_si512(_mm256_set_m128i(b1, b0));
+    const __m512i z = _mm512_shuffle_i64x2(t, t, _MM_SHUFFLE(1, 1, 0, 0));   /* b0 b0 b1 b1 */
+    return _mm512_and_si512(_mm512_mask_srli_epi16(z, (__mmask32)0xFF00FF00u, z, 4), _mm512_set1_epi8(0x0F));
 }
 
-TGT static INL __m256i nib32(const uint8_t *qs) {
-    const __m128i b = _mm_loadu_si128((const __m128i *)qs);
-    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), _mm256_set1_epi8(0x0F));
-}
-
-TGT static INL __m512i dec_q8_0(const void *p, int two, __m512 *dw) {
-    const nk_block_q8_0 *x = p;
+TGT static INL __m512i dec_q8_0(const uint8_t *p, int two, __m512 *dw) {
+    const nk_block_q8_0 *x = (const nk_block_q8_0 *)p;
     const __m256i lo = _mm256_loadu_si256((const __m256i *)x[0].qs);
     const __m256i hi = two ? _mm256_loadu_si256((const __m256i *)x[1].qs) : _mm256_setzero_si256();
-    *dw = dscale(h2f(x[0].d), two ? h2f(x[1].d) : 0.0f);
-    return join256(lo, hi);
+    *dw = dscale2(p, sizeof(nk_block_q8_0), two);
+    return _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), _mm512_set1_epi8((char)0x80));
 }
 
-TGT static INL __m256i q4_0_codes(const nk_block_q4_0 *x) {
-    return _mm256_sub_epi8(nib32(x->qs), _mm256_set1_epi8(8));
+TGT static INL __m512i dec_q4_0(const uint8_t *p, int two, __m512 *dw) {
+    const nk_block_q4_0 *x = (const nk_block_q4_0 *)p;
+    *dw = dscale2(p, sizeof(nk_block_q4_0), two);
+    return nib64(x[0].qs, two ? x[1].qs : x[0].qs, two);
 }
 
-TGT static INL __m512i dec_q4_0(const void *p, int two, __m512 *dw) {
-    const nk_block_q4_0 *x = p;
-    *dw = dscale(h2f(x[0].d), two ? h2f(x[1].d) : 0.0f);
-    return join256(q4_0_codes(&x[0]), two ? q4_0_codes(&x[1]) : _mm256_setzero_si256());
+/* the fifth bits (qh bit j = element j) as a 64-lane byte mask over both blocks */
+TGT static INL __m512i dec_q5_0(const uint8_t *p, int two, __m512 *dw) {
+    const nk_block_q5_0 *x = (const nk_block_q5_0 *)p;
+    uint32_t h0, h1 = 0;
+    memcpy(&h0, x[0].qh, 4);
+    if (two) memcpy(&h1, x[1].qh, 4);
+    *dw = dscale2(p, sizeof(nk_block_q5_0), two);
+    const __m512i nb = nib64(x[0].qs, two ? x[1].qs : x[0].qs, two);
+    return _mm512_mask_add_epi8(nb, _cvtu64_mask64((uint64_t)h0 | (uint64_t)h1 << 32), nb, _mm512_set1_epi8(0x10));
 }
 
-TGT static INL __m256i q5_0_codes(const nk_block_q5_0 *x) {
-    uint32_t qh;
-    memcpy(&qh, x->qh, 4);
-    const __m256i hb = _mm256_and_si256(_mm256_movm_epi8((__mmask32)qh), _mm256_set1_epi8(0x10));
-    return _mm256_sub_epi8(_mm256_or_si256(nib32(x->qs), hb), _mm256_set1_epi8(16));
-}
-
-TGT static INL __m512i dec_q5_0(const void *p, int two, __m512 *dw) {
-    const nk_block_q5_0 *x = p;
-    *dw = dscale(h2f(x[0].d), two ? h2f(x[1].d) : 0.0f);
-    return join256(q5_0_codes(&x[0]), two ? q5_0_codes(&x[1]) : _mm256_setzero_si256());
+/* Block pair g (blocks b, b+1; the second missing when two == 0) of R rows against T
+ * tokens, added to acc. */
+TGT static INL void pair32(const int type, const int R, const int T, const int two, int b, int g, size_t bsz,
+                           const uint8_t *w, size_t ws, const uint8_t *a, size_t as, __m512 acc[TR][TT]) {
+    __m512i wq[TR];
+    __m512 dw[TR];
+    _Pragma("GCC unroll 16")
+    for (int r = 0; r < R; r++) {
+        const uint8_t *p = w + (size_t)r * ws + (size_t)b * bsz;
+        wq[r] = type == NK_TYPE_Q8_0 ? dec_q8_0(p, two, &dw[r])
+              : type == NK_TYPE_Q5_0 ? dec_q5_0(p, two, &dw[r]) : dec_q4_0(p, two, &dw[r]);
+    }
+    _Pragma("GCC unroll 16")
+    for (int t = 0; t < T; t++) {
+        const a32_group *ag = (const a32_group *)(a + (size_t)t * as) + g;
+        const __m512i av = _mm512_loadu_si512(ag->q), corr = _mm512_loadu_si512(ag->c);
+        const __m512 dx = _mm512_loadu_ps(ag->d);
+        _Pragma("GCC unroll 16")
+        for (int r = 0; r < R; r++) {
+            /* the same exact lane sums as signed x signed */
+            const __m512i s = _mm512_dpbusd_epi32(corr, wq[r], av);
+            acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw[r], dx), acc[r][t]);
+        }
+    }
 }
 
 /* One tile of R rows x T tokens (compile-time constants after inlining). */
@@ -126,36 +168,15 @@ TGT static INL void tile32(const int type, const int R, const int T, int n, cons
                            const uint8_t *a, size_t as, float *y, size_t ys) {
     const size_t bsz = type == NK_TYPE_Q8_0 ? sizeof(nk_block_q8_0)
                      : type == NK_TYPE_Q5_0 ? sizeof(nk_block_q5_0) : sizeof(nk_block_q4_0);
-    const __m512i k80 = _mm512_set1_epi8((char)0x80), zero = _mm512_setzero_si512();
     __m512 acc[TR][TT];
     _Pragma("GCC unroll 16")
     for (int r = 0; r < R; r++)
         _Pragma("GCC unroll 16")
         for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
     const int nb = n / 32;
-    for (int b = 0, g = 0; b < nb; b += 2, g++) {
-        const int two = b + 1 < nb;
-        __m512i wq[TR], nc[TR];
-        __m512 dw[TR];
-        _Pragma("GCC unroll 16")
-        for (int r = 0; r < R; r++) {
-            const uint8_t *p = w + (size_t)r * ws + (size_t)b * bsz;
-            wq[r] = type == NK_TYPE_Q8_0 ? dec_q8_0(p, two, &dw[r])
-                  : type == NK_TYPE_Q5_0 ? dec_q5_0(p, two, &dw[r]) : dec_q4_0(p, two, &dw[r]);
-            nc[r] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, k80, wq[r]));
-        }
-        _Pragma("GCC unroll 16")
-        for (int t = 0; t < T; t++) {
-            const a32_group *ag = (const a32_group *)(a + (size_t)t * as) + g;
-            const __m512i av = _mm512_loadu_si512(ag->q);
-            const __m512 dx = _mm512_loadu_ps(ag->d);
-            _Pragma("GCC unroll 16")
-            for (int r = 0; r < R; r++) {
-                const __m512i s = _mm512_dpbusd_epi32(nc[r], av, wq[r]);
-                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw[r], dx), acc[r][t]);
-            }
-        }
-    }
+    int b = 0, g = 0;
+    for (; b + 1 < nb; b += 2, g++) pair32(type, R, T, 1, b, g, bsz, w, ws, a, as, acc);
+    if (b < nb) pair32(type, R, T, 0, b, g, bsz, w, ws, a, as, acc);
     _Pragma("GCC unroll 16")
     for (int r = 0; r < R; r++)
         _Pragma("GCC unroll 16")
@@ -410,9 +431,9 @@ DRIVER(gemm_q4_0, CALL_Q4_0, TR, TT, TILE_CASES_4x4)
 DRIVER(gemm_q4_K, CALL_Q4_K, KR, KT, TILE_CASES_2x6)
 DRIVER(gemm_q6_K, CALL_Q6_K, KR, KT, TILE_CASES_2x6)
 
-static const nk_gemm_kernel k_q8_0 = { gemm_q8_0, a32_quant, a32_row_size, 0 };
-static const nk_gemm_kernel k_q5_0 = { gemm_q5_0, a32_quant, a32_row_size, 0 };
-static const nk_gemm_kernel k_q4_0 = { gemm_q4_0, a32_quant, a32_row_size, 0 };
+static const nk_gemm_kernel k_q8_0 = { gemm_q8_0, a32_quant_q8_0, a32_row_size, 0 };
+static const nk_gemm_kernel k_q5_0 = { gemm_q5_0, a32_quant_q5_0, a32_row_size, 0 };
+static const nk_gemm_kernel k_q4_0 = { gemm_q4_0, a32_quant_q4_0, a32_row_size, 0 };
 static const nk_gemm_kernel k_q4_K = { gemm_q4_K, q8K_perm_quant, q8K_row_size, 0 };
 static const nk_gemm_kernel k_q6_K = { gemm_q6_K, q8K_quant, q8K_row_size, 0 };
 
