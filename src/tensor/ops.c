@@ -417,7 +417,7 @@ void nk_matmul_n(nk_pool *pool, int n_w, const nk_tensor *const *W, const float 
             f.row = xs * sizeof(float);
         }
         /* weights whose kernels read the same activation format share one conversion
-         * (Q5_0 with Q8_0; every weight of one type) */
+         * (every weight of one type; Q4_K with Q6_K do not: different byte orders) */
         int k = 0;
         while (k < j.n_fmt && !(j.fmt[k].quant == f.quant && j.fmt[k].row == f.row)) k++;
         if (k == j.n_fmt) j.fmt[j.n_fmt++] = f;

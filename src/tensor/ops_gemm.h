@@ -14,9 +14,11 @@
  * the type's vec_dot only in float rounding order (bounds in tests/tensor/test_gemm.c).
  *
  * Activation formats keep llama.cpp's codes: the K-quant kernels read Q8_K blocks
- * (exact reference codes; Q4_K's in a permuted byte order), the 32-block kernels
- * (Q8_0, Q5_0, Q4_0) read ggml's x86 Q8_0 codes stored as u8 (code + 128) with the
- * block scales expanded to floats.
+ * (exact reference codes; Q4_K's in a permuted byte order), the small-batch 32-block
+ * kernels (Q8_0, Q5_0, Q4_0) read ggml's x86 Q8_0 codes (signed) with the block
+ * scales expanded to floats and, per group of 4 codes, -offset * (their sum), where
+ * offset is what the kernel adds to the weight codes to read them unsigned (Q8_0
+ * 128, Q5_0 16, Q4_0 8): one conversion per weight type.
  */
 #ifndef NOOK_TENSOR_OPS_GEMM_H
 #define NOOK_TENSOR_OPS_GEMM_H
