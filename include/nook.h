@@ -137,13 +137,20 @@ size_t nook_detok_flush(nook_detok *d, char *buf, size_t cap);
  */
 typedef struct nook_session nook_session;
 
+/* KV cache element types (llama.cpp's --cache-type-k/-v; Ollama's
+ * OLLAMA_KV_CACHE_TYPE). Q8_0 halves the cache (34 bytes per 32 values instead of
+ * 64) at a small cost in accuracy; it needs flash attention and head sizes that are
+ * multiples of 32, as in llama.cpp. */
+typedef enum nook_kv_type { NOOK_KV_F16 = 0, NOOK_KV_Q8_0, NOOK_KV_F32 } nook_kv_type;
+
 typedef struct nook_session_params {
     int n_ctx;      /* context length in tokens (0 = min(n_ctx_train, 4096))   */
     int n_batch;    /* max tokens per forward pass (0 = 512)                    */
     int n_threads;  /* worker threads (0 = number of cores)                     */
     bool plain_attn; /* false: attention rounds as llama.cpp's flash-attention
                         kernel (its CPU default, -fa auto); true: as its non-flash
-                        path (-fa off). Both keep an f16 KV cache, as llama.cpp. */
+                        path (-fa off). */
+    nook_kv_type kv_type; /* cache type for K and V (default f16, llama.cpp's)     */
 } nook_session_params;
 
 nook_session_params nook_session_default_params(void);

@@ -21,6 +21,7 @@
 typedef struct bench_opts {
     int pp, tg, threads, reps, ctx;
     bool json, no_mmap;
+    const char *kv_type;
 } bench_opts;
 
 static bench_opts o;
@@ -33,6 +34,7 @@ static const cli_opt k_opts[] = {
     { "ctx",     'c', OPT_INT,  &o.ctx, 0, 1 << 24, "N", "context length (0: max(1024, pp + gen + 16)) [0]" },
     { "json",    0,   OPT_FLAG, &o.json, 0, 0, NULL, "print one JSON object on stdout" },
     { "no-mmap", 0,   OPT_FLAG, &o.no_mmap, 0, 0, NULL, "copy the model into private memory instead of mapping it" },
+    { "kv-cache-type", 0, OPT_STR, &o.kv_type, 0, 0, "T", "KV cache type: f16, q8_0 or f32 [f16]" },
 };
 
 static const cli_verb_info k_info = {
@@ -101,7 +103,7 @@ static const char *base_name(const char *p) {
 }
 
 int cli_bench(int argc, char **argv) {
-    o = (bench_opts){ .pp = 512, .tg = 128, .reps = 3 };
+    o = (bench_opts){ .pp = 512, .tg = 128, .reps = 3, .kv_type = "f16" };
     int n_pos = 0;
     int rc = cli_parse(&k_info, argc, argv, &n_pos);
     if (rc != CLI_OK) return rc;
@@ -116,6 +118,10 @@ int cli_bench(int argc, char **argv) {
     const int n_vocab = nook_model_n_vocab(m);
     nook_session_params sp = nook_session_default_params();
     sp.n_threads = o.threads;
+    if (cli_kv_type("bench", o.kv_type, &sp.kv_type) != CLI_OK) {
+        nook_model_free(m);
+        return CLI_EUSAGE;
+    }
     sp.n_ctx = o.ctx ? o.ctx : NK_MAX(1024, o.pp + o.tg + 16);
     sp.n_batch = NK_MAX(o.pp, 16);
     if (sp.n_ctx < o.pp + o.tg || sp.n_ctx < 16) {

@@ -32,6 +32,7 @@ typedef struct run_opts {
     int   think;              /* -1 template default, 0 off, 1 on */
     int   keep;               /* tokens kept by a context shift, after BOS (-1: the prompt) */
     const char *format;
+    const char *kv_type;
 } run_opts;
 
 static run_opts o;
@@ -55,6 +56,7 @@ static const cli_opt k_opts[] = {
     { "no-shift",       0,   OPT_FLAG,  &o.no_shift, 0, 0, NULL, "stop with reason 'length' at a full context instead of shifting it" },
     { "show-prompt",    0,   OPT_FLAG,  &o.show_prompt, 0, 0, NULL, "print the prompt as it goes to the tokenizer (template applied) and exit" },
     { "format",         0,   OPT_STR,   &o.format, 0, 0, "FMT", "output format: text (default) or jsonl (one object per token)" },
+    { "kv-cache-type",  0,   OPT_STR,   &o.kv_type, 0, 0, "T", "KV cache type: f16, q8_0 (half the memory) or f32 [f16]" },
     { "top-logprobs",   0,   OPT_INT,   &o.top_logprobs, 0, 20, "K", "with --format jsonl: the K most likely tokens at each step [0]" },
     { "no-mmap",        0,   OPT_FLAG,  &o.no_mmap, 0, 0, NULL, "copy the model into private memory instead of mapping it" },
     { "verbose",        0,   OPT_FLAG,  &o.verbose, 0, 0, NULL, "print timings (Ollama's format) and notes to stderr" },
@@ -247,7 +249,7 @@ int cli_run(int argc, char **argv) {
     o = (run_opts){
         .num_predict = -1, .temperature = dp.temperature, .top_p = dp.top_p, .min_p = dp.min_p,
         .repeat_penalty = dp.repeat_penalty, .top_k = dp.top_k, .repeat_last_n = dp.repeat_last_n,
-        .threads = 0, .ctx = 0, .top_logprobs = 0, .seed = -1, .think = -1, .keep = 4, .format = "text",
+        .threads = 0, .ctx = 0, .top_logprobs = 0, .seed = -1, .think = -1, .keep = 4, .format = "text", .kv_type = "f16",
     };
     int npos;
     int rc = cli_parse(&k_info, argc, argv, &npos);
@@ -256,6 +258,8 @@ int cli_run(int argc, char **argv) {
     bool jsonl = strcmp(o.format, "jsonl") == 0;
     if (!jsonl && strcmp(o.format, "text") != 0)
         return cli_fail(CLI_EUSAGE, "run: bad value '%s' for --format (text or jsonl)", o.format);
+    nook_kv_type kv_type;
+    if (cli_kv_type("run", o.kv_type, &kv_type) != CLI_OK) return CLI_EUSAGE;
     if (o.repeat_penalty <= 0.0f)
         return cli_fail(CLI_EUSAGE, "run: bad value for --repeat-penalty (must be above 0)");
     if (o.top_logprobs > 0 && !jsonl)
@@ -310,6 +314,7 @@ int cli_run(int argc, char **argv) {
     nook_session_params sp = nook_session_default_params();
     sp.n_ctx = o.ctx;
     sp.n_threads = o.threads;
+    sp.kv_type = kv_type;
     if (nook_session_new(m, &sp, &s, &err) != NOOK_OK) {
         rc = cli_fail(CLI_EFAIL, "%s", err.msg);
         goto done;

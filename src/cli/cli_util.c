@@ -190,6 +190,14 @@ char *cli_read_stream(FILE *f, bool one_line, size_t *len) {
     return buf;
 }
 
+int cli_kv_type(const char *verb, const char *name, nook_kv_type *out) {
+    if (strcmp(name, "f16") == 0) *out = NOOK_KV_F16;
+    else if (strcmp(name, "q8_0") == 0) *out = NOOK_KV_Q8_0;
+    else if (strcmp(name, "f32") == 0) *out = NOOK_KV_F32;
+    else return cli_fail(CLI_EUSAGE, "%s: bad value '%s' for --kv-cache-type (f16, q8_0 or f32)", verb, name);
+    return CLI_OK;
+}
+
 /* ---- models and tokens ---------------------------------------------------------------- */
 
 nook_model *cli_load_model(const char *path, int n_threads, bool no_mmap) {

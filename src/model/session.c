@@ -6,8 +6,10 @@
  * n_batch tokens and n_ctx positions; nook_session_decode allocates nothing.
  *
  * KV cache: per layer, K and V rows by position ([n_ctx][n_head_kv*hd]). Elements
- * are f16, as llama.cpp stores them by default, so values round as in llama.cpp;
- * NOOK_KV_F32=1 in the environment selects an f32 cache (a debugging aid).
+ * are f16 by default, as llama.cpp stores them, so values round as in llama.cpp;
+ * nook_session_params.kv_type selects q8_0 (each head's row quantized as whole
+ * blocks, as llama.cpp's --cache-type-k/v q8_0) or f32; NOOK_KV_F32=1 in the
+ * environment forces f32 (a debugging aid).
  *
  * Attention numerics follow llama.cpp's flash-attention kernel, which its default
  * (-fa auto) selects on the CPU; nook_session_params.plain_attn selects the numerics
@@ -25,7 +27,7 @@ struct nook_session {
     nk_pool *pool;
     int n_ctx, n_batch, n_past;
     uint32_t kv_type;
-    size_t kv_esize;
+    size_t k_row, v_row;     /* cache bytes per position (all KV heads) */
     bool flash;              /* flash-attention numerics */
     uint8_t *kv;             /* n_layer x (K then V) */
     size_t k_bytes, v_bytes; /* per layer */
@@ -94,9 +96,22 @@ nook_status nook_session_new(const nook_model *m, const nook_session_params *p,
     s->n_ctx = p->n_ctx ? p->n_ctx : NK_MIN(hp->n_ctx_train, 4096);
     s->n_batch = NK_MIN(p->n_batch ? p->n_batch : 512, s->n_ctx);
     const char *kv32 = getenv("NOOK_KV_F32");
-    s->kv_type = kv32 && kv32[0] == '1' ? NK_TYPE_F32 : NK_TYPE_F16;
-    s->kv_esize = s->kv_type == NK_TYPE_F32 ? 4 : 2;
+    s->kv_type = p->kv_type == NOOK_KV_Q8_0 ? NK_TYPE_Q8_0 : p->kv_type == NOOK_KV_F32 ? NK_TYPE_F32 : NK_TYPE_F16;
+    if (kv32 && kv32[0] == '1') s->kv_type = NK_TYPE_F32;
     s->flash = !p->plain_attn;
+    if ((unsigned)p->kv_type > NOOK_KV_F32) {
+        nk_free(s);
+        return nk_fail(err, NOOK_EINVAL, "unknown KV cache type %d", (int)p->kv_type);
+    }
+    if (s->kv_type == NK_TYPE_Q8_0 && !s->flash) {
+        nk_free(s);
+        return nk_fail(err, NOOK_EINVAL, "a q8_0 KV cache needs flash attention (as in llama.cpp)");
+    }
+    if (s->kv_type == NK_TYPE_Q8_0 && (hp->head_dim_k % 32 || hp->head_dim_v % 32)) {
+        nk_free(s);
+        return nk_fail(err, NOOK_EUNSUPPORTED, "a q8_0 KV cache needs head sizes that are multiples of 32 (model: %d, %d)",
+                       hp->head_dim_k, hp->head_dim_v);
+    }
 
     nook_status st = nk_pool_new(p->n_threads ? p->n_threads : nk_n_cores(), &s->pool, err);
     if (st) goto fail;
@@ -106,8 +121,10 @@ nook_status nook_session_new(const nook_model *m, const nook_session_params *p,
     const int64_t n_v = (int64_t)hp->n_head_kv * hp->head_dim_v;
     const int64_t n_o = (int64_t)hp->n_head * hp->head_dim_v;
     uint64_t kb, vb, total;
-    if (!nk_mul_ok((uint64_t)s->n_ctx, (uint64_t)n_k * s->kv_esize, &kb) ||
-        !nk_mul_ok((uint64_t)s->n_ctx, (uint64_t)n_v * s->kv_esize, &vb) ||
+    s->k_row = nk_row_size(s->kv_type, n_k);
+    s->v_row = nk_row_size(s->kv_type, n_v);
+    if (!nk_mul_ok((uint64_t)s->n_ctx, (uint64_t)s->k_row, &kb) ||
+        !nk_mul_ok((uint64_t)s->n_ctx, (uint64_t)s->v_row, &vb) ||
         !nk_add_ok(kb, vb, &total) || !nk_mul_ok(total, (uint64_t)hp->n_layer, &total) || total > SIZE_MAX / 2) {
         st = nk_fail(err, NOOK_ERANGE, "KV cache for n_ctx %d does not fit in memory", s->n_ctx);
         goto fail;
@@ -197,12 +214,12 @@ static void store_kv(nook_session *s, int l, int pos0, int n_tok) {
         const float *k = s->k + (size_t)t * (size_t)n_k;
         const float *v = s->v + (size_t)t * (size_t)n_v;
         if (s->kv_type == NK_TYPE_F16) {
-            nk_f32_to_f16_row(k, (uint16_t *)(kc + pos * (size_t)n_k * s->kv_esize), n_k);
-            nk_f32_to_f16_row(v, (uint16_t *)(vc + pos * (size_t)n_v * s->kv_esize), n_v);
+            nk_f32_to_f16_row(k, (uint16_t *)(kc + pos * s->k_row), n_k);
+            nk_f32_to_f16_row(v, (uint16_t *)(vc + pos * s->v_row), n_v);
             continue;
         }
-        kt->from_float(k, kc + pos * (size_t)n_k * s->kv_esize, n_k);
-        kt->from_float(v, vc + pos * (size_t)n_v * s->kv_esize, n_v);
+        kt->from_float(k, kc + pos * s->k_row, n_k);
+        kt->from_float(v, vc + pos * s->v_row, n_v);
     }
 }
 

@@ -90,7 +90,7 @@ static bool tile_ok(const nk_attn *a) {
 
 /* per-thread scratch: the per-query path's or the tiled path's, whichever is larger */
 static size_t attn_thread_bytes(int n_ctx, int hd) {
-    const size_t plain = 2 * round64((size_t)n_ctx * 4) + 2 * round64((size_t)hd * 4);
+    const size_t plain = 2 * round64((size_t)n_ctx * 4) + 3 * round64((size_t)hd * 4);
     return NK_MAX(plain, tile_bytes(hd));
 }
 
@@ -552,7 +552,6 @@ static void tile_task(const nk_attn *a, const tile_plan *pl, int task, void *scr
 typedef struct attn_run {
     const nk_attn *a;
     const nk_type_traits *kt;   /* cache type traits (vec_dot, from_float) */
-    size_t esize;               /* bytes per cache element */
     bool simd, simd512;
     tile_plan plan;             /* tiled path: the tasks, taken in order by any thread */
     atomic_int next;
@@ -572,17 +571,23 @@ static void attn_tile_fn(void *ctx, int ith, int nth) {
 static void attn_fn(void *ctx, int ith, int nth) {
     const attn_run *run = ctx;
     const nk_attn *a = run->a;
-    const size_t es = run->esize;
     const bool f16 = a->kv_type == NK_TYPE_F16;
+    /* a quantized cache (Q8_0): the query meets K in K's dot partner format, and each
+     * V row is dequantized and accumulated in f32, as ggml's flash kernel does */
+    const bool vq = a->kv_type != NK_TYPE_F16 && a->kv_type != NK_TYPE_F32;
+    const nk_type_traits *qt = (!f16 && run->kt->vec_dot_type != NK_TYPE_F32)
+                                   ? nk_type_get((uint32_t)run->kt->vec_dot_type) : NULL;
     uint8_t *base = (uint8_t *)a->scratch + (size_t)ith * attn_thread_bytes(a->n_ctx, NK_MAX(a->hd_k, a->hd_v));
     const size_t sz = round64((size_t)a->n_ctx * 4), hz = round64((size_t)NK_MAX(a->hd_k, a->hd_v) * 4);
     float *scores = (float *)base;
     float *aux = (float *)(base + sz);          /* flash: rescale factors; plain: f16 probabilities */
     void *qconv = base + 2 * sz;
     float *acc = (float *)(base + 2 * sz + hz);
+    float *vrow = (float *)(base + 2 * sz + 2 * hz);   /* a dequantized V row */
     const int group = a->n_head / a->n_head_kv;
-    const size_t k_row = (size_t)a->n_head_kv * (size_t)a->hd_k * es;   /* bytes per position */
-    const size_t v_row = (size_t)a->n_head_kv * (size_t)a->hd_v * es;
+    const size_t k_head = nk_row_size(a->kv_type, a->hd_k), v_head = nk_row_size(a->kv_type, a->hd_v);
+    const size_t k_row = (size_t)a->n_head_kv * k_head;   /* bytes per position */
+    const size_t v_row = (size_t)a->n_head_kv * v_head;
     const size_t q_stride = (size_t)a->n_head * (size_t)a->hd_k;
     const size_t o_stride = (size_t)a->n_head * (size_t)a->hd_v;
     const int n_task = a->n_tok * a->n_head;
@@ -598,9 +603,12 @@ static void attn_fn(void *ctx, int ith, int nth) {
             if (run->simd) f32_to_f16_f16c(q, qconv, a->hd_k);
             else run->kt->from_float(q, qconv, a->hd_k);
             qv = qconv;
+        } else if (qt) {
+            qt->from_float(q, qconv, a->hd_k);
+            qv = qconv;
         }
-        const uint8_t *kb = (const uint8_t *)a->k + (size_t)lo * k_row + (size_t)kvh * (size_t)a->hd_k * es;
-        const uint8_t *vb = (const uint8_t *)a->v + (size_t)lo * v_row + (size_t)kvh * (size_t)a->hd_v * es;
+        const uint8_t *kb = (const uint8_t *)a->k + (size_t)lo * k_row + (size_t)kvh * k_head;
+        const uint8_t *vb = (const uint8_t *)a->v + (size_t)lo * v_row + (size_t)kvh * v_head;
         if (!(f16 && run->simd512 && scores_f16_fast(a->hd_k, n_kv, qv, kb, k_row, a->scale, scores))) {
             for (int j = 0; j < n_kv; j++) {
                 run->kt->vec_dot(a->hd_k, &scores[j], kb + (size_t)j * k_row, qv);
@@ -625,6 +633,10 @@ static void attn_fn(void *ctx, int ith, int nth) {
                 }
                 S = S * ms + w;
                 const void *vj = vb + (size_t)j * v_row;
+                if (vq) {
+                    run->kt->to_float(vj, vrow, a->hd_v);
+                    vj = vrow;
+                }
                 if (run->simd) v_mad_flash_f16c(a->hd_v, acc, vj, f16, ms, w);
                 else v_mad_flash(a->hd_v, acc, vj, f16, ms, w);
             }
@@ -660,7 +672,6 @@ void nk_attention(nk_pool *pool, const nk_attn *a) {
     attn_run run = {
         .a = a,
         .kt = nk_type_get(a->kv_type),
-        .esize = a->kv_type == NK_TYPE_F32 ? 4 : 2,
         .simd = attn_simd(),
         .simd512 = attn_simd512(),
     };

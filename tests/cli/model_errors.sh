@@ -13,6 +13,16 @@ run_cmd "$NOOK" run "$S" "Once upon a time" --raw --ctx 5 --temperature 0 --no-s
 check_eq "prompt == ctx exit" "$rc" 0
 check_eq "prompt == ctx output" "$out" ","
 
+# KV cache types: an unknown name is a usage error; q8_0 needs head sizes that are
+# multiples of 32 (stories260K's are 8) and says so; f32 runs
+expect_fail "bad kv type" "$NOOK" run "$S" "Once" --raw --kv-cache-type q9
+check_eq "bad kv type exit" "$rc" 2
+check_contains "bad kv type names the flag" "$err" "--kv-cache-type"
+expect_fail "q8_0 kv on head size 8" "$NOOK" run "$S" "Once" --raw --kv-cache-type q8_0
+check_contains "q8_0 kv says why" "$err" "multiples of 32"
+run_cmd "$NOOK" run "$S" "Once upon a time" --raw --temperature 0 -n 3 --kv-cache-type f32
+check_eq "f32 kv runs" "$rc" 0
+
 # a GGUF that is not a runnable model: the vocab-only files
 for v in ggml-vocab-llama-spm.gguf ggml-vocab-bert-bge.gguf; do
     [ -r "$MODELS/vocab/$v" ] || continue

@@ -1,0 +1,96 @@
+/* nk_attention with a q8_0 KV cache (nook_session_params.kv_type = NOOK_KV_Q8_0)
+ * against a double-precision reference of what ggml's flash kernel computes for such
+ * a cache: the query quantized to Q8_0 (K's dot partner), scores from the quantized
+ * codes, softmax, and the dequantized V rows summed. GQA, several tokens at a causal
+ * offset, a sliding window, 1 and 2 threads (bit for bit). */
+#include "tensor/ops.h"
+#include "tensor/quants.h"
+#include "nk_test.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t rng = 0x2545F4914F6CDD1Dull;
+static float frand(void) {
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (float)((rng >> 40) / (double)(1 << 24)) * 2.0f - 1.0f;
+}
+
+static void check(int hd, int n_head, int n_head_kv, int n_tok, int pos0, int n_swa) {
+    const int n_ctx = pos0 + n_tok + 3, n_kv = n_head_kv * hd;
+    const nk_type_traits *q8 = nk_type_get(NK_TYPE_Q8_0);
+    const size_t row = nk_row_size(NK_TYPE_Q8_0, n_kv), head = nk_row_size(NK_TYPE_Q8_0, hd);
+    uint8_t *K = calloc((size_t)n_ctx, row), *V = calloc((size_t)n_ctx, row);
+    float *tmp = malloc(sizeof(float) * (size_t)n_kv);
+    float *q = malloc(sizeof(float) * (size_t)n_tok * n_head * hd);
+    float *out1 = malloc(sizeof(float) * (size_t)n_tok * n_head * hd), *out2 = malloc(sizeof(float) * (size_t)n_tok * n_head * hd);
+    for (int p = 0; p < pos0 + n_tok; p++) {
+        for (int i = 0; i < n_kv; i++) tmp[i] = frand() * 2.0f;
+        q8->from_float(tmp, K + (size_t)p * row, n_kv);
+        for (int i = 0; i < n_kv; i++) tmp[i] = frand();
+        q8->from_float(tmp, V + (size_t)p * row, n_kv);
+    }
+    for (int i = 0; i < n_tok * n_head * hd; i++) q[i] = frand();
+    void *ws1 = nk_aligned_alloc(nk_attn_wsize(1, n_ctx, hd)), *ws2 = nk_aligned_alloc(nk_attn_wsize(2, n_ctx, hd));
+    nk_attn a = { .n_tok = n_tok, .pos0 = pos0, .n_head = n_head, .n_head_kv = n_head_kv, .hd_k = hd, .hd_v = hd,
+                  .n_ctx = n_ctx, .n_swa = n_swa, .scale = 1.0f / sqrtf((float)hd), .kv_type = NK_TYPE_Q8_0,
+                  .flash = true, .q = q, .k = K, .v = V, .out = out1, .scratch = ws1 };
+    nk_attention(NULL, &a);
+    nk_pool *pool = NULL;
+    CHECK_EQ_INT(nk_pool_new(2, &pool, NULL), NOOK_OK);
+    a.out = out2;
+    a.scratch = ws2;
+    a.n_tok = n_tok;
+    nk_attention(pool, &a);
+    CHECK_MSG(memcmp(out1, out2, sizeof(float) * (size_t)n_tok * n_head * hd) == 0, "hd %d: 1 vs 2 threads differ", hd);
+
+    double maxerr = 0;
+    float *qd = malloc(sizeof(float) * hd), *kd = malloc(sizeof(float) * hd), *vd = malloc(sizeof(float) * hd);
+    double *acc = malloc(sizeof(double) * hd), *sc = malloc(sizeof(double) * n_ctx);
+    uint8_t *qq = malloc(head);
+    for (int t = 0; t < n_tok; t++) {
+        for (int h = 0; h < n_head; h++) {
+            const int kvh = h / (n_head / n_head_kv), pos = pos0 + t;
+            const int lo = n_swa > 0 && pos - n_swa + 1 > 0 ? pos - n_swa + 1 : 0;
+            q8->from_float(q + ((size_t)t * n_head + h) * hd, qq, hd);
+            q8->to_float(qq, qd, hd);
+            double mx = -INFINITY, sum = 0;
+            for (int j = lo; j <= pos; j++) {
+                q8->to_float(K + (size_t)j * row + (size_t)kvh * head, kd, hd);
+                double s = 0;
+                for (int d = 0; d < hd; d++) s += (double)qd[d] * kd[d];
+                sc[j] = s * a.scale;
+                if (sc[j] > mx) mx = sc[j];
+            }
+            memset(acc, 0, sizeof(double) * hd);
+            for (int j = lo; j <= pos; j++) {
+                const double w = exp(sc[j] - mx);
+                sum += w;
+                q8->to_float(V + (size_t)j * row + (size_t)kvh * head, vd, hd);
+                for (int d = 0; d < hd; d++) acc[d] += w * vd[d];
+            }
+            for (int d = 0; d < hd; d++) {
+                const double e = fabs(acc[d] / sum - out1[((size_t)t * n_head + h) * hd + d]);
+                if (e > maxerr) maxerr = e;
+            }
+        }
+    }
+    /* f32 accumulation over at most ~40 positions of values |v| < 1 */
+    CHECK_MSG(maxerr < 2e-5, "hd %d heads %d/%d swa %d: max error %g", hd, n_head, n_head_kv, n_swa, maxerr);
+    nk_pool_free(pool);
+    nk_aligned_free(ws1);
+    nk_aligned_free(ws2);
+    free(K); free(V); free(tmp); free(q); free(out1); free(out2);
+    free(qd); free(kd); free(vd); free(acc); free(sc); free(qq);
+}
+
+int main(void) {
+    nk_tensor_init();
+    check(32, 4, 2, 5, 0, 0);
+    check(64, 8, 2, 7, 13, 0);
+    check(128, 4, 4, 3, 30, 0);
+    check(128, 6, 2, 9, 20, 8);   /* sliding window */
+    check(256, 2, 1, 4, 11, 0);
+    NK_TEST_DONE();
+}
