@@ -1,7 +1,8 @@
 /*
- * test_gemm_rl_q6k.c: the rows-in-lanes Q6_K batch kernel (nk_gemm_rl_q6_K,
- * tensor/ops_gemm.h) against the plain-C reference dot, on random blocks with every
- * code bit random.
+ * test_gemm_rl.c: the rows-in-lanes batch kernels for Q8_0, Q5_0, Q4_0
+ * (tensor/arch/x86/gemm_rl_q8_0.c: one driver, per-type weight unpacking) and Q6_K
+ * (gemm_rl_q6k.c) against the plain-C reference dot, on random blocks with every code
+ * bit random (Q4_K has its own test: its activation layout differs).
  *
  *  - accuracy: |gemm - ref| <= 1e-5 * sum|w_i*x_i| (+1e-30), the bound test_gemm.c
  *    uses (same integer codes, only the float accumulation order differs), over
@@ -11,8 +12,9 @@
  *    (a row stride wider than nr) must stay untouched;
  *  - determinism: the same outputs bit for bit when the product is split into
  *    sub-products at arbitrary row and token boundaries, and element by element;
- *  - end to end: nk_matmul picks the kernel for batches >= min_tok and gives the
- *    same bits with 1 or 2 threads as the kernel called directly.
+ *  - end to end: nk_matmul gives the same bits with 1 or 2 threads, within the
+ *    bound; once nk_gemm_pick dispatches to the kernel (batches >= min_tok), the same
+ *    bits as the kernel called directly.
  *
  * Skips (exit 77) on CPUs without AVX-512 VNNI, where there is no batch kernel.
  */
@@ -21,8 +23,8 @@
 #include "tensor/ops_gemm.h"
 #include "tensor/quants.h"
 
-#define RL_TYPE NK_TYPE_Q6_K
-#define RL_GET nk_gemm_rl_q6_K
+
+static uint32_t RL_TYPE;   /* the weight type under test */
 
 static uint64_t g_rng = 0x2545F4914F6CDD1Dull;
 static uint32_t rnd_u32(void) {
@@ -36,7 +38,11 @@ static uint16_t rnd_scale(void) { return nk_fp32_to_fp16(rnd_f() * 0.01f); }
 static void random_rows(uint8_t *w, size_t bytes) {
     for (size_t i = 0; i < bytes; i++) w[i] = (uint8_t)rnd_u32();
     const size_t bs = nk_type_get(RL_TYPE)->type_size;
-    for (size_t b = 0; b < bytes / bs; b++) ((nk_block_q6_K *)(w + b * bs))->d = rnd_scale();
+    for (size_t b = 0; b < bytes / bs; b++) {   /* a sane f16 scale in every block */
+        const uint16_t d = rnd_scale();
+        if (RL_TYPE == NK_TYPE_Q6_K) ((nk_block_q6_K *)(w + b * bs))->d = d;
+        else memcpy(w + b * bs, &d, 2);          /* the first field of the 32-blocks */
+    }
 }
 
 typedef struct prob {
@@ -167,24 +173,36 @@ static void check_matmul(const nk_gemm_kernel *gk, int n, int rows, int nt) {
     prob_free(&p);
 }
 
-int main(void) {
-    nk_tensor_init();
-    const nk_gemm_kernel *gk = RL_GET();
-    if (!gk) nk_test_skip("no AVX-512 VNNI batch kernel on this CPU");
+static void run_type(uint32_t type, const nk_gemm_kernel *gk) {
+    RL_TYPE = type;
     CHECK(gk->min_tok >= 4);   /* test_errors.c compares batches of 3 with single tokens */
-    const int ns[] = { 256, 512, 768, 1280, 2304, 4352 };
+    const bool k256 = type == NK_TYPE_Q6_K;
+    const int ns32[] = { 32, 64, 96, 1056, 2080, 4128 }, ns256[] = { 256, 512, 768, 1280, 2304, 4352 };
+    const int *ns = k256 ? ns256 : ns32;
     const int rs[] = { 1, 3, 16, 17, 33 };
     const int ts[] = { 1, 5, 9, 70 };
-    for (size_t a = 0; a < NK_ARRAY_LEN(ns); a++)
+    for (size_t a = 0; a < NK_ARRAY_LEN(ns32); a++)
         for (size_t b = 0; b < NK_ARRAY_LEN(rs); b++)
             for (size_t c = 0; c < NK_ARRAY_LEN(ts); c++) {
-                if (ns[a] > 1000 && rs[b] * ts[c] > 600) continue;   /* keep the reference cheap */
+                if (ns[a] > 1100 && rs[b] * ts[c] > 600) continue;   /* keep the reference cheap */
                 check_shape(gk, ns[a], rs[b], ts[c]);
             }
-    check_shape(gk, 4352, 33, 19);
-    check_shape(gk, 1024, 16, 64);
+    check_shape(gk, k256 ? 4352 : 4128, 33, 19);
+    check_shape(gk, k256 ? 1024 : 1152, 16, 64);   /* 1152: gemma3-1b's n_embd, two slabs */
     check_matmul(gk, 1024, 100, 70);
-    check_matmul(gk, 256, 20, 3);
+    check_matmul(gk, k256 ? 256 : 96, 20, 3);
     check_matmul(gk, 2048, 36, 9);
+    if (!k256) check_matmul(gk, 1152, 40, 12);
+}
+
+int main(void) {
+    nk_tensor_init();
+    const struct { uint32_t type; const nk_gemm_kernel *gk; } kernels[] = {
+        { NK_TYPE_Q8_0, nk_gemm_rl_q8_0() }, { NK_TYPE_Q5_0, nk_gemm_rl_q5_0() },
+        { NK_TYPE_Q4_0, nk_gemm_rl_q4_0() }, { NK_TYPE_Q6_K, nk_gemm_rl_q6_K() },
+    };
+    for (size_t i = 1; i < NK_ARRAY_LEN(kernels); i++) CHECK((kernels[i].gk == NULL) == (kernels[0].gk == NULL));
+    if (!kernels[0].gk) nk_test_skip("no AVX-512 VNNI batch kernel on this CPU");
+    for (size_t i = 0; i < NK_ARRAY_LEN(kernels); i++) run_type(kernels[i].type, kernels[i].gk);
     NK_TEST_DONE();
 }
