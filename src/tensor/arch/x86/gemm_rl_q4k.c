@@ -36,17 +36,7 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 
-#define TGT __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
-#define INL __attribute__((always_inline)) inline
-/* Small loops over rows, tokens and registers unroll fully, so their arrays stay in
- * registers (clang ignores GCC's pragma); the sub-block loop does not (code size). */
-#if defined(__clang__)
-#define UNROLL _Pragma("clang loop unroll(full)")
-#define NO_UNROLL _Pragma("clang loop unroll(disable)")
-#else
-#define UNROLL _Pragma("GCC unroll 16")
-#define NO_UNROLL _Pragma("GCC unroll 1")
-#endif
+#include "tensor/arch/x86/gemm_rl.h"
 
 #define RL_ROWS 16   /* weight rows per pass: one per 32-bit lane */
 #define RL_TOK 64    /* tokens per pass over a block column (accumulators on the stack) */

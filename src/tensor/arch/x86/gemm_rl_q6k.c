@@ -29,14 +29,7 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 
-#define TGT __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
-#define INL __attribute__((always_inline)) inline
-/* Fully unrolled small loops keep the per-row and per-token arrays in registers. */
-#if defined(__clang__)
-#define UNROLL _Pragma("clang loop unroll(full)")
-#else
-#define UNROLL _Pragma("GCC unroll 16")
-#endif
+#include "tensor/arch/x86/gemm_rl.h"
 
 #define RL_ROWS 16      /* rows per pass: one per 32-bit lane */
 #define RL_SLAB 4       /* blocks per slab: 4 x 5 KiB */
@@ -73,33 +66,6 @@ typedef struct rl6_wblk {
     __m512 dw;
 } rl6_wblk;
 
-/* In-register transpose of 16 rows of 16 dwords: out[k] lane r = in[r] dword k. */
-TGT static INL void transpose16(__m512i r[16]) {
-    __m512i a[16], b[16];
-    UNROLL
-    for (int i = 0; i < 8; i++) {
-        a[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
-        a[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
-    }
-    UNROLL
-    for (int i = 0; i < 4; i++) {
-        b[4 * i] = _mm512_unpacklo_epi64(a[4 * i], a[4 * i + 2]);
-        b[4 * i + 1] = _mm512_unpackhi_epi64(a[4 * i], a[4 * i + 2]);
-        b[4 * i + 2] = _mm512_unpacklo_epi64(a[4 * i + 1], a[4 * i + 3]);
-        b[4 * i + 3] = _mm512_unpackhi_epi64(a[4 * i + 1], a[4 * i + 3]);
-    }
-    /* b[4i+m], 128-bit lane j: dword 4j+m of rows 4i..4i+3 */
-    UNROLL
-    for (int m = 0; m < 4; m++) {
-        const __m512i c = _mm512_shuffle_i32x4(b[m], b[4 + m], 0x88), d = _mm512_shuffle_i32x4(b[m], b[4 + m], 0xDD);
-        const __m512i e = _mm512_shuffle_i32x4(b[8 + m], b[12 + m], 0x88);
-        const __m512i f = _mm512_shuffle_i32x4(b[8 + m], b[12 + m], 0xDD);
-        r[m] = _mm512_shuffle_i32x4(c, e, 0x88);
-        r[8 + m] = _mm512_shuffle_i32x4(c, e, 0xDD);
-        r[4 + m] = _mm512_shuffle_i32x4(d, f, 0x88);
-        r[12 + m] = _mm512_shuffle_i32x4(d, f, 0xDD);
-    }
-}
 
 /* Codes 64p..64p+63 of a Q6_K block in element order, as u8 0..63. Part 2h holds
  * elements 128h + 0..63 (ql low nibbles, qh bits 0-1 then 2-3), part 2h+1 elements

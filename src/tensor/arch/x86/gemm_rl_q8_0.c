@@ -31,14 +31,7 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 
-#define TGT __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
-#define INL __attribute__((always_inline)) inline
-/* Fully unrolled small loops keep the per-row and per-token arrays in registers. */
-#if defined(__clang__)
-#define UNROLL _Pragma("clang loop unroll(full)")
-#else
-#define UNROLL _Pragma("GCC unroll 16")
-#endif
+#include "tensor/arch/x86/gemm_rl.h"
 
 #define RL_ROWS 16      /* rows per pass: one per 32-bit lane */
 #define RL_SLAB 32      /* blocks per slab: 16 KiB of codes + 2 KiB of scales */
@@ -76,33 +69,6 @@ typedef struct rl8_slab {
     __m512 dw[RL_SLAB];
 } rl8_slab;
 
-/* In-register transpose of 16 rows of 16 dwords: out[k] lane r = in[r] dword k. */
-TGT static INL void transpose16(__m512i r[16]) {
-    __m512i a[16], b[16];
-    UNROLL
-    for (int i = 0; i < 8; i++) {
-        a[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
-        a[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
-    }
-    UNROLL
-    for (int i = 0; i < 4; i++) {
-        b[4 * i] = _mm512_unpacklo_epi64(a[4 * i], a[4 * i + 2]);
-        b[4 * i + 1] = _mm512_unpackhi_epi64(a[4 * i], a[4 * i + 2]);
-        b[4 * i + 2] = _mm512_unpacklo_epi64(a[4 * i + 1], a[4 * i + 3]);
-        b[4 * i + 3] = _mm512_unpackhi_epi64(a[4 * i + 1], a[4 * i + 3]);
-    }
-    /* b[4i+m], 128-bit lane j: dword 4j+m of rows 4i..4i+3 */
-    UNROLL
-    for (int m = 0; m < 4; m++) {
-        const __m512i c = _mm512_shuffle_i32x4(b[m], b[4 + m], 0x88), d = _mm512_shuffle_i32x4(b[m], b[4 + m], 0xDD);
-        const __m512i e = _mm512_shuffle_i32x4(b[8 + m], b[12 + m], 0x88);
-        const __m512i f = _mm512_shuffle_i32x4(b[8 + m], b[12 + m], 0xDD);
-        r[m] = _mm512_shuffle_i32x4(c, e, 0x88);
-        r[8 + m] = _mm512_shuffle_i32x4(c, e, 0xDD);
-        r[4 + m] = _mm512_shuffle_i32x4(d, f, 0x88);
-        r[12 + m] = _mm512_shuffle_i32x4(d, f, 0xDD);
-    }
-}
 
 /* One 32-code block of a row as u8 (code + 128), element j in byte j, and its f16
  * scale (at offset 0 in all three layouts). ty is a compile-time constant after
