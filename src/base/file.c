@@ -24,21 +24,31 @@ static nook_status read_all(int fd, uint8_t *buf, size_t size, const char *path,
     return NOOK_OK;
 }
 
-nook_status nk_map_file(const char *path, bool no_mmap, nk_map *out, nook_error *err) {
-    memset(out, 0, sizeof *out);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return nk_fail(err, NOOK_EIO, "%s: %s", path, strerror(errno));
+/* Open path read-only and check it is a regular file; on success *fd and *size are
+ * set and the caller closes *fd. Errors: NOOK_EIO naming the file. */
+static nook_status open_regular(const char *path, int *fd, size_t *size, nook_error *err) {
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0) return nk_fail(err, NOOK_EIO, "%s: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0) {
+    if (fstat(*fd, &st) != 0) {
         int e = errno;
-        close(fd);
+        close(*fd);
         return nk_fail(err, NOOK_EIO, "%s: %s", path, strerror(e));
     }
     if (!S_ISREG(st.st_mode)) {
-        close(fd);
+        close(*fd);
         return nk_fail(err, NOOK_EIO, "%s: not a regular file", path);
     }
-    size_t size = (size_t)st.st_size;
+    *size = (size_t)st.st_size;
+    return NOOK_OK;
+}
+
+nook_status nk_map_file(const char *path, bool no_mmap, nk_map *out, nook_error *err) {
+    memset(out, 0, sizeof *out);
+    int fd;
+    size_t size;
+    nook_status st0 = open_regular(path, &fd, &size, err);
+    if (st0 != NOOK_OK) return st0;
     if (size == 0) {
         close(fd);
         out->data = (const uint8_t *)"";
@@ -107,15 +117,10 @@ static void reread(int fd, uint8_t *data, size_t off, size_t len) {
 
 nook_status nk_map_file_huge(const char *path, nk_map *out, nook_error *err) {
     memset(out, 0, sizeof *out);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return nk_fail(err, NOOK_EIO, "%s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        int e = errno;
-        close(fd);
-        return nk_fail(err, NOOK_EIO, "%s: %s", path, S_ISREG(st.st_mode) ? strerror(e) : "not a regular file");
-    }
-    const size_t size = (size_t)st.st_size;
+    int fd;
+    size_t size;
+    nook_status st0 = open_regular(path, &fd, &size, err);
+    if (st0 != NOOK_OK) return st0;
     const size_t huge = (size_t)2 << 20;
     if (size < huge || size > SIZE_MAX - 2 * huge) {   /* small (or absurd): plain map */
         close(fd);
@@ -195,15 +200,10 @@ static void *reader_main(void *arg) {
 
 nook_status nk_load_file(const char *path, int n_threads, nk_map *out, nook_error *err) {
     memset(out, 0, sizeof *out);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return nk_fail(err, NOOK_EIO, "%s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        int e = errno;
-        close(fd);
-        return nk_fail(err, NOOK_EIO, "%s: %s", path, S_ISREG(st.st_mode) ? strerror(e) : "not a regular file");
-    }
-    const size_t size = (size_t)st.st_size;
+    int fd;
+    size_t size;
+    nook_status st0 = open_regular(path, &fd, &size, err);
+    if (st0 != NOOK_OK) return st0;
     if (size == 0) {
         close(fd);
         out->data = (const uint8_t *)"";
