@@ -50,4 +50,9 @@ TGT static INL void transpose16(__m512i r[16]) {
     }
 }
 
+/* Four activation codes at p broadcast to every lane, straight from memory (a
+ * {1to16} operand of vpdpbusd): going through a general register instead cost the
+ * Q8_0 kernel 235 -> 180 GMAC/s. */
+TGT static INL __m512i rl_bcast4(const void *p) { return _mm512_broadcastd_epi32(_mm_loadu_si32(p)); }
+
 #endif /* NOOK_TENSOR_ARCH_X86_GEMM_RL_H */

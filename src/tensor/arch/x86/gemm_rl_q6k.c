@@ -114,9 +114,6 @@ TGT static void unpack_block(rl6_wblk *o, const uint8_t *w, size_t ws, int nr, i
     o->dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)d));
 }
 
-/* Four codes at p broadcast to every lane (a load, not a GPR transfer). */
-TGT static INL __m512i bcast4(const int8_t *p) { return _mm512_broadcastd_epi32(_mm_loadu_si32(p)); }
-
 /* T tokens (a compile-time constant after inlining) against the slab's nb blocks.
  * first: the accumulators start at zero, else at the partial sums stored in y. */
 TGT static INL void group(const int T, const rl6_wblk *s, int nb, int first, const uint8_t *a, size_t as,
@@ -138,10 +135,10 @@ TGT static INL void group(const int T, const rl6_wblk *s, int nb, int first, con
                 const rl6_blk *ab = (const rl6_blk *)(a + (size_t)t * as) + b0 + b;
                 const int8_t *q = ab->q + 16 * g;
                 __m512i v = _mm512_set1_epi32(ab->bias[g]);
-                v = _mm512_dpbusd_epi32(v, w0, bcast4(q + 0));
-                v = _mm512_dpbusd_epi32(v, w1, bcast4(q + 4));
-                v = _mm512_dpbusd_epi32(v, w2, bcast4(q + 8));
-                v = _mm512_dpbusd_epi32(v, w3, bcast4(q + 12));
+                v = _mm512_dpbusd_epi32(v, w0, rl_bcast4(q + 0));
+                v = _mm512_dpbusd_epi32(v, w1, rl_bcast4(q + 4));
+                v = _mm512_dpbusd_epi32(v, w2, rl_bcast4(q + 8));
+                v = _mm512_dpbusd_epi32(v, w3, rl_bcast4(q + 12));
                 ia[t] = _mm512_add_epi32(ia[t], _mm512_mullo_epi32(v, sc));
             }
         }

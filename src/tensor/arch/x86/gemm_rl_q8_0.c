@@ -143,9 +143,6 @@ TGT static void unpack_q4_0(rl8_slab *s, const uint8_t *w, size_t ws, int nr, in
     unpack_slab_t(NK_TYPE_Q4_0, s, w, ws, nr, b0, nb);
 }
 
-/* Four codes at p broadcast to every lane (a {1to16} memory operand of vpdpbusd). */
-TGT static INL __m512i bcast4(const int8_t *p) { return _mm512_broadcastd_epi32(_mm_loadu_si32(p)); }
-
 /* T tokens (a compile-time constant after inlining) against the slab's nb blocks.
  * first: the accumulators start at zero, else at the partial sums stored in y. */
 TGT static INL void group(const int T, const rl8_slab *s, int nb, int first, const uint8_t *a, size_t as,
@@ -163,7 +160,7 @@ TGT static INL void group(const int T, const rl8_slab *s, int nb, int first, con
             const rl8_blk *ab = (const rl8_blk *)(a + (size_t)t * as) + b0 + b;
             __m512i i0 = _mm512_set1_epi32(ab->bias);
             UNROLL
-            for (int k = 0; k < 8; k++) i0 = _mm512_dpbusd_epi32(i0, w[k], bcast4(ab->q + 4 * k));
+            for (int k = 0; k < 8; k++) i0 = _mm512_dpbusd_epi32(i0, w[k], rl_bcast4(ab->q + 4 * k));
             const __m512 f = _mm512_cvtepi32_ps(i0);
             acc[t] = _mm512_fmadd_ps(f, _mm512_mul_ps(dw, _mm512_set1_ps(ab->d)), acc[t]);
         }
