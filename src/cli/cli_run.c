@@ -14,6 +14,7 @@
  */
 #include "cli/cli.h"
 #include "chat/chat.h"
+#include "cli/cli_store.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -86,9 +87,15 @@ static json_t *token_text(const nook_model *m, nook_token t) {
 
 /* Renders [{"role":"user","content":prompt}] with add_generation_prompt through the
  * model's template. *out is nk_malloc'd. */
-static int render_chat(const nook_model *m, const char *tmpl, const char *prompt, size_t len,
-                       char **out, size_t *out_len) {
+static int render_chat(const nook_model *m, const char *tmpl, const nk_model_ref *ref, const char *prompt,
+                       size_t len, char **out, size_t *out_len) {
     json_t *msgs = json_pack("[{s:s, s:s%}]", "role", "user", "content", prompt, len);
+    /* the store's Modelfile settings come first: SYSTEM, then MESSAGE history */
+    if (msgs && ref->messages) {
+        json_t *all = json_deep_copy(ref->messages);
+        if (all) { json_array_extend(all, msgs); json_decref(msgs); msgs = all; }
+    }
+    if (msgs && ref->system) json_array_insert_new(msgs, 0, json_pack("{s:s, s:s}", "role", "system", "content", ref->system));
     json_t *kw = json_pack("{s:b}", "add_generation_prompt", 1);
     if (!msgs || !kw) {
         json_decref(msgs);
@@ -243,8 +250,28 @@ static int shift_keep(const nook_model *m, const nook_token *toks, size_t n_tok,
     return keep < 0 ? 0 : (int)keep;
 }
 
+/* A Modelfile's PARAMETERs (the store's params layer) as defaults under the command
+ * line's options (Ollama's precedence: defaults < Modelfile < request). */
+static void apply_params(const json_t *p) {
+    json_t *v;
+    if ((v = json_object_get(p, "temperature")) && json_is_number(v)) o.temperature = (float)json_number_value(v);
+    if ((v = json_object_get(p, "top_p")) && json_is_number(v)) o.top_p = (float)json_number_value(v);
+    if ((v = json_object_get(p, "min_p")) && json_is_number(v)) o.min_p = (float)json_number_value(v);
+    if ((v = json_object_get(p, "repeat_penalty")) && json_is_number(v)) o.repeat_penalty = (float)json_number_value(v);
+    if ((v = json_object_get(p, "top_k")) && json_is_integer(v)) o.top_k = (int)json_integer_value(v);
+    if ((v = json_object_get(p, "repeat_last_n")) && json_is_integer(v)) o.repeat_last_n = (int)json_integer_value(v);
+    if ((v = json_object_get(p, "num_predict")) && json_is_integer(v)) o.num_predict = (int)json_integer_value(v);
+    if ((v = json_object_get(p, "num_ctx")) && json_is_integer(v)) o.ctx = (int)json_integer_value(v);
+    if ((v = json_object_get(p, "num_keep")) && json_is_integer(v)) o.keep = (int)json_integer_value(v);
+    if ((v = json_object_get(p, "seed")) && json_is_integer(v)) o.seed = json_integer_value(v);
+}
+
 int cli_run(int argc, char **argv) {
     double t_start = nk_time_ms();
+    char *argv_copy[256];   /* the arguments as given, for a second parse over a Modelfile's defaults */
+    if (argc >= (int)NK_ARRAY_LEN(argv_copy)) return cli_fail(CLI_EUSAGE, "run: too many arguments");
+    memcpy(argv_copy, argv, (size_t)argc * sizeof *argv);
+    argv_copy[argc] = NULL;
     nook_sampler_params dp = nook_sampler_default_params();
     o = (run_opts){
         .num_predict = -1, .temperature = dp.temperature, .top_p = dp.top_p, .min_p = dp.min_p,
@@ -252,6 +279,8 @@ int cli_run(int argc, char **argv) {
         .threads = 0, .ctx = 0, .top_logprobs = 0, .seed = -1, .think = -1, .keep = 4, .format = "text", .kv_type = "f16",
     };
     int npos;
+    run_opts defaults = o;
+    nk_model_ref ref = { 0 };
     int rc = cli_parse(&k_info, argc, argv, &npos);
     if (rc) return rc;
     if (npos < 1) return cli_fail(CLI_EUSAGE, "run: missing MODEL (usage: nook run MODEL [PROMPT...])");
@@ -266,6 +295,16 @@ int cli_run(int argc, char **argv) {
         return cli_fail(CLI_EUSAGE, "run: --top-logprobs needs --format jsonl");
     cli_install_log(o.verbose);
 
+    /* MODEL: a path, or a name in the store (pulled first when missing, as Ollama) */
+    rc = cli_resolve_model(argv[0], true, &ref);
+    if (rc) return rc;
+    if (ref.params) {
+        o = defaults;
+        apply_params(ref.params);
+        cli_parse(&k_info, argc, argv_copy, &npos);   /* the command line wins */
+        argv = argv_copy;
+    }
+
     /* the prompt: arguments, else stdin */
     size_t plen = 0;
     char *prompt;
@@ -275,7 +314,7 @@ int cli_run(int argc, char **argv) {
         fflush(stderr);
         prompt = cli_read_stream(stdin, true, &plen);
     } else prompt = cli_read_stream(stdin, false, &plen);
-    if (!prompt) return cli_fail(CLI_EFAIL, "run: cannot read the prompt");
+    if (!prompt) { nk_model_ref_free(&ref); return cli_fail(CLI_EFAIL, "run: cannot read the prompt"); }
 
     nook_model *m = NULL;
     nook_session *s = NULL;
@@ -285,18 +324,18 @@ int cli_run(int argc, char **argv) {
     char *rendered = NULL;
 
     double t_load0 = nk_time_ms();
-    m = cli_load_model(argv[0], o.threads, o.no_mmap);
+    m = cli_load_model(ref.path, o.threads, o.no_mmap);
     if (!m) { rc = CLI_EFAIL; goto done; }
     double load_ms = nk_time_ms() - t_load0;
     nook_error err = { 0 };
 
     /* the text for the tokenizer: through the chat template, or plain completion */
-    const char *tmpl = nook_model_chat_template(m);
+    const char *tmpl = ref.template_jinja ? ref.template_jinja : nook_model_chat_template(m);
     const char *text = prompt;
     size_t text_len = plen, n_tok = 0;
     bool parse_special = o.raw;   /* --raw: the caller wrote the whole prompt, template tokens included */
     if (!o.raw && tmpl && tmpl[0]) {
-        rc = render_chat(m, tmpl, prompt, plen, &rendered, &text_len);
+        rc = render_chat(m, tmpl, &ref, prompt, plen, &rendered, &text_len);
         if (rc != CLI_OK) goto done;
         text = rendered;
         parse_special = true;
@@ -460,5 +499,6 @@ done:
     if (smp) nook_sampler_free(smp);
     if (s) nook_session_free(s);
     if (m) nook_model_free(m);
+    nk_model_ref_free(&ref);
     return rc;
 }
