@@ -25,9 +25,7 @@
 typedef struct part {
     uint64_t off, len;
     _Atomic uint64_t done;
-    bool finished;
-    nook_status st;
-    nook_error err;
+    _Atomic bool finished;
 } part;
 
 typedef struct job {
@@ -37,7 +35,19 @@ typedef struct job {
     int n_parts;
     volatile int stop;      /* a fatal error in one part stops the others */
     bool fatal;             /* the partial file must go (wrong bytes/size), not kept for resume */
+    pthread_mutex_t mu;
+    nook_status st;         /* the first part's failure (the cause; later ones only stopped) */
+    nook_error err;
 } job;
+
+/* Records a part's failure (the first one wins) and stops the other parts. */
+static void fail_job(job *j, nook_status st, const nook_error *e, bool fatal) {
+    pthread_mutex_lock(&j->mu);
+    if (!j->st) { j->st = st; j->err = *e; }
+    if (fatal) j->fatal = true;
+    j->stop = 1;
+    pthread_mutex_unlock(&j->mu);
+}
 
 typedef struct part_run { job *j; part *p; uint64_t pos, end; bool bad_status; } part_run;
 
@@ -90,45 +100,46 @@ static void *part_main(void *arg) {
         nook_error e = { 0 };
         nook_status st = nk_http_do(&q, &resp, &e);
         char cr[128];
-        if (st == NOOK_OK && resp.status == 206 && nk_http_header(&resp, "Content-Range", cr, sizeof cr)) {
-            const char *sl = strrchr(cr, '/');
-            if (sl && sl[1] != '*' && strtoull(sl + 1, NULL, 10) != f->size) {
-                nk_fail(&p->err, NOOK_EFORMAT, "blob %.19s: the server says it has %s bytes, the manifest declares %llu",
-                        f->digest, sl + 1, (unsigned long long)f->size);
-                p->st = NOOK_EFORMAT;
-                j->fatal = true;
-                j->stop = 1;
-                nk_http_resp_free(&resp);
-                break;
-            }
+        const char *sl = NULL;
+        if (st == NOOK_OK && (resp.status == 206 || resp.status == 416) &&
+            nk_http_header(&resp, "Content-Range", cr, sizeof cr) && (sl = strrchr(cr, '/')) && sl[1] != '*' &&
+            strtoull(sl + 1, NULL, 10) != f->size) {
+            nk_fail(&e, NOOK_EFORMAT, "blob %.19s: the server has %s bytes, the manifest declares %llu",
+                    f->digest, sl + 1, (unsigned long long)f->size);
+            fail_job(j, NOOK_EFORMAT, &e, true);
+            nk_http_resp_free(&resp);
+            break;
+        }
+        if (r.bad_status) {
+            if (j->fatal) nk_fail(&e, NOOK_EFORMAT, "blob %.19s: the server sent more bytes than the manifest declares", f->digest);
+            else nk_fail(&e, NOOK_EUNSUPPORTED, "GET blob %.19s: the server answered a range request with HTTP %ld", f->digest, resp.status);
+            fail_job(j, e.code, &e, j->fatal);
+            nk_http_resp_free(&resp);
+            break;
+        }
+        if (st == NOOK_OK && resp.status == 416) {
+            nk_fail(&e, NOOK_EFORMAT, "blob %.19s: the server has fewer bytes than the manifest declares (%llu)",
+                    f->digest, (unsigned long long)f->size);
+            fail_job(j, NOOK_EFORMAT, &e, true);
+            nk_http_resp_free(&resp);
+            break;
         }
         if (st == NOOK_OK && resp.status >= 400) {
             bool transient = resp.status >= 500 || resp.status == 429 || resp.status == 408;
             nk_fail(&e, transient ? NOOK_EIO : NOOK_ENOTFOUND, "GET blob %.19s: HTTP %ld", f->digest, resp.status);
             st = e.code;
-            if (!transient) { p->st = st; p->err = e; j->stop = 1; nk_http_resp_free(&resp); break; }
-        } else if (st == NOOK_OK && p->done < p->len && !r.bad_status) {
+            if (!transient) { fail_job(j, st, &e, false); nk_http_resp_free(&resp); break; }
+        } else if (st == NOOK_OK && p->done < p->len) {
             nk_fail(&e, NOOK_EIO, "GET blob %.19s: the connection closed early", f->digest);
             st = NOOK_EIO;
         }
-        if (r.bad_status) {
-            if (j->fatal) nk_fail(&e, NOOK_EFORMAT, "blob %.19s: the server sent more bytes than the manifest declares", f->digest);
-            else nk_fail(&e, NOOK_EUNSUPPORTED, "GET blob %.19s: the server answered a range request with HTTP %ld", f->digest, resp.status);
-            p->st = e.code;
-            p->err = e;
-            j->stop = 1;
-            nk_http_resp_free(&resp);
-            break;
-        }
         nk_http_resp_free(&resp);
-        if (p->done >= p->len) break;
-        if (st == NOOK_EUNSUPPORTED || st == NOOK_EINVAL) { p->st = st; p->err = e; j->stop = 1; break; }
-        if (++attempt > f->retries) { p->st = st ? st : NOOK_EIO; p->err = e; j->stop = 1; break; }
+        if (p->done >= p->len || j->stop) break;
+        if (st == NOOK_EUNSUPPORTED || st == NOOK_EINVAL) { fail_job(j, st, &e, false); break; }
+        if (++attempt > f->retries) { fail_job(j, st ? st : NOOK_EIO, &e, false); break; }
         nk_log(NK_LOG_INFO, "pull: %s; retrying (%d/%d)", e.msg, attempt, f->retries);
         sleep_ms(NK_MIN(100L << NK_MIN(attempt, 5), 2000L));
     }
-    if (p->done < p->len && p->st == NOOK_OK)
-        p->st = nk_fail(&p->err, NOOK_EIO, "pull cancelled");
     p->finished = true;
     return NULL;
 }
@@ -202,6 +213,7 @@ nook_status nk_fetch_blob(nk_store *s, const nk_fetch *f, nook_error *err) {
     if (!j) { close(fd); return nk_fail(err, NOOK_ENOMEM, "out of memory"); }
     j->f = f;
     j->fd = fd;
+    pthread_mutex_init(&j->mu, NULL);
     if (!load_parts(table, j)) {
         int np = f->parts < 1 ? 1 : f->parts > MAX_PARTS ? MAX_PARTS : f->parts;
         uint64_t min_part = f->min_part ? f->min_part : (16u << 20);
@@ -252,10 +264,12 @@ nook_status nk_fetch_blob(nk_store *s, const nk_fetch *f, nook_error *err) {
         sleep_ms(50);
     }
     for (int i = 0; i < j->n_parts; i++) if (started[i]) pthread_join(th[i], NULL);
-    nook_status st = NOOK_OK;
-    for (int i = 0; i < j->n_parts && !st; i++)
-        if (j->parts[i].st) { st = j->parts[i].st; if (err) *err = j->parts[i].err; }
-    if (!st && j->stop) st = nk_fail(err, NOOK_EIO, "pull cancelled");
+    nook_status st = j->st;
+    if (st && err) *err = j->err;
+    bool incomplete = false;
+    for (int i = 0; i < j->n_parts; i++) incomplete |= j->parts[i].done < j->parts[i].len;
+    if (!st && (j->stop || incomplete)) st = nk_fail(err, NOOK_EIO, "pull cancelled");
+    pthread_mutex_destroy(&j->mu);
     if (st) {
         if (j->fatal) { unlink(partial); unlink(table); }
         else save_parts(table, j);   /* resumable */
