@@ -298,7 +298,8 @@ nook_status srv_config_from_env(srv_config *c, nook_error *err) {
         (st = env_int("NOOK_MAX_QUEUE", &c->max_queue, 0, 1 << 20, err)) ||
         (st = env_int("NOOK_MAX_LOADED_MODELS", &c->max_loaded, 0, 1024, err)) ||
         (st = env_int("NOOK_CONTEXT_LENGTH", &c->context_length, 0, 1 << 24, err)) ||
-        (st = env_int("NOOK_MAX_CONNECTIONS", &c->max_connections, 1, 100000, err)))
+        (st = env_int("NOOK_MAX_CONNECTIONS", &c->max_connections, 1, 100000, err)) ||
+        (st = env_int("NOOK_HTTP_TIMEOUT", &c->timeout_s, 1, 86400, err)))
         return st;
     const char *ka = getenv("NOOK_KEEP_ALIVE");
     if (ka && *ka) {

@@ -283,6 +283,12 @@ static bool admit(srv_req *r, const char *upload_len_hdr) {
         srv_reply_text(r, 204, NULL, "", 0);
         return false;
     }
+    bool auth = srv_auth_ok(c->api_key, srv_req_header(r, "Authorization"));
+    if (!rt && !auth) {   /* without the key, say nothing about which paths exist */
+        srv_reply_header(r, "WWW-Authenticate", "Bearer");
+        srv_reply_error(r, 401, "missing or wrong API key (send \"Authorization: Bearer <NOOK_API_KEY>\")");
+        return false;
+    }
     if (!rt) {
         if (known) {
             srv_reply_error(r, 405, "method %s is not allowed for %.200s", r->method, path);
@@ -298,8 +304,7 @@ static bool admit(srv_req *r, const char *upload_len_hdr) {
         if (!r->params[i]) { srv_reply_error(r, 500, "out of memory"); return false; }
         r->n_params = i + 1;
     }
-    if (c->api_key && !(rt->flags & SRV_PUBLIC) &&
-        !srv_auth_ok(c->api_key, srv_req_header(r, "Authorization"))) {
+    if (!auth && !(rt->flags & SRV_PUBLIC)) {
         srv_reply_header(r, "WWW-Authenticate", "Bearer");
         srv_reply_error(r, 401, "missing or wrong API key (send \"Authorization: Bearer <NOOK_API_KEY>\")");
         return false;

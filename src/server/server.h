@@ -67,7 +67,8 @@ typedef struct srv_config {
     int      max_messages;     /* messages in a chat request (4096)                   */
     int      max_connections;  /* simultaneous connections (NOOK_MAX_CONNECTIONS, 256) */
     int      timeout_s;        /* a client idle this long while sending a request or
-                                  between keep-alive requests is dropped (30)         */
+                                  between keep-alive requests is dropped
+                                  (NOOK_HTTP_TIMEOUT seconds, 30)                     */
     /* model serving (read by the generation routes) */
     int      num_parallel;     /* NOOK_NUM_PARALLEL (0: chosen from memory)           */
     int      max_queue;        /* NOOK_MAX_QUEUE (512)                                */
@@ -79,7 +80,7 @@ typedef struct srv_config {
 
 /* Defaults, then the environment (NOOK_HOST, NOOK_ORIGINS, NOOK_API_KEY, NOOK_NUM_PARALLEL,
  * NOOK_MAX_QUEUE, NOOK_MAX_LOADED_MODELS, NOOK_CONTEXT_LENGTH, NOOK_KEEP_ALIVE,
- * NOOK_KV_CACHE_TYPE, NOOK_MAX_CONNECTIONS). A malformed value is an error naming the
+ * NOOK_KV_CACHE_TYPE, NOOK_MAX_CONNECTIONS, NOOK_HTTP_TIMEOUT). A malformed value is an error naming the
  * variable (NOOK_EINVAL). Free with srv_config_clear. */
 nook_status srv_config_from_env(srv_config *c, nook_error *err);
 void srv_config_clear(srv_config *c);
