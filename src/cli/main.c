@@ -27,6 +27,7 @@ static const verb k_verbs[] = {
     { "rm",         cli_rm,             "Remove models from the store" },
     { "cp",         cli_cp,             "Copy a model under another name" },
     { "create",     cli_create,         "Create a model from a Modelfile" },
+    { "serve",      cli_serve,          "Serve Ollama's HTTP API and the OpenAI API (NOOK_HOST, default 127.0.0.1:11434)" },
 };
 
 static void usage(FILE *out) {
