@@ -283,7 +283,7 @@ int cli_run(int argc, char **argv) {
     /* the store's Modelfile settings: SYSTEM, TEMPLATE (translated to Jinja), MESSAGE history */
     pr.system = ref.system;
     pr.template_src = ref.template_jinja;
-    if (ref.messages && !o.raw) {
+    if (ref.messages && !o.raw && (ref.template_jinja || nook_model_chat_template(m))) {
         json_t *all = json_deep_copy(ref.messages);
         if (all && ref.system) json_array_insert_new(all, 0, json_pack("{s:s, s:s}", "role", "system", "content", ref.system));
         if (all) json_array_append_new(all, json_pack("{s:s, s:s}", "role", "user", "content", prompt));
