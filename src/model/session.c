@@ -196,6 +196,7 @@ int nook_session_n_ctx(const nook_session *s) { return s->n_ctx; }
 int nook_session_n_seq_max(const nook_session *s) { return s->n_seq; }
 const float *nook_session_logits(const nook_session *s) { return s->last_out ? s->last_out : s->logits; }
 nook_pooling nook_session_pooling(const nook_session *s) { return s->pooling; }
+const nook_model *nook_session_model(const nook_session *s) { return s->m; }
 
 const float *nook_session_logits_ith(const nook_session *s, int i) {
     if (!s || s->embeddings || i < 0 || i >= s->n_entries) return NULL;
