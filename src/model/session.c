@@ -317,6 +317,9 @@ nook_status nook_session_decode(nook_session *s, const nook_token *tokens, int n
     if ((int64_t)s->n_past + n > s->n_ctx)
         return nk_fail(err, NOOK_ERANGE, "context full: n_past %d + %d new tokens exceeds n_ctx %d",
                        s->n_past, n, s->n_ctx);
+    /* the weights' file must still be the one mapped (a truncated file would fault) */
+    nook_status cst = nook_model_check(s->m, err);
+    if (cst) return cst;
 
     for (int i = 0; i < n; i += s->n_batch) {
         const int nb = NK_MIN(s->n_batch, n - i);
@@ -327,5 +330,11 @@ nook_status nook_session_decode(nook_session *s, const nook_token *tokens, int n
     }
     if (all_logits)
         memcpy(s->logits, all_logits + (size_t)(n - 1) * (size_t)n_vocab, (size_t)n_vocab * sizeof(float));
+    /* a file truncated during the pass read as zeros (mapguard.c): fail, not garbage */
+    cst = nook_model_check(s->m, err);
+    if (cst) {
+        s->n_past -= n;
+        return cst;
+    }
     return NOOK_OK;
 }
