@@ -56,7 +56,7 @@ static nook_session *session(const nook_model *m) {
 
 static const nook_token k_prompt[] = { 1, 403, 407, 261, 378 };
 
-typedef struct { nook_session *s; nook_status st; nook_error err; long n_ok; } looper;
+typedef struct { nook_session *s; nook_status st; nook_error err; _Atomic long n_ok; } looper;
 
 static void *decode_loop(void *arg) {
     looper *l = arg;
@@ -105,11 +105,12 @@ int main(void) {
         looper l = { .s = session(m) };
         pthread_t th;
         CHECK(pthread_create(&th, NULL, decode_loop, &l) == 0);
-        usleep(20000 + 15000 * round);
+        while (l.n_ok == 0 && l.st == NOOK_OK) usleep(1000);   /* decoding has started */
+        usleep(5000 * round);
         CHECK(truncate(path, round == 0 ? 0 : 4096 * round) == 0);
         pthread_join(th, NULL);
         CHECK_MSG(l.st == NOOK_EIO && strstr(l.err.msg, path), "round %d: status %d after %ld decodes: %s",
-                  round, l.st, l.n_ok, l.err.msg);
+                  round, l.st, (long)l.n_ok, l.err.msg);
         CHECK(l.n_ok > 0);
         nook_session_free(l.s);
         nook_model_free(m);
