@@ -46,8 +46,8 @@ curl -s --noproxy '*' -X POST -d '{"rate": 0}' "http://$R/_ctl" >/dev/null
 # run NAME vs run PATH: the whole command, --show-prompt (load + template, no generation)
 "$NOOK" pull --insecure "$R/library/bench" >/dev/null
 NAME="$R/library/bench"
-time_cmd() {   # best wall time of 10 runs, ms
-    local best=999999
+time_cmd() {   # best wall time of 10 runs, microseconds
+    local best=999999999999
     for _ in $(seq 10); do
         local t0 t1
         t0=$(date +%s%N)
@@ -61,4 +61,7 @@ p=$(time_cmd "$NOOK" run "$MODEL" --show-prompt hi)
 n=$(time_cmd "$NOOK" run "$NAME" --show-prompt hi)
 blob="$NOOK_MODELS/blobs/sha256-$(sha256sum "$MODEL" | cut -d' ' -f1)"
 b=$(time_cmd "$NOOK" run "$blob" --show-prompt hi)
-echo "run --show-prompt, best of 10: PATH $((p / 1000)).$(printf %03d $((p % 1000))) ms, NAME $((n / 1000)).$(printf %03d $((n % 1000))) ms, blob PATH $((b / 1000)).$(printf %03d $((b % 1000))) ms"
+echo "run --show-prompt (load + template), best of 10: PATH $((p / 1000)).$(printf %03d $((p % 1000))) ms, NAME $((n / 1000)).$(printf %03d $((n % 1000))) ms, blob PATH $((b / 1000)).$(printf %03d $((b % 1000))) ms"
+p=$(time_cmd "$NOOK" show "$MODEL" --system)
+n=$(time_cmd "$NOOK" show "$NAME" --system)
+echo "show --system (process + resolution only), best of 10: PATH $p us, NAME $n us"
