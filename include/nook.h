@@ -280,7 +280,8 @@ typedef struct nook_message {
  * logged as a warning). think: -1 the template's default, 0 off, 1 on (the template's
  * enable_thinking); when the template thinks and think != 0, the answer is split into
  * thinking and content. context: tokens from an earlier answer's DONE event (Ollama's
- * `context`), put before the rendered prompt (no second BOS). */
+ * `context`), put before the rendered prompt (no second BOS); with no messages and no
+ * text, the context alone is the prompt (a caller that tokenized it already). */
 typedef struct nook_prompt {
     const nook_message *messages;
     int n_messages;
