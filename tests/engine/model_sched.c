@@ -115,6 +115,7 @@ int main(void) {
     CHECK(nook_sched_new(m, &sp, &s, &err) == NOOK_OK);
 
     /* 1. five requests at once into three slots: each as alone */
+    nook_sched_stats st0, st1;
     const char *prompts[5] = {
         "Once upon a time",
         "The little dog ran to the park and saw a big red ball. He wanted to play with it, so he",
@@ -130,6 +131,9 @@ int main(void) {
         CHECK(nook_sched_submit(s, &pr, &gp, on_ev, &got[i], NULL, &err) == NOOK_OK);
     }
     for (int i = 0; i < 5; i++) wait_done(&got[i]);
+    nook_sched_stats_get(s, &st0);
+    CHECK_MSG(st0.n_shared_steps > 10, "%llu of %llu steps held several sequences",
+              (unsigned long long)st0.n_shared_steps, (unsigned long long)st0.n_steps);
     for (int i = 0; i < 5; i++) {
         nook_prompt pr = text_prompt(prompts[i]);
         nook_gen_params gp = greedy(npred[i]);
@@ -170,7 +174,6 @@ int main(void) {
     CHECK(nook_tokenize(m, follow, strlen(follow), false, false, more, 32, &n_more, &err) == NOOK_OK);
     memcpy(next + n_next, more, n_more * sizeof *more);
     n_next += (int)n_more;
-    nook_sched_stats st0, st1;
     nook_sched_stats_get(s, &st0);
     nook_prompt p2 = token_prompt(next, n_next);
     nook_gen_params g2 = greedy(20);
