@@ -110,8 +110,10 @@ elif [ -r "$BIG" ]; then
         wait_count "EXIT=0" 1 10 || echo "no exit after /bye" >&2
     }
     ms=$(cancel_ms)
-    # the time includes tmux's polling; a machine busy with other tests gets one retry
-    if [ "$ms" -gt 500 ] || [ "$ms" -lt 0 ]; then echo "first attempt: $ms ms; retrying"; ms=$(cancel_ms); fi
+    # the time includes tmux's polling; a machine busy with other tests gets two retries
+    for retry in 1 2; do
+        if [ "$ms" -gt 500 ] || [ "$ms" -lt 0 ]; then echo "attempt $retry: $ms ms; retrying"; ms=$(cancel_ms); fi
+    done
     echo "Ctrl-C during prompt evaluation: back at the prompt after $ms ms"
     if [ "$ms" -ge 0 ] && [ "$ms" -le 500 ]; then ok; else bad "Ctrl-C during prompt evaluation: $ms ms (limit 500)"; fi
 else
