@@ -110,7 +110,9 @@ void cli_fmt_duration(char *buf, size_t cap, double ms);
 /* What `nook run MODEL` on a terminal starts the conversation with: the run options
  * already turned into library parameters. */
 typedef struct cli_chat_cfg {
-    const char *model;           /* path or name as the user typed it            */
+    const char *model;           /* the GGUF path (a store name already resolved) */
+    const char *system;          /* the model's SYSTEM (Modelfile), or NULL       */
+    const char *template_src;    /* the model's TEMPLATE as Jinja, or NULL        */
     nook_gen_params gp;
     nook_session_params sp;
     int  think;                  /* -1 template default, 0 off, 1 on             */

@@ -22,6 +22,7 @@
  * printed dimmed between "Thinking..." and "...done thinking.".
  */
 #include "cli/cli.h"
+#include "cli/cli_store.h"
 
 #include <editline/readline.h>
 #include <errno.h>
@@ -46,7 +47,8 @@ typedef struct chat_state {
     nook_gen_params gp;
     int think;                 /* -1 template default, 0 off, 1 on */
     bool verbose, wordwrap, format_json;
-    char *system;              /* /set system, or NULL */
+    char *system;              /* /set system (the Modelfile's SYSTEM at first), or NULL */
+    const char *template_src;  /* the Modelfile's TEMPLATE as Jinja, or NULL (the GGUF's) */
     char *stop[CHAT_MAX_STOP];
     int n_stop;
     /* the conversation: role, content, thinking (owned strings) */
@@ -287,8 +289,9 @@ static void turn(chat_state *c, char *user) {
         cli_fail(CLI_EFAIL, "the conversation is too long; /clear starts a new one");
         return;
     }
-    const char *tmpl = nook_model_chat_template(c->m);
+    const char *tmpl = c->template_src ? c->template_src : nook_model_chat_template(c->m);
     nook_prompt pr = nook_prompt_default();
+    pr.template_src = c->template_src;
     char *text = NULL;
     nook_message *all = NULL;
     if (tmpl && tmpl[0]) {
@@ -514,8 +517,21 @@ static void cmd_show(chat_state *c, const char *what) {
     }
 }
 
-/* Loads a model (with the spinner); false with the message printed on failure. */
-static bool load(chat_state *c, const char *path) {
+/* Loads a model (with the spinner); false with the message printed on failure. The
+ * first load gets the path the caller resolved; /load resolves a name through the store
+ * (the new model's SYSTEM replaces the old one; a TEMPLATE of it is not carried over). */
+static bool load(chat_state *c, const char *what, bool resolve) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s", what);
+    if (resolve) {
+        nk_model_ref ref = { 0 };
+        if (cli_resolve_model(what, true, &ref) != CLI_OK) return false;
+        snprintf(path, sizeof path, "%s", ref.path);
+        nk_free(c->system);
+        c->system = ref.system ? dup_str(ref.system) : NULL;
+        c->template_src = NULL;
+        nk_model_ref_free(&ref);
+    }
     spinner sp;
     spin_start(&sp);
     double t0 = nk_time_ms();
@@ -590,7 +606,7 @@ static char *read_input(bool *interrupted) {
 }
 
 int cli_chat(const cli_chat_cfg *cfg) {
-    chat_state c = { .cfg = cfg, .sp = cfg->sp, .gp = cfg->gp, .think = cfg->think,
+    chat_state c = { .cfg = cfg, .sp = cfg->sp, .gp = cfg->gp, .think = cfg->think, .template_src = cfg->template_src,
                      .verbose = cfg->verbose, .wordwrap = true };
     c.msgs = nk_alloc_array(CHAT_MAX_TURNS, sizeof *c.msgs);
     if (!c.msgs) return cli_fail(CLI_EFAIL, "out of memory");
@@ -599,7 +615,8 @@ int cli_chat(const cli_chat_cfg *cfg) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);   /* no SA_RESTART: a read at the prompt returns */
 
-    if (!load(&c, cfg->model)) { nk_free(c.msgs); return CLI_EFAIL; }
+    if (cfg->system) c.system = dup_str(cfg->system);
+    if (!load(&c, cfg->model, false)) { nk_free(c.msgs); nk_free(c.system); return CLI_EFAIL; }
 
     history_path();
     using_history();
@@ -640,7 +657,7 @@ int cli_chat(const cli_chat_cfg *cfg) {
                 else {
                     printf("Loading model '%s'\n", arg);
                     clear_conversation(&c);
-                    if (!load(&c, arg) && !c.s) { free(line); rc = CLI_EFAIL; break; }
+                    if (!load(&c, arg, true) && !c.s) { free(line); rc = CLI_EFAIL; break; }
                 }
             } else {
                 printf("Unknown command '%s'. Type /? for help\n", cmd);
