@@ -115,6 +115,23 @@ int cli_fail_open(const char *path, const char *msg);
  * "12.5ms", "830µs", "2m3.5s". */
 void cli_fmt_duration(char *buf, size_t cap, double ms);
 
+/* ---- the interactive session (cli_chat.c) -------------------------------------------------- */
+
+/* What `nook run MODEL` on a terminal starts the conversation with: the run options
+ * already turned into library parameters. */
+typedef struct cli_chat_cfg {
+    const char *model;           /* the GGUF path (a store name already resolved) */
+    const char *system;          /* the model's SYSTEM (Modelfile), or NULL       */
+    const char *template_src;    /* the model's TEMPLATE as Jinja, or NULL        */
+    nook_gen_params gp;
+    nook_session_params sp;
+    int  think;                  /* -1 template default, 0 off, 1 on             */
+    int  threads;
+    bool verbose, no_mmap;
+} cli_chat_cfg;
+/* Runs the conversation until /bye or Ctrl-D; returns an exit code. */
+int cli_chat(const cli_chat_cfg *cfg);
+
 /* ---- verbs ------------------------------------------------------------------------------ */
 int cli_run(int argc, char **argv);
 int cli_show(int argc, char **argv);
