@@ -99,6 +99,16 @@ int cli_prompt_tokens(const nook_model *m, const char *text, size_t len, bool pa
  * add_space_prefix): then detokenizing the tokens of "a" gives " a". */
 bool cli_adds_space_prefix(const nook_model *m);
 
+/* Warnings (cli_hints.c), one stderr line each: --threads above the cores, --ctx above the
+ * model's trained context. */
+void cli_warn_threads(int threads);
+void cli_warn_ctx(const nook_model *m, int ctx);
+/* Whether two descriptors are the same open file (stdout and stderr into one pipe). */
+bool cli_same_file(int fd_a, int fd_b);
+/* A model file could not be opened: when path does not exist, a message that says what
+ * nook accepts instead (a .gguf path or a model name); otherwise msg. Returns CLI_EFAIL. */
+int cli_fail_open(const char *path, const char *msg);
+
 /* ---- formatting ----------------------------------------------------------------------- */
 
 /* A duration the way Go prints time.Duration (Ollama's --verbose): "1.234567s",

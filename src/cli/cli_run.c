@@ -325,6 +325,8 @@ int cli_run(int argc, char **argv) {
     m = cli_load_model(ref.path, o.threads, o.no_mmap);
     if (!m) { rc = CLI_EFAIL; goto done; }
     double load_ms = nk_time_ms() - t_load0;
+    cli_warn_threads(o.threads);
+    cli_warn_ctx(m, o.ctx);
 
     /* one user message through the chat template, or plain completion (--raw) */
     nook_prompt pr = nook_prompt_default();
@@ -392,6 +394,9 @@ int cli_run(int argc, char **argv) {
     if (!jsonl && !r.ends_newline && isatty(STDOUT_FILENO)) putchar('\n');
     if (fflush(stdout) != 0) { rc = cli_fail(CLI_EFAIL, "run: writing to stdout failed"); goto done; }
     if (o.verbose) {
+        /* the timings start on their own line even when stdout and stderr are one pipe */
+        if (!jsonl && !r.ends_newline && !isatty(STDOUT_FILENO) && cli_same_file(STDOUT_FILENO, STDERR_FILENO))
+            fputc('\n', stderr);
         for (int i = 0; i < r.n_shift && i < (int)NK_ARRAY_LEN(r.shift_at); i++)
             fprintf(stderr, "context shift at token %lld (kept %d, discarded %d)\n", (long long)r.shift_at[i],
                     r.shift_keep, r.shift_discard);
