@@ -21,6 +21,7 @@ static const verb k_verbs[] = {
     { "import-tokenizer", cli_import_tokenizer_cmd, "Convert a Hugging Face tokenizer into a vocab-only GGUF" },
     { "audit",      cli_audit,          "Show or verify the egress ledger (what nook sent off this machine)" },
     { "bench",      cli_bench,          "Measure prompt (pp) and generation (tg) speed, llama-bench style" },
+    { "serve",      cli_serve,          "Serve Ollama's HTTP API and the OpenAI API (NOOK_HOST, default 127.0.0.1:11434)" },
 };
 
 static void usage(FILE *out) {
