@@ -270,7 +270,6 @@ int cli_run(int argc, char **argv) {
 
     nook_model *m = NULL;
     nook_session *s = NULL;
-    char *rendered = NULL;
     nk_router *router = NULL;
     nk_route route;
     bool route_made = false;
