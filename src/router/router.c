@@ -246,6 +246,25 @@ nook_status nk_route_req_from_json(json_t *route, nk_route_req *out, nook_error 
     return NOOK_OK;
 }
 
+int nk_route_field_parse(const json_t *body, int kind, void **slot, char *msg, size_t cap) {
+    (void)kind;
+    *slot = NULL;
+    json_t *route = json_object_get(body, "route");
+    if (!route || json_is_null(route)) return 0;
+    nk_route_req *q = nk_malloc(sizeof *q);
+    if (!q) { snprintf(msg, cap, "out of memory"); return 500; }
+    nook_error err;
+    if (nk_route_req_from_json(route, q, &err) != NOOK_OK) {
+        nk_free(q);
+        snprintf(msg, cap, "%s", err.msg);
+        return 400;
+    }
+    *slot = q;
+    return 0;
+}
+
+void nk_route_field_free(void *slot) { nk_free(slot); }
+
 /* A message pins the request local: "local_only": true, or the marker in its text. */
 static bool content_pinned(json_t *messages) {
     size_t i;

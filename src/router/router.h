@@ -121,6 +121,12 @@ void nk_route_clear(nk_route *r);   /* frees r->suggestion */
 /* The calibration file's combiner for task (or the default task ""), if any. */
 const nk_combiner *nk_router_combiner(const nk_router *rt, const char *task);
 
+/* For the server's request table (src/server/request.c, k_exts): reads body's "route"
+ * object into *slot (an nk_route_req, nk_malloc'd; its task string is borrowed from
+ * body). Returns 0, or 400 with msg. nk_route_field_free releases the slot. */
+int nk_route_field_parse(const json_t *body, int kind, void **slot, char *msg, size_t cap);
+void nk_route_field_free(void *slot);
+
 /* ---- one request, start to finish (route_gen.c) -------------------------------------- */
 
 /* Early stop for auto: after NK_EARLY_WINDOW tokens, a local answer whose entropy over
