@@ -6,6 +6,7 @@
 #include "nk_test.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 
 #define POOL_SIZE 4
@@ -46,6 +47,17 @@ static void busy_fn(void *ctx, int ith, int nth) {
     const int a = atomic_fetch_add(&g_active, 1) + 1;
     for (int p = atomic_load(&g_peak); a > p && !atomic_compare_exchange_weak(&g_peak, &p, a);) {}
     for (volatile int i = 0; i < 2000; i++) {}
+    /* until two threads were seen at once, wait a little for the others of this run to
+     * arrive (on a loaded machine a 2000-iteration loop can finish before another worker
+     * is scheduled, and the peak check below would fail for a reason not the pool's) */
+    for (int k = 0; k < 20000 && atomic_load(&g_peak) < 2; k++) {
+        if (atomic_load(&g_active) >= 2) {
+            int p = atomic_load(&g_peak);
+            while (p < 2 && !atomic_compare_exchange_weak(&g_peak, &p, 2)) {}
+            break;
+        }
+        sched_yield();
+    }
     atomic_fetch_sub(&g_active, 1);
 }
 
