@@ -229,6 +229,40 @@ nook_token nook_sampler_sample(nook_sampler *smp, const float *logits);
 void nook_sampler_accept(nook_sampler *smp, nook_token tok);
 void nook_sampler_reset(nook_sampler *smp);
 
+/* ---- Structured output and tool calls (src/grammar) -------------------------------
+ * Constrained decoding itself is a generation parameter (grammar: GBNF text; format:
+ * "json" or a JSON schema; docs/grammar.md). These are the tool-call pieces a server
+ * maps OpenAI/Ollama requests onto. Tools are rendered by the chat template (its
+ * `tools` variable). Strings returned are NUL-terminated and owned by the caller
+ * (release with nook_free).
+ */
+
+/* The tool-call format a chat template asks for: "hermes" (Qwen2.5/Qwen3:
+ * <tool_call>{json}</tool_call>), "llama3" ({"name", "parameters"}), "mistral"
+ * ([TOOL_CALLS] [...]) or "generic" (a bare JSON call). Never NULL; NULL template:
+ * "generic". */
+const char *nook_tool_family(const char *chat_template);
+
+/* Splits a finished answer into content and tool calls in the template's format
+ * (falling back to a bare JSON call, or one in a ```json fence). *calls_json is NULL
+ * when there are none, else a JSON array in OpenAI's shape with arguments as an
+ * object (Ollama's; OpenAI clients want json_dumps of it as a string):
+ *   [{"id":"call_1a2b3c4d","type":"function","function":{"name":..,"arguments":{..}}}]
+ * ids are derived from the call, so they are stable for the same text. *content is
+ * the text outside the calls. Errors: NOOK_EINVAL, NOOK_ENOMEM. */
+nook_status nook_tool_parse(const char *chat_template, const char *text, size_t len,
+                            char **content, char **calls_json, nook_error *err);
+
+/* GBNF that forces exactly one call in the template's format to one of tools_json (a
+ * JSON array of OpenAI tool objects, {"type":"function","function":{"name",
+ * "parameters"}}, or of bare function objects), its arguments valid against the
+ * tool's parameters schema. tool_choice: "required" (any of the tools) or a function
+ * name (OpenAI's {"type":"function","function":{"name":...}}). Pass it as the
+ * generation's grammar. Errors: NOOK_EINVAL (bad tools), NOOK_ENOTFOUND (a name not
+ * among the tools), NOOK_EUNSUPPORTED (a parameters schema the converter refuses). */
+nook_status nook_tool_grammar(const char *chat_template, const char *tools_json,
+                              const char *tool_choice, char **gbnf, nook_error *err);
+
 #ifdef __cplusplus
 }
 #endif

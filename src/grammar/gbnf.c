@@ -642,7 +642,7 @@ nook_status nk_grammar_compile(const char *src, size_t len, const char *root,
         g->rules[i].n_alts = p.rules[i].n_alts;
         for (int32_t a = 0; a < p.rules[i].n_alts; a++) {
             g->alt_start[ai++] = si;
-            memcpy(g->sym + si, p.rules[i].alts[a].v, (size_t)p.rules[i].alts[a].n * sizeof(gsym));
+            if (p.rules[i].alts[a].n) memcpy(g->sym + si, p.rules[i].alts[a].v, (size_t)p.rules[i].alts[a].n * sizeof(gsym));
             si += p.rules[i].alts[a].n;
             g->sym[si++] = (gsym){ GS_END, 0 };
         }
