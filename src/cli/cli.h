@@ -113,5 +113,6 @@ int cli_detokenize_cmd(int argc, char **argv);
 int cli_quantize_cmd(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_import_tokenizer_cmd(int argc, char **argv);
+int cli_serve(int argc, char **argv);
 
 #endif /* NOOK_CLI_H */

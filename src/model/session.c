@@ -177,6 +177,7 @@ fail:
 int nook_session_n_past(const nook_session *s) { return s->n_past; }
 int nook_session_n_ctx(const nook_session *s) { return s->n_ctx; }
 const float *nook_session_logits(const nook_session *s) { return s->logits; }
+const nook_model *nook_session_model(const nook_session *s) { return s->m; }
 
 void nook_session_truncate(nook_session *s, int pos) {
     /* entries past n_past are never read, so forgetting is just moving the mark */
