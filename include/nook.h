@@ -344,8 +344,14 @@ typedef struct nook_gen_params {
     int   top_logprobs;     /* 0..NOOK_MAX_TOP_LOGPROBS alternatives per token (implies
                                logprobs)                                          */
     const char *grammar;    /* GBNF text constraining the output, or NULL        */
-    const char *format;     /* "json" or a JSON schema (text): Ollama's format, or NULL */
-    nook_constraint constraint; /* a caller's own mask (mask == NULL: none)       */
+    const char *format;     /* "json" or a JSON schema (text): Ollama's format, or NULL.
+                               At most one of grammar/format. The output then stays in
+                               the language: each step's logits are masked before the
+                               sampler chain, end-of-generation only where it may end
+                               (docs/grammar.md). Map OpenAI response_format
+                               json_object to "json", json_schema to its "schema". */
+    nook_constraint constraint; /* a caller's own mask (mask == NULL: none; not
+                               together with grammar/format)                     */
     int64_t load_ns;        /* reported as the load duration (the caller's model load) */
 } nook_gen_params;
 
@@ -419,7 +425,8 @@ typedef bool (*nook_event_fn)(const nook_event *ev, void *ud);
 /* One sequence, start to finish, on a session (blocking). Renders and tokenizes the
  * prompt, decodes it into the session's emptied cache, then samples until a stop; a full context is shifted (nook_session_shift) unless no_shift. Events go to
  * on_event. Setup errors (bad prompt, a prompt longer than the context: NOOK_ERANGE,
- * bad params: NOOK_EINVAL, grammar not available: NOOK_EUNSUPPORTED) return before any
+ * bad params or grammar: NOOK_EINVAL/NOOK_EFORMAT, a schema keyword not supported:
+ * NOOK_EUNSUPPORTED) return before any
  * event; after the first event every outcome, errors included, ends with the DONE
  * event, and the return value is its status. The token loop allocates nothing. */
 nook_status nook_generate(nook_session *s, const nook_prompt *prompt, const nook_gen_params *p,
@@ -440,8 +447,10 @@ void nook_gen_free(nook_gen *g);
 /* Start a request (allocates what its params need; the steps allocate nothing). The
  * prompt (copied) seeds the penalties and the DONE event's context; split_thinking
  * comes from nook_prompt_tokenize (a prompt ending in "<think>" starts inside the
- * reasoning). Errors: NOOK_EINVAL (params), NOOK_EUNSUPPORTED (grammar/format when no
- * grammar engine is built in), NOOK_ENOMEM. */
+ * reasoning). Errors: NOOK_EINVAL (params), NOOK_EFORMAT (a malformed grammar, with its
+ * line and column), NOOK_EUNSUPPORTED (a schema keyword the converter refuses, named),
+ * NOOK_ERANGE (a grammar or schema over its size limits), NOOK_ENOMEM. The first
+ * constrained request builds the vocabulary trie (kept for later requests). */
 nook_status nook_gen_begin(nook_gen *g, const nook_gen_params *p, const nook_token *prompt,
                            int n_prompt, bool split_thinking, nook_event_fn on_event, void *ud,
                            nook_error *err);

@@ -25,6 +25,7 @@
 
 #define NK_GM_SOFT_STATES 16384
 #define NK_GM_SOFT_NODES  (1 << 20)
+#define NK_GM_TABS_PER_CHUNK 256
 #define NK_GM_UNKNOWN -2
 #define NK_GM_LIMIT   -3
 
@@ -98,11 +99,31 @@ static int32_t node_get(nk_grammar *g, int32_t pos, int32_t parent) {
 
 /* ---- closure: expand (pos, parent) until every stack's top is a character class --------- */
 
+/* Empties the visited set by clearing the slots used since the last call (a closure
+ * touches few; memset of a table that once grew would cost more than the closure). */
+static void seen_clear(nk_grammar *g) {
+    if (g->n_seen_used > g->seen.cap / 4) hash_clear(&g->seen);
+    else for (size_t i = 0; i < g->n_seen_used; i++) g->seen.keys[g->seen_used[i]] = 0;
+    g->seen.n = 0;
+    g->n_seen_used = 0;
+}
+
 static bool work_push(nk_grammar *g, int32_t pos, int32_t parent) {
     uint64_t k = pair_key(pos, parent);
     size_t i = hash_slot(&g->seen, k);
     if (g->seen.keys[i]) return true;                   /* already expanded */
+    size_t cap0 = g->seen.cap;
     if (!hash_put(&g->seen, k, 0)) { g->oom = true; return false; }
+    if (g->seen.cap != cap0) g->n_seen_used = g->seen.cap;   /* rehashed: clear it all next time */
+    else {
+        if (g->n_seen_used == g->cap_seen_used) {
+            size_t nc = g->cap_seen_used ? g->cap_seen_used * 2 : 256;
+            size_t *nu = nk_realloc(g->seen_used, nc * sizeof(size_t));
+            if (!nu) { g->oom = true; return false; }
+            g->seen_used = nu; g->cap_seen_used = nc;
+        }
+        if (g->n_seen_used < g->cap_seen_used) g->seen_used[g->n_seen_used++] = i;
+    }
     if (g->n_work + 2 > g->cap_work) {
         size_t nc = g->cap_work * 2;
         int32_t *nw = nk_realloc(g->work, nc * sizeof(int32_t));
@@ -230,25 +251,18 @@ static bool class_has(const nk_grammar *g, int32_t c, uint32_t cp) {
     return false;
 }
 
-static bool class_meets(const nk_grammar *g, int32_t c, uint32_t lo, uint32_t hi) {
-    const gclass *k = &g->cls[c];
-    for (int32_t i = 0; i < k->n; i++) {
-        const grange *r = &g->rng[k->first + i];
-        if (r->lo <= hi && r->hi >= lo) return true;
-    }
-    return false;
-}
 
-/* The state after code point cp from the stacks of s. */
-static int32_t step_cp(nk_grammar *g, const gstate *s0, uint32_t cp) {
+/* The state after code point cp from the stacks of s (all = advance every stack:
+ * s is a "uniform" partial state whose stacks all take any completion). */
+static int32_t step_cp(nk_grammar *g, const gstate *s0, uint32_t cp, bool all) {
     int32_t off = s0->off, n = s0->n;
     g->n_out = 0; g->n_work = 0;
-    hash_clear(&g->seen);
+    seen_clear(g);
     for (int32_t i = 0; i < n; i++) {
         int32_t id = g->pool[off + i];
         if (id == 0) continue;
         const gnode *nd = &g->nodes[id];
-        if (!class_has(g, g->sym[nd->pos].arg, cp)) continue;
+        if (!all && !class_has(g, g->sym[nd->pos].arg, cp)) continue;
         if (!work_push(g, nd->pos + 1, nd->parent)) return NK_GM_LIMIT;
     }
     if (!run_closure(g)) return NK_GM_LIMIT;
@@ -257,24 +271,39 @@ static int32_t step_cp(nk_grammar *g, const gstate *s0, uint32_t cp) {
 
 static const uint32_t k_min_cp[5] = { 0, 0, 0x80, 0x800, 0x10000 };
 
-/* Whether some stack of s can take a character whose encoding starts with the bytes
- * seen so far (acc, with need bytes missing, total length len). */
-static bool partial_viable(const nk_grammar *g, const gstate *s, uint32_t acc, int need, int len) {
+#define UNI 0x80    /* in gstate.len: a uniform partial character (see partial_state) */
+
+/* The state after the bytes of a partial character: acc holds its bits so far, need
+ * bytes are missing, len is its length. The code points it can still become form the
+ * range [lo, hi]. Dead when no stack's class meets the range. When the whole range is
+ * valid and every stack's class holds either all of it or none of it, which code point
+ * it becomes cannot matter: the state keeps only the stacks that take it, forgets acc
+ * and is marked uniform (UNI), so e.g. the thousands of 3-byte prefixes of CJK
+ * characters inside a JSON string are one state, not one each. */
+static int32_t partial_state(nk_grammar *g, const gstate *s, uint32_t acc, int need, int len) {
     uint32_t lo = acc << (6 * need), hi = lo | ((1u << (6 * need)) - 1);
-    if (lo < k_min_cp[len]) lo = k_min_cp[len];
-    if (hi > 0x10FFFF) hi = 0x10FFFF;
-    if (lo > hi) return false;
+    bool valid = lo >= k_min_cp[len] && hi <= 0x10FFFF && !(lo <= 0xDFFF && hi >= 0xD800);
+    uint32_t clo = lo < k_min_cp[len] ? k_min_cp[len] : lo, chi = hi > 0x10FFFF ? 0x10FFFF : hi;
+    g->n_out = 0;
+    bool any = false, uniform = valid;
     for (int32_t i = 0; i < s->n; i++) {
         int32_t id = g->pool[s->off + i];
         if (id == 0) continue;
-        if (class_meets(g, g->sym[g->nodes[id].pos].arg, lo, hi)) return true;
+        const gclass *k = &g->cls[g->sym[g->nodes[id].pos].arg];
+        const grange *r = g->rng + k->first;
+        bool meets = false, covers = false;
+        for (int32_t j = 0; j < k->n && clo <= chi; j++) {
+            if (r[j].lo <= chi && r[j].hi >= clo) meets = true;
+            if (r[j].lo <= clo && r[j].hi >= chi) covers = true;
+        }
+        if (!meets) continue;
+        any = true;
+        if (!covers) uniform = false;
+        if (!out_push(g, id)) return NK_GM_LIMIT;
     }
-    return false;
-}
-
-/* The state with s's stacks and another partial character. The node set is copied
- * out of the pool first: interning may move the pool. */
-static int32_t state_copy(nk_grammar *g, const gstate *s, uint32_t acc, int need, int len) {
+    if (!any) return -1;
+    if (uniform) return state_get(g, g->outv, (int32_t)g->n_out, 0, need, len | UNI);
+    /* exact: every stack is kept, acc decides at the end */
     g->n_out = 0;
     for (int32_t i = 0; i < s->n; i++) if (!out_push(g, g->pool[s->off + i])) return NK_GM_LIMIT;
     return state_get(g, g->outv, s->n, acc, need, len);
@@ -283,22 +312,44 @@ static int32_t state_copy(nk_grammar *g, const gstate *s, uint32_t acc, int need
 static int32_t compute_step(nk_grammar *g, int32_t si, uint8_t b) {
     gstate s = g->states[si];    /* a copy: the table may move while interning */
     if (s.need == 0) {
-        if (b < 0x80) return step_cp(g, &s, b);
+        if (b < 0x80) return step_cp(g, &s, b, false);
         int len = (b >> 5) == 6 ? 2 : (b >> 4) == 14 ? 3 : (b >> 3) == 30 ? 4 : 0;
         if (!len || b == 0xC0 || b == 0xC1 || b > 0xF4) return -1;
-        uint32_t acc = b & (0x7Fu >> len);
-        if (!partial_viable(g, &s, acc, len - 1, len)) return -1;
-        return state_copy(g, &s, acc, len - 1, len);
+        return partial_state(g, &s, b & (0x7Fu >> len), len - 1, len);
     }
     if ((b & 0xC0) != 0x80) return -1;
-    uint32_t acc = (s.acc << 6) | (b & 0x3Fu);
     int need = s.need - 1;
+    if (s.len & UNI) {            /* any continuation: the stacks kept all take it */
+        if (need == 0) return step_cp(g, &s, 0, true);
+        g->n_out = 0;
+        for (int32_t i = 0; i < s.n; i++) if (!out_push(g, g->pool[s.off + i])) return NK_GM_LIMIT;
+        return state_get(g, g->outv, s.n, 0, need, s.len);
+    }
+    uint32_t acc = (s.acc << 6) | (b & 0x3Fu);
     if (need == 0) {
         if (acc < k_min_cp[s.len] || acc > 0x10FFFF || (acc >= 0xD800 && acc <= 0xDFFF)) return -1;
-        return step_cp(g, &s, acc);
+        return step_cp(g, &s, acc, false);
     }
-    if (!partial_viable(g, &s, acc, need, s.len)) return -1;
-    return state_copy(g, &s, acc, need, s.len);
+    return partial_state(g, &s, acc, need, s.len);
+}
+
+/* A 256-entry table from the chunks (one malloc per NK_GM_TABS_PER_CHUNK states
+ * instead of one per state; chunks are kept over flushes). */
+static int32_t *tab_alloc(nk_grammar *g) {
+    int64_t chunk = g->tabs_used / NK_GM_TABS_PER_CHUNK, k = g->tabs_used % NK_GM_TABS_PER_CHUNK;
+    if (chunk == g->n_chunks) {
+        if (g->n_chunks == g->cap_chunks) {
+            int32_t nc = g->cap_chunks ? g->cap_chunks * 2 : 16;
+            int32_t **ncs = nk_realloc(g->tab_chunks, (size_t)nc * sizeof *ncs);
+            if (!ncs) return NULL;
+            g->tab_chunks = ncs; g->cap_chunks = nc;
+        }
+        g->tab_chunks[g->n_chunks] = nk_alloc_array((size_t)NK_GM_TABS_PER_CHUNK * 256, sizeof(int32_t));
+        if (!g->tab_chunks[g->n_chunks]) return NULL;
+        g->n_chunks++;
+    }
+    g->tabs_used++;
+    return g->tab_chunks[chunk] + k * 256;
 }
 
 int32_t nk_gm_step(nk_grammar *g, int32_t si, uint8_t b) {
@@ -307,12 +358,13 @@ int32_t nk_gm_step(nk_grammar *g, int32_t si, uint8_t b) {
         int32_t t = s->tab[b];
         if (t != NK_GM_UNKNOWN) return t;
     } else {
-        int32_t *tab = nk_alloc_array(256, sizeof(int32_t));
+        int32_t *tab = tab_alloc(g);
         if (!tab) { g->oom = true; return NK_GM_LIMIT; }
         for (int i = 0; i < 256; i++) tab[i] = NK_GM_UNKNOWN;
         g->states[si].tab = tab;
     }
     int32_t t = compute_step(g, si, b);
+    g->st.transitions++;
     if (t == NK_GM_LIMIT) return t;
     g->states[si].tab[b] = t;
     return t;
@@ -321,7 +373,8 @@ int32_t nk_gm_step(nk_grammar *g, int32_t si, uint8_t b) {
 /* ---- life cycle -------------------------------------------------------------------------- */
 
 static void tables_free(nk_grammar *g) {
-    for (int32_t i = 0; i < g->n_states; i++) { nk_free(g->states[i].tab); nk_free(g->states[i].mask); }
+    for (int32_t i = 0; i < g->n_states; i++) nk_free(g->states[i].mask);
+    g->tabs_used = 0;
     g->n_states = 0; g->n_pool = 0; g->n_masks = 0;
     hash_clear(&g->state_ix);
     hash_clear(&g->node_ix);
@@ -332,12 +385,14 @@ void nk_gm_release(nk_grammar *g) {
     if (g->states) tables_free(g);
     nk_free(g->nodes); nk_free(g->states); nk_free(g->pool);
     nk_free(g->work); nk_free(g->outv); nk_free(g->walk); nk_free(g->scratch_mask);
+    for (int32_t i = 0; i < g->n_chunks; i++) nk_free(g->tab_chunks[i]);
+    nk_free(g->tab_chunks); nk_free(g->seen_used);
     hash_free(&g->node_ix); hash_free(&g->state_ix); hash_free(&g->seen);
 }
 
 static int32_t start_state(nk_grammar *g) {
     g->n_out = 0; g->n_work = 0;
-    hash_clear(&g->seen);
+    seen_clear(g);
     const grule *r = &g->rules[g->root];
     for (int32_t a = r->n_alts - 1; a >= 0; a--)
         if (!work_push(g, g->alt_start[r->first_alt + a], 0)) return NK_GM_LIMIT;

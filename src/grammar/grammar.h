@@ -107,7 +107,7 @@ nook_status nk_grammar_accept_token(nk_grammar *g, const nk_gvocab *v, int32_t t
 
 /* Counters for tests and benchmarks. */
 typedef struct nk_grammar_stats {
-    long states, nodes, masks_computed, mask_hits, trie_nodes_visited, flushes;
+    long states, nodes, masks_computed, mask_hits, trie_nodes_visited, flushes, transitions;
 } nk_grammar_stats;
 void nk_grammar_get_stats(const nk_grammar *g, nk_grammar_stats *st);
 

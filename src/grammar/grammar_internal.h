@@ -56,10 +56,15 @@ struct nk_grammar {
     ghash state_ix;                       /* hash of a state's content -> state id */
     int32_t start, cur;                   /* start state and current state ids     */
 
+    /* transition tables come from chunks of NK_GM_TABS_PER_CHUNK, reused after a flush */
+    int32_t **tab_chunks; int32_t n_chunks, cap_chunks;
+    int64_t tabs_used;
+
     /* closure scratch */
     int32_t *work; size_t n_work, cap_work;     /* pairs (pos, parent)              */
     int32_t *outv; size_t n_out, cap_out;       /* node ids collected               */
     ghash seen;                                 /* (pos, parent) visited            */
+    size_t *seen_used; size_t n_seen_used, cap_seen_used; /* slots to clear     */
 
     /* masks */
     const nk_gvocab *mask_vocab;
