@@ -2,6 +2,7 @@
  * grammar_bench: what constrained decoding costs, without the model's forward pass.
  *
  *   grammar_bench MODEL.gguf (--schema FILE | --grammar FILE | --json) [--steps N] [--seed S]
+ *   grammar_bench --print --schema FILE      the GBNF nook writes for a schema
  *
  * Builds the vocabulary trie from the model's tokenizer, then runs N steps of a
  * random walk through the grammar (each step: the token mask applied to a logits
@@ -19,6 +20,18 @@
 #include <string.h>
 
 int main(int argc, char **argv) {
+    if (argc == 4 && !strcmp(argv[1], "--print") && !strcmp(argv[2], "--schema")) {
+        char *txt = NULL, *g = NULL;
+        size_t n;
+        nook_error e = { 0 };
+        if (nk_read_file(argv[3], &txt, &n, &e) != NOOK_OK || nk_schema_to_gbnf(txt, n, &g, &e) != NOOK_OK) {
+            fprintf(stderr, "%s\n", e.msg);
+            return 1;
+        }
+        fputs(g, stdout);
+        nk_free(g); nk_free(txt);
+        return 0;
+    }
     if (argc < 3) { fprintf(stderr, "usage: grammar_bench MODEL.gguf (--schema F | --grammar F | --json) [--steps N] [--seed S]\n"); return 2; }
     const char *schema = NULL, *gfile = NULL;
     bool json = false;
