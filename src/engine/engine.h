@@ -11,6 +11,10 @@
  * enable_thinking. */
 bool nk_template_thinks(const char *tmpl);
 
+/* Restart the request's clock (prompt eval and total durations count from here): the
+ * scheduler calls it when a queued request gets its slot. */
+void nk_gen_restart_clock(nook_gen *g);
+
 /* ---- grammar constraint (constrain.c): nook_gen_params.grammar / .format ---- */
 typedef struct nk_constrain nk_constrain;
 typedef struct nk_gvocab nk_gvocab;
