@@ -160,21 +160,33 @@ nook_status nk_grammar_mask(nk_grammar *g, const nk_gvocab *v, const uint32_t **
     st[0] = cur;
     int32_t allowed = 0;
     long visited = 0;
+    /* the hot loop: a known transition is two loads (the state's table, the entry);
+     * anything else goes through nk_gm_step, after which the state array may have moved */
+    const gstate *S = g->states;
+    const uint8_t *byte = v->byte;
+    const uint16_t *depth = v->depth;
+    const int32_t *end = v->end, *tf = v->tok_first, *toks = v->toks;
     for (int32_t i = 0; i < v->n_nodes;) {
-        int d = v->depth[i];
-        int32_t s = nk_gm_step(g, st[d - 1], v->byte[i]);
+        int d = depth[i];
+        int32_t ps = st[d - 1];
+        const int32_t *tab = S[ps].tab;
+        int32_t s = tab ? tab[byte[i]] : -2;
+        if (s == -2) {
+            s = nk_gm_step(g, ps, byte[i]);
+            S = g->states;
+        }
         visited++;
         if (s < 0) {
             if (s == -3) { nk_free(m); return nk_fail(err, NOOK_ERANGE, "grammar: state tables exceed their limit"); }
-            i = v->end[i];
+            i = end[i];
             continue;
         }
         st[d] = s;
-        for (int32_t k = v->tok_first[i]; k < v->tok_first[i + 1]; k++) {
-            int32_t t = v->toks[k];
+        for (int32_t k = tf[i], ke = tf[i + 1]; k < ke; k++) {
+            int32_t t = toks[k];
             m[t >> 5] |= 1u << (t & 31);
-            allowed++;
         }
+        allowed += tf[i + 1] - tf[i];
         i++;
     }
     if (g->states[cur].can_end)

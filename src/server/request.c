@@ -39,7 +39,8 @@ typedef struct srv_field_ext {
 } srv_field_ext;
 
 static const srv_field_ext k_exts[SRV_EXT_COUNT] = {
-    { 0 },   /* free slots: grammar, router, ... add theirs here */
+    [SRV_EXT_GRAMMAR] = { "grammar", srv_grammar_parse, srv_grammar_free },
+    /* free slots: router, ... add theirs here */
 };
 
 /* ---- typed getters: absent or null leaves *dst as it is -------------------------------- */
