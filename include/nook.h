@@ -492,8 +492,14 @@ typedef struct nook_gen_params {
     int   top_logprobs;     /* 0..NOOK_MAX_TOP_LOGPROBS alternatives per token (implies
                                logprobs)                                          */
     const char *grammar;    /* GBNF text constraining the output, or NULL        */
-    const char *format;     /* "json" or a JSON schema (text): Ollama's format, or NULL */
-    nook_constraint constraint; /* a caller's own mask (mask == NULL: none)       */
+    const char *format;     /* "json" or a JSON schema (text): Ollama's format, or NULL.
+                               At most one of grammar/format. The output then stays in
+                               the language: each step's logits are masked before the
+                               sampler chain, end-of-generation only where it may end
+                               (docs/grammar.md). Map OpenAI response_format
+                               json_object to "json", json_schema to its "schema". */
+    nook_constraint constraint; /* a caller's own mask (mask == NULL: none; not
+                               together with grammar/format)                     */
     int64_t load_ns;        /* reported as the load duration (the caller's model load) */
 } nook_gen_params;
 
@@ -569,7 +575,8 @@ typedef bool (*nook_event_fn)(const nook_event *ev, void *ud);
  * turn of the conversation), the cache is cut to that prefix and only the rest is
  * decoded (prompt_eval_count says how many); then samples until a stop; a full context is shifted (nook_session_shift) unless no_shift. Events go to
  * on_event. Setup errors (bad prompt, a prompt longer than the context: NOOK_ERANGE,
- * bad params: NOOK_EINVAL, grammar not available: NOOK_EUNSUPPORTED) return before any
+ * bad params or grammar: NOOK_EINVAL/NOOK_EFORMAT, a schema keyword not supported:
+ * NOOK_EUNSUPPORTED) return before any
  * event; after the first event every outcome, errors included, ends with the DONE
  * event, and the return value is its status. The token loop allocates nothing. */
 nook_status nook_generate(nook_session *s, const nook_prompt *prompt, const nook_gen_params *p,
@@ -590,8 +597,10 @@ void nook_gen_free(nook_gen *g);
 /* Start a request (allocates what its params need; the steps allocate nothing). The
  * prompt (copied) seeds the penalties and the DONE event's context; split_thinking
  * comes from nook_prompt_tokenize (a prompt ending in "<think>" starts inside the
- * reasoning). Errors: NOOK_EINVAL (params), NOOK_EUNSUPPORTED (grammar/format when no
- * grammar engine is built in), NOOK_ENOMEM. */
+ * reasoning). Errors: NOOK_EINVAL (params), NOOK_EFORMAT (a malformed grammar, with its
+ * line and column), NOOK_EUNSUPPORTED (a schema keyword the converter refuses, named),
+ * NOOK_ERANGE (a grammar or schema over its size limits), NOOK_ENOMEM. The first
+ * constrained request builds the vocabulary trie (kept for later requests). */
 nook_status nook_gen_begin(nook_gen *g, const nook_gen_params *p, const nook_token *prompt,
                            int n_prompt, bool split_thinking, nook_event_fn on_event, void *ud,
                            nook_error *err);
@@ -701,6 +710,40 @@ typedef struct nook_sched_stats {
     uint64_t n_aborted;         /* decodes stopped inside by the abort hook       */
 } nook_sched_stats;
 void nook_sched_stats_get(nook_sched *s, nook_sched_stats *out);
+
+/* ---- Structured output and tool calls (src/grammar) -------------------------------
+ * Constrained decoding itself is a generation parameter (grammar: GBNF text; format:
+ * "json" or a JSON schema; docs/grammar.md). These are the tool-call pieces a server
+ * maps OpenAI/Ollama requests onto. Tools are rendered by the chat template (its
+ * `tools` variable). Strings returned are NUL-terminated and owned by the caller
+ * (release with nook_free).
+ */
+
+/* The tool-call format a chat template asks for: "hermes" (Qwen2.5/Qwen3:
+ * <tool_call>{json}</tool_call>), "llama3" ({"name", "parameters"}), "mistral"
+ * ([TOOL_CALLS] [...]) or "generic" (a bare JSON call). Never NULL; NULL template:
+ * "generic". */
+const char *nook_tool_family(const char *chat_template);
+
+/* Splits a finished answer into content and tool calls in the template's format
+ * (falling back to a bare JSON call, or one in a ```json fence). *calls_json is NULL
+ * when there are none, else a JSON array in OpenAI's shape with arguments as an
+ * object (Ollama's; OpenAI clients want json_dumps of it as a string):
+ *   [{"id":"call_1a2b3c4d","type":"function","function":{"name":..,"arguments":{..}}}]
+ * ids are derived from the call, so they are stable for the same text. *content is
+ * the text outside the calls. Errors: NOOK_EINVAL, NOOK_ENOMEM. */
+nook_status nook_tool_parse(const char *chat_template, const char *text, size_t len,
+                            char **content, char **calls_json, nook_error *err);
+
+/* GBNF that forces exactly one call in the template's format to one of tools_json (a
+ * JSON array of OpenAI tool objects, {"type":"function","function":{"name",
+ * "parameters"}}, or of bare function objects), its arguments valid against the
+ * tool's parameters schema. tool_choice: "required" (any of the tools) or a function
+ * name (OpenAI's {"type":"function","function":{"name":...}}). Pass it as the
+ * generation's grammar. Errors: NOOK_EINVAL (bad tools), NOOK_ENOTFOUND (a name not
+ * among the tools), NOOK_EUNSUPPORTED (a parameters schema the converter refuses). */
+nook_status nook_tool_grammar(const char *chat_template, const char *tools_json,
+                              const char *tool_choice, char **gbnf, nook_error *err);
 
 #ifdef __cplusplus
 }

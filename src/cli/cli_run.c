@@ -6,6 +6,8 @@
  * Output: the generated text only (the prompt is not echoed, as in Ollama), streamed
  * through nook_detok so a multi-byte character is never split, flushed per token.
  * With --format jsonl, one JSON object per generated token instead.
+ * --format json (Ollama's flag), --schema FILE.json and --grammar FILE.gbnf constrain
+ * the output to JSON, to a JSON schema or to a GBNF grammar (docs/grammar.md).
  *
  * A full context is shifted (nook_session_shift: keep the first tokens, drop half of
  * the rest, as Ollama) unless --no-shift, which stops with reason "length". For
@@ -34,6 +36,7 @@ typedef struct run_opts {
     const char *format;
     const char *kv_type;
     const char *route, *task; /* router: --route local|auto|remote|ask, --task NAME */
+    const char *schema, *grammar;   /* files */
 } run_opts;
 
 static run_opts o;
@@ -56,7 +59,9 @@ static const cli_opt k_opts[] = {
     { "keep",           0,   OPT_INT,   &o.keep, -1, 2147483647, "N", "tokens after BOS a context shift keeps (-1: the whole prompt) [4]" },
     { "no-shift",       0,   OPT_FLAG,  &o.no_shift, 0, 0, NULL, "stop with reason 'length' at a full context instead of shifting it" },
     { "show-prompt",    0,   OPT_FLAG,  &o.show_prompt, 0, 0, NULL, "print the prompt as it goes to the tokenizer (template applied) and exit" },
-    { "format",         0,   OPT_STR,   &o.format, 0, 0, "FMT", "output format: text (default) or jsonl (one object per token)" },
+    { "format",         0,   OPT_STR,   &o.format, 0, 0, "FMT", "text (default), jsonl (one object per token), or json (constrain the output to JSON, as Ollama)" },
+    { "schema",         0,   OPT_STR,   &o.schema, 0, 0, "FILE", "constrain the output to JSON valid against the JSON schema in FILE" },
+    { "grammar",        0,   OPT_STR,   &o.grammar, 0, 0, "FILE", "constrain the output to the GBNF grammar in FILE (llama.cpp's syntax)" },
     { "kv-cache-type",  0,   OPT_STR,   &o.kv_type, 0, 0, "T", "KV cache type: f16, q8_0 (half the memory) or f32 [f16]" },
     { "top-logprobs",   0,   OPT_INT,   &o.top_logprobs, 0, 20, "K", "with --format jsonl: the K most likely tokens at each step [0]" },
     { "no-mmap",        0,   OPT_FLAG,  &o.no_mmap, 0, 0, NULL, "copy the model into private memory instead of mapping it" },
@@ -249,9 +254,11 @@ int cli_run(int argc, char **argv) {
     int rc = cli_parse(&k_info, argc, argv, &npos);
     if (rc) return rc;
     if (npos < 1) return cli_fail(CLI_EUSAGE, "run: missing MODEL (usage: nook run MODEL [PROMPT...])");
-    bool jsonl = strcmp(o.format, "jsonl") == 0;
-    if (!jsonl && strcmp(o.format, "text") != 0)
-        return cli_fail(CLI_EUSAGE, "run: bad value '%s' for --format (text or jsonl)", o.format);
+    bool jsonl = strcmp(o.format, "jsonl") == 0, json_out = strcmp(o.format, "json") == 0;
+    if (!jsonl && !json_out && strcmp(o.format, "text") != 0)
+        return cli_fail(CLI_EUSAGE, "run: bad value '%s' for --format (text, jsonl or json)", o.format);
+    if ((json_out ? 1 : 0) + (o.schema ? 1 : 0) + (o.grammar ? 1 : 0) > 1)
+        return cli_fail(CLI_EUSAGE, "run: give one of --format json, --schema and --grammar");
     nook_kv_type kv_type;
     if (cli_kv_type("run", o.kv_type, &kv_type) != CLI_OK) return CLI_EUSAGE;
     if (o.repeat_penalty <= 0.0f)
@@ -324,9 +331,20 @@ int cli_run(int argc, char **argv) {
     nk_router *router = NULL;
     nk_route route;
     bool route_made = false;
-    char *rendered = NULL, *msgs_json = NULL;
+    char *rendered = NULL, *msgs_json = NULL, *constraint_text = NULL;
     const char **stops = NULL;
     nook_error err = { 0 };
+    if (o.schema || o.grammar) {   /* read before the model loads: a typo fails fast */
+        size_t cl;
+        if (nk_read_file(o.schema ? o.schema : o.grammar, &constraint_text, &cl, &err) != NOOK_OK) {
+            rc = cli_fail(CLI_EFAIL, "run: %s", err.msg);
+            goto done;
+        }
+        if (strlen(constraint_text) != cl) {
+            rc = cli_fail(CLI_EFAIL, "run: %s contains a NUL byte", o.schema ? o.schema : o.grammar);
+            goto done;
+        }
+    }
 
     double t_load0 = nk_time_ms();
     m = cli_load_model(ref.path, o.threads, o.no_mmap);
@@ -378,6 +396,9 @@ int cli_run(int argc, char **argv) {
     nook_gen_params gp;
     gen_params(&gp, jsonl);
     gp.load_ns = (int64_t)(load_ms * 1e6);
+    if (json_out) gp.format = "json";
+    else if (o.schema) gp.format = constraint_text;
+    else if (o.grammar) gp.grammar = constraint_text;
     json_t *jstop = ref.params ? json_object_get(ref.params, "stop") : NULL;
     if (json_array_size(jstop)) {
         stops = nk_calloc(json_array_size(jstop), sizeof *stops);
@@ -416,7 +437,10 @@ int cli_run(int argc, char **argv) {
         nk_free(answer);
     }
     if (st != NOOK_OK && r.reason == NOOK_DONE_NONE) {   /* refused before generating */
-        if (st == NOOK_ERANGE) rc = cli_fail(CLI_EFAIL, "%s; raise --ctx", err.msg);
+        bool constraint_err = strncmp(err.msg, "grammar", 7) == 0 || strncmp(err.msg, "schema", 6) == 0 ||
+                              strncmp(err.msg, "pattern", 7) == 0;
+        if (constraint_err && (o.schema || o.grammar)) rc = cli_fail(CLI_EFAIL, "%s: %s", o.schema ? o.schema : o.grammar, err.msg);
+        else if (st == NOOK_ERANGE) rc = cli_fail(CLI_EFAIL, "%s; raise --ctx", err.msg);
         else rc = cli_fail(CLI_EFAIL, "%s", err.msg);
         goto done;
     }
@@ -448,6 +472,7 @@ done:
     nk_free(stops);
     nk_model_ref_free(&ref);
     nk_free(rendered);
+    nk_free(constraint_text);
     nk_free(prompt);
     if (s) nook_session_free(s);
     if (m) nook_model_free(m);

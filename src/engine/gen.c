@@ -14,6 +14,7 @@
  */
 #include "engine/engine.h"
 #include "chat/chat.h"
+#include "grammar/grammar.h"
 
 #include <math.h>
 #include <stdatomic.h>
@@ -28,6 +29,8 @@ struct nook_gen {
     const nook_model *m;
     int n_vocab, n_ctx;
     float *work;                 /* n_vocab: the logits a constraint masks           */
+    nk_gvocab *gvocab;           /* vocabulary trie for grammars (built on first use) */
+    nk_constrain *grammar;       /* this request's grammar/format constraint, or NULL */
     nook_sampler *smp;
     nook_top_logprob top[NOOK_MAX_TOP_LOGPROBS];
 
@@ -120,6 +123,8 @@ static void free_request(nook_gen *g) {
     nk_free(g->thinking);
     nk_free(g->ctx);
     if (g->smp) nook_sampler_free(g->smp);
+    nk_constrain_free(g->grammar);
+    g->grammar = NULL;
     g->stop = NULL;
     g->stop_len = NULL;
     g->hold = g->content = g->thinking = NULL;
@@ -131,6 +136,7 @@ static void free_request(nook_gen *g) {
 void nook_gen_free(nook_gen *g) {
     if (!g) return;
     free_request(g);
+    nk_gvocab_free(g->gvocab);
     nk_free(g->work);
     nk_free(g);
 }
@@ -160,16 +166,23 @@ nook_status nook_gen_begin(nook_gen *g, const nook_gen_params *p, const nook_tok
         return nk_fail(err, NOOK_EINVAL, "top_logprobs %d (0..%d)", p->top_logprobs, NOOK_MAX_TOP_LOGPROBS);
     if (p->num_keep < -1) return nk_fail(err, NOOK_EINVAL, "num_keep %d (must be >= -1)", p->num_keep);
     if (p->n_stop < 0 || (p->n_stop > 0 && !p->stop)) return nk_fail(err, NOOK_EINVAL, "bad stop strings");
-    if ((p->grammar && p->grammar[0]) || (p->format && p->format[0]))
-        return nk_fail(err, NOOK_EUNSUPPORTED,
-                       "grammar-constrained decoding (grammar/format) is not available in this build");
+    bool constrained = (p->grammar && p->grammar[0]) || (p->format && p->format[0]);
+    if (constrained && p->constraint.mask)
+        return nk_fail(err, NOOK_EINVAL, "grammar/format and a custom constraint together");
     for (int i = 0; i < p->n_stop; i++)
         if (!p->stop[i] || !p->stop[i][0]) return nk_fail(err, NOOK_EINVAL, "stop string %d is empty", i);
 
     free_request(g);
+    if (constrained) {   /* compiled before anything else so a bad grammar changes nothing */
+        nook_status cst = nk_constrain_vocab(g->m, &g->gvocab, err);
+        if (cst == NOOK_OK) cst = nk_constrain_new(g->gvocab, p->grammar, p->format, &g->grammar, err);
+        if (cst != NOOK_OK) return cst;
+    }
     g->done = true;
     g->began = false;
     g->p = *p;
+    if (g->grammar)
+        g->p.constraint = (nook_constraint){ nk_constrain_mask, nk_constrain_accept, g->grammar };
     g->p.stop = NULL;          /* our copies below; the caller's may go away */
     g->p.grammar = g->p.format = NULL;
     g->cb = on_event;

@@ -45,8 +45,9 @@ static int route_parse(const json_t *body, srv_kind kind, void **slot, char *msg
 }
 
 static const srv_field_ext k_exts[SRV_EXT_COUNT] = {
+    [SRV_EXT_GRAMMAR] = { "grammar", srv_grammar_parse, srv_grammar_free },
     [SRV_EXT_ROUTE] = { "route", route_parse, nk_route_field_free },
-    /* free slots: grammar, ... add theirs here */
+    /* free slots: 2, 3 */
 };
 
 /* ---- typed getters: absent or null leaves *dst as it is -------------------------------- */

@@ -66,6 +66,7 @@ typedef struct srv_message {
 typedef enum srv_think { SRV_THINK_UNSET = 0, SRV_THINK_OFF, SRV_THINK_ON } srv_think;
 
 enum { SRV_EXT_COUNT = 4 };       /* room for other modules' fields (see above) */
+enum { SRV_EXT_GRAMMAR = 0 };     /* req_grammar.c: format / response_format / tool_choice */
 enum { SRV_EXT_ROUTE = 1 };       /* router: the request's "route" object as an nk_route_req */
 
 typedef struct srv_gen_request {
@@ -109,5 +110,18 @@ typedef struct srv_gen_request {
 int srv_gen_request_parse(const json_t *body, srv_kind kind, int max_messages, srv_gen_request *out,
                           char *msg, size_t cap);
 void srv_gen_request_free(srv_gen_request *r);
+
+/* ---- structured output (req_grammar.c), in ext[SRV_EXT_GRAMMAR] (NULL: none) ---- */
+typedef struct srv_grammar_req {
+    char *format;        /* "json" or schema text (checked): nook_gen_params.format  */
+    char *tools_json;    /* a forced tool call: the tools and the choice ("required" */
+    char *tool_choice;   /* or a function name); grammar made by srv_grammar_apply   */
+    char *grammar;
+} srv_grammar_req;
+int  srv_grammar_parse(const json_t *body, srv_kind kind, void **slot, char *msg, size_t cap);
+void srv_grammar_free(void *slot);
+/* Sets gp->format or gp->grammar from the slot (pointers into the slot: keep the request
+ * alive while generating). chat_template: the model's (the tool-call format). */
+nook_status srv_grammar_apply(void *slot, const char *chat_template, nook_gen_params *gp, nook_error *err);
 
 #endif /* NOOK_SERVER_REQUEST_H */
