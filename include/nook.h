@@ -40,6 +40,8 @@ typedef enum nook_status {
     NOOK_ENOTFOUND,    /* a named thing (key, tensor, model) does not exist          */
     NOOK_EINTERNAL,    /* a bug in nook                                              */
     NOOK_EBUSY,        /* a bounded queue is full; retry later (HTTP 503)            */
+    NOOK_EABORTED,     /* the caller's abort callback stopped the work (see
+                          nook_session_set_abort says what state it leaves)      */
 } nook_status;
 
 typedef struct nook_error {
@@ -144,33 +146,55 @@ typedef struct nook_session nook_session;
  * multiples of 32, as in llama.cpp. */
 typedef enum nook_kv_type { NOOK_KV_F16 = 0, NOOK_KV_Q8_0, NOOK_KV_F32 } nook_kv_type;
 
+/* How nook_session_embeddings_seq pools a sequence's hidden states (the output of
+ * the final norm, as llama.cpp's embeddings): UNSPECIFIED takes the model's
+ * <arch>.pooling_type (mean when absent); NONE keeps one vector per batch entry that
+ * asked for output (nook_session_embeddings_ith). */
+typedef enum nook_pooling {
+    NOOK_POOLING_UNSPECIFIED = -1,
+    NOOK_POOLING_NONE = 0,
+    NOOK_POOLING_MEAN = 1,
+    NOOK_POOLING_CLS = 2,     /* the sequence's first token */
+    NOOK_POOLING_LAST = 3,    /* the sequence's last token (Qwen3-Embedding) */
+} nook_pooling;
+
 typedef struct nook_session_params {
-    int n_ctx;      /* context length in tokens (0 = min(n_ctx_train, 4096))   */
+    int n_ctx;      /* context length in tokens of EACH sequence (0 = min(n_ctx_train,
+                       4096)); the KV cache holds n_seq_max x n_ctx positions       */
     int n_batch;    /* max tokens per forward pass (0 = 512)                    */
-    int n_threads;  /* worker threads (0 = number of cores)                     */
+    int n_threads;  /* threads of the process-wide pool this session uses (0 = all
+                       of them; see "Threads" below)                            */
     bool plain_attn; /* false: attention rounds as llama.cpp's flash-attention
                         kernel (its CPU default, -fa auto); true: as its non-flash
                         path (-fa off). */
     nook_kv_type kv_type; /* cache type for K and V (default f16, llama.cpp's)     */
+    int n_seq_max;  /* sequences the cache holds at once, ids 0..n_seq_max-1 (0 = 1) */
+    bool embeddings; /* decodes produce embeddings (hidden states after the final
+                        norm) instead of logits                                  */
+    nook_pooling pooling; /* with embeddings: how a sequence is pooled (default
+                        UNSPECIFIED: the model's pooling_type, else mean)        */
 } nook_session_params;
 
+/* Defaults: everything 0 (see each field), pooling UNSPECIFIED. */
 nook_session_params nook_session_default_params(void);
 
 nook_status nook_session_new(const nook_model *m, const nook_session_params *p,
                              nook_session **out, nook_error *err);
 void nook_session_free(nook_session *s);
 
-/* Number of tokens now in the KV cache, and its capacity. */
+/* Number of tokens sequence 0 holds in the KV cache, and the capacity of each
+ * sequence. */
 int nook_session_n_past(const nook_session *s);
 int nook_session_n_ctx(const nook_session *s);
 /* The model the session runs (borrowed). */
 const nook_model *nook_session_model(const nook_session *s);
 
-/* Forget everything from position pos on (0 clears the cache). */
+/* Forget everything of sequence 0 from position pos on (0 clears it). */
 void nook_session_truncate(nook_session *s, int pos);
 
-/* Run n tokens through the model at positions n_past..n_past+n-1, in batches of at
- * most n_batch. Afterwards nook_session_logits() holds the logits of the last token.
+/* Run n tokens of sequence 0 through the model at positions n_past..n_past+n-1, in
+ * batches of at most n_batch (the single-sequence case of nook_session_decode_batch,
+ * with the same results). Afterwards nook_session_logits() holds the logits of the last token.
  * If all_logits is non-NULL it receives n*n_vocab floats: the logits at every
  * position (used by tests and perplexity). NOOK_ERANGE if the cache would overflow. */
 nook_status nook_session_decode(nook_session *s, const nook_token *tokens, int n,
@@ -201,6 +225,121 @@ const float *nook_session_logits(const nook_session *s);
  * out of range in history) leaves history unchanged and the cache cut to n_keep. */
 nook_status nook_session_shift(nook_session *s, nook_token *history, int *n_history,
                                int n_keep, int n_discard, nook_error *err);
+
+/* ---- Sequences and batches ------------------------------------------------------
+ * A session's KV cache holds up to n_seq_max independent sequences (conversations),
+ * ids 0..n_seq_max-1. Each sequence is a run of positions 0..len-1: a batch appends to
+ * the end of a sequence, and a sequence is cut back, cleared or forked, never edited
+ * in the middle. One decode runs the tokens of several sequences in a single forward
+ * pass: every weight matrix is read from memory once per step for all of them, so
+ * decoding four conversations costs little more than one (decode is bound by memory
+ * bandwidth). Attention is masked per sequence (and a sliding window slides per
+ * sequence): the results for a sequence are those of decoding it alone, up to the
+ * float summation order of the batch matmul kernels (which depends on how many rows a
+ * step has; ~1e-5 relative, see docs/design.md).
+ *
+ * The cache remembers the token id at every position, so a caller can find which
+ * sequence already holds the longest prefix of a new request and decode only the
+ * rest (nook_session_prefix_match).
+ */
+typedef int32_t nook_seq;
+
+/* A batch: n_tokens entries, each a token, its position in its sequence, the
+ * sequence, and whether the decode should return logits (or embeddings) for it.
+ * The arrays hold cap entries and belong to the batch (nook_batch_init/free). */
+typedef struct nook_batch {
+    int         n_tokens;
+    int         cap;
+    nook_token *token;
+    int32_t    *pos;     /* must be exactly the sequence's next position (its length,
+                            then +1 per earlier entry of the same sequence); -1 means
+                            "the next one" */
+    nook_seq   *seq;
+    bool       *output;
+} nook_batch;
+
+/* Allocate arrays for cap entries (cap >= 1); n_tokens = 0. NOOK_ENOMEM, NOOK_EINVAL. */
+nook_status nook_batch_init(nook_batch *b, int cap, nook_error *err);
+void nook_batch_free(nook_batch *b);       /* arrays freed, *b zeroed; NULL-safe  */
+void nook_batch_clear(nook_batch *b);      /* n_tokens = 0                          */
+/* Append one entry; false (and nothing added) when the batch is full. */
+bool nook_batch_add(nook_batch *b, nook_token tok, int32_t pos, nook_seq seq, bool output);
+
+/* Decode every entry of b in order of appearance: entries may interleave sequences
+ * freely, but within a sequence they must be consecutive positions continuing it.
+ * The batch is cut into forward passes of at most n_batch entries. Afterwards
+ * nook_session_logits_ith(s, i) gives the logits of entry i if it asked for output.
+ * Errors (nothing decoded, the cache as before): NOOK_EINVAL (token out of range,
+ * sequence id out of range, a position that does not continue its sequence),
+ * NOOK_ERANGE (a sequence would exceed n_ctx), NOOK_ENOMEM (the output buffer could
+ * not grow to the batch's number of outputs; it grows once and is then reused).
+ * NOOK_EABORTED (see nook_session_set_abort): the passes that completed stay in the
+ * cache (whole passes of n_batch entries), the interrupted one is forgotten;
+ * nook_session_seq_pos_max tells where each sequence stands. */
+nook_status nook_session_decode_batch(nook_session *s, const nook_batch *b, nook_error *err);
+
+/* Logits (n_vocab floats) of entry i of the last batch decoded, or NULL if it did not
+ * ask for output or i is out of range. After nook_session_decode: i = n-1 (the last
+ * token; with all_logits, the caller has them). Borrowed; valid until the next decode. */
+const float *nook_session_logits_ith(const nook_session *s, int i);
+
+int  nook_session_n_seq_max(const nook_session *s);
+/* The last position seq holds, -1 if empty (its length is this + 1). */
+int  nook_session_seq_pos_max(const nook_session *s, nook_seq seq);
+/* Remove positions [p0, p1) of seq (p1 < 0: to the end; seq < 0: every sequence).
+ * Sequences are runs from position 0, so only a tail can go: returns false (and
+ * changes nothing) when [p0, p1) would leave a hole, true otherwise. */
+bool nook_session_seq_rm(nook_session *s, nook_seq seq, int p0, int p1);
+/* Fork: dst becomes dst's positions [0, p0) followed by src's [p0, p1) (p1 < 0: all
+ * of src), K and V copied (n-way sampling from one prompt; a shared system prompt).
+ * Returns false (nothing changed) for ids out of range or p0 beyond dst's length or
+ * src's. Costs a copy of the K/V rows (~0.1 MB per token on qwen3-0.6b). */
+bool nook_session_seq_cp(nook_session *s, nook_seq src, nook_seq dst, int p0, int p1);
+/* Empty seq (seq < 0: every sequence). */
+void nook_session_seq_clear(nook_session *s, nook_seq seq);
+/* The longest prefix of toks[0..n) that a cached sequence holds: returns its length
+ * and sets *best (may be NULL) to that sequence (the lowest id on ties; -1 when no
+ * sequence shares even one token). To reuse it: seq_rm(best, len, -1) and decode
+ * toks[len..n). (Keep at least one token to decode: the logits of the last prompt
+ * token are needed to sample the next.) */
+int  nook_session_prefix_match(const nook_session *s, const nook_token *toks, int n, nook_seq *best);
+
+/* ---- Cancellation -----------------------------------------------------------------
+ * fn(ud) is called from the decoding thread, between layers and between chunks of
+ * work inside the long matrix products and attention (every few milliseconds at
+ * most, usually far more often), so it must be cheap and must not call into the
+ * session. When it returns true the decode stops promptly and returns
+ * NOOK_EABORTED; the cache then holds exactly the passes completed before. NULL
+ * removes the callback. Typical use: fn reads an atomic flag another thread sets
+ * when its client goes away. */
+void nook_session_set_abort(nook_session *s, bool (*fn)(void *ud), void *ud);
+
+/* ---- Embeddings --------------------------------------------------------------------
+ * With nook_session_params.embeddings, a decode produces the hidden states after the
+ * final norm (n_embd floats per token, as llama.cpp's embeddings) instead of logits. */
+
+/* The pooled embedding of seq over its entries in the last batch decoded (raw: not
+ * normalized), or NULL if the batch had none of its entries, pooling is NONE or
+ * embeddings are off. Borrowed; valid until the next decode. */
+const float *nook_session_embeddings_seq(const nook_session *s, nook_seq seq);
+/* With pooling NONE: the embedding of batch entry i (if it asked for output), else NULL. */
+const float *nook_session_embeddings_ith(const nook_session *s, int i);
+/* The pooling this session applies (never UNSPECIFIED). */
+nook_pooling nook_session_pooling(const nook_session *s);
+
+/* ---- Threads ------------------------------------------------------------------------
+ * Every session and model shares one process-wide pool of worker threads, started on
+ * first use and sized once: by default one thread per core (nk_n_cores), or by
+ * nook_set_max_threads called before any work. A decode leases
+ * min(n_threads, free cores) of them (its own thread counts as one) for its duration
+ * and waits, first come first served, while every core is leased, so sessions
+ * decoding at the same time share the cores and never oversubscribe them. Results do
+ * not depend on the number of threads a decode got. */
+
+/* Size of the process-wide pool (n >= 1). NOOK_EINVAL if the pool has already started
+ * with another size. */
+nook_status nook_set_max_threads(int n, nook_error *err);
+int nook_max_threads(void);
 
 /* ---- Sampling -------------------------------------------------------------------
  * A sampler chain: repeat penalty -> top-k -> top-p -> min-p -> temperature -> draw.

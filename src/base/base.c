@@ -22,6 +22,7 @@ const char *nook_status_str(nook_status s) {
     case NOOK_ENOTFOUND: return "not found";
     case NOOK_EINTERNAL: return "internal error";
     case NOOK_EBUSY: return "busy";
+    case NOOK_EABORTED: return "aborted";
     }
     return "unknown status";
 }
