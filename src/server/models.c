@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,9 @@ struct srv_model {
     nook_session *sess[MAX_SESSIONS];
     bool  busy[MAX_SESSIONS];
     int   n_sess, max_sess, waiting;
+    /* embeddings: one session, one request at a time */
+    pthread_mutex_t emb_mu;
+    nook_session *emb;
 };
 
 typedef struct registry {
@@ -60,6 +64,8 @@ static int64_t now_ns(void) {
 
 static void model_free(srv_model *e) {
     for (int i = 0; i < e->n_sess; i++) nook_session_free(e->sess[i]);
+    if (e->emb) nook_session_free(e->emb);
+    pthread_mutex_destroy(&e->emb_mu);
     if (e->m) nook_model_free(e->m);
     nk_free(e->path);
     nk_free(e->name);
@@ -233,6 +239,7 @@ int srv_models_acquire(srv_server *s, const char *name, int num_ctx, srv_model *
         snprintf(msg, cap, "out of memory");
         return 500;
     }
+    pthread_mutex_init(&e->emb_mu, NULL);
     e->g = g;
     e->path = path;
     e->req_ctx = want_ctx;
@@ -332,8 +339,16 @@ int srv_model_n_ctx(const srv_model *m) { return m->n_ctx; }
 
 /* ---- generation --------------------------------------------------------------------------- */
 
+static bool abort_cb(void *ud) { return atomic_load((const _Atomic bool *)ud); }
+
 nook_status srv_model_generate(srv_model *e, const nook_prompt *prompt, const nook_gen_params *p, nook_event_fn fn,
                                void *ud, nook_error *err) {
+    return srv_model_generate_abortable(e, prompt, p, fn, ud, NULL, err);
+}
+
+nook_status srv_model_generate_abortable(srv_model *e, const nook_prompt *prompt, const nook_gen_params *p,
+                                         nook_event_fn fn, void *ud, const _Atomic bool *abort_flag,
+                                         nook_error *err) {
     registry *g = e->g;
     pthread_mutex_lock(&g->mu);
     int slot = -1;
@@ -385,7 +400,9 @@ nook_status srv_model_generate(srv_model *e, const nook_prompt *prompt, const no
     pthread_mutex_unlock(&g->mu);
 
     srv_gauge_add(SRV_G_ACTIVE_SEQS, 1);
+    nook_session_set_abort(s, abort_flag ? abort_cb : NULL, (void *)abort_flag);
     nook_status st = nook_generate(s, prompt, p, fn, ud, err);
+    nook_session_set_abort(s, NULL, NULL);
     srv_gauge_add(SRV_G_ACTIVE_SEQS, -1);
 
     pthread_mutex_lock(&g->mu);
@@ -438,4 +455,74 @@ json_t *srv_models_list(srv_server *s, bool ps_shape) {
     }
     pthread_mutex_unlock(&g->mu);
     return arr;
+}
+
+/* ---- embeddings ----------------------------------------------------------------------------- */
+
+int srv_model_embed(srv_model *e, char *const *texts, int n, bool truncate, float **out, int *n_embd, int *n_tokens,
+                    char *msg, size_t cap) {
+    *out = NULL;
+    *n_tokens = 0;
+    int d = nook_model_n_embd(e->m);
+    *n_embd = d;
+    if (n == 0) return 0;
+    if (d <= 0) { snprintf(msg, cap, "this model gives no embeddings"); return 400; }
+    float *res = nk_alloc_array((size_t)n * (size_t)d, sizeof *res);
+    if (!res) { snprintf(msg, cap, "out of memory"); return 500; }
+    pthread_mutex_lock(&e->emb_mu);
+    nook_error err = { 0 };
+    int status = 0;
+    if (!e->emb) {
+        nook_session_params sp = nook_session_default_params();
+        sp.n_ctx = e->n_ctx;
+        sp.embeddings = true;
+        if (nook_session_new(e->m, &sp, &e->emb, &err) != NOOK_OK) {
+            e->emb = NULL;
+            snprintf(msg, cap, "embeddings: %s", err.msg);
+            status = 500;
+        }
+    }
+    int ctx = e->emb ? nook_session_n_ctx(e->emb) : 0;
+    nook_token *toks = status ? NULL : nk_alloc_array((size_t)ctx + 8, sizeof *toks);
+    nook_batch b = { 0 };
+    if (!status && (!toks || nook_batch_init(&b, ctx + 8, &err) != NOOK_OK)) {
+        snprintf(msg, cap, "out of memory");
+        status = 500;
+    }
+    for (int i = 0; !status && i < n; i++) {
+        size_t nt = 0;
+        nook_status st = nook_tokenize(e->m, texts[i], strlen(texts[i]), true, false, toks, (size_t)ctx + 8, &nt, &err);
+        if (st == NOOK_ERANGE || nt > (size_t)ctx) {
+            if (!truncate) {
+                snprintf(msg, cap, "input %d is longer than the context length (%d tokens)", i, ctx);
+                status = 400;
+                break;
+            }
+            nt = (size_t)ctx;   /* Ollama's truncate: keep the beginning */
+        } else if (st != NOOK_OK) {
+            snprintf(msg, cap, "input %d: %s", i, err.msg);
+            status = 400;
+            break;
+        }
+        if (nt == 0) { snprintf(msg, cap, "input %d is empty", i); status = 400; break; }
+        nook_session_seq_clear(e->emb, -1);
+        nook_batch_clear(&b);
+        for (size_t k = 0; k < nt; k++) nook_batch_add(&b, toks[k], (int32_t)k, 0, true);
+        if (nook_session_decode_batch(e->emb, &b, &err) != NOOK_OK) {
+            snprintf(msg, cap, "embeddings: %s", err.msg);
+            status = 500;
+            break;
+        }
+        const float *v = nook_session_embeddings_seq(e->emb, 0);
+        if (!v) { snprintf(msg, cap, "embeddings: the model pooled nothing"); status = 500; break; }
+        memcpy(res + (size_t)i * (size_t)d, v, (size_t)d * sizeof *res);
+        *n_tokens += (int)nt;
+    }
+    if (e->emb) nook_session_seq_clear(e->emb, -1);
+    pthread_mutex_unlock(&e->emb_mu);
+    nook_batch_free(&b);
+    nk_free(toks);
+    if (status) { nk_free(res); return status; }
+    *out = res;
+    return 0;
 }

@@ -41,6 +41,20 @@ int srv_model_n_ctx(const srv_model *m);
  * are already waiting. Errors before any event as nook_generate's. */
 nook_status srv_model_generate(srv_model *m, const nook_prompt *prompt, const nook_gen_params *p,
                                nook_event_fn fn, void *ud, nook_error *err);
+/* The same, with a flag the decode watches (nook_session_set_abort): set from any thread,
+ * it stops even a long prompt evaluation within milliseconds. */
+nook_status srv_model_generate_abortable(srv_model *m, const nook_prompt *prompt, const nook_gen_params *p,
+                                         nook_event_fn fn, void *ud, const _Atomic bool *abort_flag,
+                                         nook_error *err);
+
+/* Embeddings of n texts (Ollama's /api/embed): each tokenized (BOS/EOS as the
+ * vocabulary adds them), decoded on the model's embedding session (created on first
+ * use, one request at a time), pooled as the model says (mean when it does not). A
+ * text longer than the context is cut to it when truncate, else refused (400).
+ * *out receives n * (*n_embd) floats, raw (not normalized; nk_free), *n_tokens the
+ * tokens decoded. Returns 0 or an HTTP status with msg. */
+int srv_model_embed(srv_model *m, char *const *texts, int n, bool truncate, float **out, int *n_embd,
+                    int *n_tokens, char *msg, size_t cap);
 
 /* A snapshot of the loaded models for /api/ps and /api/tags (a JSON array of
  * Ollama's ps objects; names as first requested). */

@@ -340,7 +340,7 @@ static bool on_event(const nook_event *ev, void *ud) {
 static void *worker_main(void *arg) {
     gen_job *j = arg;
     nook_error err = { 0 };
-    nook_status st = srv_model_generate(j->model, &j->prompt, &j->gp, on_event, j, &err);
+    nook_status st = srv_model_generate_abortable(j->model, &j->prompt, &j->gp, on_event, j, &j->cancel, &err);
     pthread_mutex_lock(&j->mu);
     if (!j->started) {   /* refused before any event */
         j->setup_status = st != NOOK_OK ? st : NOOK_EINTERNAL;
@@ -460,6 +460,7 @@ static int build(gen_job *j, char *msg, size_t cap) {
 static int status_of(nook_status st) {
     switch (st) {
     case NOOK_EBUSY: return 503;
+    case NOOK_EABORTED: return 499;   /* the client went away (Ollama's 499) */
     case NOOK_ENOTFOUND: return 404;
     case NOOK_ENOMEM: case NOOK_EINTERNAL: case NOOK_EIO: return 500;
     default: return 400;   /* EINVAL, ERANGE (prompt longer than the context), EUNSUPPORTED, EFORMAT */

@@ -168,6 +168,7 @@ typedef struct srv_route_table {
 extern const srv_route_table srv_routes_core;     /* routes.c: /, /health, /metrics, /api/version */
 extern const srv_route_table srv_routes_gen;      /* routes_gen.c: generate, chat, OpenAI completions */
 extern const srv_route_table srv_routes_models;   /* routes_models.c: show, ps, tags, /v1/models */
+extern const srv_route_table srv_routes_embed;    /* routes_embed.c: embed, embeddings, /v1/embeddings */
 
 /* Finds the route for method+path. Returns it and stores captured {params} (up to 4,
  * pointers into path with lengths) or NULL; *path_known tells whether some route has

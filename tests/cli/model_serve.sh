@@ -60,6 +60,18 @@ req GET /v1/models/nope.gguf
 check_eq "v1 unknown model 404" "$code" 404
 check_contains "v1 404 OpenAI shape" "$body" '"type":"not_found_error"'
 
+# embeddings: Ollama's normalised batch, the legacy raw vector, OpenAI's list
+post /api/embed "{\"model\":\"$M\",\"input\":[\"hello\",\"world\"]}"
+check_eq "embed status" "$code" 200
+check_contains "embed shape" "$body" '"embeddings":[['
+check_contains "embed count" "$body" '"prompt_eval_count":'
+post /api/embeddings "{\"model\":\"$M\",\"prompt\":\"hello\"}"
+check_contains "legacy embeddings" "$body" '{"embedding":['
+post /v1/embeddings "{\"model\":\"$M\",\"input\":\"hello\",\"dimensions\":4}"
+check_contains "openai embeddings" "$body" '"object":"embedding"'
+post /api/embed "{\"model\":\"$M\",\"input\":\"$(printf 'word %.0s' $(seq 1 3000))\",\"truncate\":false}"
+check_eq "embed too long, truncate false: 400" "$code" 400
+
 # show, ps, tags, preload and unload
 post /api/show "{\"model\":\"$M\"}"
 check_contains "show family" "$body" '"family":"llama"'

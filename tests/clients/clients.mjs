@@ -66,6 +66,13 @@ try {
     text += p.message.content;
   check('ollama chat stream', text === want, JSON.stringify(text));
 
+  const emb = await ol.embed({ model, input: ['hello', 'world'] });
+  const norm = (v) => Math.sqrt(v.reduce((a, x) => a + x * x, 0));
+  check('ollama embed', emb.embeddings.length === 2 && emb.embeddings[0].length > 0 &&
+    Math.abs(norm(emb.embeddings[0]) - 1) < 1e-5 && emb.prompt_eval_count > 0, JSON.stringify(emb).slice(0, 200));
+  const emb1 = await ol.embed({ model, input: 'hello' });
+  check('ollama embed is deterministic', JSON.stringify(emb1.embeddings[0]) === JSON.stringify(emb.embeddings[0]));
+
   const list = await ol.list();
   check('ollama list', list.models.some((m) => m.name === model), JSON.stringify(list));
   const ps = await ol.ps();
@@ -103,6 +110,13 @@ try {
 
   const comp = await oa.completions.create({ model, prompt: 'Once upon a time', max_tokens: 12, temperature: 0 });
   check('openai completions', comp.choices[0].text === want, JSON.stringify(comp.choices));
+
+  const e = await oa.embeddings.create({ model, input: ['hello', 'world'] });
+  check('openai embeddings', e.data.length === 2 && e.data[1].index === 1 &&
+    Math.abs(e.data[0].embedding[0] - emb.embeddings[0][0]) < 1e-6, JSON.stringify(e).slice(0, 200));
+  const e64 = await oa.embeddings.create({ model, input: 'hello', encoding_format: 'base64' });
+  const f = new Float32Array(Buffer.from(e64.data[0].embedding, 'base64').buffer.slice(0));
+  check('openai embeddings base64', Math.abs(f[0] - emb.embeddings[0][0]) < 1e-6, `${f[0]}`);
 
   const models = await oa.models.list();
   check('openai models.list', models.data.some((m) => m.id === model && m.object === 'model'));
