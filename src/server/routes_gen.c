@@ -341,7 +341,11 @@ static void *worker_main(void *arg) {
     gen_job *j = arg;
     nook_error err = { 0 };
     nook_status st = srv_model_generate_abortable(j->model, &j->prompt, &j->gp, on_event, j, &j->cancel, &err);
+    /* Give the model back before the request can complete: once the reply is done the
+     * server may stop (SIGTERM drains in-flight requests), and the registry with it. */
+    srv_models_release(j->srv, j->model, j->req.has_keep_alive, j->req.keep_alive_ns);
     pthread_mutex_lock(&j->mu);
+    j->model = NULL;
     if (!j->started) {   /* refused before any event */
         j->setup_status = st != NOOK_OK ? st : NOOK_EINTERNAL;
         snprintf(j->setup_err, sizeof j->setup_err, "%s", err.msg[0] ? err.msg : nook_status_str(st));

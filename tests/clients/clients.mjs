@@ -115,7 +115,8 @@ try {
   check('openai embeddings', e.data.length === 2 && e.data[1].index === 1 &&
     Math.abs(e.data[0].embedding[0] - emb.embeddings[0][0]) < 1e-6, JSON.stringify(e).slice(0, 200));
   const e64 = await oa.embeddings.create({ model, input: 'hello', encoding_format: 'base64' });
-  const f = new Float32Array(Buffer.from(e64.data[0].embedding, 'base64').buffer.slice(0));
+  const raw = Buffer.from(e64.data[0].embedding, 'base64');
+  const f = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length));
   check('openai embeddings base64', Math.abs(f[0] - emb.embeddings[0][0]) < 1e-6, `${f[0]}`);
 
   const models = await oa.models.list();
