@@ -8,6 +8,7 @@
  * loaded is in the list with loading = true, and requests for it wait on g->cv.
  */
 #include "server/models.h"
+#include "store/store.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -18,8 +19,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-
-#define MAX_SESSIONS 64
 
 struct registry;
 
@@ -37,10 +36,9 @@ struct srv_model {
     int64_t keep_alive_ns;
     uint64_t size;         /* file bytes                         */
     time_t loaded_at;
-    /* the session pool */
-    nook_session *sess[MAX_SESSIONS];
-    bool  busy[MAX_SESSIONS];
-    int   n_sess, max_sess, waiting;
+    /* generation: the engine's batching scheduler (NOOK_NUM_PARALLEL sequences) */
+    nook_sched *sched;
+    int   queued;          /* this model's share of the queue gauge */
     /* embeddings: one session, one request at a time */
     pthread_mutex_t emb_mu;
     nook_session *emb;
@@ -63,7 +61,7 @@ static int64_t now_ns(void) {
 }
 
 static void model_free(srv_model *e) {
-    for (int i = 0; i < e->n_sess; i++) nook_session_free(e->sess[i]);
+    if (e->sched) nook_sched_free(e->sched);
     if (e->emb) nook_session_free(e->emb);
     pthread_mutex_destroy(&e->emb_mu);
     if (e->m) nook_model_free(e->m);
@@ -174,9 +172,30 @@ static int resolve(const char *name, char **path, char *msg, size_t cap) {
         if (!*path) { snprintf(msg, cap, "out of memory"); return 500; }
         return 0;
     }
-    /* Store names resolve here once the store module is on main. */
-    snprintf(msg, cap, "model '%s' not found", name);
-    return 404;
+    /* A store name ("qwen3:8b"): the store's manifest gives the GGUF blob. */
+    nk_store *store = NULL;
+    nook_error err = { 0 };
+    if (nk_store_open(NULL, &store, &err) != NOOK_OK) {
+        snprintf(msg, cap, "model '%s' not found (no model store: %s)", name, err.msg);
+        return 404;
+    }
+    nk_model_ref ref;
+    memset(&ref, 0, sizeof ref);
+    nook_status rs = nk_model_resolve(store, name, &ref, &err);
+    nk_store_free(store);
+    if (rs != NOOK_OK) {
+        nk_model_ref_free(&ref);
+        if (rs == NOOK_ENOTFOUND || rs == NOOK_EINVAL) {
+            snprintf(msg, cap, "model '%s' not found", name);
+            return 404;
+        }
+        snprintf(msg, cap, "model '%s': %s", name, err.msg);
+        return rs == NOOK_EUNSUPPORTED || rs == NOOK_EFORMAT ? 400 : 500;
+    }
+    *path = nk_strdup(ref.path);
+    nk_model_ref_free(&ref);
+    if (!*path) { snprintf(msg, cap, "out of memory"); return 500; }
+    return 0;
 }
 
 int srv_models_acquire(srv_server *s, const char *name, int num_ctx, srv_model **out, int64_t *waited_ns, char *msg,
@@ -246,8 +265,6 @@ int srv_models_acquire(srv_server *s, const char *name, int num_ctx, srv_model *
     e->loading = true;
     e->refs = 1;
     e->expires_ns = INT64_MAX;
-    int np = g->cfg->num_parallel > 0 ? g->cfg->num_parallel : 1;
-    e->max_sess = np < MAX_SESSIONS ? np : MAX_SESSIONS;
     e->next = g->list;
     g->list = e;
     pthread_mutex_unlock(&g->mu);
@@ -258,17 +275,20 @@ int srv_models_acquire(srv_server *s, const char *name, int num_ctx, srv_model *
     nook_model_params mp = nook_model_default_params();
     nook_model *m = NULL;
     nook_status ls = nook_model_load(path, &mp, &m, &err);
-    nook_session *first = NULL;
+    nook_sched *sched = NULL;
     int n_ctx = 0;
     if (ls == NOOK_OK) {
-        nook_session_params sp = nook_session_default_params();
+        nook_sched_params sp = nook_sched_default_params();
         int train = nook_model_n_ctx_train(m);
         /* An explicit context is capped at the trained one (more only wastes memory). */
         sp.n_ctx = want_ctx > 0 ? (train > 0 && want_ctx > train ? train : want_ctx) : 0;
+        if (sp.n_ctx == 0) sp.n_ctx = train > 0 && train < 4096 ? train : 4096;
+        if (g->cfg->num_parallel > 0) sp.n_parallel = g->cfg->num_parallel;
+        sp.max_queue = g->cfg->max_queue;
         sp.kv_type = !strcmp(g->cfg->kv_cache_type, "q8_0") ? NOOK_KV_Q8_0
                    : !strcmp(g->cfg->kv_cache_type, "f32") ? NOOK_KV_F32 : NOOK_KV_F16;
-        ls = nook_session_new(m, &sp, &first, &err);
-        if (ls == NOOK_OK) n_ctx = nook_session_n_ctx(first);
+        ls = nook_sched_new(m, &sp, &sched, &err);
+        if (ls == NOOK_OK) n_ctx = sp.n_ctx;
     }
     struct stat fst;
     pthread_mutex_lock(&g->mu);
@@ -285,8 +305,7 @@ int srv_models_acquire(srv_server *s, const char *name, int num_ctx, srv_model *
         return ls == NOOK_ENOMEM ? 500 : ls == NOOK_EIO ? 404 : 400;
     }
     e->m = m;
-    e->sess[0] = first;
-    e->n_sess = 1;
+    e->sched = sched;
     e->n_ctx = n_ctx;
     e->size = stat(path, &fst) == 0 ? (uint64_t)fst.st_size : 0;
     e->loaded_at = time(NULL);
@@ -339,7 +358,39 @@ int srv_model_n_ctx(const srv_model *m) { return m->n_ctx; }
 
 /* ---- generation --------------------------------------------------------------------------- */
 
-static bool abort_cb(void *ud) { return atomic_load((const _Atomic bool *)ud); }
+/* Forwards the scheduler's events (on its worker thread) to the request's callback
+ * and tells the waiting thread when DONE has passed. */
+typedef struct relay {
+    nook_event_fn fn;
+    void *ud;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    nook_status status;
+} relay;
+
+static bool relay_event(const nook_event *ev, void *ud) {
+    relay *rl = ud;
+    bool go = rl->fn(ev, rl->ud);
+    if (ev->kind == NOOK_EVENT_DONE) {
+        pthread_mutex_lock(&rl->mu);
+        rl->done = true;
+        rl->status = ev->done_reason == NOOK_DONE_ERROR ? ev->status : NOOK_OK;
+        pthread_cond_signal(&rl->cv);
+        pthread_mutex_unlock(&rl->mu);
+    }
+    return go;
+}
+
+/* The queue gauge: requests waiting for a sequence, over every model. */
+static void update_queue_gauge(registry *g, srv_model *e) {
+    nook_sched_stats stx;
+    nook_sched_stats_get(e->sched, &stx);
+    pthread_mutex_lock(&g->mu);
+    srv_gauge_add(SRV_G_QUEUE, stx.n_queued - e->queued);
+    e->queued = stx.n_queued;
+    pthread_mutex_unlock(&g->mu);
+}
 
 nook_status srv_model_generate(srv_model *e, const nook_prompt *prompt, const nook_gen_params *p, nook_event_fn fn,
                                void *ud, nook_error *err) {
@@ -350,66 +401,45 @@ nook_status srv_model_generate_abortable(srv_model *e, const nook_prompt *prompt
                                          nook_event_fn fn, void *ud, const _Atomic bool *abort_flag,
                                          nook_error *err) {
     registry *g = e->g;
-    pthread_mutex_lock(&g->mu);
-    int slot = -1;
-    bool counted = false;
-    for (;;) {
-        for (int i = 0; i < e->n_sess; i++)
-            if (!e->busy[i]) { slot = i; break; }
-        if (slot >= 0) break;
-        if (e->n_sess < e->max_sess) {   /* grow the pool (outside the lock) */
-            int i = e->n_sess++;
-            e->busy[i] = true;
-            e->sess[i] = NULL;
-            pthread_mutex_unlock(&g->mu);
-            nook_session_params sp = nook_session_default_params();
-            sp.n_ctx = e->n_ctx;
-            sp.kv_type = !strcmp(g->cfg->kv_cache_type, "q8_0") ? NOOK_KV_Q8_0
-                       : !strcmp(g->cfg->kv_cache_type, "f32") ? NOOK_KV_F32 : NOOK_KV_F16;
-            nook_session *ns = NULL;
-            nook_status st = nook_session_new(e->m, &sp, &ns, err);
-            pthread_mutex_lock(&g->mu);
-            if (st != NOOK_OK) {   /* give the slot back; wait for a running one instead */
-                e->busy[i] = false;
-                e->max_sess = e->n_sess = i;
-                if (i == 0) { pthread_mutex_unlock(&g->mu); return st; }
-                continue;
-            }
-            e->sess[i] = ns;
-            slot = i;
-            break;
+    relay rl = { .fn = fn, .ud = ud };
+    pthread_mutex_init(&rl.mu, NULL);
+    pthread_cond_init(&rl.cv, NULL);
+    uint64_t id = 0;
+    nook_status st = nook_sched_submit(e->sched, prompt, p, relay_event, &rl, &id, err);
+    if (st != NOOK_OK) {
+        if (st == NOOK_EBUSY) {
+            srv_metric_add(SRV_M_REJECTED_QUEUE, 1);
+            nk_fail(err, NOOK_EBUSY, "server busy, please try again.  maximum pending requests exceeded");
         }
-        if (!counted) {
-            if (e->waiting >= g->cfg->max_queue) {
-                pthread_mutex_unlock(&g->mu);
-                srv_metric_add(SRV_M_REJECTED_QUEUE, 1);
-                return nk_fail(err, NOOK_EBUSY, "server busy, please try again.  maximum pending requests exceeded");
-            }
-            e->waiting++;
-            srv_gauge_add(SRV_G_QUEUE, 1);
-            counted = true;
-        }
-        pthread_cond_wait(&g->cv, &g->mu);
+        pthread_mutex_destroy(&rl.mu);
+        pthread_cond_destroy(&rl.cv);
+        return st;
     }
-    if (counted) {
-        e->waiting--;
-        srv_gauge_add(SRV_G_QUEUE, -1);
-    }
-    e->busy[slot] = true;
-    nook_session *s = e->sess[slot];
-    pthread_mutex_unlock(&g->mu);
-
     srv_gauge_add(SRV_G_ACTIVE_SEQS, 1);
-    nook_session_set_abort(s, abort_flag ? abort_cb : NULL, (void *)abort_flag);
-    nook_status st = nook_generate(s, prompt, p, fn, ud, err);
-    nook_session_set_abort(s, NULL, NULL);
+    update_queue_gauge(g, e);
+    /* Wait for DONE; the abort flag (a client gone) cancels within 20 ms, even in the
+     * middle of a prompt evaluation (the scheduler aborts the decode). */
+    bool cancelled = false;
+    pthread_mutex_lock(&rl.mu);
+    while (!rl.done) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 20 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+        pthread_cond_timedwait(&rl.cv, &rl.mu, &ts);
+        if (!rl.done && !cancelled && abort_flag && atomic_load(abort_flag)) {
+            cancelled = true;
+            pthread_mutex_unlock(&rl.mu);
+            nook_sched_cancel(e->sched, id);
+            pthread_mutex_lock(&rl.mu);
+        }
+    }
+    pthread_mutex_unlock(&rl.mu);
     srv_gauge_add(SRV_G_ACTIVE_SEQS, -1);
-
-    pthread_mutex_lock(&g->mu);
-    e->busy[slot] = false;
-    pthread_cond_broadcast(&g->cv);
-    pthread_mutex_unlock(&g->mu);
-    return st;
+    update_queue_gauge(g, e);
+    pthread_mutex_destroy(&rl.mu);
+    pthread_cond_destroy(&rl.cv);
+    return rl.status;
 }
 
 /* ---- listing -------------------------------------------------------------------------------- */

@@ -75,6 +75,7 @@ typedef struct gen_job {
     nook_done_reason reason;
     nook_timings t;
     json_t *context;
+    int n_prompt;                 /* prompt tokens (the DONE event's context minus the answer) */
     char error[512];
 } gen_job;
 
@@ -199,9 +200,12 @@ static void add_timings(json_t *o, const nook_timings *t, int64_t load_ns) {
     json_object_set_new(o, "eval_duration", json_integer(t->eval_ns));
 }
 
+/* OpenAI's usage counts the whole prompt (prompt_eval_count counts only the tokens
+ * decoded, after a reused prefix, as Ollama's). */
 static json_t *usage(const gen_job *j) {
-    return json_pack("{s:i,s:i,s:i}", "prompt_tokens", j->t.prompt_eval_count, "completion_tokens", j->t.eval_count,
-                     "total_tokens", j->t.prompt_eval_count + j->t.eval_count);
+    int prompt = j->n_prompt > 0 ? j->n_prompt : j->t.prompt_eval_count;
+    return json_pack("{s:i,s:i,s:i}", "prompt_tokens", prompt, "completion_tokens", j->t.eval_count,
+                     "total_tokens", prompt + j->t.eval_count);
 }
 
 /* The final object of an Ollama reply: streamed (empty text) or whole. */
@@ -302,6 +306,7 @@ static bool on_event(const nook_event *ev, void *ud) {
         if (ev->done_reason == NOOK_DONE_CANCELLED) srv_metric_add(SRV_M_CANCELLED, 1);
         if (ev->done_reason == NOOK_DONE_ERROR)
             snprintf(j->error, sizeof j->error, "%s", ev->error ? ev->error : nook_status_str(ev->status));
+        if (ev->context) j->n_prompt = ev->n_context - j->t.eval_count;
         if (j->req.kind == SRV_GENERATE && ev->context) {
             j->context = json_array();
             for (int i = 0; i < ev->n_context; i++) json_array_append_new(j->context, json_integer(ev->context[i]));

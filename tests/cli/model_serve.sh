@@ -18,11 +18,12 @@ post /api/generate "$G"
 check_eq "generate status" "$code" 200
 first="$body"
 for f in '"response":", there was a little girl' '"done":true' '"done_reason":"length"' '"context":[' \
-         '"total_duration":' '"load_duration":' '"prompt_eval_count":5' '"eval_count":12' '"eval_duration":'; do
+         '"total_duration":' '"load_duration":' '"prompt_eval_count":' '"eval_count":12' '"eval_duration":'; do
     check_contains "generate has $f" "$body" "$f"
 done
 post /api/generate "$G"
-strip() { sed -e 's/"created_at":"[^"]*"//' -e 's/"[a-z_]*duration":[0-9]*//g' <<<"$1"; }
+# timings and prompt_eval_count (only the tokens decoded after a reused prefix) vary
+strip() { sed -e 's/"created_at":"[^"]*"//' -e 's/"[a-z_]*duration":[0-9]*//g' -e 's/"prompt_eval_count":[0-9]*//' <<<"$1"; }
 check_eq "generate repeatable at temperature 0" "$(strip "$body")" "$(strip "$first")"
 
 # generate, streamed: NDJSON lines whose text joins to the whole answer

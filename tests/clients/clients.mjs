@@ -57,7 +57,7 @@ try {
   }
   check('ollama generate stream text', text === want, JSON.stringify(text));
   check('ollama generate stream parts', parts === 13, `${parts}`);
-  check('ollama generate stream end', last.done === true && last.prompt_eval_count === 5);
+  check('ollama generate stream end', last.done === true && last.prompt_eval_count >= 1 && last.eval_count === 12);
 
   const c = await ol.chat({ model, messages: [{ role: 'user', content: 'Once upon a time' }], stream: false, options: opts });
   check('ollama chat', c.message.role === 'assistant' && c.message.content === want, JSON.stringify(c.message));
