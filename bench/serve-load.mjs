@@ -3,7 +3,8 @@
 //   node bench/serve-load.mjs [--model PATH] [--clients 1,4,8] [--requests N] [--tokens T]
 //                             [--parallel P] [--nook build/nook]
 //
-// Starts `nook serve` (NOOK_NUM_PARALLEL=P, default the largest client count) on a free
+// Starts `nook serve` (NOOK_NUM_PARALLEL=P, default the largest client count;
+// NOOK_CONTEXT_LENGTH 2048 unless set) on a free
 // loopback port, loads the model (default /tmp/nook-models/qwen3-0.6b-Q4_K_M.gguf),
 // then for each client count C runs C clients, each sending N streamed /api/generate
 // requests of T tokens (temperature 0, distinct prompts, no prefix shared), and
@@ -26,7 +27,7 @@ const parallel = arg('parallel', String(Math.max(...clientsList)));
 const nook = arg('nook', 'build/nook');
 
 const proc = spawn(nook, ['serve'], {
-  env: { ...process.env, NOOK_HOST: '127.0.0.1:0', NOOK_NUM_PARALLEL: parallel, NOOK_KEEP_ALIVE: '-1' },
+  env: { NOOK_CONTEXT_LENGTH: '2048', ...process.env, NOOK_HOST: '127.0.0.1:0', NOOK_NUM_PARALLEL: parallel, NOOK_KEEP_ALIVE: '-1' },
   stdio: ['ignore', 'ignore', 'pipe'],
 });
 let log = '';

