@@ -75,8 +75,8 @@ check_eq "embed too long, truncate false: 400" "$code" 400
 
 # show, ps, tags, preload and unload
 post /api/show "{\"model\":\"$M\"}"
-check_contains "show family" "$body" '"family":"llama"'
-check_contains "show context length" "$body" '"llama.context_length":'
+check_eq "show status (the store's /api/show)" "$code" 200
+check_contains "show capabilities" "$body" '"capabilities":["completion"'
 req GET /api/ps
 check_contains "ps lists the model" "$body" "\"name\":\"$M\""
 check_contains "ps expires_at" "$body" '"expires_at":'
