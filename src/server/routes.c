@@ -15,17 +15,22 @@
 /* In order: the first matching route wins. Add your table here (one line). */
 static const srv_route_table *const k_tables[] = {
     &srv_routes_core,
-    &srv_routes_store,
+    &srv_routes_store,    /* before routes_models: the store's /api/tags and /api/show win */
+    &srv_routes_gen,
+    &srv_routes_models,
+    &srv_routes_embed,
 };
 
-/* Matches path against pattern segment by segment; {x} takes one non-empty segment. */
+/* Matches path against pattern segment by segment; {x} takes one non-empty segment,
+ * {x*} (last in a pattern) the non-empty rest of the path, slashes included. */
 static bool match(const char *pat, const char *path, const char **pp, size_t *pl, int *np) {
     int n = 0;
     while (*pat && *path) {
         if (*pat == '{') {
             const char *pe = strchr(pat, '}');
             if (!pe) return false;
-            size_t len = strcspn(path, "/");
+            bool rest = pe > pat && pe[-1] == '*';
+            size_t len = rest ? strlen(path) : strcspn(path, "/");
             if (len == 0 || n >= 4) return false;
             pp[n] = path;
             pl[n++] = len;

@@ -29,8 +29,8 @@
  *        const srv_route_table srv_routes_<you> = { k_routes, NK_ARRAY_LEN(k_routes) };
  *   2. Declare it in the "route tables" list below and add one line to k_tables in
  *      routes.c. The first table whose pattern matches wins; patterns are exact paths
- *      whose {name} segments match one non-empty segment (srv_req_param(r, 0) is the
- *      first one). GET routes answer HEAD too (libmicrohttpd sends no body).
+ *      whose {name} segments match one non-empty segment and a final {name*} the rest
+ *      of the path (srv_req_param(r, 0) is the first one). GET routes answer HEAD too (libmicrohttpd sends no body).
  * Before a handler runs, http.c has checked the Host header (DNS rebinding), the
  * Origin (CORS), the API key (unless the route is SRV_PUBLIC), the body size
  * (SRV_BIG_BODY raises it; 413 otherwise) and, for bodies that look like JSON, the
@@ -165,8 +165,11 @@ typedef struct srv_route_table {
 } srv_route_table;
 
 /* Route tables (one per file; routes.c lists them in order). */
-extern const srv_route_table srv_routes_core;
-extern const srv_route_table srv_routes_store;   /* routes_store.c: tags, show, pull, create, blobs, copy, delete */
+extern const srv_route_table srv_routes_core;     /* routes.c: /, /health, /metrics, /api/version */
+extern const srv_route_table srv_routes_store;    /* routes_store.c: tags, show, pull, create, blobs, copy, delete */
+extern const srv_route_table srv_routes_gen;      /* routes_gen.c: generate, chat, OpenAI completions */
+extern const srv_route_table srv_routes_models;   /* routes_models.c: show, ps, tags (shadowed by the store's), /v1/models */
+extern const srv_route_table srv_routes_embed;    /* routes_embed.c: embed, embeddings, /v1/embeddings */
 
 /* Finds the route for method+path. Returns it and stores captured {params} (up to 4,
  * pointers into path with lengths) or NULL; *path_known tells whether some route has

@@ -36,6 +36,7 @@ struct srv_stream {
     struct MHD_Connection *conn;
     int     fd;
     int     timeout_s;
+    double  last_poll_ms;       /* when the socket was last polled for a hangup */
 };
 
 bool srv_fd_gone(int fd) {
@@ -75,6 +76,16 @@ static void stream_mark_gone(srv_stream *s) {
 static ssize_t stream_reader(void *cls, uint64_t pos, char *out, size_t max) {
     (void)pos;
     srv_stream *s = cls;
+    /* Bytes may flow without a pause (a fast model): poll for a hangup every 20 ms
+     * anyway, so a client that leaves is noticed at once, not when a send fails. */
+    double t = nk_time_ms();
+    if (t - s->last_poll_ms >= 20) {
+        s->last_poll_ms = t;
+        if (srv_fd_gone(s->fd)) {
+            stream_mark_gone(s);
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+    }
     pthread_mutex_lock(&s->mu);
     for (;;) {
         if (s->len > s->off) {

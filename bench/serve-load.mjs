@@ -1,0 +1,93 @@
+// serve-load.mjs: throughput and latency of `nook serve` under concurrent clients.
+//
+//   node bench/serve-load.mjs [--model PATH] [--clients 1,4,8] [--requests N] [--tokens T]
+//                             [--parallel P] [--nook build/nook]
+//
+// Starts `nook serve` (NOOK_NUM_PARALLEL=P, default the largest client count;
+// NOOK_CONTEXT_LENGTH 2048 unless set) on a free
+// loopback port, loads the model (default /tmp/nook-models/qwen3-0.6b-Q4_K_M.gguf),
+// then for each client count C runs C clients, each sending N streamed /api/generate
+// requests of T tokens (temperature 0, distinct prompts, no prefix shared), and
+// reports aggregate generated tokens/s (all clients' eval_count over the wall time),
+// p50/p99 time to first token (request sent -> first NDJSON line with text), and the
+// server's own overhead per request: the loopback round trip of a one-token generate
+// minus the engine's total_duration for it (p50 over 50 requests).
+// One JSON object per line on stdout, a table on stderr.
+import { spawn } from 'node:child_process';
+
+const arg = (name, def) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : def;
+};
+const model = arg('model', '/tmp/nook-models/qwen3-0.6b-Q4_K_M.gguf');
+const clientsList = arg('clients', '1,4,8').split(',').map(Number);
+const nreq = Number(arg('requests', '3'));
+const ntok = Number(arg('tokens', '64'));
+const parallel = arg('parallel', String(Math.max(...clientsList)));
+const nook = arg('nook', 'build/nook');
+
+const proc = spawn(nook, ['serve'], {
+  env: { NOOK_CONTEXT_LENGTH: '2048', ...process.env, NOOK_HOST: '127.0.0.1:0', NOOK_NUM_PARALLEL: parallel, NOOK_KEEP_ALIVE: '-1' },
+  stdio: ['ignore', 'ignore', 'pipe'],
+});
+let log = '';
+const port = await new Promise((ok, no) => {
+  proc.stderr.on('data', (d) => { log += d; const m = /Listening on [^ ]*:(\d+) /.exec(log); if (m) ok(Number(m[1])); });
+  proc.on('exit', (c) => no(new Error(`server exited ${c}: ${log}`)));
+});
+const base = `http://127.0.0.1:${port}`;
+const pct = (a, p) => { const s = [...a].sort((x, y) => x - y); return s[Math.min(s.length - 1, Math.floor(p * s.length))]; };
+
+async function generate(prompt, tokens, stream) {
+  const t0 = performance.now();
+  const r = await fetch(`${base}/api/generate`, { method: 'POST', body: JSON.stringify({
+    model, prompt, stream, raw: true, options: { num_predict: tokens, temperature: 0, seed: 1 } }) });
+  if (!stream) { const o = await r.json(); return { wall: performance.now() - t0, o }; }
+  let ttft = null, buf = '', last = null;
+  const dec = new TextDecoder();
+  for await (const chunk of r.body) {
+    buf += dec.decode(chunk, { stream: true });
+    let nl;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const o = JSON.parse(buf.slice(0, nl)); buf = buf.slice(nl + 1);
+      if (o.error) throw new Error(o.error);
+      if (ttft === null && !o.done) ttft = performance.now() - t0;
+      if (o.done) last = o;
+    }
+  }
+  return { wall: performance.now() - t0, ttft, o: last };
+}
+
+await generate('Hello', 1, false);   // load the model
+const rows = [];
+let k = 0;
+for (const c of clientsList) {
+  const ttfts = [];
+  let tokens = 0;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: c }, async (_, ci) => {
+    for (let i = 0; i < nreq; i++) {
+      const r = await generate(`Story ${k++} from client ${ci}: once upon a time`, ntok, true);
+      ttfts.push(r.ttft);
+      tokens += r.o.eval_count;
+    }
+  }));
+  const wall = (performance.now() - t0) / 1000;
+  const row = { clients: c, parallel: Number(parallel), requests: c * nreq, tokens, wall_s: +wall.toFixed(2),
+    agg_tps: +(tokens / wall).toFixed(1), ttft_p50_ms: +pct(ttfts, 0.5).toFixed(1), ttft_p99_ms: +pct(ttfts, 0.99).toFixed(1) };
+  rows.push(row);
+  console.log(JSON.stringify(row));
+}
+const over = [];
+for (let i = 0; i < 50; i++) {
+  const r = await generate('Hi', 1, false);
+  over.push(r.wall - r.o.total_duration / 1e6);
+}
+const o = { overhead_p50_ms: +pct(over, 0.5).toFixed(3), overhead_p99_ms: +pct(over, 0.99).toFixed(3) };
+console.log(JSON.stringify(o));
+console.error('clients  requests  tokens  agg tok/s  TTFT p50 ms  TTFT p99 ms');
+for (const r of rows)
+  console.error(`${String(r.clients).padStart(7)}  ${String(r.requests).padStart(8)}  ${String(r.tokens).padStart(6)}  ` +
+    `${String(r.agg_tps).padStart(9)}  ${String(r.ttft_p50_ms).padStart(11)}  ${String(r.ttft_p99_ms).padStart(11)}`);
+console.error(`server overhead per request (round trip - engine total_duration): p50 ${o.overhead_p50_ms} ms, p99 ${o.overhead_p99_ms} ms`);
+proc.kill('SIGTERM');

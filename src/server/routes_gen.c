@@ -1,0 +1,617 @@
+/*
+ * routes_gen.c: the generation endpoints: Ollama's /api/generate and /api/chat, and
+ * OpenAI's /v1/chat/completions and /v1/completions. One flow for all four:
+ *
+ *   parse the body (request.c) -> empty prompt: preload / unload (Ollama) ->
+ *   acquire the model (models.c) -> a job runs the engine on a worker thread ->
+ *   the handler waits for the first event (or an error before it, answered with its
+ *   own status: 400, 404, 503) -> streamed: the events become NDJSON lines or SSE
+ *   events as they come; not streamed: the handler waits for the end and answers once.
+ *
+ * A client that disconnects cancels its job at once: the stream's cancel hook (or the
+ * handler's poll of the socket while it waits) sets the job's cancel flag, and the
+ * event callback returns false at the next token. An error after streaming began
+ * arrives as a final line ({"error": ...}), as Ollama does.
+ */
+#include "server/models.h"
+#include "server/request.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct strbuf {
+    char *p;
+    size_t n, cap;
+} strbuf;
+
+static bool sb_add(strbuf *b, const char *s, size_t n) {
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->n + n + 1) cap *= 2;
+        char *np = nk_realloc(b->p, cap);
+        if (!np) return false;
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = 0;
+    return true;
+}
+
+typedef struct gen_job {
+    srv_server *srv;
+    srv_gen_request req;          /* owns every string the prompt and params point to */
+    srv_model *model;
+    int64_t load_ns;
+    nook_prompt prompt;
+    nook_message *msgs;
+    char *messages_json;
+    char *plain_text;             /* chat without a template: the conversation as text */
+    nook_gen_params gp;
+    const char *api_model;        /* the name to echo (req.model) */
+    char id[40];
+    int64_t created;              /* unix seconds (OpenAI) */
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int refs;
+    bool started, finished;
+    nook_status setup_status;     /* an error before any event */
+    char setup_err[512];
+    atomic_bool cancel;
+    srv_stream *stream;           /* streamed replies: attached by the handler */
+    strbuf pending;               /* stream bytes produced before the stream was attached */
+    bool sent_role;               /* OpenAI stream: the first delta carries the role */
+
+    /* accumulated for replies that are not streamed, and the end */
+    strbuf content, thinking;
+    json_t *logprobs;             /* Ollama's or OpenAI's per-token list, or NULL */
+    nook_done_reason reason;
+    nook_timings t;
+    json_t *context;
+    int n_prompt;                 /* prompt tokens (the DONE event's context minus the answer) */
+    char error[512];
+} gen_job;
+
+static void job_unref(gen_job *j) {
+    pthread_mutex_lock(&j->mu);
+    int left = --j->refs;
+    pthread_mutex_unlock(&j->mu);
+    if (left) return;
+    if (j->model) srv_models_release(j->srv, j->model, j->req.has_keep_alive, j->req.keep_alive_ns);
+    if (j->stream) srv_stream_end(j->stream);
+    srv_gen_request_free(&j->req);
+    nk_free(j->msgs);
+    free(j->messages_json);
+    nk_free(j->plain_text);
+    nk_free(j->pending.p);
+    nk_free(j->content.p);
+    nk_free(j->thinking.p);
+    json_decref(j->logprobs);
+    json_decref(j->context);
+    pthread_mutex_destroy(&j->mu);
+    pthread_cond_destroy(&j->cv);
+    nk_free(j);
+}
+
+/* ---- response objects ---------------------------------------------------------------------- */
+
+static bool is_openai(const gen_job *j) { return j->req.kind == SRV_OAI_CHAT || j->req.kind == SRV_OAI_COMPLETION; }
+
+static void created_at(char *buf, size_t cap) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, cap - n, ".%09ldZ", ts.tv_nsec);
+}
+
+static const char *finish_reason(nook_done_reason r) {
+    return r == NOOK_DONE_LENGTH ? "length" : "stop";
+}
+
+static json_t *token_bytes(const char *s, size_t n) {
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++) json_array_append_new(a, json_integer((unsigned char)s[i]));
+    return a;
+}
+
+/* A token's text for logprobs (control tokens rendered). Invalid UTF-8 pieces
+ * (part of a character) become "" with their bytes in "bytes". */
+static json_t *token_entry(const nook_model *m, nook_token id, double lp, const char *piece, size_t piece_len) {
+    char buf[256];
+    if (!piece) {
+        int n = nook_token_to_piece(m, id, true, buf, sizeof buf);
+        if (n < 0) n = 0;
+        if (n > (int)sizeof buf) n = sizeof buf;
+        piece = buf;
+        piece_len = (size_t)n;
+    }
+    json_t *tok = nk_utf8_invalid_at(piece, piece_len) < 0 ? json_stringn(piece, piece_len) : json_string("");
+    return json_pack("{s:o,s:f,s:o}", "token", tok, "logprob", lp, "bytes", token_bytes(piece, piece_len));
+}
+
+static json_t *logprob_item(gen_job *j, const nook_event *ev) {
+    const nook_model *m = srv_model_model(j->model);
+    json_t *e = token_entry(m, ev->id, ev->logprob, ev->piece, ev->piece_len);
+    if (!e) return NULL;
+    json_t *top = json_array();
+    for (int i = 0; i < ev->n_top; i++) json_array_append_new(top, token_entry(m, ev->top[i].id, ev->top[i].logprob, NULL, 0));
+    json_object_set_new(e, "top_logprobs", top);
+    return e;
+}
+
+/* One streamed chunk with this text (Ollama line or OpenAI event), or NULL. */
+static json_t *chunk(gen_job *j, const char *content, size_t cn, const char *thinking, size_t tn, json_t *lps) {
+    char ts[48];
+    switch (j->req.kind) {
+    case SRV_GENERATE: {
+        created_at(ts, sizeof ts);
+        json_t *o = json_pack("{s:s,s:s,s:s%,s:b}", "model", j->api_model, "created_at", ts, "response", content, cn,
+                              "done", 0);
+        if (o && tn) json_object_set_new(o, "thinking", json_stringn(thinking, tn));
+        if (o && lps) json_object_set(o, "logprobs", lps);
+        return o;
+    }
+    case SRV_CHAT: {
+        created_at(ts, sizeof ts);
+        json_t *msg = json_pack("{s:s,s:s%}", "role", "assistant", "content", content, cn);
+        if (msg && tn) json_object_set_new(msg, "thinking", json_stringn(thinking, tn));
+        json_t *o = json_pack("{s:s,s:s,s:o,s:b}", "model", j->api_model, "created_at", ts, "message", msg, "done", 0);
+        if (o && lps) json_object_set(o, "logprobs", lps);
+        return o;
+    }
+    case SRV_OAI_CHAT: {
+        json_t *delta = json_object();
+        if (!j->sent_role) {
+            json_object_set_new(delta, "role", json_string("assistant"));
+            j->sent_role = true;
+        }
+        if (cn || !tn) json_object_set_new(delta, "content", json_stringn(content, cn));
+        if (tn) json_object_set_new(delta, "reasoning", json_stringn(thinking, tn));
+        json_t *choice = json_pack("{s:i,s:o,s:n}", "index", 0, "delta", delta, "finish_reason");
+        if (choice && lps) json_object_set_new(choice, "logprobs", json_pack("{s:O}", "content", lps));
+        return json_pack("{s:s,s:s,s:I,s:s,s:s,s:[o]}", "id", j->id, "object", "chat.completion.chunk", "created",
+                         (json_int_t)j->created, "model", j->api_model, "system_fingerprint", "fp_nook", "choices",
+                         choice);
+    }
+    default: {
+        json_t *choice = json_pack("{s:s%,s:i,s:n,s:n}", "text", content, cn, "index", 0, "finish_reason", "logprobs");
+        return json_pack("{s:s,s:s,s:I,s:s,s:s,s:[o]}", "id", j->id, "object", "text_completion", "created",
+                         (json_int_t)j->created, "model", j->api_model, "system_fingerprint", "fp_nook", "choices",
+                         choice);
+    }
+    }
+}
+
+static void add_timings(json_t *o, const nook_timings *t, int64_t load_ns) {
+    json_object_set_new(o, "total_duration", json_integer(t->total_ns + load_ns - t->load_ns));
+    json_object_set_new(o, "load_duration", json_integer(load_ns));
+    json_object_set_new(o, "prompt_eval_count", json_integer(t->prompt_eval_count));
+    json_object_set_new(o, "prompt_eval_duration", json_integer(t->prompt_eval_ns));
+    json_object_set_new(o, "eval_count", json_integer(t->eval_count));
+    json_object_set_new(o, "eval_duration", json_integer(t->eval_ns));
+}
+
+/* OpenAI's usage counts the whole prompt (prompt_eval_count counts only the tokens
+ * decoded, after a reused prefix, as Ollama's). */
+static json_t *usage(const gen_job *j) {
+    int prompt = j->n_prompt > 0 ? j->n_prompt : j->t.prompt_eval_count;
+    return json_pack("{s:i,s:i,s:i}", "prompt_tokens", prompt, "completion_tokens", j->t.eval_count,
+                     "total_tokens", prompt + j->t.eval_count);
+}
+
+/* The final object of an Ollama reply: streamed (empty text) or whole. */
+static json_t *ollama_final(gen_job *j, bool whole) {
+    char ts[48];
+    created_at(ts, sizeof ts);
+    json_t *o;
+    const char *c = whole && j->content.p ? j->content.p : "";
+    if (j->req.kind == SRV_GENERATE) {
+        o = json_pack("{s:s,s:s,s:s}", "model", j->api_model, "created_at", ts, "response", c);
+    } else {
+        json_t *msg = json_pack("{s:s,s:s}", "role", "assistant", "content", c);
+        o = json_pack("{s:s,s:s,s:o}", "model", j->api_model, "created_at", ts, "message", msg);
+        if (o && whole && j->thinking.n) json_object_set_new(msg, "thinking", json_string(j->thinking.p));
+    }
+    if (!o) return NULL;
+    if (whole && j->thinking.n && j->req.kind == SRV_GENERATE) json_object_set_new(o, "thinking", json_string(j->thinking.p));
+    json_object_set_new(o, "done", json_true());
+    json_object_set_new(o, "done_reason", json_string(finish_reason(j->reason)));
+    if (j->req.kind == SRV_GENERATE && j->context) json_object_set(o, "context", j->context);
+    add_timings(o, &j->t, j->load_ns);
+    if (whole && j->logprobs) json_object_set(o, "logprobs", j->logprobs);
+    return o;
+}
+
+static json_t *openai_final(gen_job *j) {
+    json_t *choice;
+    if (j->req.kind == SRV_OAI_CHAT) {
+        json_t *msg = json_pack("{s:s,s:s}", "role", "assistant", "content", j->content.p ? j->content.p : "");
+        if (msg && j->thinking.n) json_object_set_new(msg, "reasoning", json_string(j->thinking.p));
+        choice = json_pack("{s:i,s:o,s:s}", "index", 0, "message", msg, "finish_reason", finish_reason(j->reason));
+        if (choice)
+            json_object_set_new(choice, "logprobs", j->logprobs ? json_pack("{s:O}", "content", j->logprobs) : json_null());
+    } else {
+        choice = json_pack("{s:s,s:i,s:s,s:n}", "text", j->content.p ? j->content.p : "", "index", 0, "finish_reason",
+                           finish_reason(j->reason), "logprobs");
+    }
+    return json_pack("{s:s,s:s,s:I,s:s,s:s,s:[o],s:o}", "id", j->id, "object",
+                     j->req.kind == SRV_OAI_CHAT ? "chat.completion" : "text_completion", "created",
+                     (json_int_t)j->created, "model", j->api_model, "system_fingerprint", "fp_nook", "choices", choice,
+                     "usage", usage(j));
+}
+
+/* ---- the worker ------------------------------------------------------------------------------- */
+
+/* Queues bytes for the client: to the stream when attached, else held. j->mu held. */
+static bool out_locked(gen_job *j, const char *s, size_t n) {
+    if (j->stream) return srv_stream_write(j->stream, s, n);
+    return sb_add(&j->pending, s, n);
+}
+
+static bool out_json_locked(gen_job *j, json_t *v) {
+    if (!v) return false;
+    char *txt = json_dumps(v, JSON_COMPACT);
+    json_decref(v);
+    if (!txt) return false;
+    bool ok = is_openai(j) ? out_locked(j, "data: ", 6) && out_locked(j, txt, strlen(txt)) && out_locked(j, "\n\n", 2)
+                           : out_locked(j, txt, strlen(txt)) && out_locked(j, "\n", 1);
+    free(txt);
+    return ok;
+}
+
+static bool on_event(const nook_event *ev, void *ud) {
+    gen_job *j = ud;
+    pthread_mutex_lock(&j->mu);
+    if (!j->started) {
+        j->started = true;
+        pthread_cond_broadcast(&j->cv);
+    }
+    bool ok = true;
+    if (ev->kind == NOOK_EVENT_TOKEN || ev->kind == NOOK_EVENT_TEXT || ev->kind == NOOK_EVENT_DONE) {
+        json_t *lp = NULL;
+        if (ev->kind == NOOK_EVENT_TOKEN && j->req.logprobs) lp = logprob_item(j, ev);
+        if (j->req.stream) {
+            if (ev->content_len || ev->thinking_len || lp) {
+                json_t *arr = lp ? json_array() : NULL;
+                if (arr) json_array_append(arr, lp);
+                ok = out_json_locked(j, chunk(j, ev->content ? ev->content : "", ev->content_len,
+                                              ev->thinking ? ev->thinking : "", ev->thinking_len, arr));
+                json_decref(arr);
+            }
+        } else {
+            if ((ev->content_len && !sb_add(&j->content, ev->content, ev->content_len)) ||
+                (ev->thinking_len && !sb_add(&j->thinking, ev->thinking, ev->thinking_len)))
+                ok = false;
+            if (lp) {
+                if (!j->logprobs) j->logprobs = json_array();
+                json_array_append(j->logprobs, lp);
+            }
+        }
+        json_decref(lp);
+        if (ev->kind == NOOK_EVENT_TOKEN) srv_metric_add(SRV_M_GEN_TOKENS, 1);
+    }
+    if (ev->kind == NOOK_EVENT_DONE) {
+        j->reason = ev->done_reason;
+        if (ev->timings) j->t = *ev->timings;
+        srv_metric_add(SRV_M_PROMPT_TOKENS, (uint64_t)j->t.prompt_eval_count);
+        if (ev->done_reason == NOOK_DONE_CANCELLED) srv_metric_add(SRV_M_CANCELLED, 1);
+        if (ev->done_reason == NOOK_DONE_ERROR)
+            snprintf(j->error, sizeof j->error, "%s", ev->error ? ev->error : nook_status_str(ev->status));
+        if (ev->context) j->n_prompt = ev->n_context - j->t.eval_count;
+        if (j->req.kind == SRV_GENERATE && ev->context) {
+            j->context = json_array();
+            for (int i = 0; i < ev->n_context; i++) json_array_append_new(j->context, json_integer(ev->context[i]));
+        }
+        if (j->req.stream && ev->done_reason != NOOK_DONE_CANCELLED) {
+            if (ev->done_reason == NOOK_DONE_ERROR) {
+                json_t *e = srv_error_body(is_openai(j) ? SRV_API_OPENAI : SRV_API_OLLAMA, 500, j->error);
+                out_json_locked(j, e);
+            } else if (!is_openai(j)) {
+                out_json_locked(j, ollama_final(j, false));
+            } else {
+                json_t *last = chunk(j, "", 0, "", 0, NULL);
+                json_t *choice = last ? json_array_get(json_object_get(last, "choices"), 0) : NULL;
+                if (choice) {
+                    json_object_set_new(choice, "finish_reason", json_string(finish_reason(j->reason)));
+                    if (j->req.kind == SRV_OAI_CHAT) json_object_set_new(choice, "delta", json_object());
+                }
+                out_json_locked(j, last);
+                if (j->req.include_usage) {
+                    json_t *u = chunk(j, "", 0, "", 0, NULL);
+                    if (u) {
+                        json_object_set_new(u, "choices", json_array());
+                        json_object_set_new(u, "usage", usage(j));
+                    }
+                    out_json_locked(j, u);
+                }
+                out_locked(j, "data: [DONE]\n\n", 14);
+            }
+        }
+    }
+    bool cancel = atomic_load(&j->cancel);
+    pthread_mutex_unlock(&j->mu);
+    return ok && !cancel;
+}
+
+static void *worker_main(void *arg) {
+    gen_job *j = arg;
+    nook_error err = { 0 };
+    nook_status st = srv_model_generate_abortable(j->model, &j->prompt, &j->gp, on_event, j, &j->cancel, &err);
+    /* Give the model back before the request can complete: once the reply is done the
+     * server may stop (SIGTERM drains in-flight requests), and the registry with it. */
+    srv_models_release(j->srv, j->model, j->req.has_keep_alive, j->req.keep_alive_ns);
+    pthread_mutex_lock(&j->mu);
+    j->model = NULL;
+    if (!j->started) {   /* refused before any event */
+        j->setup_status = st != NOOK_OK ? st : NOOK_EINTERNAL;
+        snprintf(j->setup_err, sizeof j->setup_err, "%s", err.msg[0] ? err.msg : nook_status_str(st));
+    }
+    j->finished = true;
+    if (j->stream) {   /* the body is complete */
+        srv_stream_end(j->stream);
+        j->stream = NULL;
+    }
+    pthread_cond_broadcast(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    job_unref(j);
+    return NULL;
+}
+
+static void on_stream_cancel(void *arg) {
+    gen_job *j = arg;
+    atomic_store(&j->cancel, true);
+}
+
+/* ---- building the engine's request ---------------------------------------------------------------- */
+
+static uint64_t engine_seed(int64_t s) {
+    /* Ollama: -1 random; the engine's 0 is "random", so a requested 0 maps to a fixed value. */
+    return s < 0 ? 0 : s == 0 ? 0x9E3779B97F4A7C15ull : (uint64_t)s;
+}
+
+static int build(gen_job *j, char *msg, size_t cap) {
+    srv_gen_request *q = &j->req;
+    const srv_options *o = &q->opt;
+    nook_gen_params *g = &j->gp;
+    *g = nook_gen_default_params();
+    if (o->set & SRV_OPT_TEMPERATURE) g->sampler.temperature = o->temperature;
+    if (o->set & SRV_OPT_TOP_K) g->sampler.top_k = o->top_k;
+    if (o->set & SRV_OPT_TOP_P) g->sampler.top_p = o->top_p;
+    if (o->set & SRV_OPT_MIN_P) g->sampler.min_p = o->min_p;
+    if (o->set & SRV_OPT_REPEAT_PENALTY) g->sampler.repeat_penalty = o->repeat_penalty > 0 ? o->repeat_penalty : 1.0f;
+    if (o->set & SRV_OPT_REPEAT_LAST_N) g->sampler.repeat_last_n = o->repeat_last_n;
+    if (o->set & SRV_OPT_PRESENCE_PENALTY) g->sampler.presence_penalty = o->presence_penalty;
+    if (o->set & SRV_OPT_FREQUENCY_PENALTY) g->sampler.frequency_penalty = o->frequency_penalty;
+    g->sampler.seed = engine_seed((o->set & SRV_OPT_SEED) ? o->seed : -1);
+    if (o->set & SRV_OPT_NUM_PREDICT) g->num_predict = o->num_predict;
+    if (o->set & SRV_OPT_NUM_KEEP) g->num_keep = o->num_keep;
+    g->stop = (const char *const *)o->stop;
+    g->n_stop = o->n_stop;
+    for (int i = 0; i < o->n_stop; i++)
+        if (!o->stop[i][0]) {   /* the engine wants non-empty stop strings; an empty one stops nothing */
+            snprintf(msg, cap, "stop strings must not be empty");
+            return 400;
+        }
+    g->logprobs = q->logprobs;
+    g->top_logprobs = q->logprobs ? q->top_logprobs : 0;
+    g->load_ns = j->load_ns;
+
+    nook_prompt *p = &j->prompt;
+    *p = nook_prompt_default();
+    p->think = q->think == SRV_THINK_ON ? 1 : q->think == SRV_THINK_OFF ? 0 : -1;
+    p->template_src = q->template_text;
+    if (q->kind == SRV_GENERATE || q->kind == SRV_OAI_COMPLETION) {
+        p->text = q->prompt ? q->prompt : "";
+        p->system = q->system;
+        p->raw = q->raw;
+        p->context = q->context;
+        p->n_context = q->n_context;
+        return 0;
+    }
+    if (!q->template_text && !nook_model_chat_template(srv_model_model(j->model))) {
+        /* No chat template: plain completion of the conversation's text, the messages'
+         * contents one per line (documented in docs/api.md), rather than an error or a
+         * format the model never saw. */
+        strbuf t = { 0 };
+        for (int i = 0; i < q->n_messages; i++) {
+            if (i && !sb_add(&t, "\n", 1)) break;
+            if (!sb_add(&t, q->messages[i].content, strlen(q->messages[i].content))) break;
+        }
+        j->plain_text = t.p;
+        p->text = t.p ? t.p : "";
+        return 0;
+    }
+    /* chat: plain messages, or the OpenAI-shaped JSON when tool calls are involved */
+    bool tools = json_object_get(q->body, "tools") != NULL;
+    for (int i = 0; i < q->n_messages; i++)
+        if (q->messages[i].tool_calls || q->messages[i].tool_call_id || !strcmp(q->messages[i].role, "tool")) tools = true;
+    if (!tools) {
+        j->msgs = nk_calloc((size_t)q->n_messages, sizeof *j->msgs);
+        if (!j->msgs) { snprintf(msg, cap, "out of memory"); return 500; }
+        for (int i = 0; i < q->n_messages; i++) {
+            j->msgs[i].role = q->messages[i].role;
+            j->msgs[i].content = q->messages[i].content;
+            j->msgs[i].thinking = q->messages[i].thinking;
+        }
+        p->messages = j->msgs;
+        p->n_messages = q->n_messages;
+        return 0;
+    }
+    json_t *arr = json_array();
+    for (int i = 0; i < q->n_messages; i++) {
+        const srv_message *m = &q->messages[i];
+        json_t *o2 = json_pack("{s:s,s:s}", "role", m->role, "content", m->content);
+        if (!o2) continue;
+        if (m->thinking) json_object_set_new(o2, "reasoning_content", json_string(m->thinking));
+        if (m->tool_calls) json_object_set(o2, "tool_calls", m->tool_calls);
+        if (m->tool_call_id) json_object_set_new(o2, "tool_call_id", json_string(m->tool_call_id));
+        if (m->tool_name) json_object_set_new(o2, "name", json_string(m->tool_name));
+        json_array_append_new(arr, o2);
+    }
+    j->messages_json = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    if (!j->messages_json) { snprintf(msg, cap, "out of memory"); return 500; }
+    p->messages_json = j->messages_json;
+    return 0;
+}
+
+/* ---- the handler ------------------------------------------------------------------------------------ */
+
+static int status_of(nook_status st) {
+    switch (st) {
+    case NOOK_EBUSY: return 503;
+    case NOOK_EABORTED: return 499;   /* the client went away (Ollama's 499) */
+    case NOOK_ENOTFOUND: return 404;
+    case NOOK_ENOMEM: case NOOK_EINTERNAL: case NOOK_EIO: return 500;
+    default: return 400;   /* EINVAL, ERANGE (prompt longer than the context), EUNSUPPORTED, EFORMAT */
+    }
+}
+
+/* Preload (empty prompt) or unload (and keep_alive 0), as Ollama answers them. */
+static void preload(srv_req *r, srv_gen_request *q) {
+    srv_server *s = srv_req_server(r);
+    char ts[48];
+    created_at(ts, sizeof ts);
+    const char *reason = "load";
+    if (q->has_keep_alive && q->keep_alive_ns == 0) {
+        srv_models_unload(s, q->model);
+        reason = "unload";
+    } else {
+        srv_model *m = NULL;
+        int64_t waited;
+        char msg[600];
+        int st = srv_models_acquire(s, q->model, q->opt.num_ctx, &m, &waited, msg, sizeof msg);
+        if (st) { srv_reply_error(r, st, "%s", msg); return; }
+        srv_models_release(s, m, q->has_keep_alive, q->keep_alive_ns);
+    }
+    json_t *o = q->kind == SRV_GENERATE
+        ? json_pack("{s:s,s:s,s:s,s:b,s:s}", "model", q->model, "created_at", ts, "response", "", "done", 1,
+                    "done_reason", reason)
+        : json_pack("{s:s,s:s,s:{s:s,s:s},s:b,s:s}", "model", q->model, "created_at", ts, "message", "role",
+                    "assistant", "content", "", "done", 1, "done_reason", reason);
+    srv_reply_json(r, 200, o);
+}
+
+static void handle(srv_req *r, srv_kind kind) {
+    srv_server *s = srv_req_server(r);
+    const srv_config *cfg = srv_get_config(s);
+    json_t *body = srv_req_json(r);
+    if (!body) return;
+    gen_job *j = nk_calloc(1, sizeof *j);
+    if (!j) { srv_reply_error(r, 500, "out of memory"); return; }
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_cond_init(&j->cv, NULL);
+    j->refs = 1;
+    j->srv = s;
+    char msg[600];
+    int st = srv_gen_request_parse(body, kind, cfg->max_messages, &j->req, msg, sizeof msg);
+    if (st) { srv_reply_error(r, st, "%s", msg); job_unref(j); return; }
+    srv_gen_request *q = &j->req;
+    j->api_model = q->model;
+    if (q->n > 1) {
+        srv_reply_error(r, 400, "n > 1 is not supported yet (one choice per request)");
+        job_unref(j);
+        return;
+    }
+    bool empty = (kind == SRV_GENERATE && (!q->prompt || !q->prompt[0]) && !q->n_context) ||
+                 (kind == SRV_CHAT && q->n_messages == 0);
+    if (empty) { preload(r, q); job_unref(j); return; }
+    if (kind == SRV_OAI_CHAT && q->n_messages == 0) {
+        srv_reply_error(r, 400, "'messages' must not be empty");
+        job_unref(j);
+        return;
+    }
+
+    st = srv_models_acquire(s, q->model, q->opt.num_ctx, &j->model, &j->load_ns, msg, sizeof msg);
+    if (st) { srv_reply_error(r, st, "%s", msg); job_unref(j); return; }
+    if ((st = build(j, msg, sizeof msg))) { srv_reply_error(r, st, "%s", msg); job_unref(j); return; }
+    j->created = (int64_t)time(NULL);
+    static atomic_ulong seq;
+    snprintf(j->id, sizeof j->id, "%s-%lu", kind == SRV_OAI_CHAT ? "chatcmpl" : "cmpl",
+             (unsigned long)atomic_fetch_add(&seq, 1) + 1);
+
+    pthread_t th;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    j->refs = 2;   /* the handler's and the worker's */
+    if (pthread_create(&th, &attr, worker_main, j) != 0) {
+        pthread_attr_destroy(&attr);
+        j->refs = 1;
+        srv_reply_error(r, 500, "cannot start a worker thread");
+        job_unref(j);
+        return;
+    }
+    pthread_attr_destroy(&attr);
+
+    /* Wait for the first event (or an error before it); then the end, when not streamed.
+     * The socket is polled meanwhile: a client that leaves cancels. */
+    pthread_mutex_lock(&j->mu);
+    for (;;) {
+        bool ready = q->stream ? (j->started || j->finished) : j->finished;
+        if (ready) break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+        if (pthread_cond_timedwait(&j->cv, &j->mu, &ts) == ETIMEDOUT && !atomic_load(&j->cancel) &&
+            srv_req_client_gone(r))
+            atomic_store(&j->cancel, true);
+    }
+    if (!j->started) {
+        pthread_mutex_unlock(&j->mu);
+        st = status_of(j->setup_status);
+        if (j->setup_status == NOOK_ERANGE)
+            srv_reply_error(r, st, "%s (the prompt is longer than the context length; raise num_ctx)", j->setup_err);
+        else
+            srv_reply_error(r, st, "%s", j->setup_err);
+        job_unref(j);
+        return;
+    }
+    if (q->stream) {
+        srv_stream *sm = srv_reply_stream(r, is_openai(j) ? "text/event-stream" : "application/x-ndjson");
+        if (!sm) {
+            atomic_store(&j->cancel, true);
+        } else {
+            srv_stream_on_cancel(sm, on_stream_cancel, j);
+            if (j->pending.n) srv_stream_write(sm, j->pending.p, j->pending.n);
+            j->pending.n = 0;
+            if (j->finished) srv_stream_end(sm);
+            else j->stream = sm;   /* the worker writes to it and ends it */
+        }
+        pthread_mutex_unlock(&j->mu);
+        job_unref(j);
+        return;
+    }
+    pthread_mutex_unlock(&j->mu);
+    if (j->reason == NOOK_DONE_CANCELLED) {
+        srv_reply_error(r, 499, "client closed the request");
+    } else if (j->reason == NOOK_DONE_ERROR) {
+        srv_reply_error(r, 500, "%s", j->error);
+    } else {
+        srv_reply_json(r, 200, is_openai(j) ? openai_final(j) : ollama_final(j, true));
+    }
+    job_unref(j);
+}
+
+static void h_generate(srv_req *r) { handle(r, SRV_GENERATE); }
+static void h_chat(srv_req *r) { handle(r, SRV_CHAT); }
+static void h_oai_chat(srv_req *r) { handle(r, SRV_OAI_CHAT); }
+static void h_oai_completion(srv_req *r) { handle(r, SRV_OAI_COMPLETION); }
+
+static const srv_route k_routes[] = {
+    { "POST", "/api/generate",         SRV_API_OLLAMA, 0, h_generate },
+    { "POST", "/api/chat",             SRV_API_OLLAMA, 0, h_chat },
+    { "POST", "/v1/chat/completions",  SRV_API_OPENAI, 0, h_oai_chat },
+    { "POST", "/v1/completions",       SRV_API_OPENAI, 0, h_oai_completion },
+};
+const srv_route_table srv_routes_gen = { k_routes, NK_ARRAY_LEN(k_routes) };
