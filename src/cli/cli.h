@@ -113,5 +113,7 @@ int cli_detokenize_cmd(int argc, char **argv);
 int cli_quantize_cmd(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_import_tokenizer_cmd(int argc, char **argv);
+int cli_specialize(int argc, char **argv);   /* cli_specialize.c */
+int cli_classify(int argc, char **argv);     /* cli_classify.c */
 
 #endif /* NOOK_CLI_H */

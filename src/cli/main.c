@@ -20,6 +20,8 @@ static const verb k_verbs[] = {
     { "quantize",   cli_quantize_cmd,   "Re-encode a model with llama.cpp's quantization mixes (Q4_K_M, Q8_0, ...)" },
     { "import-tokenizer", cli_import_tokenizer_cmd, "Convert a Hugging Face tokenizer into a vocab-only GGUF" },
     { "bench",      cli_bench,          "Measure prompt (pp) and generation (tg) speed, llama-bench style" },
+    { "specialize", cli_specialize,     "Train a classifier (a specialist) from labelled JSON lines, or evaluate one" },
+    { "classify",   cli_classify,       "Label a text (or JSON lines) with a specialist" },
 };
 
 static void usage(FILE *out) {
