@@ -15,8 +15,6 @@
 #include <float.h>
 #include <math.h>
 #include <string.h>
-#include <stdio.h>
-#include <stdlib.h>
 
 void nk_lr_logits(const nk_csr *X, size_t i, int k, const double *W, const double *b, double *z) {
     for (int c = 0; c < k; c++) z[c] = b[c];
@@ -173,7 +171,6 @@ nook_status nk_lr_fit(const nk_csr *X, const int *y, int k, const size_t *rows, 
     memcpy(W, th, P.nw * sizeof *th);
     memcpy(b, th + P.nw, (size_t)k * sizeof *th);
     if (iters) *iters = it;
-    if (getenv("NK_LR_DEBUG")) fprintf(stderr, "lr: C=%g n=%zu params=%zu iters=%d f=%.6g\n", o->C, P.n_rows, n, it, f);
     nk_free(buf);
     return NOOK_OK;
 }

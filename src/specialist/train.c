@@ -5,7 +5,8 @@
  *
  * Choices (docs/specialist.md says why): the vocabulary and IDF come from all
  * training texts (no labels are involved, as in scikit-learn's TfidfVectorizer fitted
- * on the corpus); C runs over half-decades 0.1..1000, each fold walking the path from
+ * on the corpus); C runs over half-decades 1..10^4 (rows have unit norm, so
+ * smaller C only ever predicts the majority label), each fold walking the path from
  * small to large C with warm starts; the C with the best pooled out-of-fold macro-F1
  * wins (ties: the lower log-loss, then the smaller C); the temperature minimises the
  * out-of-fold negative log-likelihood at that C.
@@ -238,7 +239,7 @@ nook_status nk_spec_train(const nk_dataset *d, const char *name, const nk_train_
         R.C_grid[0] = o->C;
     } else {
         R.n_C = 9;
-        for (int c = 0; c < R.n_C; c++) R.C_grid[c] = 0.1 * pow(10.0, 0.5 * c);
+        for (int c = 0; c < R.n_C; c++) R.C_grid[c] = pow(10.0, 0.5 * c);   /* 1 .. 10^4 */
     }
     w.fold = nk_alloc_array(n, sizeof *w.fold);
     w.rows = nk_alloc_array(n, sizeof *w.rows);
@@ -342,8 +343,10 @@ nook_status nk_spec_train(const nk_dataset *d, const char *name, const nk_train_
     for (int c = 0; c < k; c++) mb += w.b[c] / k;
     for (size_t j = 0; j < D * (size_t)k; j++) s->W[j] = (float)w.W[j];
     for (int c = 0; c < k; c++) s->b[c] = (float)(w.b[c] - mb);
-    s->temperature = (float)R.temperature;   /* as the file stores it */
-    s->threshold = (float)o->threshold;
+    /* rounded to float as the file stores them, so a specialist in memory and its file agree */
+    volatile float tf = (float)R.temperature, hf = (float)o->threshold;
+    s->temperature = tf;
+    s->threshold = hf;
     s->embed_dim = o->embed_dim;
     s->cv_macro_f1 = R.cv_macro_f1;
     s->cv_C = R.C;
