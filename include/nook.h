@@ -39,6 +39,9 @@ typedef enum nook_status {
     NOOK_ERANGE,       /* a limit was exceeded (e.g. prompt longer than the context) */
     NOOK_ENOTFOUND,    /* a named thing (key, tensor, model) does not exist          */
     NOOK_EINTERNAL,    /* a bug in nook                                              */
+    NOOK_EBUSY,        /* a bounded queue is full; retry later (HTTP 503)            */
+    NOOK_EABORTED,     /* the caller's abort callback stopped the work (see
+                          nook_session_set_abort says what state it leaves)      */
 } nook_status;
 
 typedef struct nook_error {
@@ -143,31 +146,55 @@ typedef struct nook_session nook_session;
  * multiples of 32, as in llama.cpp. */
 typedef enum nook_kv_type { NOOK_KV_F16 = 0, NOOK_KV_Q8_0, NOOK_KV_F32 } nook_kv_type;
 
+/* How nook_session_embeddings_seq pools a sequence's hidden states (the output of
+ * the final norm, as llama.cpp's embeddings): UNSPECIFIED takes the model's
+ * <arch>.pooling_type (mean when absent); NONE keeps one vector per batch entry that
+ * asked for output (nook_session_embeddings_ith). */
+typedef enum nook_pooling {
+    NOOK_POOLING_UNSPECIFIED = -1,
+    NOOK_POOLING_NONE = 0,
+    NOOK_POOLING_MEAN = 1,
+    NOOK_POOLING_CLS = 2,     /* the sequence's first token */
+    NOOK_POOLING_LAST = 3,    /* the sequence's last token (Qwen3-Embedding) */
+} nook_pooling;
+
 typedef struct nook_session_params {
-    int n_ctx;      /* context length in tokens (0 = min(n_ctx_train, 4096))   */
+    int n_ctx;      /* context length in tokens of EACH sequence (0 = min(n_ctx_train,
+                       4096)); the KV cache holds n_seq_max x n_ctx positions       */
     int n_batch;    /* max tokens per forward pass (0 = 512)                    */
-    int n_threads;  /* worker threads (0 = number of cores)                     */
+    int n_threads;  /* threads of the process-wide pool this session uses (0 = all
+                       of them; see "Threads" below)                            */
     bool plain_attn; /* false: attention rounds as llama.cpp's flash-attention
                         kernel (its CPU default, -fa auto); true: as its non-flash
                         path (-fa off). */
     nook_kv_type kv_type; /* cache type for K and V (default f16, llama.cpp's)     */
+    int n_seq_max;  /* sequences the cache holds at once, ids 0..n_seq_max-1 (0 = 1) */
+    bool embeddings; /* decodes produce embeddings (hidden states after the final
+                        norm) instead of logits                                  */
+    nook_pooling pooling; /* with embeddings: how a sequence is pooled (default
+                        UNSPECIFIED: the model's pooling_type, else mean)        */
 } nook_session_params;
 
+/* Defaults: everything 0 (see each field), pooling UNSPECIFIED. */
 nook_session_params nook_session_default_params(void);
 
 nook_status nook_session_new(const nook_model *m, const nook_session_params *p,
                              nook_session **out, nook_error *err);
 void nook_session_free(nook_session *s);
 
-/* Number of tokens now in the KV cache, and its capacity. */
+/* Number of tokens sequence 0 holds in the KV cache, and the capacity of each
+ * sequence. */
 int nook_session_n_past(const nook_session *s);
 int nook_session_n_ctx(const nook_session *s);
+/* The model the session runs (borrowed). */
+const nook_model *nook_session_model(const nook_session *s);
 
-/* Forget everything from position pos on (0 clears the cache). */
+/* Forget everything of sequence 0 from position pos on (0 clears it). */
 void nook_session_truncate(nook_session *s, int pos);
 
-/* Run n tokens through the model at positions n_past..n_past+n-1, in batches of at
- * most n_batch. Afterwards nook_session_logits() holds the logits of the last token.
+/* Run n tokens of sequence 0 through the model at positions n_past..n_past+n-1, in
+ * batches of at most n_batch (the single-sequence case of nook_session_decode_batch,
+ * with the same results). Afterwards nook_session_logits() holds the logits of the last token.
  * If all_logits is non-NULL it receives n*n_vocab floats: the logits at every
  * position (used by tests and perplexity). NOOK_ERANGE if the cache would overflow. */
 nook_status nook_session_decode(nook_session *s, const nook_token *tokens, int n,
@@ -199,6 +226,121 @@ const float *nook_session_logits(const nook_session *s);
 nook_status nook_session_shift(nook_session *s, nook_token *history, int *n_history,
                                int n_keep, int n_discard, nook_error *err);
 
+/* ---- Sequences and batches ------------------------------------------------------
+ * A session's KV cache holds up to n_seq_max independent sequences (conversations),
+ * ids 0..n_seq_max-1. Each sequence is a run of positions 0..len-1: a batch appends to
+ * the end of a sequence, and a sequence is cut back, cleared or forked, never edited
+ * in the middle. One decode runs the tokens of several sequences in a single forward
+ * pass: every weight matrix is read from memory once per step for all of them, so
+ * decoding four conversations costs little more than one (decode is bound by memory
+ * bandwidth). Attention is masked per sequence (and a sliding window slides per
+ * sequence): the results for a sequence are those of decoding it alone, up to the
+ * float summation order of the batch matmul kernels (which depends on how many rows a
+ * step has; ~1e-5 relative, see docs/design.md).
+ *
+ * The cache remembers the token id at every position, so a caller can find which
+ * sequence already holds the longest prefix of a new request and decode only the
+ * rest (nook_session_prefix_match).
+ */
+typedef int32_t nook_seq;
+
+/* A batch: n_tokens entries, each a token, its position in its sequence, the
+ * sequence, and whether the decode should return logits (or embeddings) for it.
+ * The arrays hold cap entries and belong to the batch (nook_batch_init/free). */
+typedef struct nook_batch {
+    int         n_tokens;
+    int         cap;
+    nook_token *token;
+    int32_t    *pos;     /* must be exactly the sequence's next position (its length,
+                            then +1 per earlier entry of the same sequence); -1 means
+                            "the next one" */
+    nook_seq   *seq;
+    bool       *output;
+} nook_batch;
+
+/* Allocate arrays for cap entries (cap >= 1); n_tokens = 0. NOOK_ENOMEM, NOOK_EINVAL. */
+nook_status nook_batch_init(nook_batch *b, int cap, nook_error *err);
+void nook_batch_free(nook_batch *b);       /* arrays freed, *b zeroed; NULL-safe  */
+void nook_batch_clear(nook_batch *b);      /* n_tokens = 0                          */
+/* Append one entry; false (and nothing added) when the batch is full. */
+bool nook_batch_add(nook_batch *b, nook_token tok, int32_t pos, nook_seq seq, bool output);
+
+/* Decode every entry of b in order of appearance: entries may interleave sequences
+ * freely, but within a sequence they must be consecutive positions continuing it.
+ * The batch is cut into forward passes of at most n_batch entries. Afterwards
+ * nook_session_logits_ith(s, i) gives the logits of entry i if it asked for output.
+ * Errors (nothing decoded, the cache as before): NOOK_EINVAL (token out of range,
+ * sequence id out of range, a position that does not continue its sequence),
+ * NOOK_ERANGE (a sequence would exceed n_ctx), NOOK_ENOMEM (the output buffer could
+ * not grow to the batch's number of outputs; it grows once and is then reused).
+ * NOOK_EABORTED (see nook_session_set_abort): the passes that completed stay in the
+ * cache (whole passes of n_batch entries), the interrupted one is forgotten;
+ * nook_session_seq_pos_max tells where each sequence stands. */
+nook_status nook_session_decode_batch(nook_session *s, const nook_batch *b, nook_error *err);
+
+/* Logits (n_vocab floats) of entry i of the last batch decoded, or NULL if it did not
+ * ask for output or i is out of range. After nook_session_decode: i = n-1 (the last
+ * token; with all_logits, the caller has them). Borrowed; valid until the next decode. */
+const float *nook_session_logits_ith(const nook_session *s, int i);
+
+int  nook_session_n_seq_max(const nook_session *s);
+/* The last position seq holds, -1 if empty (its length is this + 1). */
+int  nook_session_seq_pos_max(const nook_session *s, nook_seq seq);
+/* Remove positions [p0, p1) of seq (p1 < 0: to the end; seq < 0: every sequence).
+ * Sequences are runs from position 0, so only a tail can go: returns false (and
+ * changes nothing) when [p0, p1) would leave a hole, true otherwise. */
+bool nook_session_seq_rm(nook_session *s, nook_seq seq, int p0, int p1);
+/* Fork: dst becomes dst's positions [0, p0) followed by src's [p0, p1) (p1 < 0: all
+ * of src), K and V copied (n-way sampling from one prompt; a shared system prompt).
+ * Returns false (nothing changed) for ids out of range or p0 beyond dst's length or
+ * src's. Costs a copy of the K/V rows (~0.1 MB per token on qwen3-0.6b). */
+bool nook_session_seq_cp(nook_session *s, nook_seq src, nook_seq dst, int p0, int p1);
+/* Empty seq (seq < 0: every sequence). */
+void nook_session_seq_clear(nook_session *s, nook_seq seq);
+/* The longest prefix of toks[0..n) that a cached sequence holds: returns its length
+ * and sets *best (may be NULL) to that sequence (the lowest id on ties; -1 when no
+ * sequence shares even one token). To reuse it: seq_rm(best, len, -1) and decode
+ * toks[len..n). (Keep at least one token to decode: the logits of the last prompt
+ * token are needed to sample the next.) */
+int  nook_session_prefix_match(const nook_session *s, const nook_token *toks, int n, nook_seq *best);
+
+/* ---- Cancellation -----------------------------------------------------------------
+ * fn(ud) is called from the decoding thread, between layers and between chunks of
+ * work inside the long matrix products and attention (every few milliseconds at
+ * most, usually far more often), so it must be cheap and must not call into the
+ * session. When it returns true the decode stops promptly and returns
+ * NOOK_EABORTED; the cache then holds exactly the passes completed before. NULL
+ * removes the callback. Typical use: fn reads an atomic flag another thread sets
+ * when its client goes away. */
+void nook_session_set_abort(nook_session *s, bool (*fn)(void *ud), void *ud);
+
+/* ---- Embeddings --------------------------------------------------------------------
+ * With nook_session_params.embeddings, a decode produces the hidden states after the
+ * final norm (n_embd floats per token, as llama.cpp's embeddings) instead of logits. */
+
+/* The pooled embedding of seq over its entries in the last batch decoded (raw: not
+ * normalized), or NULL if the batch had none of its entries, pooling is NONE or
+ * embeddings are off. Borrowed; valid until the next decode. */
+const float *nook_session_embeddings_seq(const nook_session *s, nook_seq seq);
+/* With pooling NONE: the embedding of batch entry i (if it asked for output), else NULL. */
+const float *nook_session_embeddings_ith(const nook_session *s, int i);
+/* The pooling this session applies (never UNSPECIFIED). */
+nook_pooling nook_session_pooling(const nook_session *s);
+
+/* ---- Threads ------------------------------------------------------------------------
+ * Every session and model shares one process-wide pool of worker threads, started on
+ * first use and sized once: by default one thread per core (nk_n_cores), or by
+ * nook_set_max_threads called before any work. A decode leases
+ * min(n_threads, free cores) of them (its own thread counts as one) for its duration
+ * and waits, first come first served, while every core is leased, so sessions
+ * decoding at the same time share the cores and never oversubscribe them. Results do
+ * not depend on the number of threads a decode got. */
+
+/* Size of the process-wide pool (n >= 1). NOOK_EINVAL if the pool has already started
+ * with another size. */
+nook_status nook_set_max_threads(int n, nook_error *err);
+int nook_max_threads(void);
+
 /* ---- Sampling -------------------------------------------------------------------
  * A sampler chain: repeat penalty -> top-k -> top-p -> min-p -> temperature -> draw.
  * Temperature <= 0 is greedy (argmax of the raw logits).
@@ -228,6 +370,254 @@ nook_token nook_sampler_sample(nook_sampler *smp, const float *logits);
 /* Tell the sampler about tokens it did not pick (the prompt), for the penalties. */
 void nook_sampler_accept(nook_sampler *smp, nook_token tok);
 void nook_sampler_reset(nook_sampler *smp);
+
+/* ---- Generation ---------------------------------------------------------------
+ * The generation loop (src/engine): a prompt in, a stream of events out. The same
+ * per-sequence state (nook_gen: sampler, streaming detokenizer, stop-string matcher,
+ * thinking splitter, log-probabilities, counters) serves the one-sequence driver
+ * nook_generate (used by `nook run`) and the multi-sequence scheduler (nook_sched,
+ * below, used by the server): whoever decodes feeds it the logits of each step and it
+ * returns the next token.
+ *
+ * What a caller sees, per request: zero or more NOOK_EVENT_TOKEN events (one per
+ * sampled token, end-of-generation tokens excluded), at most one NOOK_EVENT_SHIFT per
+ * context shift, then exactly one NOOK_EVENT_DONE, always last (also after an error or
+ * a cancel). Text in events is always whole UTF-8 characters; a character split across
+ * tokens arrives with the token that completes it.
+ */
+
+/* Why generation ended. nook_done_reason_str gives Ollama's words: "stop", "length",
+ * "cancelled", "error". */
+typedef enum nook_done_reason {
+    NOOK_DONE_NONE = 0,   /* not finished                                              */
+    NOOK_DONE_STOP,       /* an end-of-generation token or a stop string               */
+    NOOK_DONE_LENGTH,     /* num_predict tokens, or a full context that may not shift  */
+    NOOK_DONE_CANCELLED,  /* the callback returned false, or a cancel call             */
+    NOOK_DONE_ERROR,      /* a decode failed (the DONE event carries the status)       */
+} nook_done_reason;
+const char *nook_done_reason_str(nook_done_reason r);
+
+/* One chat message (the OpenAI/Ollama shape, text only). Strings are UTF-8 and
+ * NUL-terminated; thinking (an earlier assistant turn's reasoning) may be NULL. */
+typedef struct nook_message {
+    const char *role;       /* "system", "user", "assistant", "tool" */
+    const char *content;
+    const char *thinking;
+} nook_message;
+
+/* What to generate from. Exactly one of messages / messages_json / text is used, in
+ * that order of precedence (messages when n_messages > 0).
+ *  - messages, messages_json: a chat, rendered through the chat template with
+ *    add_generation_prompt (Ollama's /api/chat). messages_json is a JSON array of
+ *    OpenAI-shaped message objects (tool_calls, tool results...), given to the template
+ *    as is; tools_json (a JSON array, or NULL) is the template's `tools`.
+ *  - text: Ollama's /api/generate prompt: rendered as [system?, user text] through the
+ *    template, or, with raw, tokenized as written (control tokens in it parsed, no
+ *    template). A model without a template is plain completion of the text.
+ * template_src replaces the model's chat template (Jinja, as in tokenizer.chat_template;
+ * a template nook's interpreter cannot run falls back to the family's built-in format,
+ * logged as a warning). think: -1 the template's default, 0 off, 1 on (the template's
+ * enable_thinking); when the template thinks and think != 0, the answer is split into
+ * thinking and content. context: tokens from an earlier answer's DONE event (Ollama's
+ * `context`), put before the rendered prompt (no second BOS). */
+typedef struct nook_prompt {
+    const nook_message *messages;
+    int n_messages;
+    const char *messages_json;
+    const char *tools_json;
+    const char *text;
+    const char *system;
+    const char *template_src;
+    bool raw;
+    int  think;
+    const nook_token *context;
+    int  n_context;
+} nook_prompt;
+
+/* Zeroed, with think = -1. */
+nook_prompt nook_prompt_default(void);
+
+/* The prompt as text, template applied (what `nook run --show-prompt` prints). *out is
+ * NUL-terminated and owned by the caller (nook_free). Errors: NOOK_EINVAL (no prompt,
+ * bad JSON, a template that raised), NOOK_EUNSUPPORTED, NOOK_ERANGE (template limits). */
+nook_status nook_prompt_render(const nook_model *m, const nook_prompt *p, char **out,
+                               size_t *out_len, nook_error *err);
+
+/* The prompt as tokens: rendered, tokenized (BOS added when the vocabulary adds one
+ * and the text does not start with it), after p->context. *out is owned by the caller
+ * (nook_free). *split_thinking (may be NULL) tells whether the answer is to be split
+ * into thinking and content (pass it to nook_gen_begin). Invalid UTF-8 is NOOK_EINVAL. */
+nook_status nook_prompt_tokenize(const nook_model *m, const nook_prompt *p, nook_token **out,
+                                 int *n_out, bool *split_thinking, nook_error *err);
+
+/* Frees memory the library returned (rendered text, token arrays). NULL is a no-op. */
+void nook_free(void *p);
+
+/* The constrained-decoding hook, called on every step before sampling. mask receives
+ * a writable copy of the step's logits and sets the tokens that may not come next to
+ * -INFINITY (return non-OK to end generation with NOOK_DONE_ERROR); accept is told
+ * every token picked, the end-of-generation one included, to advance its state. Either
+ * may be NULL. Called on the thread that drives the sequence. Log-probabilities are
+ * those of the model, before the mask. */
+typedef struct nook_constraint {
+    nook_status (*mask)(void *ud, float *logits, int n_vocab, nook_error *err);
+    nook_status (*accept)(void *ud, nook_token tok, nook_error *err);
+    void *ud;
+} nook_constraint;
+
+#define NOOK_MAX_TOP_LOGPROBS 20
+
+typedef struct nook_gen_params {
+    nook_sampler_params sampler;
+    int   num_predict;      /* tokens to generate: >= 0, -1 until an end-of-generation
+                               token (bounded at 10 contexts when shifting, as Ollama),
+                               -2 until the context is full (no shift)        [-1] */
+    const char *const *stop; /* n_stop stop strings (non-empty UTF-8): generation ends
+                               before the first occurrence, which is not emitted; text
+                               that may still become one is held back           */
+    int   n_stop;
+    int   num_keep;         /* tokens after BOS that a context shift keeps (Ollama's
+                               num_keep); -1 the whole prompt                    [4] */
+    bool  no_shift;         /* a full context ends with "length" (Ollama's shift:false) */
+    bool  logprobs;         /* per token: log-probability and entropy            */
+    int   top_logprobs;     /* 0..NOOK_MAX_TOP_LOGPROBS alternatives per token (implies
+                               logprobs)                                          */
+    const char *grammar;    /* GBNF text constraining the output, or NULL        */
+    const char *format;     /* "json" or a JSON schema (text): Ollama's format, or NULL */
+    nook_constraint constraint; /* a caller's own mask (mask == NULL: none)       */
+    int64_t load_ns;        /* reported as the load duration (the caller's model load) */
+} nook_gen_params;
+
+/* Ollama's defaults: nook_sampler_default_params, num_predict -1, num_keep 4, no stop
+ * strings, no log-probabilities. */
+nook_gen_params nook_gen_default_params(void);
+
+/* Timings as Ollama reports them (nanoseconds). prompt_eval_count is the number of
+ * prompt tokens actually decoded: with prefix reuse, only those after the cached
+ * prefix. eval_count counts generated tokens (the end-of-generation token excluded). */
+typedef struct nook_timings {
+    int64_t total_ns, load_ns, prompt_eval_ns, eval_ns;
+    int     prompt_eval_count, eval_count;
+} nook_timings;
+
+typedef struct nook_top_logprob {
+    nook_token id;
+    double logprob;
+} nook_top_logprob;
+
+typedef enum nook_event_kind {
+    NOOK_EVENT_TOKEN = 1,  /* a token was sampled                                   */
+    NOOK_EVENT_SHIFT,      /* the driver shifted the context                        */
+    NOOK_EVENT_TEXT,       /* text only, no token: released within one step when it
+                              overflows an event's buffer (a long run of held-back
+                              reasoning newlines); treat as a TOKEN event's text      */
+    NOOK_EVENT_DONE,       /* the end; always the last event                        */
+} nook_event_kind;
+
+/* An event. Pointers are borrowed, valid during the callback only.
+ *  content/thinking: answer and reasoning text released by this event (whole UTF-8;
+ *    either may be empty). Stop strings hold text back, so it can lag its token; DONE
+ *    releases what is left. Without a thinking split everything is content.
+ *  piece: the raw bytes this token completed (the detokenizer's output, before stop
+ *    strings and the thinking split; DONE: a leftover partial character as U+FFFD).
+ *  split_thinking: this request splits reasoning from the answer (every event).
+ *  TOKEN: id, index (0-based among generated tokens), in_thinking (the token belongs
+ *    to the reasoning, tags included), and with logprobs its log-probability, the
+ *    entropy (nats) of the model's untempered distribution and the n_top best tokens.
+ *  SHIFT: shift_keep tokens kept, shift_discard dropped.
+ *  DONE: done_reason, status/error (NOOK_DONE_ERROR), context_full (ended because the
+ *    context filled), timings, and context (prompt + generated tokens: Ollama's
+ *    `context`, to pass back as nook_prompt.context). */
+typedef struct nook_event {
+    nook_event_kind kind;
+    const char *content;  size_t content_len;
+    const char *thinking; size_t thinking_len;
+    const char *piece;    size_t piece_len;
+    nook_token id;
+    int   index;
+    bool  split_thinking, in_thinking;
+    double logprob, entropy;
+    const nook_top_logprob *top;
+    int   n_top;
+    int   shift_keep, shift_discard;
+    nook_done_reason done_reason;
+    bool  context_full;
+    nook_status status;
+    const char *error;
+    const nook_timings *timings;
+    const nook_token *context;
+    int   n_context;
+} nook_event;
+
+/* The event callback. Return false to cancel (the DONE event still follows, with
+ * NOOK_DONE_CANCELLED). Runs on the thread that decodes; it must not call back into the
+ * session or scheduler that runs it, and should not block for long (a scheduler's
+ * other sequences wait for it). */
+typedef bool (*nook_event_fn)(const nook_event *ev, void *ud);
+
+/* One sequence, start to finish, on a session (blocking). Renders and tokenizes the
+ * prompt, decodes it into the session's emptied cache, then samples until a stop; a full context is shifted (nook_session_shift) unless no_shift. Events go to
+ * on_event. Setup errors (bad prompt, a prompt longer than the context: NOOK_ERANGE,
+ * bad params: NOOK_EINVAL, grammar not available: NOOK_EUNSUPPORTED) return before any
+ * event; after the first event every outcome, errors included, ends with the DONE
+ * event, and the return value is its status. The token loop allocates nothing. */
+nook_status nook_generate(nook_session *s, const nook_prompt *prompt, const nook_gen_params *p,
+                          nook_event_fn on_event, void *ud, nook_error *err);
+
+/* ---- The per-sequence state machine (for drivers; most callers want nook_generate or
+ * nook_sched). Protocol, one request at a time:
+ *   nook_gen_begin(prompt tokens) -> decode the prompt -> nook_gen_prompt_done ->
+ *   loop { nook_gen_step(logits of the last token) == NOOK_GEN_DECODE: decode *next }
+ *   and when the driver ends it (full context without shift, decode error, cancel):
+ *   nook_gen_finish. A nook_gen is used by one thread at a time. */
+typedef struct nook_gen nook_gen;
+
+/* Buffers sized for contexts of up to n_ctx tokens. */
+nook_status nook_gen_new(const nook_model *m, int n_ctx, nook_gen **out, nook_error *err);
+void nook_gen_free(nook_gen *g);
+
+/* Start a request (allocates what its params need; the steps allocate nothing). The
+ * prompt (copied) seeds the penalties and the DONE event's context; split_thinking
+ * comes from nook_prompt_tokenize (a prompt ending in "<think>" starts inside the
+ * reasoning). Errors: NOOK_EINVAL (params), NOOK_EUNSUPPORTED (grammar/format when no
+ * grammar engine is built in), NOOK_ENOMEM. */
+nook_status nook_gen_begin(nook_gen *g, const nook_gen_params *p, const nook_token *prompt,
+                           int n_prompt, bool split_thinking, nook_event_fn on_event, void *ud,
+                           nook_error *err);
+
+/* The prompt's last chunk is decoded; n_evaluated of its tokens were decoded (the rest
+ * came from a cached prefix). Starts the eval clock. */
+void nook_gen_prompt_done(nook_gen *g, int n_evaluated);
+
+typedef enum nook_gen_next {
+    NOOK_GEN_DECODE = 1,  /* decode *next, then call nook_gen_step again */
+    NOOK_GEN_DONE,        /* finished: the DONE event has been sent       */
+} nook_gen_next;
+
+/* Sample from the logits of the last decoded token (n_vocab floats, not modified),
+ * emit the token's event; NOOK_GEN_DONE on an end-of-generation token, a stop string,
+ * num_predict, a cancel or a constraint error. Allocates nothing. */
+nook_gen_next nook_gen_step(nook_gen *g, const float *logits, nook_token *next);
+
+/* The driver shifted the context: emits the SHIFT event. */
+void nook_gen_shifted(nook_gen *g, int n_keep, int n_discard);
+
+/* End now (no-op when already done): releases held text and sends DONE with reason r
+ * (NOOK_DONE_ERROR: status st and message msg; context_full for a full context). */
+void nook_gen_finish(nook_gen *g, nook_done_reason r, bool context_full, nook_status st,
+                     const char *msg);
+
+/* Ask for a cancel from any thread: the next nook_gen_step ends with "cancelled". */
+void nook_gen_cancel(nook_gen *g);
+
+bool nook_gen_is_done(const nook_gen *g);
+/* Generated tokens so far, and the number limit of this request (num_predict bounded). */
+int  nook_gen_n_generated(const nook_gen *g);
+/* The shift's kept prefix for this request (num_keep resolved against the prompt and
+ * capped at n_ctx - 4, as llama.cpp). */
+int  nook_gen_shift_keep(const nook_gen *g, int n_ctx);
+/* Whether a full context may be shifted for this request (not no_shift, not -2). */
+bool nook_gen_may_shift(const nook_gen *g);
 
 #ifdef __cplusplus
 }

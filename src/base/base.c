@@ -21,6 +21,8 @@ const char *nook_status_str(nook_status s) {
     case NOOK_ERANGE: return "limit exceeded";
     case NOOK_ENOTFOUND: return "not found";
     case NOOK_EINTERNAL: return "internal error";
+    case NOOK_EBUSY: return "busy";
+    case NOOK_EABORTED: return "aborted";
     }
     return "unknown status";
 }

@@ -7,6 +7,12 @@
  *   tgN  N single-token decodes from an empty cache, the first fed BOS, each followed
  *        by a greedy pick over the logits (sampling is part of generation's cost)
  *
+ *   --parallel P1,P2,...: for each level P, P sequences decoded together: each step
+ *        is one batch of P tokens (one per sequence, each followed by its greedy
+ *        pick), tgN steps from BOS; tg_tps is the summed rate (P * N tokens over the
+ *        time), as llama.cpp's batched-bench reports S_TG. One line (one JSON object
+ *        with --json) per level.
+ *
  * One untimed warm-up of each first (it also pages in the mapped weights), then -r
  * repetitions; medians are reported. load_ms is nook_model_load (warm page cache
  * assumed); ttft_ms is time to first token for a cold start: load + session + a
@@ -22,6 +28,7 @@ typedef struct bench_opts {
     int pp, tg, threads, reps, ctx;
     bool json, no_mmap;
     const char *kv_type;
+    const char *parallel;
 } bench_opts;
 
 static bench_opts o;
@@ -35,6 +42,7 @@ static const cli_opt k_opts[] = {
     { "json",    0,   OPT_FLAG, &o.json, 0, 0, NULL, "print one JSON object on stdout" },
     { "no-mmap", 0,   OPT_FLAG, &o.no_mmap, 0, 0, NULL, "copy the model into private memory instead of mapping it" },
     { "kv-cache-type", 0, OPT_STR, &o.kv_type, 0, 0, "T", "KV cache type: f16, q8_0 or f32 [f16]" },
+    { "parallel", 0, OPT_STR, &o.parallel, 0, 0, "LIST", "sequences decoded together, e.g. 1,2,4,8 (tg only)" },
 };
 
 static const cli_verb_info k_info = {
@@ -102,6 +110,79 @@ static const char *base_name(const char *p) {
     return s ? s + 1 : p;
 }
 
+/* ms for o.tg steps of np sequences decoded together (one batch of np entries per
+ * step, greedy pick per sequence), from BOS in every sequence; < 0 on error */
+static double run_tg_par(nook_session *s, nook_batch *b, int np, nook_token bos, int n_vocab, nook_token *cur,
+                         nook_error *err) {
+    nook_session_seq_clear(s, -1);
+    for (int q = 0; q < np; q++) cur[q] = bos;
+    const double t0 = now_ms();
+    for (int i = 0; i < o.tg; i++) {
+        nook_batch_clear(b);
+        for (int q = 0; q < np; q++) nook_batch_add(b, cur[q], i, q, true);
+        if (nook_session_decode_batch(s, b, err) != NOOK_OK) return -1;
+        for (int q = 0; q < np; q++) cur[q] = argmax(nook_session_logits_ith(s, q), n_vocab);
+    }
+    return now_ms() - t0;
+}
+
+/* --parallel: one level after another on the same model */
+static int bench_parallel(const char *path, nook_model *m, const nook_session_params *base) {
+    const int n_vocab = nook_model_n_vocab(m);
+    const nook_token bos = nook_token_bos(m) >= 0 ? nook_token_bos(m) : 0;
+    const char *p = o.parallel;
+    while (*p) {
+        char *end;
+        const long np = strtol(p, &end, 10);
+        if (end == p || np < 1 || np > 256 || (*end && *end != ','))
+            return cli_fail(CLI_EUSAGE, "--parallel wants a list of counts in [1, 256] like 1,2,4,8 (got '%s')",
+                            o.parallel);
+        p = *end ? end + 1 : end;
+        nook_session_params sp = *base;
+        sp.n_seq_max = (int)np;
+        sp.n_ctx = o.tg + 16;
+        sp.n_batch = (int)np;
+        nook_session *s = NULL;
+        nook_error err = { 0 };
+        nook_batch b = { 0 };
+        nook_token cur[256];
+        double ms[1000];
+        int rc = CLI_EFAIL;
+        if (nook_session_new(m, &sp, &s, &err) != NOOK_OK || nook_batch_init(&b, (int)np, &err) != NOOK_OK) {
+            cli_fail(CLI_EFAIL, "cannot create a session of %ld sequences: %s", np, err.msg);
+            goto next;
+        }
+        if (run_tg_par(s, &b, (int)np, bos, n_vocab, cur, &err) < 0) {   /* warm-up */
+            fail_decode(&err);
+            goto next;
+        }
+        for (int r = 0; r < o.reps; r++) {
+            const double t = run_tg_par(s, &b, (int)np, bos, n_vocab, cur, &err);
+            if (t < 0) {
+                fail_decode(&err);
+                goto next;
+            }
+            ms[r] = (double)np * o.tg * 1e3 / t;
+            if (!o.json) fprintf(stderr, "parallel %ld rep %d/%d: %.2f t/s\n", np, r + 1, o.reps, ms[r]);
+        }
+        const double tps = median(ms, o.reps);
+        if (o.json)
+            printf("{\"model\":\"%s\",\"threads\":%d,\"parallel\":%ld,\"tg\":%d,\"reps\":%d,\"tg_tps\":%.3f,"
+                   "\"tg_tps_per_seq\":%.3f}\n",
+                   base_name(path), o.threads ? o.threads : nook_max_threads(), np, o.tg, o.reps, tps, tps / (double)np);
+        else
+            printf("%s, %d threads: parallel %ld, tg%d: %.2f t/s summed (%.2f per sequence)\n", base_name(path),
+                   o.threads ? o.threads : nook_max_threads(), np, o.tg, tps, tps / (double)np);
+        fflush(stdout);
+        rc = CLI_OK;
+    next:
+        nook_batch_free(&b);
+        nook_session_free(s);
+        if (rc != CLI_OK) return rc;
+    }
+    return CLI_OK;
+}
+
 int cli_bench(int argc, char **argv) {
     o = (bench_opts){ .pp = 512, .tg = 128, .reps = 3, .kv_type = "f16" };
     int n_pos = 0;
@@ -121,6 +202,11 @@ int cli_bench(int argc, char **argv) {
     if (cli_kv_type("bench", o.kv_type, &sp.kv_type) != CLI_OK) {
         nook_model_free(m);
         return CLI_EUSAGE;
+    }
+    if (o.parallel) {
+        rc = bench_parallel(path, m, &sp);   /* --reps is at most 1000: ms[] fits */
+        nook_model_free(m);
+        return rc;
     }
     sp.n_ctx = o.ctx ? o.ctx : NK_MAX(1024, o.pp + o.tg + 16);
     sp.n_batch = NK_MAX(o.pp, 16);

@@ -13,10 +13,8 @@
  * between Ollama's "Thinking..." / "...done thinking." lines and the answer to stdout.
  */
 #include "cli/cli.h"
-#include "chat/chat.h"
 
 #include <jansson.h>
-#include <math.h>
 #include <stdint.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -73,144 +71,105 @@ static const cli_verb_info k_info = {
 static volatile sig_atomic_t g_interrupted;
 static void on_sigint(int sig) { (void)sig; g_interrupted = 1; }
 
-/* ---- prompt --------------------------------------------------------------------------- */
+/* ---- events ---------------------------------------------------------------------------- */
 
-/* The text of a special token (for the template's bos_token / eos_token), or "". */
-static json_t *token_text(const nook_model *m, nook_token t) {
-    char buf[256];
-    int n = t >= 0 ? nook_token_to_piece(m, t, true, buf, sizeof buf) : 0;
-    if (n < 0 || (size_t)n >= sizeof buf) n = 0;
-    json_t *s = json_stringn(buf, (size_t)n);
-    return s ? s : json_string("");
-}
+/* What the event callback needs: the output mode and what it saw, for --verbose. */
+typedef struct run_out {
+    bool jsonl, hide, opened, closed, failed, ends_newline;
+    int64_t shift_at[8];
+    int n_shift, shift_keep, shift_discard;
+    nook_done_reason reason;
+    bool context_full;
+    nook_timings t;
+    nook_status status;
+    char error[512];
+} run_out;
 
-/* Renders [{"role":"user","content":prompt}] with add_generation_prompt through the
- * model's template. *out is nk_malloc'd. */
-static int render_chat(const nook_model *m, const char *tmpl, const char *prompt, size_t len,
-                       char **out, size_t *out_len) {
-    json_t *msgs = json_pack("[{s:s, s:s%}]", "role", "user", "content", prompt, len);
-    json_t *kw = json_pack("{s:b}", "add_generation_prompt", 1);
-    if (!msgs || !kw) {
-        json_decref(msgs);
-        json_decref(kw);
-        return cli_fail(CLI_EFAIL, "the prompt is not valid UTF-8 (or out of memory)");
+/* Reasoning goes to stderr between Ollama's CLI lines "Thinking...\n" and
+ * "...done thinking.\n\n" (nothing with --hidethinking), the answer to stdout. */
+static void think_close(run_out *r) {
+    if (r->opened && !r->closed) {
+        fputs("\n...done thinking.\n\n", stderr);
+        r->closed = true;
     }
-    json_object_set_new(kw, "bos_token", token_text(m, nook_token_bos(m)));
-    json_object_set_new(kw, "eos_token", token_text(m, nook_token_eos(m)));
-    if (o.think >= 0) json_object_set_new(kw, "enable_thinking", json_boolean(o.think));
-    char warning[256] = "";
-    nook_error err = { 0 };
-    nook_status st = nk_chat_render_or_fallback(tmpl, NULL, msgs, NULL, kw, NULL, out, warning,
-                                                sizeof warning, &err);
-    json_decref(msgs);
-    json_decref(kw);
-    if (st != NOOK_OK) return cli_fail(CLI_EFAIL, "chat template: %s", err.msg);
-    if (warning[0]) nk_log(NK_LOG_WARN, "chat template: %s", warning);
-    *out_len = strlen(*out);
-    return CLI_OK;
 }
 
-/* ---- jsonl ---------------------------------------------------------------------------- */
-
-typedef struct top_entry { nook_token id; float logit; } top_entry;
-
-/* log(sum(exp(logits))) over the non-NaN logits: the log-softmax normalizer. */
-static double log_sum_exp(const float *l, int n) {
-    float mx = -INFINITY;
-    for (int i = 0; i < n; i++) if (l[i] > mx) mx = l[i];
-    if (mx == -INFINITY || !isfinite(mx)) return mx;
-    double s = 0;
-    for (int i = 0; i < n; i++) if (!isnan(l[i])) s += exp((double)l[i] - mx);
-    return mx + log(s);
-}
-
-/* The k largest logits, best first, ties to the lower id; top[] has room for k. */
-static int top_k_logits(const float *l, int n, top_entry *top, int k) {
-    int have = 0;
-    if (k <= 0) return 0;   /* (top may be NULL then) */
-    for (int i = 0; i < n; i++) {
-        float v = l[i];
-        if (isnan(v)) continue;
-        if (have == k && !(v > top[k - 1].logit)) continue;
-        int j = have < k ? have++ : k - 1;
-        while (j > 0 && v > top[j - 1].logit) { top[j] = top[j - 1]; j--; }
-        top[j] = (top_entry){ i, v };
+static void out_think(run_out *r, const char *p, size_t n) {
+    if (r->hide || n == 0) return;
+    if (!r->opened) {
+        fflush(stdout);
+        fputs("Thinking...\n", stderr);
+        r->opened = true;
     }
-    return have;
+    fwrite(p, 1, n, stderr);
 }
 
-/* One token's object. thinking: -1 no field (the template does not think), else whether
- * the token belongs to the reasoning (the <think> and </think> tags included). */
-static int emit_jsonl(const float *logits, int n_vocab, nook_token tok, const char *text,
-                      size_t text_len, top_entry *top, int k, int thinking) {
-    double lse = log_sum_exp(logits, n_vocab);
+static void out_content(run_out *r, const char *p, size_t n) {
+    if (n == 0) return;
+    think_close(r);
+    if (fwrite(p, 1, n, stdout) != n || fflush(stdout) != 0) r->failed = true;
+    r->ends_newline = p[n - 1] == '\n';
+}
+
+/* One token's object: id, its text, whether it is reasoning (when the template thinks),
+ * its log-probability and the top alternatives. */
+static void emit_jsonl(run_out *r, const nook_event *ev) {
     json_t *obj = json_object();
-    json_object_set_new(obj, "id", json_integer(tok));
-    json_object_set_new(obj, "text", json_stringn(text, text_len));
-    if (thinking >= 0) json_object_set_new(obj, "thinking", json_boolean(thinking));
-    json_object_set_new(obj, "logprob", json_real((double)logits[tok] - lse));
+    json_object_set_new(obj, "id", json_integer(ev->id));
+    json_object_set_new(obj, "text", json_stringn(ev->piece, ev->piece_len));
+    if (ev->split_thinking) json_object_set_new(obj, "thinking", json_boolean(ev->in_thinking));
+    json_object_set_new(obj, "logprob", json_real(ev->logprob));
     json_t *arr = json_array();
-    int nt = top_k_logits(logits, n_vocab, top, k);
-    for (int i = 0; i < nt; i++) {
+    for (int i = 0; i < ev->n_top; i++) {
         json_t *e = json_object();
-        json_object_set_new(e, "id", json_integer(top[i].id));
-        json_object_set_new(e, "logprob", json_real((double)top[i].logit - lse));
+        json_object_set_new(e, "id", json_integer(ev->top[i].id));
+        json_object_set_new(e, "logprob", json_real(ev->top[i].logprob));
         json_array_append_new(arr, e);
     }
     json_object_set_new(obj, "top_logprobs", arr);
     int rc = json_dumpf(obj, stdout, JSON_COMPACT | JSON_REAL_PRECISION(8));
     json_decref(obj);
-    if (rc != 0 || putchar('\n') == EOF || fflush(stdout) != 0)
-        return cli_fail(CLI_EFAIL, "run: writing to stdout failed");
-    return CLI_OK;
+    if (rc != 0 || putchar('\n') == EOF || fflush(stdout) != 0) r->failed = true;
 }
 
-/* ---- thinking ------------------------------------------------------------------------- */
-
-/* Whether a template thinks: Qwen3's writes <think> blocks and reads enable_thinking. */
-static bool template_thinks(const char *tmpl) {
-    return tmpl && (strstr(tmpl, "<think>") || strstr(tmpl, "enable_thinking"));
-}
-
-/* Whether the prompt leaves a <think> block open (a template or a --raw prompt that ends
- * with "<think>\n"): then the model's first words are already reasoning. */
-static bool prompt_opens_think(const char *text, size_t len) {
-    while (len && (text[len - 1] == '\n' || text[len - 1] == ' ' || text[len - 1] == '\r')) len--;
-    static const char tag[] = "<think>";
-    return len >= sizeof tag - 1 && memcmp(text + len - (sizeof tag - 1), tag, sizeof tag - 1) == 0;
-}
-
-/* The text-mode sinks of nk_think_splitter: reasoning to stderr between Ollama's CLI
- * lines "Thinking...\n" and "...done thinking.\n\n" (nothing with --hidethinking), the
- * answer to stdout. A failed stdout write is remembered and reported by the caller. */
-typedef struct think_out {
-    bool hide, opened, closed, failed, ends_newline;
-} think_out;
-
-static void think_close(think_out *t) {
-    if (t->opened && !t->closed) {
-        fputs("\n...done thinking.\n\n", stderr);
-        t->closed = true;
+static bool on_event(const nook_event *ev, void *ud) {
+    run_out *r = ud;
+    switch (ev->kind) {
+    case NOOK_EVENT_TOKEN:
+    case NOOK_EVENT_TEXT:
+        if (r->jsonl) {
+            if (ev->kind == NOOK_EVENT_TOKEN) emit_jsonl(r, ev);
+        } else {
+            out_think(r, ev->thinking, ev->thinking_len);
+            out_content(r, ev->content, ev->content_len);
+        }
+        break;
+    case NOOK_EVENT_SHIFT:
+        if (r->n_shift < (int)NK_ARRAY_LEN(r->shift_at)) r->shift_at[r->n_shift] = ev->index;
+        r->n_shift++;
+        r->shift_keep = ev->shift_keep;
+        r->shift_discard = ev->shift_discard;
+        break;
+    case NOOK_EVENT_DONE:
+        if (r->jsonl) {
+            if (ev->piece_len) {
+                /* the stream ended inside a character: its bytes, as U+FFFD, in a last object */
+                json_t *obj = json_pack("{s:s%}", "text", ev->piece, ev->piece_len);
+                if (obj) { json_dumpf(obj, stdout, JSON_COMPACT); putchar('\n'); json_decref(obj); }
+            }
+        } else {
+            out_think(r, ev->thinking, ev->thinking_len);
+            out_content(r, ev->content, ev->content_len);
+            think_close(r);
+        }
+        r->reason = ev->done_reason;
+        r->context_full = ev->context_full;
+        r->t = *ev->timings;
+        r->status = ev->status;
+        if (ev->error) snprintf(r->error, sizeof r->error, "%s", ev->error);
+        break;
     }
-}
-
-static void on_think(const char *p, size_t n, void *ud) {
-    think_out *t = ud;
-    if (t->hide || n == 0) return;
-    if (!t->opened) {
-        fflush(stdout);
-        fputs("Thinking...\n", stderr);
-        t->opened = true;
-    }
-    fwrite(p, 1, n, stderr);
-}
-
-static void on_content(const char *p, size_t n, void *ud) {
-    think_out *t = ud;
-    if (n == 0) return;
-    think_close(t);
-    if (fwrite(p, 1, n, stdout) != n || fflush(stdout) != 0) t->failed = true;
-    t->ends_newline = p[n - 1] == '\n';
+    return !r->failed && !g_interrupted;
 }
 
 /* ---- verbose timings (Ollama's api.Metrics.Summary) ------------------------------------- */
@@ -234,17 +193,7 @@ static void print_metrics(double total_ms, double load_ms, int p_count, double p
 
 /* ---- the verb ------------------------------------------------------------------------- */
 
-/* The shift's kept prefix: Ollama passes num_keep (default 4) to llama.cpp's --keep,
- * which keeps BOS plus that many; -1 keeps the whole prompt. llama.cpp caps it at
- * n_ctx - 4 so a shift always frees room. */
-static int shift_keep(const nook_model *m, const nook_token *toks, size_t n_tok, int n_ctx) {
-    int64_t keep = o.keep < 0 ? (int64_t)n_tok : (int64_t)o.keep + (toks[0] == nook_token_bos(m) ? 1 : 0);
-    if (keep > n_ctx - 4) keep = n_ctx - 4;
-    return keep < 0 ? 0 : (int)keep;
-}
-
 int cli_run(int argc, char **argv) {
-    double t_start = nk_time_ms();
     nook_sampler_params dp = nook_sampler_default_params();
     o = (run_opts){
         .num_predict = -1, .temperature = dp.temperature, .top_p = dp.top_p, .min_p = dp.min_p,
@@ -276,39 +225,36 @@ int cli_run(int argc, char **argv) {
         prompt = cli_read_stream(stdin, true, &plen);
     } else prompt = cli_read_stream(stdin, false, &plen);
     if (!prompt) return cli_fail(CLI_EFAIL, "run: cannot read the prompt");
+    if (strlen(prompt) != plen) {
+        nk_free(prompt);
+        return cli_fail(CLI_EFAIL, "run: the prompt contains a NUL byte");
+    }
 
     nook_model *m = NULL;
     nook_session *s = NULL;
-    nook_sampler *smp = NULL;
-    nook_token *toks = NULL, *hist = NULL;
-    top_entry *top = NULL;
     char *rendered = NULL;
+    nook_error err = { 0 };
 
     double t_load0 = nk_time_ms();
     m = cli_load_model(argv[0], o.threads, o.no_mmap);
     if (!m) { rc = CLI_EFAIL; goto done; }
     double load_ms = nk_time_ms() - t_load0;
-    nook_error err = { 0 };
 
-    /* the text for the tokenizer: through the chat template, or plain completion */
-    const char *tmpl = nook_model_chat_template(m);
-    const char *text = prompt;
-    size_t text_len = plen, n_tok = 0;
-    bool parse_special = o.raw;   /* --raw: the caller wrote the whole prompt, template tokens included */
-    if (!o.raw && tmpl && tmpl[0]) {
-        rc = render_chat(m, tmpl, prompt, plen, &rendered, &text_len);
-        if (rc != CLI_OK) goto done;
-        text = rendered;
-        parse_special = true;
-    } else if (!o.raw) nk_log(NK_LOG_INFO, "the model has no chat template: plain completion");
+    /* one user message through the chat template, or plain completion (--raw) */
+    nook_prompt pr = nook_prompt_default();
+    pr.text = prompt;
+    pr.raw = o.raw;
+    pr.think = o.think;
     if (o.show_prompt) {
-        if (fwrite(text, 1, text_len, stdout) != text_len || fflush(stdout) != 0)
+        size_t rl = 0;
+        if (nook_prompt_render(m, &pr, &rendered, &rl, &err) != NOOK_OK) {
+            rc = cli_fail(CLI_EFAIL, "%s", err.msg);
+            goto done;
+        }
+        if (fwrite(rendered, 1, rl, stdout) != rl || fflush(stdout) != 0)
             rc = cli_fail(CLI_EFAIL, "run: writing to stdout failed");
         goto done;
     }
-    rc = cli_prompt_tokens(m, text, text_len, parse_special, &toks, &n_tok);
-    if (rc != CLI_OK) goto done;
-    if (n_tok == 0) { rc = cli_fail(CLI_EFAIL, "run: the prompt is empty"); goto done; }
 
     double t_sess0 = nk_time_ms();
     nook_session_params sp = nook_session_default_params();
@@ -320,144 +266,53 @@ int cli_run(int argc, char **argv) {
         goto done;
     }
     load_ms += nk_time_ms() - t_sess0;
-    const int n_ctx = nook_session_n_ctx(s), n_vocab = nook_model_n_vocab(m);
-    /* a prompt that does not fit is an error, never silently cut (Ollama's shift:false) */
-    if (n_tok > (size_t)n_ctx) {
-        rc = cli_fail(CLI_EFAIL, "the prompt is %zu tokens, longer than the context (%d); raise --ctx",
-                      n_tok, n_ctx);
-        goto done;
-    }
+    const int n_ctx = nook_session_n_ctx(s);
 
-    nook_sampler_params smp_p = dp;
-    smp_p.temperature = o.temperature;
-    smp_p.top_k = o.top_k;
-    smp_p.top_p = o.top_p;
-    smp_p.min_p = o.min_p;
-    smp_p.repeat_penalty = o.repeat_penalty;
-    smp_p.repeat_last_n = o.repeat_last_n < 0 ? n_ctx : o.repeat_last_n;
+    nook_gen_params gp = nook_gen_default_params();
+    gp.sampler.temperature = o.temperature;
+    gp.sampler.top_k = o.top_k;
+    gp.sampler.top_p = o.top_p;
+    gp.sampler.min_p = o.min_p;
+    gp.sampler.repeat_penalty = o.repeat_penalty;
+    gp.sampler.repeat_last_n = o.repeat_last_n;   /* -1: the context */
     /* the API's seed 0 means "random"; the command line's 0 is a fixed seed like any other */
-    smp_p.seed = o.seed < 0 ? 0 : o.seed == 0 ? 0x9E3779B97F4A7C15ull : (uint64_t)o.seed;
-    if (nook_sampler_new(&smp_p, n_vocab, &smp, &err) != NOOK_OK) {
-        rc = cli_fail(CLI_EFAIL, "%s", err.msg);
-        goto done;
-    }
-    for (size_t i = 0; i < n_tok; i++) nook_sampler_accept(smp, toks[i]);  /* penalties see the prompt */
-    if (o.top_logprobs > 0) {
-        top = nk_alloc_array((size_t)o.top_logprobs, sizeof *top);
-        if (!top) { rc = cli_fail(CLI_EFAIL, "out of memory"); goto done; }
-    }
-    /* the tokens in the cache, plus one sampled and not yet decoded: what a shift keeps */
-    hist = nk_alloc_array((size_t)n_ctx + 1, sizeof *hist);
-    if (!hist) { rc = cli_fail(CLI_EFAIL, "out of memory"); goto done; }
-    memcpy(hist, toks, n_tok * sizeof *hist);
-    int n_hist = (int)n_tok;
-    const int keep = shift_keep(m, toks, n_tok, n_ctx);
-    /* -1 with shifting could run forever: Ollama bounds it at 10 contexts (boundedNumPredict) */
-    const int64_t limit = o.num_predict >= 0 ? o.num_predict : o.no_shift ? INT64_MAX : 10 * (int64_t)n_ctx;
+    gp.sampler.seed = o.seed < 0 ? 0 : o.seed == 0 ? 0x9E3779B97F4A7C15ull : (uint64_t)o.seed;
+    gp.num_predict = o.num_predict;
+    gp.num_keep = o.keep;
+    gp.no_shift = o.no_shift;
+    gp.logprobs = jsonl;
+    gp.top_logprobs = o.top_logprobs;
+    gp.load_ns = (int64_t)(load_ms * 1e6);
 
-    /* thinking: split when the template thinks and thinking is not switched off */
-    const bool thinks = tmpl && template_thinks(tmpl) && o.think != 0;
-    nk_think_splitter tsp;
-    nk_think_init(&tsp, thinks && prompt_opens_think(text, text_len));
-    think_out tout = { .hide = o.hide_thinking, .ends_newline = true };
-
+    run_out r = { .jsonl = jsonl, .hide = o.hide_thinking, .ends_newline = true };
     signal(SIGINT, on_sigint);
-    double t_prompt0 = nk_time_ms();
-    if (nook_session_decode(s, toks, (int)n_tok, NULL, &err) != NOOK_OK) {
-        rc = cli_fail(CLI_EFAIL, "%s", err.msg);
+    nook_status st = nook_generate(s, &pr, &gp, on_event, &r, &err);
+    if (st != NOOK_OK && r.reason == NOOK_DONE_NONE) {   /* refused before generating */
+        if (st == NOOK_ERANGE) rc = cli_fail(CLI_EFAIL, "%s; raise --ctx", err.msg);
+        else rc = cli_fail(CLI_EFAIL, "%s", err.msg);
         goto done;
     }
-    double t_prompt1 = nk_time_ms();
-
-    nook_detok d;
-    nook_detok_init(&d, m, false);
-    char piece[1024];
-    int64_t n_gen = 0;
-    const char *reason = "length";
-    bool ctx_full = false;
-    /* where shifts happened, for --verbose (printed after the text, not inside it) */
-    int64_t shift_at[8];
-    int n_shift = 0, shift_discard = 0;
-    while (n_gen < limit && !g_interrupted) {
-        const float *logits = nook_session_logits(s);
-        nook_token tok = nook_sampler_sample(smp, logits);
-        if (nook_token_is_eog(m, tok)) { reason = "stop"; break; }
-        size_t pl = nook_detok_push(&d, tok, piece, sizeof piece);
-        if (jsonl) {
-            int thinking = -1;
-            if (thinks) {
-                const int before = tsp.state;
-                nk_think_feed(&tsp, piece, pl, NULL, NULL, NULL);
-                thinking = before == 1 || tsp.state == 1;   /* 1: inside <think> (chat.h) */
-            }
-            rc = emit_jsonl(logits, n_vocab, tok, piece, pl, top, o.top_logprobs, thinking);
-            if (rc != CLI_OK) goto done;
-        } else if (pl && thinks) {
-            nk_think_feed(&tsp, piece, pl, on_think, on_content, &tout);
-        } else if (pl) {
-            on_content(piece, pl, &tout);
-        }
-        if (tout.failed) { rc = cli_fail(CLI_EFAIL, "run: writing to stdout failed"); goto done; }
-        n_gen++;
-        if (n_gen >= limit) break;
-        if (nook_session_n_past(s) >= n_ctx) {
-            if (o.no_shift) { ctx_full = true; break; }
-            /* Ollama / llama.cpp: keep the first tokens, drop half of the rest */
-            const int discard = NK_MAX(1, (nook_session_n_past(s) - keep) / 2);
-            hist[n_hist++] = tok;
-            if (nook_session_shift(s, hist, &n_hist, keep, discard, &err) != NOOK_OK) {
-                rc = cli_fail(CLI_EFAIL, "context shift: %s", err.msg);
-                goto done;
-            }
-            if (n_shift < (int)NK_ARRAY_LEN(shift_at)) shift_at[n_shift] = n_gen;
-            n_shift++;
-            shift_discard = discard;
-            continue;
-        }
-        if (nook_session_decode(s, &tok, 1, NULL, &err) != NOOK_OK) {
-            rc = cli_fail(CLI_EFAIL, "%s", err.msg);
-            goto done;
-        }
-        hist[n_hist++] = tok;
-    }
-    size_t tl = nook_detok_flush(&d, piece, sizeof piece);
-    if (tl && jsonl) {
-        /* the stream ended inside a character: its bytes, as U+FFFD, in a last object */
-        json_t *obj = json_pack("{s:s%}", "text", piece, tl);
-        if (obj) { json_dumpf(obj, stdout, JSON_COMPACT); putchar('\n'); json_decref(obj); }
-    } else if (tl && thinks) {
-        nk_think_feed(&tsp, piece, tl, on_think, on_content, &tout);
-    } else if (tl) {
-        on_content(piece, tl, &tout);
-    }
-    if (!jsonl && thinks) {
-        nk_think_finish(&tsp, on_think, on_content, &tout);
-        think_close(&tout);
-    }
-    if (!jsonl && !tout.ends_newline && isatty(STDOUT_FILENO)) putchar('\n');
-    if (tout.failed || fflush(stdout) != 0) { rc = cli_fail(CLI_EFAIL, "run: writing to stdout failed"); goto done; }
-    double t_end = nk_time_ms();
+    if (r.failed) { rc = cli_fail(CLI_EFAIL, "run: writing to stdout failed"); goto done; }
+    if (r.reason == NOOK_DONE_ERROR) { rc = cli_fail(CLI_EFAIL, "%s", r.error); goto done; }
+    if (!jsonl && !r.ends_newline && isatty(STDOUT_FILENO)) putchar('\n');
+    if (fflush(stdout) != 0) { rc = cli_fail(CLI_EFAIL, "run: writing to stdout failed"); goto done; }
     if (o.verbose) {
-        for (int i = 0; i < n_shift && i < (int)NK_ARRAY_LEN(shift_at); i++)
-            fprintf(stderr, "context shift at token %lld (kept %d, discarded %d)\n", (long long)shift_at[i], keep,
-                    shift_discard);
-        if (n_shift > (int)NK_ARRAY_LEN(shift_at))
-            fprintf(stderr, "... and %d more context shifts\n", n_shift - (int)NK_ARRAY_LEN(shift_at));
-        if (ctx_full) fprintf(stderr, "context full (%d tokens)\n", n_ctx);
+        for (int i = 0; i < r.n_shift && i < (int)NK_ARRAY_LEN(r.shift_at); i++)
+            fprintf(stderr, "context shift at token %lld (kept %d, discarded %d)\n", (long long)r.shift_at[i],
+                    r.shift_keep, r.shift_discard);
+        if (r.n_shift > (int)NK_ARRAY_LEN(r.shift_at))
+            fprintf(stderr, "... and %d more context shifts\n", r.n_shift - (int)NK_ARRAY_LEN(r.shift_at));
+        if (r.context_full) fprintf(stderr, "context full (%d tokens)\n", n_ctx);
         if (g_interrupted) fprintf(stderr, "interrupted\n");
-        else fprintf(stderr, "done reason: %s\n", reason);
-        print_metrics(t_end - t_start, load_ms, (int)n_tok, t_prompt1 - t_prompt0, (int)n_gen,
-                      t_end - t_prompt1);
+        else fprintf(stderr, "done reason: %s\n", nook_done_reason_str(r.reason));
+        print_metrics(r.t.total_ns / 1e6, r.t.load_ns / 1e6, r.t.prompt_eval_count, r.t.prompt_eval_ns / 1e6,
+                      r.t.eval_count, r.t.eval_ns / 1e6);
     }
     if (g_interrupted) rc = 130;
 
 done:
-    nk_free(hist);
-    nk_free(top);
-    nk_free(toks);
     nk_free(rendered);
     nk_free(prompt);
-    if (smp) nook_sampler_free(smp);
     if (s) nook_session_free(s);
     if (m) nook_model_free(m);
     return rc;

@@ -22,6 +22,7 @@ static const verb k_verbs[] = {
     { "bench",      cli_bench,          "Measure prompt (pp) and generation (tg) speed, llama-bench style" },
     { "specialize", cli_specialize,     "Train a classifier (a specialist) from labelled JSON lines, or evaluate one" },
     { "classify",   cli_classify,       "Label a text (or JSON lines) with a specialist" },
+    { "serve",      cli_serve,          "Serve Ollama's HTTP API and the OpenAI API (NOOK_HOST, default 127.0.0.1:11434)" },
 };
 
 static void usage(FILE *out) {

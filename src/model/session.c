@@ -5,8 +5,8 @@
  * Memory: nook_session_new allocates everything a decode can touch, sized for
  * n_batch tokens and n_ctx positions; nook_session_decode allocates nothing.
  *
- * KV cache: per layer, K and V rows by position ([n_ctx][n_head_kv*hd]). Elements
- * are f16 by default, as llama.cpp stores them, so values round as in llama.cpp;
+ * KV cache: per layer and per sequence slot, K and V rows by position
+ * ([n_seq][n_ctx][n_head_kv*hd], see session.h). Elements are f16 by default, as llama.cpp stores them, so values round as in llama.cpp;
  * nook_session_params.kv_type selects q8_0 (each head's row quantized as whole
  * blocks, as llama.cpp's --cache-type-k/v q8_0) or f32; NOOK_KV_F32=1 in the
  * environment forces f32 (a debugging aid).
@@ -16,38 +16,14 @@
  * of its non-flash path (-fa off) instead. Both match the reference to ~1e-5 in
  * log-probability on the fixture models (tests/model).
  */
-#include "model/arch.h"
+#include "model/session.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct nook_session {
-    const nook_model *m;
-    nk_pool *pool;
-    int n_ctx, n_batch, n_past;
-    uint32_t kv_type;
-    size_t k_row, v_row;     /* cache bytes per position (all KV heads) */
-    bool flash;              /* flash-attention numerics */
-    uint8_t *kv;             /* n_layer x (K then V) */
-    size_t k_bytes, v_bytes; /* per layer */
-    /* scratch, [n_batch][width] each */
-    float *x;                /* residual stream, n_embd */
-    float *xb;               /* normed input of a block, n_embd */
-    float *q;                /* n_head*hd_k */
-    float *k;                /* n_head_kv*hd_k */
-    float *v;                /* n_head_kv*hd_v */
-    float *att;              /* attention output, n_head*hd_v */
-    float *tmp;              /* block outputs, n_embd */
-    float *gate, *up;        /* n_ff */
-    float *rope_cs;          /* cos/sin per token, n_rot */
-    float *logits;           /* n_vocab, last token */
-    void *wbuf;              /* quantized activations for matmul */
-    void *attn_ws;           /* attention scratch */
-};
-
 nook_session_params nook_session_default_params(void) {
-    return (nook_session_params){ .n_ctx = 0, .n_batch = 0, .n_threads = 0 };
+    return (nook_session_params){ .n_ctx = 0, .n_batch = 0, .n_threads = 0, .pooling = NOOK_POOLING_UNSPECIFIED };
 }
 
 void nook_session_free(nook_session *s) {
@@ -55,10 +31,13 @@ void nook_session_free(nook_session *s) {
     nk_pool_free(s->pool);
     nk_aligned_free(s->kv);
     float **bufs[] = { &s->x, &s->xb, &s->q, &s->k, &s->v, &s->att, &s->tmp, &s->gate, &s->up,
-                       &s->rope_cs, &s->logits };
+                       &s->rope_cs, &s->logits, &s->out, &s->pooled };
     for (size_t i = 0; i < NK_ARRAY_LEN(bufs); i++) nk_aligned_free(*bufs[i]);
     nk_aligned_free(s->wbuf);
     nk_aligned_free(s->attn_ws);
+    void *plain[] = { s->seq_len, s->seq_tok, s->next_pos, s->segs, s->c_tok, s->c_pos, s->c_seq, s->c_out,
+                      s->c_src, s->c_cnt, s->out_map, s->pooled_n };
+    for (size_t i = 0; i < NK_ARRAY_LEN(plain); i++) nk_free(plain[i]);
     nk_free(s);
 }
 
@@ -86,15 +65,31 @@ nook_status nook_session_new(const nook_model *m, const nook_session_params *p,
         return nk_fail(err, NOOK_EINVAL, "model was loaded vocab-only: it has no weights to run");
     nook_session_params d = nook_session_default_params();
     if (!p) p = &d;
-    if (p->n_ctx < 0 || p->n_batch < 0 || p->n_threads < 0)
-        return nk_fail(err, NOOK_EINVAL, "session params must not be negative (n_ctx %d, n_batch %d, n_threads %d)",
-                       p->n_ctx, p->n_batch, p->n_threads);
+    if (p->n_ctx < 0 || p->n_batch < 0 || p->n_threads < 0 || p->n_seq_max < 0)
+        return nk_fail(err, NOOK_EINVAL,
+                       "session params must not be negative (n_ctx %d, n_batch %d, n_threads %d, n_seq_max %d)",
+                       p->n_ctx, p->n_batch, p->n_threads, p->n_seq_max);
+    if (p->n_seq_max > 4096) return nk_fail(err, NOOK_EINVAL, "n_seq_max %d is above 4096", p->n_seq_max);
+    if (p->pooling < NOOK_POOLING_UNSPECIFIED || p->pooling > NOOK_POOLING_LAST)
+        return nk_fail(err, NOOK_EINVAL, "unknown pooling type %d", (int)p->pooling);
     const nk_hparams *hp = &m->hp;
     nook_session *s = nk_calloc(1, sizeof *s);
     if (!s) return nk_fail(err, NOOK_ENOMEM, "out of memory");
     s->m = m;
     s->n_ctx = p->n_ctx ? p->n_ctx : NK_MIN(hp->n_ctx_train, 4096);
-    s->n_batch = NK_MIN(p->n_batch ? p->n_batch : 512, s->n_ctx);
+    s->n_seq = p->n_seq_max ? p->n_seq_max : 1;
+    /* a pass holds at most n_ctx tokens of each sequence */
+    s->n_batch = (int)NK_MIN((int64_t)(p->n_batch ? p->n_batch : 512), (int64_t)s->n_ctx * s->n_seq);
+    s->embeddings = p->embeddings;
+    s->pooling = p->pooling;
+    if (s->pooling == NOOK_POOLING_UNSPECIFIED) {
+        /* <arch>.pooling_type as llama.cpp numbers it (0 none, 1 mean, 2 cls, 3 last;
+         * 4 rank is not an embedding); mean when absent */
+        int pt = NOOK_POOLING_MEAN;
+        nook_status pst = nk_hp_u32(m, "pooling_type", false, &pt, NULL);
+        s->pooling = pst == NOOK_OK && pt >= NOOK_POOLING_NONE && pt <= NOOK_POOLING_LAST ? (nook_pooling)pt
+                                                                                          : NOOK_POOLING_MEAN;
+    }
     const char *kv32 = getenv("NOOK_KV_F32");
     s->kv_type = p->kv_type == NOOK_KV_Q8_0 ? NK_TYPE_Q8_0 : p->kv_type == NOOK_KV_F32 ? NK_TYPE_F32 : NK_TYPE_F16;
     if (kv32 && kv32[0] == '1') s->kv_type = NK_TYPE_F32;
@@ -113,7 +108,7 @@ nook_status nook_session_new(const nook_model *m, const nook_session_params *p,
                        hp->head_dim_k, hp->head_dim_v);
     }
 
-    nook_status st = nk_pool_new(p->n_threads ? p->n_threads : nk_n_cores(), &s->pool, err);
+    nook_status st = nk_pool_new(p->n_threads ? p->n_threads : nook_max_threads(), &s->pool, err);
     if (st) goto fail;
 
     const int64_t n_q = (int64_t)hp->n_head * hp->head_dim_k;
@@ -123,10 +118,12 @@ nook_status nook_session_new(const nook_model *m, const nook_session_params *p,
     uint64_t kb, vb, total;
     s->k_row = nk_row_size(s->kv_type, n_k);
     s->v_row = nk_row_size(s->kv_type, n_v);
-    if (!nk_mul_ok((uint64_t)s->n_ctx, (uint64_t)s->k_row, &kb) ||
-        !nk_mul_ok((uint64_t)s->n_ctx, (uint64_t)s->v_row, &vb) ||
+    uint64_t slots;
+    if (!nk_mul_ok((uint64_t)s->n_ctx, (uint64_t)s->n_seq, &slots) || !nk_mul_ok(slots, (uint64_t)s->k_row, &kb) ||
+        !nk_mul_ok(slots, (uint64_t)s->v_row, &vb) ||
         !nk_add_ok(kb, vb, &total) || !nk_mul_ok(total, (uint64_t)hp->n_layer, &total) || total > SIZE_MAX / 2) {
-        st = nk_fail(err, NOOK_ERANGE, "KV cache for n_ctx %d does not fit in memory", s->n_ctx);
+        st = nk_fail(err, NOOK_ERANGE, "KV cache for n_ctx %d x %d sequences does not fit in memory", s->n_ctx,
+                     s->n_seq);
         goto fail;
     }
     s->k_bytes = (size_t)kb;
@@ -145,7 +142,8 @@ nook_status nook_session_new(const nook_model *m, const nook_session_params *p,
     if (!alloc_f32(&s->x, nb, hp->n_embd) || !alloc_f32(&s->xb, nb, hp->n_embd) || !alloc_f32(&s->q, nb, n_q) ||
         !alloc_f32(&s->k, nb, n_k) || !alloc_f32(&s->v, nb, n_v) || !alloc_f32(&s->att, nb, n_o) ||
         !alloc_f32(&s->tmp, nb, hp->n_embd) || !alloc_f32(&s->gate, nb, hp->n_ff) || !alloc_f32(&s->up, nb, hp->n_ff) ||
-        !alloc_f32(&s->rope_cs, nb, hp->rope.n_rot) || !alloc_f32(&s->logits, 1, hp->n_vocab)) {
+        !alloc_f32(&s->rope_cs, nb, hp->rope.n_rot) || !alloc_f32(&s->logits, 1, hp->n_vocab) ||
+        !alloc_f32(&s->pooled, s->n_seq, hp->n_embd)) {
         st = nk_fail(err, NOOK_ENOMEM, "cannot allocate session buffers for n_batch %d", nb);
         goto fail;
     }
@@ -162,6 +160,23 @@ nook_status nook_session_new(const nook_model *m, const nook_session_params *p,
         st = nk_fail(err, NOOK_ENOMEM, "cannot allocate %zu bytes of matmul scratch", ws);
         goto fail;
     }
+    s->seq_len = nk_calloc((size_t)s->n_seq, sizeof *s->seq_len);
+    s->seq_tok = nk_alloc_array(slots, sizeof *s->seq_tok);
+    s->next_pos = nk_calloc((size_t)s->n_seq, sizeof *s->next_pos);
+    s->segs = nk_calloc((size_t)s->n_seq, sizeof *s->segs);
+    s->pooled_n = nk_calloc((size_t)s->n_seq, sizeof *s->pooled_n);
+    s->c_cnt = nk_calloc((size_t)s->n_seq + 1, sizeof *s->c_cnt);
+    s->c_tok = nk_calloc((size_t)nb, sizeof *s->c_tok);
+    s->c_pos = nk_calloc((size_t)nb, sizeof *s->c_pos);
+    s->c_seq = nk_calloc((size_t)nb, sizeof *s->c_seq);
+    s->c_out = nk_calloc((size_t)nb, sizeof *s->c_out);
+    s->c_src = nk_calloc((size_t)nb, sizeof *s->c_src);
+    if (!s->seq_len || !s->seq_tok || !s->next_pos || !s->segs || !s->pooled_n || !s->c_cnt || !s->c_tok ||
+        !s->c_pos || !s->c_seq || !s->c_out || !s->c_src) {
+        st = nk_fail(err, NOOK_ENOMEM, "cannot allocate the bookkeeping of %d sequences", s->n_seq);
+        goto fail;
+    }
+    /* the pool's largest lease: attention scratch is per thread */
     const size_t aw = nk_attn_wsize(nk_pool_size(s->pool), s->n_ctx, NK_MAX(hp->head_dim_k, hp->head_dim_v));
     if (!(s->attn_ws = nk_aligned_alloc(aw))) {
         st = nk_fail(err, NOOK_ENOMEM, "cannot allocate %zu bytes of attention scratch", aw);
@@ -174,158 +189,141 @@ fail:
     return st;
 }
 
-int nook_session_n_past(const nook_session *s) { return s->n_past; }
+/* ---- accessors -------------------------------------------------------------------- */
+
+int nook_session_n_past(const nook_session *s) { return s->seq_len[0]; }
 int nook_session_n_ctx(const nook_session *s) { return s->n_ctx; }
-const float *nook_session_logits(const nook_session *s) { return s->logits; }
+int nook_session_n_seq_max(const nook_session *s) { return s->n_seq; }
+const float *nook_session_logits(const nook_session *s) { return s->last_out ? s->last_out : s->logits; }
+nook_pooling nook_session_pooling(const nook_session *s) { return s->pooling; }
+const nook_model *nook_session_model(const nook_session *s) { return s->m; }
+
+const float *nook_session_logits_ith(const nook_session *s, int i) {
+    if (!s || s->embeddings || i < 0 || i >= s->n_entries) return NULL;
+    if (s->single) return i == s->n_entries - 1 && s->last_out ? s->last_out : NULL;
+    const int r = s->out_map[i];
+    return r < 0 ? NULL : s->out + (size_t)r * (size_t)s->out_w;
+}
+
+const float *nook_session_embeddings_ith(const nook_session *s, int i) {
+    if (!s || !s->embeddings || s->pooling != NOOK_POOLING_NONE || s->single || i < 0 || i >= s->n_entries)
+        return NULL;
+    const int r = s->out_map[i];
+    return r < 0 ? NULL : s->out + (size_t)r * (size_t)s->out_w;
+}
+
+const float *nook_session_embeddings_seq(const nook_session *s, nook_seq seq) {
+    if (!s || !s->embeddings || s->pooling == NOOK_POOLING_NONE || seq < 0 || seq >= s->n_seq || !s->pooled_n[seq])
+        return NULL;
+    return s->pooled + (size_t)seq * (size_t)s->m->hp.n_embd;
+}
+
+void nook_session_set_abort(nook_session *s, bool (*fn)(void *ud), void *ud) {
+    if (s) nk_pool_set_abort(s->pool, fn, ud);
+}
+
+/* ---- sequences --------------------------------------------------------------------- */
 
 void nook_session_truncate(nook_session *s, int pos) {
-    /* entries past n_past are never read, so forgetting is just moving the mark */
+    /* entries past a sequence's length are never read, so forgetting is moving the mark */
     if (pos < 0) pos = 0;
-    if (pos < s->n_past) s->n_past = pos;
+    if (pos < s->seq_len[0]) s->seq_len[0] = pos;
 }
 
-/* ---- forward ---------------------------------------------------------------------- */
-
-static void add_bias(float *y, const nk_tensor *b, int n_tok, int64_t width) {
-    if (!b->data) return;
-    for (int t = 0; t < n_tok; t++) nk_add(y + (size_t)t * (size_t)width, b->data, (size_t)width);
+int nook_session_seq_pos_max(const nook_session *s, nook_seq seq) {
+    if (!s || seq < 0 || seq >= s->n_seq) return -1;
+    return s->seq_len[seq] - 1;
 }
 
-/* Per-head RMSNorm (qwen3/gemma3 q/k norms), weights [head_dim] shared by heads. */
-static void head_norm(float *x, const nk_tensor *w, int n_tok, int n_head, int hd, float eps) {
-    if (!w->data) return;
-    for (int64_t i = 0; i < (int64_t)n_tok * n_head; i++) nk_rmsnorm(x + i * hd, x + i * hd, w->data, hd, eps);
+bool nook_session_seq_rm(nook_session *s, nook_seq seq, int p0, int p1) {
+    if (!s || seq >= s->n_seq) return false;
+    if (p0 < 0) p0 = 0;
+    const int lo = seq < 0 ? 0 : seq, hi = seq < 0 ? s->n_seq : seq + 1;
+    /* a hole in any sequence: refuse before changing any */
+    for (int q = lo; q < hi; q++)
+        if (p1 >= 0 && p1 < s->seq_len[q] && p0 < p1) return false;
+    for (int q = lo; q < hi; q++)
+        if (p0 < s->seq_len[q]) s->seq_len[q] = p0;
+    return true;
 }
 
-static void rows_norm(float *y, const float *x, const nk_tensor *w, int n_tok, int n, float eps) {
-    for (int t = 0; t < n_tok; t++)
-        nk_rmsnorm(y + (size_t)t * (size_t)n, x + (size_t)t * (size_t)n, w->data, n, eps);
+void nook_session_seq_clear(nook_session *s, nook_seq seq) {
+    if (!s || seq >= s->n_seq) return;
+    for (int q = seq < 0 ? 0 : seq; q < (seq < 0 ? s->n_seq : seq + 1); q++) s->seq_len[q] = 0;
 }
 
-/* Write the batch's K and V (after RoPE) into layer l's cache at pos0.. */
-static void store_kv(nook_session *s, int l, int pos0, int n_tok) {
-    const nk_hparams *hp = &s->m->hp;
-    const int n_k = hp->n_head_kv * hp->head_dim_k, n_v = hp->n_head_kv * hp->head_dim_v;
-    uint8_t *kc = s->kv + (size_t)l * (s->k_bytes + s->v_bytes);
-    uint8_t *vc = kc + s->k_bytes;
-    const nk_type_traits *kt = nk_type_get(s->kv_type);
-    for (int t = 0; t < n_tok; t++) {
-        const size_t pos = (size_t)(pos0 + t);
-        const float *k = s->k + (size_t)t * (size_t)n_k;
-        const float *v = s->v + (size_t)t * (size_t)n_v;
-        if (s->kv_type == NK_TYPE_F16) {
-            nk_f32_to_f16_row(k, (uint16_t *)(kc + pos * s->k_row), n_k);
-            nk_f32_to_f16_row(v, (uint16_t *)(vc + pos * s->v_row), n_v);
-            continue;
-        }
-        kt->from_float(k, kc + pos * s->k_row, n_k);
-        kt->from_float(v, vc + pos * s->v_row, n_v);
+bool nook_session_seq_cp(nook_session *s, nook_seq src, nook_seq dst, int p0, int p1) {
+    if (!s || src < 0 || dst < 0 || src >= s->n_seq || dst >= s->n_seq) return false;
+    if (p0 < 0) p0 = 0;
+    if (p1 < 0 || p1 > s->seq_len[src]) p1 = s->seq_len[src];
+    if (p0 > s->seq_len[dst] || p0 > s->seq_len[src]) return false;
+    if (src == dst) return true;
+    if (p1 < p0) p1 = p0;
+    const size_t n = (size_t)(p1 - p0);
+    for (int l = 0; l < s->m->hp.n_layer && n; l++) {
+        memcpy(nk_sess_k(s, l, dst) + (size_t)p0 * s->k_row, nk_sess_k(s, l, src) + (size_t)p0 * s->k_row, n * s->k_row);
+        memcpy(nk_sess_v(s, l, dst) + (size_t)p0 * s->v_row, nk_sess_v(s, l, src) + (size_t)p0 * s->v_row, n * s->v_row);
     }
+    memcpy(s->seq_tok + (size_t)dst * (size_t)s->n_ctx + p0, s->seq_tok + (size_t)src * (size_t)s->n_ctx + p0,
+           n * sizeof *s->seq_tok);
+    s->seq_len[dst] = p1;
+    return true;
 }
 
-/* One forward pass over n_tok tokens at positions n_past..; writes logits of the
- * rows [first_out, n_tok) to out (n_vocab floats per row) when out is non-NULL. */
-static void forward(nook_session *s, const nook_token *tokens, int n_tok, int first_out, float *out) {
-    const nook_model *m = s->m;
-    const nk_hparams *hp = &m->hp;
-    const int n_embd = hp->n_embd, n_ff = hp->n_ff;
-    const int n_q = hp->n_head * hp->head_dim_k, n_k = hp->n_head_kv * hp->head_dim_k;
-    const int n_v = hp->n_head_kv * hp->head_dim_v, n_o = hp->n_head * hp->head_dim_v;
-    const int pos0 = s->n_past;
-    const float eps = hp->rms_eps;
-    nk_pool *pool = s->pool;
-
-    nk_get_rows(&m->tok_embd, tokens, n_tok, s->x);
-    if (hp->embd_scale != 1.0f)
-        for (size_t i = 0; i < (size_t)n_tok * (size_t)n_embd; i++) s->x[i] *= hp->embd_scale;
-    const nk_rope *cached = NULL;   /* the rope whose table rope_cs holds */
-
-    for (int l = 0; l < hp->n_layer; l++) {
-        const nk_layer *L = &m->layers[l];
-        /* local (sliding-window) layers may have their own RoPE (gemma3: base 10000) */
-        const bool swa = nk_layer_is_swa(hp, l);
-        const nk_rope *rope = swa && hp->swa_pattern > 0 ? &hp->rope_swa : &hp->rope;
-        if (rope != cached) {
-            for (int t = 0; t < n_tok; t++) nk_rope_cache(rope, pos0 + t, s->rope_cs + (size_t)t * (size_t)rope->n_rot);
-            cached = rope;
+int nook_session_prefix_match(const nook_session *s, const nook_token *toks, int n, nook_seq *best) {
+    if (best) *best = -1;
+    if (!s || !toks || n <= 0) return 0;
+    int best_len = 0;
+    for (int q = 0; q < s->n_seq; q++) {
+        const nook_token *held = s->seq_tok + (size_t)q * (size_t)s->n_ctx;
+        const int lim = NK_MIN(n, s->seq_len[q]);
+        int k = 0;
+        while (k < lim && held[k] == toks[k]) k++;
+        if (k > best_len) {
+            best_len = k;
+            if (best) *best = q;
         }
-
-        /* attention block */
-        rows_norm(s->xb, s->x, &L->attn_norm, n_tok, n_embd, eps);
-        {   /* one pool run (and one activation conversion) when the types agree */
-            const nk_tensor *W[3] = { &L->wq, &L->wk, &L->wv };
-            float *const Y[3] = { s->q, s->k, s->v };
-            const size_t YS[3] = { (size_t)n_q, (size_t)n_k, (size_t)n_v };
-            nk_matmul_n(pool, 3, W, s->xb, (size_t)n_embd, n_tok, Y, YS, s->wbuf);
-        }
-        add_bias(s->q, &L->bq, n_tok, n_q);
-        add_bias(s->k, &L->bk, n_tok, n_k);
-        add_bias(s->v, &L->bv, n_tok, n_v);
-        head_norm(s->q, &L->q_norm, n_tok, hp->n_head, hp->head_dim_k, eps);
-        head_norm(s->k, &L->k_norm, n_tok, hp->n_head_kv, hp->head_dim_k, eps);
-        for (int t = 0; t < n_tok; t++) {
-            const float *cs = s->rope_cs + (size_t)t * (size_t)rope->n_rot;
-            nk_rope_apply(rope, cs, s->q + (size_t)t * (size_t)n_q, hp->n_head, hp->head_dim_k);
-            nk_rope_apply(rope, cs, s->k + (size_t)t * (size_t)n_k, hp->n_head_kv, hp->head_dim_k);
-        }
-        if (hp->q_scale != 1.0f)
-            for (size_t i = 0; i < (size_t)n_tok * (size_t)n_q; i++) s->q[i] *= hp->q_scale;
-        store_kv(s, l, pos0, n_tok);
-        const uint8_t *kc = s->kv + (size_t)l * (s->k_bytes + s->v_bytes);
-        const nk_attn a = {
-            .n_tok = n_tok, .pos0 = pos0, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
-            .hd_k = hp->head_dim_k, .hd_v = hp->head_dim_v, .n_ctx = s->n_ctx, .n_swa = swa ? hp->n_swa : 0,
-            .scale = hp->attn_scale, .kv_type = s->kv_type, .flash = s->flash,
-            .q = s->q, .k = kc, .v = kc + s->k_bytes, .out = s->att, .scratch = s->attn_ws,
-        };
-        nk_attention(pool, &a);
-        nk_matmul(pool, &L->wo, s->att, (size_t)n_o, n_tok, s->tmp, (size_t)n_embd, s->wbuf);
-        add_bias(s->tmp, &L->bo, n_tok, n_embd);
-        if (L->post_attn_norm.data) rows_norm(s->tmp, s->tmp, &L->post_attn_norm, n_tok, n_embd, eps);
-        nk_add(s->x, s->tmp, (size_t)n_tok * (size_t)n_embd);
-
-        /* feed-forward block */
-        rows_norm(s->xb, s->x, &L->ffn_norm, n_tok, n_embd, eps);
-        {
-            const nk_tensor *W[2] = { &L->ffn_gate, &L->ffn_up };
-            float *const Y[2] = { s->gate, s->up };
-            const size_t YS[2] = { (size_t)n_ff, (size_t)n_ff };
-            nk_matmul_n(pool, 2, W, s->xb, (size_t)n_embd, n_tok, Y, YS, s->wbuf);
-        }
-        nk_glu(pool, hp->ffn_act == NK_FFN_GEGLU, s->gate, s->up, (size_t)n_tok * (size_t)n_ff);
-        nk_matmul(pool, &L->ffn_down, s->gate, (size_t)n_ff, n_tok, s->tmp, (size_t)n_embd, s->wbuf);
-        if (L->post_ffn_norm.data) rows_norm(s->tmp, s->tmp, &L->post_ffn_norm, n_tok, n_embd, eps);
-        nk_add(s->x, s->tmp, (size_t)n_tok * (size_t)n_embd);
     }
-
-    if (!out) return;
-    const int n_out = n_tok - first_out;
-    float *xo = s->xb + (size_t)first_out * (size_t)n_embd;
-    rows_norm(xo, s->x + (size_t)first_out * (size_t)n_embd, &m->output_norm, n_out, n_embd, eps);
-    nk_matmul(pool, &m->output, xo, (size_t)n_embd, n_out, out, (size_t)hp->n_vocab, s->wbuf);
+    return best_len;
 }
 
-nook_status nook_session_decode(nook_session *s, const nook_token *tokens, int n,
-                                float *all_logits, nook_error *err) {
-    if (!s) return nk_fail(err, NOOK_EINVAL, "nook_session_decode: session is NULL");
-    if (n < 0 || (n > 0 && !tokens)) return nk_fail(err, NOOK_EINVAL, "nook_session_decode: bad token array (n %d)", n);
-    if (n == 0) return NOOK_OK;
-    const int n_vocab = s->m->hp.n_vocab;
-    for (int i = 0; i < n; i++)
-        if (tokens[i] < 0 || tokens[i] >= n_vocab)
-            return nk_fail(err, NOOK_EINVAL, "token %d at index %d is out of range [0, %d)", tokens[i], i, n_vocab);
-    if ((int64_t)s->n_past + n > s->n_ctx)
-        return nk_fail(err, NOOK_ERANGE, "context full: n_past %d + %d new tokens exceeds n_ctx %d",
-                       s->n_past, n, s->n_ctx);
+/* ---- batches ----------------------------------------------------------------------- */
 
-    for (int i = 0; i < n; i += s->n_batch) {
-        const int nb = NK_MIN(s->n_batch, n - i);
-        const bool last = i + nb == n;
-        if (all_logits) forward(s, tokens + i, nb, 0, all_logits + (size_t)i * (size_t)n_vocab);
-        else forward(s, tokens + i, nb, nb - 1, last ? s->logits : NULL);
-        s->n_past += nb;
+nook_status nook_batch_init(nook_batch *b, int cap, nook_error *err) {
+    if (!b) return nk_fail(err, NOOK_EINVAL, "nook_batch_init: batch is NULL");
+    memset(b, 0, sizeof *b);
+    if (cap < 1) return nk_fail(err, NOOK_EINVAL, "nook_batch_init: capacity %d must be at least 1", cap);
+    b->token = nk_alloc_array((size_t)cap, sizeof *b->token);
+    b->pos = nk_alloc_array((size_t)cap, sizeof *b->pos);
+    b->seq = nk_alloc_array((size_t)cap, sizeof *b->seq);
+    b->output = nk_alloc_array((size_t)cap, sizeof *b->output);
+    if (!b->token || !b->pos || !b->seq || !b->output) {
+        nook_batch_free(b);
+        return nk_fail(err, NOOK_ENOMEM, "cannot allocate a batch of %d entries", cap);
     }
-    if (all_logits)
-        memcpy(s->logits, all_logits + (size_t)(n - 1) * (size_t)n_vocab, (size_t)n_vocab * sizeof(float));
+    b->cap = cap;
     return NOOK_OK;
+}
+
+void nook_batch_free(nook_batch *b) {
+    if (!b) return;
+    nk_free(b->token);
+    nk_free(b->pos);
+    nk_free(b->seq);
+    nk_free(b->output);
+    memset(b, 0, sizeof *b);
+}
+
+void nook_batch_clear(nook_batch *b) {
+    if (b) b->n_tokens = 0;
+}
+
+bool nook_batch_add(nook_batch *b, nook_token tok, int32_t pos, nook_seq seq, bool output) {
+    if (!b || b->n_tokens >= b->cap) return false;
+    const int i = b->n_tokens++;
+    b->token[i] = tok;
+    b->pos[i] = pos;
+    b->seq[i] = seq;
+    b->output[i] = output;
+    return true;
 }

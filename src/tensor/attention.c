@@ -549,35 +549,50 @@ static void tile_task(const nk_attn *a, const tile_plan *pl, int task, void *scr
 }
 #endif
 
+/* Segments per pool run (nk_attention_multi runs more in several). */
+#define ATTN_MAX_SEG 64
+
 typedef struct attn_run {
-    const nk_attn *a;
+    const nk_attn *segs;
+    int n_seg;
     const nk_type_traits *kt;   /* cache type traits (vec_dot, from_float) */
-    bool simd, simd512;
-    tile_plan plan;             /* tiled path: the tasks, taken in order by any thread */
+    bool simd, simd512, tiled;
+    nk_pool *ctl;               /* whose abort flag the tasks check (may differ from the run's pool) */
+    int first[ATTN_MAX_SEG + 1];   /* tasks of segment i: [first[i], first[i+1]) */
+    tile_plan plan[ATTN_MAX_SEG];  /* tiled path: each segment's tasks */
     atomic_int next;
 } attn_run;
 
-/* Threads take tasks in order (the heaviest first) until none are left: causal rows
- * differ in length, so a fixed split by rows would leave one thread waiting. */
+static int attn_seg_of(const attn_run *run, int task) {
+    int i = 0;
+    while (task >= run->first[i + 1]) i++;
+    return i;
+}
+
+/* Threads take tasks in order (per segment the heaviest first) until none are left:
+ * causal rows differ in length, so a fixed split by rows would leave one thread
+ * waiting. */
 static void attn_tile_fn(void *ctx, int ith, int nth) {
     (void)nth;
     attn_run *run = ctx;
-    const nk_attn *a = run->a;
-    void *ws = (uint8_t *)a->scratch + (size_t)ith * attn_thread_bytes(a->n_ctx, NK_MAX(a->hd_k, a->hd_v));
-    for (int task; (task = atomic_fetch_add_explicit(&run->next, 1, memory_order_relaxed)) < run->plan.n_task;)
-        tile_task(a, &run->plan, task, ws);
+    const nk_attn *a0 = &run->segs[0];
+    void *ws = (uint8_t *)a0->scratch + (size_t)ith * attn_thread_bytes(a0->n_ctx, NK_MAX(a0->hd_k, a0->hd_v));
+    const int n_task = run->first[run->n_seg];
+    for (int task; (task = atomic_fetch_add_explicit(&run->next, 1, memory_order_relaxed)) < n_task;) {
+        if (nk_pool_should_stop(run->ctl, ith)) return;
+        const int sg = attn_seg_of(run, task);
+        tile_task(&run->segs[sg], &run->plan[sg], task - run->first[sg], ws);
+    }
 }
 
-static void attn_fn(void *ctx, int ith, int nth) {
-    const attn_run *run = ctx;
-    const nk_attn *a = run->a;
+/* One (token, head) of the per-query path; base: this thread's scratch. */
+static void attn_one(const attn_run *run, const nk_attn *a, int t, int h, uint8_t *base) {
     const bool f16 = a->kv_type == NK_TYPE_F16;
     /* a quantized cache (Q8_0): the query meets K in K's dot partner format, and each
      * V row is dequantized and accumulated in f32, as ggml's flash kernel does */
     const bool vq = a->kv_type != NK_TYPE_F16 && a->kv_type != NK_TYPE_F32;
     const nk_type_traits *qt = (!f16 && run->kt->vec_dot_type != NK_TYPE_F32)
                                    ? nk_type_get((uint32_t)run->kt->vec_dot_type) : NULL;
-    uint8_t *base = (uint8_t *)a->scratch + (size_t)ith * attn_thread_bytes(a->n_ctx, NK_MAX(a->hd_k, a->hd_v));
     const size_t sz = round64((size_t)a->n_ctx * 4), hz = round64((size_t)NK_MAX(a->hd_k, a->hd_v) * 4);
     float *scores = (float *)base;
     float *aux = (float *)(base + sz);          /* flash: rescale factors; plain: f16 probabilities */
@@ -590,10 +605,9 @@ static void attn_fn(void *ctx, int ith, int nth) {
     const size_t v_row = (size_t)a->n_head_kv * v_head;
     const size_t q_stride = (size_t)a->n_head * (size_t)a->hd_k;
     const size_t o_stride = (size_t)a->n_head * (size_t)a->hd_v;
-    const int n_task = a->n_tok * a->n_head;
 
-    for (int task = ith; task < n_task; task += nth) {
-        const int t = task / a->n_head, h = task % a->n_head, kvh = h / group;
+    {
+        const int kvh = h / group;
         const int pos = a->pos0 + t;
         const int lo = a->n_swa > 0 ? NK_MAX(0, pos - a->n_swa + 1) : 0;
         const int n_kv = pos + 1 - lo;
@@ -642,7 +656,7 @@ static void attn_fn(void *ctx, int ith, int nth) {
             }
             const float S_inv = S == 0.0f ? 0.0f : 1.0f / S;
             for (int d = 0; d < a->hd_v; d++) out[d] = acc[d] * S_inv;
-            continue;
+            return;
         }
 
         /* plain: softmax (sum in double, as ggml), probabilities rounded to the cache
@@ -668,20 +682,50 @@ static void attn_fn(void *ctx, int ith, int nth) {
     }
 }
 
-void nk_attention(nk_pool *pool, const nk_attn *a) {
-    attn_run run = {
-        .a = a,
-        .kt = nk_type_get(a->kv_type),
-        .simd = attn_simd(),
-        .simd512 = attn_simd512(),
-    };
-    const double work = (double)a->n_tok * a->n_head * (double)(a->pos0 + a->n_tok) * (a->hd_k + a->hd_v);
-    nk_pool *use = work < NK_PAR_MIN_WORK ? NULL : pool;
-    if (run.simd512 && tile_ok(a)) {
-        run.plan = tile_plan_make(a, use ? nk_pool_size(use) : 1);
-        atomic_init(&run.next, 0);
-        nk_pool_run(use, attn_tile_fn, &run);
-        return;
+/* The per-query path: (token, head) tasks over all segments, strided by thread. */
+static void attn_fn(void *ctx, int ith, int nth) {
+    const attn_run *run = ctx;
+    const nk_attn *a0 = &run->segs[0];
+    uint8_t *base = (uint8_t *)a0->scratch + (size_t)ith * attn_thread_bytes(a0->n_ctx, NK_MAX(a0->hd_k, a0->hd_v));
+    const int n_task = run->first[run->n_seg];
+    int sg = 0;
+    for (int task = ith; task < n_task; task += nth) {
+        if (nk_pool_should_stop(run->ctl, ith)) return;
+        while (task >= run->first[sg + 1]) sg++;
+        const nk_attn *a = &run->segs[sg];
+        const int local = task - run->first[sg];
+        attn_one(run, a, local / a->n_head, local % a->n_head, base);
     }
-    nk_pool_run(use, attn_fn, &run);
 }
+
+void nk_attention_multi(nk_pool *pool, const nk_attn *segs, int n_seg) {
+    for (int s0 = 0; s0 < n_seg; s0 += ATTN_MAX_SEG) {
+        if (nk_pool_aborted(pool)) return;
+        attn_run run = {
+            .segs = segs + s0,
+            .n_seg = NK_MIN(ATTN_MAX_SEG, n_seg - s0),
+            .kt = nk_type_get(segs[s0].kv_type),
+            .simd = attn_simd(),
+            .simd512 = attn_simd512(),
+            .ctl = pool,
+        };
+        double work = 0;
+        run.tiled = run.simd512;
+        for (int i = 0; i < run.n_seg; i++) {
+            const nk_attn *a = &run.segs[i];
+            work += (double)a->n_tok * a->n_head * (double)(a->pos0 + a->n_tok) * (a->hd_k + a->hd_v);
+            run.tiled = run.tiled && tile_ok(a);
+        }
+        nk_pool *use = work < NK_PAR_MIN_WORK ? NULL : pool;
+        run.first[0] = 0;
+        for (int i = 0; i < run.n_seg; i++) {
+            const nk_attn *a = &run.segs[i];
+            if (run.tiled) run.plan[i] = tile_plan_make(a, use ? nk_pool_size(use) : 1);
+            run.first[i + 1] = run.first[i] + (run.tiled ? run.plan[i].n_task : a->n_tok * a->n_head);
+        }
+        atomic_init(&run.next, 0);
+        nk_pool_run(use, run.tiled ? attn_tile_fn : attn_fn, &run);
+    }
+}
+
+void nk_attention(nk_pool *pool, const nk_attn *a) { nk_attention_multi(pool, a, 1); }

@@ -309,6 +309,7 @@ typedef struct mm_job {
     int n_chunks;
     int n_ranges;
     nk_pool *pool;
+    nk_pool *ctl;                     /* whose abort flag the chunks check (the caller's pool) */
     mm_range range[MM_RANGES];
 } mm_job;
 
@@ -389,13 +390,17 @@ static void mm_run_fn(void *ctx, int ith, int nth) {
             act[f] = j->wbuf;
         }
     }
-    for (int c; (c = mm_claim(j, ith)) >= 0;) mm_chunk(j, act, c);
+    for (int c; (c = mm_claim(j, ith)) >= 0;) {
+        if (nk_pool_should_stop(j->ctl, ith)) return;
+        mm_chunk(j, act, c);
+    }
 }
 
 void nk_matmul_n(nk_pool *pool, int n_w, const nk_tensor *const *W, const float *x, size_t xs, int n_tok,
                  float *const *y, const size_t *ys, void *wbuf) {
     assert(n_w >= 1 && n_w <= MM_MAX_W);
-    mm_job j = { .n_w = n_w, .x = x, .xs = xs, .n_tok = n_tok, .wbuf = wbuf, .pool = pool };
+    if (nk_pool_aborted(pool)) return;
+    mm_job j = { .n_w = n_w, .x = x, .xs = xs, .n_tok = n_tok, .wbuf = wbuf, .pool = pool, .ctl = pool };
     double work = 0;
     int64_t max_rows = 0;
     size_t row_max = 0;

@@ -89,7 +89,9 @@ size_t nk_matmul_wsize(uint32_t type, int64_t n_in, int n_tok);
 bool nk_matmul_supported(uint32_t type, int64_t n_in);
 
 /* y[t*ys + r] = dot(row r of W, x[t*xs .. +n_in)) for r < W->ne[1], t < n_tok.
- * n_in = W->ne[0]. wbuf: nk_matmul_wsize bytes, 64-byte aligned (or NULL if 0). */
+ * n_in = W->ne[0]. wbuf: nk_matmul_wsize bytes, 64-byte aligned (or NULL if 0).
+ * Between chunks of rows the threads check the pool's abort flag
+ * (nk_pool_should_stop) and stop once it is raised; y is then incomplete. */
 void nk_matmul(nk_pool *pool, const nk_tensor *W, const float *x, size_t xs, int n_tok,
                float *y, size_t ys, void *wbuf);
 
@@ -132,5 +134,12 @@ size_t nk_attn_wsize(int n_threads, int n_ctx, int hd);
  * The results differ by ~1e-3 relative with an f16 cache; llama.cpp picks flash
  * attention on the CPU by default (-fa auto). */
 void nk_attention(nk_pool *pool, const nk_attn *a);
+
+/* n_seg attentions with the same shapes and types (n_head, hd, kv_type, flash,
+ * n_ctx, scratch) but their own queries, caches and positions (one per sequence of a
+ * batch), in one pool run: the same results as nk_attention on each. Tasks check the
+ * pool's abort flag (nk_pool_should_stop) and stop early once it is raised; the
+ * output is then incomplete. */
+void nk_attention_multi(nk_pool *pool, const nk_attn *segs, int n_seg);
 
 #endif /* NOOK_TENSOR_OPS_H */

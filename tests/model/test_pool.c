@@ -1,9 +1,14 @@
 /* test_pool: the thread pool runs fn on every thread, the barrier separates phases,
- * and many short runs in a row (the decode pattern) neither lose nor repeat work. */
+ * and many short runs in a row (the decode pattern) neither lose nor repeat work;
+ * teams running at once from several threads never use more threads than the
+ * process pool has (leases); the abort flag. */
 #include "base/pool.h"
 #include "nk_test.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
+
+#define POOL_SIZE 4
 
 typedef struct job {
     atomic_int calls;
@@ -33,7 +38,32 @@ static void phase_fn(void *ctx, int ith, int nth) {
     j->data[ith] = 0;
 }
 
+/* concurrency: every thread of every team counts itself in and out */
+static atomic_int g_active, g_peak;
+
+static void busy_fn(void *ctx, int ith, int nth) {
+    (void)ctx, (void)ith, (void)nth;
+    const int a = atomic_fetch_add(&g_active, 1) + 1;
+    for (int p = atomic_load(&g_peak); a > p && !atomic_compare_exchange_weak(&g_peak, &p, a);) {}
+    for (volatile int i = 0; i < 2000; i++) {}
+    atomic_fetch_sub(&g_active, 1);
+}
+
+static void *team_main(void *arg) {
+    nk_pool *p = arg;
+    for (int r = 0; r < 200; r++) {
+        nk_pool_acquire(p);
+        for (int k = 0; k < 5; k++) nk_pool_run(p, busy_fn, NULL);
+        nk_pool_release(p);
+    }
+    return NULL;
+}
+
+static bool stop_after(void *ud) { return atomic_fetch_add((atomic_int *)ud, 1) >= 3; }
+
 int main(void) {
+    nook_error e;
+    CHECK_EQ_INT(nook_set_max_threads(POOL_SIZE, &e), NOOK_OK);
     for (int n = 1; n <= 4; n++) {
         nk_pool *p = NULL;
         nook_error err;
@@ -61,6 +91,46 @@ int main(void) {
         CHECK_EQ_INT(atomic_load(&j.calls), 10 * n);
         nk_pool_free(p);
     }
+    /* already started: another size is refused, the same accepted */
+    CHECK_EQ_INT(nook_set_max_threads(POOL_SIZE + 1, &e), NOOK_EINVAL);
+    CHECK_EQ_INT(nook_set_max_threads(POOL_SIZE, &e), NOOK_OK);
+    CHECK_EQ_INT(nook_max_threads(), POOL_SIZE);
+
+    /* three teams of 3 threads from three threads at once: never more than the pool */
+    nk_pool *teams[3];
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) CHECK_EQ_INT(nk_pool_new(3, &teams[i], &e), NOOK_OK);
+    for (int i = 0; i < 3; i++) pthread_create(&th[i], NULL, team_main, teams[i]);
+    for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
+    CHECK_MSG(atomic_load(&g_peak) <= POOL_SIZE, "peak %d threads", atomic_load(&g_peak));
+    CHECK(atomic_load(&g_peak) >= 2);
+    for (int i = 0; i < 3; i++) nk_pool_free(teams[i]);
+
+    /* a lease larger than the pool gets the pool */
+    nk_pool *big = NULL;
+    CHECK_EQ_INT(nk_pool_new(64, &big, &e), NOOK_OK);
+    nk_pool_acquire(big);
+    CHECK_EQ_INT(nk_pool_size(big), POOL_SIZE);
+    nk_pool_acquire(big);   /* nested: no-op */
+    nk_pool_release(big);
+    CHECK_EQ_INT(nk_pool_size(big), POOL_SIZE);
+    nk_pool_release(big);
+
+    /* abort: thread 0 polls the callback, the flag then stays up until cleared */
+    atomic_int polls;
+    atomic_init(&polls, 0);
+    nk_pool_set_abort(big, stop_after, &polls);
+    int stops = 0;
+    for (int i = 0; i < 10; i++) stops += nk_pool_should_stop(big, 0);
+    CHECK_EQ_INT(stops, 7);
+    CHECK(nk_pool_should_stop(big, 1));
+    CHECK(nk_pool_aborted(big));
+    nk_pool_clear_abort(big);
+    nk_pool_set_abort(big, NULL, NULL);
+    CHECK(!nk_pool_should_stop(big, 0));
+    CHECK(!nk_pool_should_stop(NULL, 0));
+    nk_pool_free(big);
+
     /* NULL pool runs inline */
     job j = { 0 };
     atomic_init(&j.calls, 0);
