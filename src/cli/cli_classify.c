@@ -46,6 +46,19 @@ static void print_error_line(size_t lineno, const char *msg) {
 }
 
 /* One JSON line: classify its "text" and print the result. false when it failed. */
+static nk_embedder *g_emb;
+static float *g_vec;
+
+/* Classifies one text (with the base model's embedding when the specialist has one). */
+static nook_status classify_text(const nk_spec *s, const char *text, size_t len, double *probs,
+                                 nk_class_result *r, nook_error *err) {
+    if (s->embed_dim) {
+        nook_status st = nk_embedder_embed(g_emb, text, len, g_vec, err);
+        if (st) return st;
+    }
+    return nk_spec_classify(s, text, len, s->embed_dim ? g_vec : NULL, probs, r, err);
+}
+
 static bool classify_line(const nk_spec *s, double *probs, const char *line, size_t n, size_t lineno) {
     json_error_t je;
     json_t *in = json_loadb(line, n, 0, &je);
@@ -58,7 +71,7 @@ static bool classify_line(const nk_spec *s, double *probs, const char *line, siz
     } else {
         json_t *t = json_object_get(in, "text");
         nk_class_result r;
-        if (nk_spec_classify(s, json_string_value(t), json_string_length(t), NULL, probs, &r, &err) == NOOK_OK) {
+        if (classify_text(s, json_string_value(t), json_string_length(t), probs, &r, &err) == NOOK_OK) {
             json_t *o = nk_spec_result_json(s, probs, &r);
             print_json(o);
             json_decref(o);
@@ -114,11 +127,19 @@ int cli_classify(int argc, char **argv) {
     nook_error err = { 0 };
     nk_spec *s = NULL;
     if (nk_spec_open(argv[0], &s, &err)) return cli_fail(CLI_EFAIL, "%s", err.msg);
+    g_emb = NULL;
+    g_vec = NULL;
     if (s->embed_dim) {
-        rc = cli_fail(CLI_EFAIL, "classify: specialist '%s' needs embeddings of '%s', which this nook cannot compute yet",
-                      s->name, s->base_model);
-        nk_spec_free(s);
-        return rc;
+        if (nk_embedder_open(s->base_model, 0, &g_emb, &err) == NOOK_OK && nk_embedder_dim(g_emb) != s->embed_dim)
+            nk_fail(&err, NOOK_EINVAL, "%s gives %u-dimensional embeddings; specialist '%s' was trained on %u",
+                    s->base_model, nk_embedder_dim(g_emb), s->name, s->embed_dim);
+        if (err.code == NOOK_OK) g_vec = nk_alloc_array(s->embed_dim, sizeof *g_vec);
+        if (err.code != NOOK_OK || !g_vec) {
+            rc = cli_fail(CLI_EFAIL, "classify: %s", err.code ? err.msg : "out of memory");
+            nk_embedder_free(g_emb);
+            nk_spec_free(s);
+            return rc;
+        }
     }
     if (o_threshold >= 0) s->threshold = o_threshold;
     double *probs = nk_alloc_array((size_t)s->k, sizeof *probs);
@@ -131,7 +152,7 @@ int cli_classify(int argc, char **argv) {
         nk_class_result r;
         if (!text) {
             rc = cli_fail(CLI_EFAIL, "classify: cannot read the text");
-        } else if (nk_spec_classify(s, text, len, NULL, probs, &r, &err)) {
+        } else if (classify_text(s, text, len, probs, &r, &err)) {
             rc = cli_fail(CLI_EFAIL, "classify: %s", err.msg);
         } else if (o_json) {
             json_t *o = nk_spec_result_json(s, probs, &r);
@@ -148,6 +169,8 @@ int cli_classify(int argc, char **argv) {
         nk_free(text);
     }
     nk_free(probs);
+    nk_free(g_vec);
+    nk_embedder_free(g_emb);
     nk_spec_free(s);
     return rc;
 }

@@ -11,11 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *o_data, *o_output, *o_eval;
+static const char *o_data, *o_output, *o_eval, *o_from;
 static int64_t o_seed;
 static int o_min_df, o_folds, o_hash_bits, o_word_max, o_char_min, o_char_max;
 static float o_c, o_threshold;
-static bool o_no_cal, o_no_idf, o_json;
+static bool o_no_cal, o_no_idf, o_json, o_no_text;
 
 static const cli_opt k_spec_opts[] = {
     { "data",        0, OPT_STR,   &o_data,      0, 0, "FILE", "labelled JSON lines {\"text\", \"label\"} to train on" },
@@ -32,6 +32,8 @@ static const cli_opt k_spec_opts[] = {
     { "char-max",    0, OPT_INT,   &o_char_max,  0, 8, "N", "longest character n-gram (default 5; 0 = none)" },
     { "min-df",      0, OPT_INT,   &o_min_df,    1, 1000000, "N", "keep features seen in at least N training texts (default 2)" },
     { "no-idf",      0, OPT_FLAG,  &o_no_idf,    0, 0, NULL, "log-counts without IDF weighting" },
+    { "from",        0, OPT_STR,   &o_from,      0, 0, "MODEL", "also use MODEL's pooled embedding of each text as features (a GGUF path)" },
+    { "no-text",     0, OPT_FLAG,  &o_no_text,   0, 0, NULL, "with --from: the embedding alone, no word/character features" },
     { "json",        0, OPT_FLAG,  &o_json,      0, 0, NULL, "print the report as one JSON object" },
 };
 static const cli_verb_info k_spec_info = {
@@ -68,14 +70,28 @@ static void print_confusion(char **labels, int k, const size_t *conf) {
     }
 }
 
-static int evaluate(const nk_spec *s, json_t *rep) {
+static int evaluate(const nk_spec *s, nk_embedder *emb, json_t *rep) {
     nook_error err = { 0 };
     nk_dataset d;
     if (nk_dataset_read(o_eval, true, &d, &err)) return cli_fail(CLI_EFAIL, "%s", err.msg);
     size_t *conf = nk_calloc((size_t)s->k * s->k, sizeof *conf);
     nk_eval_report er;
     if (!conf) { nk_dataset_free(&d); return cli_fail(CLI_EFAIL, "out of memory"); }
-    if (nk_spec_evaluate(s, &d, NULL, conf, &er, &err)) {
+    float *ev = NULL;
+    double te = nk_time_ms();
+    if (s->embed_dim && !emb) {
+        nk_free(conf);
+        nk_dataset_free(&d);
+        return cli_fail(CLI_EFAIL, "%s needs the embeddings of %s", s->name, s->base_model);
+    }
+    if (s->embed_dim && nk_embed_dataset(emb, &d, &ev, &err)) {
+        nk_free(conf);
+        nk_dataset_free(&d);
+        return cli_fail(CLI_EFAIL, "%s: %s", o_eval, err.msg);
+    }
+    te = nk_time_ms() - te;
+    if (nk_spec_evaluate(s, &d, ev, conf, &er, &err)) {
+        nk_free(ev);
         nk_free(conf);
         nk_dataset_free(&d);
         return cli_fail(CLI_EFAIL, "%s: %s", o_eval, err.msg);
@@ -100,6 +116,12 @@ static int evaluate(const nk_spec *s, json_t *rep) {
         print_confusion(s->labels, s->k, conf);
         printf("  classified %zu texts in %.3f s (%.0f texts/s, one thread)\n", d.n, er.ms / 1000, er.texts_per_s);
     }
+    if (s->embed_dim) {   /* speed including the embeddings */
+        double tps = (double)d.n / ((te + er.ms) / 1000.0);
+        if (rep) json_object_set_new(json_object_get(rep, "eval"), "texts_per_s_with_embeddings", json_real(tps));
+        else printf("  with the embeddings of %s: %.1f texts/s\n", s->base_model, tps);
+    }
+    nk_free(ev);
     nk_free(conf);
     nk_dataset_free(&d);
     return CLI_OK;
@@ -113,7 +135,8 @@ int cli_specialize(int argc, char **argv) {
     o_min_df = 2;
     o_c = 0;
     o_threshold = 0.5f;
-    o_no_cal = o_no_idf = o_json = false;
+    o_no_cal = o_no_idf = o_json = o_no_text = false;
+    o_from = NULL;
     nk_feat_cfg fd;
     nk_feat_cfg_default(&fd);
     o_hash_bits = (int)fd.hash_bits;
@@ -129,11 +152,18 @@ int cli_specialize(int argc, char **argv) {
         return cli_fail(CLI_EUSAGE, "specialize: give --data FILE to train, or --eval FILE to evaluate");
     nook_error err = { 0 };
     nk_spec *s = NULL;
+    nk_embedder *emb = NULL;
+    float *tv = NULL;
+    if (o_no_text && !o_from) return cli_fail(CLI_EUSAGE, "specialize: --no-text needs --from MODEL");
     json_t *rep = o_json ? json_object() : NULL;
     if (!o_data) {   /* evaluate an existing specialist */
         if (nk_spec_open(name, &s, &err)) { json_decref(rep); return cli_fail(CLI_EFAIL, "%s", err.msg); }
         json_object_set_new(rep, "name", json_string(s->name));
-        rc = evaluate(s, rep);
+        if (s->embed_dim && nk_embedder_open(s->base_model, 0, &emb, &err)) {
+            rc = cli_fail(CLI_EFAIL, "%s", err.msg);
+            goto done;
+        }
+        rc = evaluate(s, emb, rep);
         goto done;
     }
     if (!o_output)
@@ -160,7 +190,21 @@ int cli_specialize(int argc, char **argv) {
     }
     nk_train_report R;
     double t0 = nk_time_ms();
+    if (o_from) {
+        if (nk_embedder_open(o_from, 0, &emb, &err) || nk_embed_dataset(emb, &d, &tv, &err)) {
+            nk_dataset_free(&d);
+            json_decref(rep);
+            nk_embedder_free(emb);
+            return cli_fail(CLI_EFAIL, "%s", err.msg);
+        }
+        to.base_model = o_from;
+        to.emb = tv;
+        to.embed_dim = nk_embedder_dim(emb);
+        to.no_text_features = o_no_text;
+    }
     if (nk_spec_train(&d, name, &to, &s, &R, &err)) {
+        nk_free(tv);
+        nk_embedder_free(emb);
         nk_dataset_free(&d);
         json_decref(rep);
         return cli_fail(CLI_EFAIL, "%s", err.msg);
@@ -173,6 +217,7 @@ int cli_specialize(int argc, char **argv) {
         for (int c = 0; c < s->k; c++) json_array_append_new(labels, json_string(s->labels[c]));
         json_object_set_new(rep, "labels", labels);
         json_object_set_new(rep, "columns", json_integer((json_int_t)R.d));
+        json_object_set_new(rep, "embed_dim", json_integer((json_int_t)s->embed_dim));
         json_object_set_new(rep, "folds", json_integer(R.folds));
         json_object_set_new(rep, "C", json_real(R.C));
         json_t *grid = json_array();
@@ -196,7 +241,9 @@ int cli_specialize(int argc, char **argv) {
         json_object_set_new(rep, "train_ms", json_real(ms));
         json_object_set_new(rep, "texts_per_s", json_real((double)d.n / (ms / 1000.0)));
     } else {
-        printf("specialist %s: %zu examples, %d labels, %zu feature columns\n", name, d.n, s->k, R.d);
+        printf("specialist %s: %zu examples, %d labels, %zu feature columns", name, d.n, s->k, R.d);
+        if (s->embed_dim) printf(" (%u of them the embedding of %s)", s->embed_dim, s->base_model);
+        putchar('\n');
         printf("cross-validation (%d folds, stratified, seed %lld):\n  %10s %9s %9s\n", R.folds, (long long)o_seed,
                "C", "macro-F1", "log-loss");
         for (int c = 0; c < R.n_C; c++)
@@ -219,13 +266,15 @@ int cli_specialize(int argc, char **argv) {
     }
     if (rep) json_object_set_new(rep, "output", json_string(o_output));
     else printf("wrote %s\n", o_output);
-    rc = o_eval ? evaluate(s, rep) : CLI_OK;
+    rc = o_eval ? evaluate(s, emb, rep) : CLI_OK;
 done:
     if (rep && rc == CLI_OK) {
         char *js = json_dumps(rep, JSON_COMPACT);
         if (js) { puts(js); free(js); }
     }
     json_decref(rep);
+    nk_free(tv);
+    nk_embedder_free(emb);
     nk_spec_free(s);
     return rc;
 }

@@ -125,6 +125,19 @@ double nk_ece(const double *p, const int *y, size_t n, int k, int n_bins);
  * never occur, neither true nor predicted, are left out of the mean. */
 double nk_macro_f1(const size_t *conf, int k);
 
+/* ---- embeddings (--from MODEL) ------------------------------------------------------
+ * A model's pooled embedding of a text (the engine's embeddings; mean pooling unless
+ * the model says otherwise). Texts longer than the embedder's context (at most 512
+ * tokens) are cut to their first tokens. One thread at a time per embedder. */
+typedef struct nk_embedder nk_embedder;
+nook_status nk_embedder_open(const char *model_path, int n_threads, nk_embedder **out, nook_error *err);
+uint32_t nk_embedder_dim(const nk_embedder *e);
+/* out receives nk_embedder_dim floats (raw, not normalised). */
+nook_status nk_embedder_embed(nk_embedder *e, const char *text, size_t len, float *out, nook_error *err);
+void nk_embedder_free(nk_embedder *e);
+/* The embeddings of every text of d, in order: *out is n x dim floats (nk_free). */
+nook_status nk_embed_dataset(nk_embedder *e, const nk_dataset *d, float **out, nook_error *err);
+
 /* ---- specialists ----------------------------------------------------------------------- */
 typedef struct nk_spec {
     char *name;
