@@ -214,6 +214,7 @@ done:
 
 nook_status nk_dataset_check_trainable(const nk_dataset *d, const char *name, nook_error *err) {
     if (d->n == 0) return nk_fail(err, NOOK_EINVAL, "%s: no examples", name);
+    if (d->n_labels == 0) return nk_fail(err, NOOK_EINVAL, "%s: the examples have no labels", name);
     if (d->n_labels < 2)
         return nk_fail(err, NOOK_EINVAL,
                        "%s: all %zu examples have the label '%s' (line %zu); a classifier needs at least two labels",

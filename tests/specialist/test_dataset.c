@@ -67,6 +67,13 @@ int main(void) {
     CHECK(strstr(err.msg, "'x'") && strstr(err.msg, "at least two labels"));
     nk_dataset_free(&d);
 
+    /* texts without labels (what classify reads) are not training data (found by the fuzzer) */
+    const char *nolab = "{\"text\":\"a\"}\n";
+    CHECK(nk_dataset_parse(nolab, strlen(nolab), "n.jsonl", false, &d, &err) == NOOK_OK);
+    CHECK(nk_dataset_check_trainable(&d, "n.jsonl", &err) == NOOK_EINVAL);
+    CHECK(strstr(err.msg, "no labels") != NULL);
+    nk_dataset_free(&d);
+
     /* files: a 1 GB line (a sparse file: no disk, and the reader stops after 1 MiB) */
     char path[] = "/tmp/nook_test_dataset_XXXXXX";
     int fd = mkstemp(path);
