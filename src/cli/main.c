@@ -20,6 +20,8 @@ static const verb k_verbs[] = {
     { "detokenize", cli_detokenize_cmd, "Print the text of token ids" },
     { "quantize",   cli_quantize_cmd,   "Re-encode a model with llama.cpp's quantization mixes (Q4_K_M, Q8_0, ...)" },
     { "import-tokenizer", cli_import_tokenizer_cmd, "Convert a Hugging Face tokenizer into a vocab-only GGUF" },
+    { "route",      cli_route,          "Calibrate the router's confidence combiner from graded examples" },
+    { "audit",      cli_audit,          "Show or verify the egress ledger (what nook sent off this machine)" },
     { "bench",      cli_bench,          "Measure prompt (pp) and generation (tg) speed, llama-bench style" },
     { "specialize", cli_specialize,     "Train a classifier (a specialist) from labelled JSON lines, or evaluate one" },
     { "classify",   cli_classify,       "Label a text (or JSON lines) with a specialist" },
