@@ -327,6 +327,24 @@ const float *nook_session_embeddings_ith(const nook_session *s, int i);
 /* The pooling this session applies (never UNSPECIFIED). */
 nook_pooling nook_session_pooling(const nook_session *s);
 
+/* Embed texts in one call (Ollama's /api/embed): each text is tokenized as llama.cpp
+ * does for embeddings (BOS/EOS as the vocabulary asks, so Qwen3-Embedding's GGUFs get
+ * their end-of-text token; control tokens in the text stay text), decoded as its own
+ * sequence (up to n_seq_max texts per pass), pooled with the session's pooling, and
+ * L2-normalised unless raw. out receives n_texts x n_embd floats. The session must have
+ * been created with embeddings on and a pooling other than NONE; its sequences are
+ * cleared. A text longer than n_ctx is cut to n_ctx tokens when truncate, else
+ * NOOK_ERANGE. *n_tokens (may be NULL) receives the total tokens decoded (Ollama's
+ * prompt_eval_count). An empty text embeds its special tokens, or fails with
+ * NOOK_EINVAL if it has none. */
+nook_status nook_session_embed(nook_session *s, const char *const *texts, int n_texts, bool raw, bool truncate,
+                               float *out, int *n_tokens, nook_error *err);
+
+/* Convenience: a session for the texts (n_threads 0 = all), nook_session_embed, freed.
+ * pooling UNSPECIFIED takes the model's. */
+nook_status nook_embed(const nook_model *m, const char *const *texts, int n_texts, nook_pooling pooling, bool raw,
+                       int n_threads, float *out, nook_error *err);
+
 /* ---- Threads ------------------------------------------------------------------------
  * Every session and model shares one process-wide pool of worker threads, started on
  * first use and sized once: by default one thread per core (nk_n_cores), or by
