@@ -82,6 +82,14 @@ nook_status nook_model_load(const char *path, const nook_model_params *params,
                             nook_model **out, nook_error *err);
 void nook_model_free(nook_model *model);
 
+/* Whether a mapped model's file is still what was loaded. Truncating or rewriting a
+ * model file in place while it is mapped would otherwise crash the process (SIGBUS);
+ * nook instead fails every later nook_session_decode with NOOK_EIO and this message,
+ * and the model must be loaded again (docs/security.md). Replacing the file by
+ * rename is harmless. A model read with no_mmap is a private copy and always passes.
+ * Thread-safe; costs one fstat. */
+nook_status nook_model_check(const nook_model *model, nook_error *err);
+
 /* Borrowed strings, valid while the model lives. */
 const char *nook_model_arch(const nook_model *m);        /* "llama", "qwen3", ... */
 const char *nook_model_name(const nook_model *m);        /* general.name or ""    */

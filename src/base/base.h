@@ -72,6 +72,12 @@ typedef struct nk_map {
     nk_map_kind kind;   /* how to release it */
     void  *base;        /* NK_MAP_ANON: the mapping (data lies inside it) */
     size_t base_size;
+    /* NK_MAP_MMAP only: the open file and what fstat said at mapping time, so that
+     * nk_map_check can tell a file changed under the mapping; guard is the mapping's
+     * slot in the SIGBUS guard (mapguard.c), 0 if none. */
+    int fd;
+    int guard;
+    int64_t mtime_ns;
 } nk_map;
 
 /* Map the file read-only (no_mmap: read it into the heap instead; also the fallback
@@ -98,6 +104,20 @@ nook_status nk_map_file_huge(const char *path, nk_map *out, nook_error *err);
  * private copy of the file (the page cache keeps its own). Errors as nk_map_file. */
 nook_status nk_load_file(const char *path, int n_threads, nk_map *out, nook_error *err);
 void nk_unmap(nk_map *m);
+
+/* Whether the bytes of a mapped file are still the ones mapped: NOOK_EIO naming path
+ * when the file shrank or was modified since it was mapped, or when a page of it
+ * faulted (SIGBUS) because it was truncated during use. Heap and anonymous copies are
+ * private and always pass. Cost: one fstat. Thread-safe. */
+nook_status nk_map_check(const nk_map *m, const char *path, nook_error *err);
+
+/* The SIGBUS guard (mapguard.c): register [start, start+len) of a file mapping; a
+ * fault inside it (the file was truncated) is patched with zero pages and recorded
+ * instead of killing the process. Returns a slot (> 0) or 0 when none is free.
+ * nk_guard_remove before unmapping; nk_guard_tripped: whether a fault was patched. */
+int  nk_guard_add(const void *start, size_t len);
+void nk_guard_remove(int slot);
+bool nk_guard_tripped(int slot);
 
 /* Read a whole (small) file into a NUL-terminated buffer; *len excludes the NUL. */
 nook_status nk_read_file(const char *path, char **out, size_t *len, nook_error *err);

@@ -24,30 +24,76 @@ static nook_status read_all(int fd, uint8_t *buf, size_t size, const char *path,
     return NOOK_OK;
 }
 
-/* Open path read-only and check it is a regular file; on success *fd and *size are
- * set and the caller closes *fd. Errors: NOOK_EIO naming the file. */
-static nook_status open_regular(const char *path, int *fd, size_t *size, nook_error *err) {
-    *fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (*fd < 0) return nk_fail(err, NOOK_EIO, "%s: %s", path, strerror(errno));
+static const char *file_kind(mode_t mode) {
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISFIFO(mode)) return "a named pipe (FIFO)";
+    if (S_ISSOCK(mode)) return "a socket";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    return "not a regular file";
+}
+
+static nook_status not_regular(const char *path, mode_t mode, nook_error *err) {
+    const char *k = file_kind(mode);
+    if (k[0] == 'n') return nk_fail(err, NOOK_EIO, "%s: %s", path, k);
+    return nk_fail(err, NOOK_EIO, "%s: is %s, not a regular file", path, k);
+}
+
+/* Open path read-only and check it is a regular file; on success *fd, *size and (if
+ * not NULL) *mtime_ns are set and the caller closes *fd. Errors: NOOK_EIO naming the
+ * file. Why three steps: open() on a FIFO blocks until a writer appears (forever, for
+ * a mistyped path), and opening a device can have side effects (a tape rewinds), so
+ * the type is checked with stat() before any open; the open is O_NONBLOCK in case the
+ * path was swapped for a FIFO in between, and fstat() on the descriptor is the check
+ * of record (the file we read is the one we checked). */
+static nook_status open_regular_ex(const char *path, int *fd, size_t *size, int64_t *mtime_ns, nook_error *err) {
+    *fd = -1;
     struct stat st;
-    if (fstat(*fd, &st) != 0) {
+    if (stat(path, &st) != 0) return nk_fail(err, NOOK_EIO, "%s: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode)) return not_regular(path, st.st_mode, err);
+    *fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (*fd < 0) return nk_fail(err, NOOK_EIO, "%s: %s", path, strerror(errno));
+    if (fstat(*fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         int e = errno;
+        bool reg = S_ISREG(st.st_mode);
         close(*fd);
+        *fd = -1;
+        if (!reg) return not_regular(path, st.st_mode, err);
         return nk_fail(err, NOOK_EIO, "%s: %s", path, strerror(e));
     }
-    if (!S_ISREG(st.st_mode)) {
+    int fl = fcntl(*fd, F_GETFL);
+    if (fl >= 0) (void)fcntl(*fd, F_SETFL, fl & ~O_NONBLOCK);
+    if ((uint64_t)st.st_size > SIZE_MAX) {
         close(*fd);
-        return nk_fail(err, NOOK_EIO, "%s: not a regular file", path);
+        *fd = -1;
+        return nk_fail(err, NOOK_EIO, "%s: file too large", path);
     }
     *size = (size_t)st.st_size;
+    if (mtime_ns) *mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
     return NOOK_OK;
+}
+
+static nook_status open_regular(const char *path, int *fd, size_t *size, nook_error *err) {
+    return open_regular_ex(path, fd, size, NULL, err);
+}
+
+/* A file mapping from here on stays tied to its file: keep the descriptor for
+ * nk_map_check and register the range with the SIGBUS guard. */
+static void adopt_mapping(nk_map *out, const uint8_t *data, size_t size, int fd, int64_t mtime_ns) {
+    out->data = data;
+    out->size = size;
+    out->kind = NK_MAP_MMAP;
+    out->fd = fd;
+    out->mtime_ns = mtime_ns;
+    out->guard = nk_guard_add(data, size);
 }
 
 nook_status nk_map_file(const char *path, bool no_mmap, nk_map *out, nook_error *err) {
     memset(out, 0, sizeof *out);
     int fd;
     size_t size;
-    nook_status st0 = open_regular(path, &fd, &size, err);
+    int64_t mtime_ns = 0;
+    nook_status st0 = open_regular_ex(path, &fd, &size, &mtime_ns, err);
     if (st0 != NOOK_OK) return st0;
     if (size == 0) {
         close(fd);
@@ -57,10 +103,7 @@ nook_status nk_map_file(const char *path, bool no_mmap, nk_map *out, nook_error 
     if (!no_mmap) {
         void *p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
         if (p != MAP_FAILED) {
-            close(fd);
-            out->data = p;
-            out->size = size;
-            out->kind = NK_MAP_MMAP;
+            adopt_mapping(out, p, size, fd, mtime_ns);
             return NOOK_OK;
         }
         /* fall through to reading: some filesystems cannot map */
@@ -119,7 +162,8 @@ nook_status nk_map_file_huge(const char *path, nk_map *out, nook_error *err) {
     memset(out, 0, sizeof *out);
     int fd;
     size_t size;
-    nook_status st0 = open_regular(path, &fd, &size, err);
+    int64_t mtime_ns = 0;
+    nook_status st0 = open_regular_ex(path, &fd, &size, &mtime_ns, err);
     if (st0 != NOOK_OK) return st0;
     const size_t huge = (size_t)2 << 20;
     if (size < huge || size > SIZE_MAX - 2 * huge) {   /* small (or absurd): plain map */
@@ -162,10 +206,7 @@ nook_status nk_map_file_huge(const char *path, nk_map *out, nook_error *err) {
             reread(fd, data, 0, size);
         }
     }
-    close(fd);
-    out->data = data;
-    out->size = size;
-    out->kind = NK_MAP_MMAP;
+    adopt_mapping(out, data, size, fd, mtime_ns);
     return NOOK_OK;
 }
 
@@ -264,12 +305,32 @@ nook_status nk_load_file(const char *path, int n_threads, nk_map *out, nook_erro
 void nk_unmap(nk_map *m) {
     if (!m || !m->data) return;
     switch (m->kind) {
-    case NK_MAP_MMAP: munmap((void *)m->data, m->size); break;
+    case NK_MAP_MMAP:
+        nk_guard_remove(m->guard);
+        munmap((void *)m->data, m->size);
+        close(m->fd);
+        break;
     case NK_MAP_HEAP: nk_free((void *)m->data); break;
     case NK_MAP_ANON: munmap(m->base, m->base_size); break;
     case NK_MAP_NONE: break;
     }
     memset(m, 0, sizeof *m);
+}
+
+nook_status nk_map_check(const nk_map *m, const char *path, nook_error *err) {
+    if (!m || m->kind != NK_MAP_MMAP) return NOOK_OK;
+    const char *p = path ? path : "model file";
+    if (nk_guard_tripped(m->guard))
+        return nk_fail(err, NOOK_EIO, "%s: the file was truncated while in use (a read of it faulted); "
+                       "load the model again", p);
+    struct stat st;
+    if (fstat(m->fd, &st) != 0) return nk_fail(err, NOOK_EIO, "%s: %s", p, strerror(errno));
+    if ((uint64_t)st.st_size < m->size)
+        return nk_fail(err, NOOK_EIO, "%s: the file shrank from %zu to %lld bytes while in use; load the model again",
+                       p, m->size, (long long)st.st_size);
+    if ((int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec != m->mtime_ns)
+        return nk_fail(err, NOOK_EIO, "%s: the file was modified while in use; load the model again", p);
+    return NOOK_OK;
 }
 
 nook_status nk_read_file(const char *path, char **out, size_t *len, nook_error *err) {

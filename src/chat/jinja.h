@@ -28,9 +28,10 @@ typedef struct nk_jarena {
     nk_jchunk *head;
     size_t total;   /* bytes handed out so far, chunk overhead included */
     size_t limit;   /* total may not exceed this */
+    bool oom;       /* the last NULL from nk_ja_alloc was the allocator's, not the limit's */
 } nk_jarena;
 
-void *nk_ja_alloc(nk_jarena *a, size_t n);  /* zeroed, 16-aligned; NULL when over limit or OOM */
+void *nk_ja_alloc(nk_jarena *a, size_t n);  /* zeroed, 16-aligned; NULL when over limit or OOM (sets oom) */
 void  nk_ja_free(nk_jarena *a);
 
 /* ---- values --------------------------------------------------------------------- */

@@ -33,9 +33,13 @@ void *nk_ja_alloc(nk_jarena *a, size_t n) {
     }
     size_t cap = n > JA_CHUNK / 2 ? n : JA_CHUNK;
     size_t want = sizeof(nk_jchunk) + cap;
+    a->oom = false;
     if (want < cap || a->total + want > a->limit) return NULL;
     nk_jchunk *c = nk_malloc(want);
-    if (!c) return NULL;
+    if (!c) {
+        a->oom = true;
+        return NULL;
+    }
     a->total += want;
     c->cap = cap;
     c->used = n;
@@ -71,7 +75,8 @@ nook_status nk_jfail(nk_jctx *c, nook_status code, int line, const char *fmt, ..
 
 void *nk_jalloc(nk_jctx *c, size_t n) {
     void *p = nk_ja_alloc(&c->arena, n);
-    if (!p) nk_jfail(c, NOOK_ERANGE, 0, "template memory limit (%zu bytes) exceeded", c->arena.limit);
+    if (!p && c->arena.oom) nk_jfail(c, NOOK_ENOMEM, 0, "out of memory");
+    else if (!p) nk_jfail(c, NOOK_ERANGE, 0, "template memory limit (%zu bytes) exceeded", c->arena.limit);
     return p;
 }
 

@@ -64,6 +64,7 @@ typedef struct nk_arch nk_arch;
 
 struct nook_model {
     nk_map map;
+    char *path;                /* as given to nook_model_load, for messages */
     gguf_file *gguf;
     nk_vocab *vocab;
     const nk_arch *arch;

@@ -205,6 +205,10 @@ static void begin(nook_session *s) {
 
 static nook_status finish(nook_session *s, nook_status st, nook_error *err) {
     nk_pool_release(s->pool);
+    /* a weights file truncated during the pass was read as zeros (src/base/mapguard.c):
+     * fail rather than return garbage; the model stays failed (nook_model_check), so
+     * the cache entries just written are never used */
+    if (st == NOOK_OK && (st = nook_model_check(s->m, err)) != NOOK_OK) return st;
     if (st == NOOK_OK && s->embeddings && s->pooling == NOOK_POOLING_MEAN) {
         const int n_embd = s->m->hp.n_embd;
         for (int q = 0; q < s->n_seq; q++) {
@@ -236,6 +240,9 @@ nook_status nook_session_decode(nook_session *s, const nook_token *tokens, int n
         return nk_fail(err, NOOK_ERANGE, "context full: n_past %d + %d new tokens exceeds n_ctx %d",
                        s->seq_len[0], n, s->n_ctx);
 
+    /* the weights' file must still be the one mapped: a truncated one would fault */
+    nook_status cst = nook_model_check(s->m, err);
+    if (cst) return cst;
     begin(s);
     s->single = true;
     nook_status st = NOOK_OK;
@@ -318,6 +325,7 @@ nook_status nook_session_decode_batch(nook_session *s, const nook_batch *b, nook
     nook_status st = reserve_out(s, n_out, n, err);
     if (st) return st;
     if (n == 0) return NOOK_OK;
+    if ((st = nook_model_check(s->m, err)) != NOOK_OK) return st;   /* as nook_session_decode */
 
     begin(s);
     s->single = false;

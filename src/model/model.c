@@ -178,12 +178,14 @@ void nook_model_free(nook_model *m) {
     nk_free(m->chat_template);
     nk_free(m->layers);
     nk_free(m->names);
+    nk_free(m->path);
     nk_free(m);
 }
 
 static nook_status load(nook_model *m, const char *path, const nook_model_params *p, nook_error *err) {
     /* vocab-only loads read a few MB of metadata: a plain map touches only those */
     nook_status st;
+    if (!(m->path = nk_strdup(path))) return nk_fail(err, NOOK_ENOMEM, "out of memory");
     if (p && p->vocab_only) st = nk_map_file(path, false, &m->map, err);
     else if (p && p->no_mmap) st = nk_load_file(path, p->n_threads, &m->map, err);
     else st = nk_map_file_huge(path, &m->map, err);
@@ -260,6 +262,11 @@ nook_status nook_model_load(const char *path, const nook_model_params *params,
 }
 
 /* ---- accessors ------------------------------------------------------------------------ */
+
+nook_status nook_model_check(const nook_model *m, nook_error *err) {
+    if (!m) return nk_fail(err, NOOK_EINVAL, "nook_model_check: model is NULL");
+    return nk_map_check(&m->map, m->path, err);
+}
 
 const char *nook_model_arch(const nook_model *m) { return m->arch_name; }
 const char *nook_model_name(const nook_model *m) { return m->name; }

@@ -602,7 +602,12 @@ nook_status nk_vocab_load(const gguf_file *f, nk_vocab **out, nook_error *err) {
     if (v->type == NK_VOCAB_BPE) {   /* newline token: the tokenization of "\n" */
         nook_token t[4];
         size_t n = 0;
-        if (nk_vocab_tokenize_impl(v, "\n", 1, false, false, t, 4, &n, NULL) == NOOK_OK && n > 0) v->nl = t[0];
+        nook_status ts = nk_vocab_tokenize_impl(v, "\n", 1, false, false, t, 4, &n, NULL);
+        if (ts == NOOK_ENOMEM) {   /* not a property of the vocabulary: a wrong newline id would be */
+            st = nk_fail(err, NOOK_ENOMEM, "tokenizer: out of memory");
+            goto fail;
+        }
+        if (ts == NOOK_OK && n > 0) v->nl = t[0];
         else v->nl = v->pad;
     }
     *out = v;
