@@ -472,7 +472,8 @@ typedef struct nook_message {
  * logged as a warning). think: -1 the template's default, 0 off, 1 on (the template's
  * enable_thinking); when the template thinks and think != 0, the answer is split into
  * thinking and content. context: tokens from an earlier answer's DONE event (Ollama's
- * `context`), put before the rendered prompt (no second BOS). */
+ * `context`), put before the rendered prompt (no second BOS); with no messages and no
+ * text, the context alone is the prompt (a caller that tokenized it already). */
 typedef struct nook_prompt {
     const nook_message *messages;
     int n_messages;
@@ -608,8 +609,10 @@ typedef struct nook_event {
  * other sequences wait for it). */
 typedef bool (*nook_event_fn)(const nook_event *ev, void *ud);
 
-/* One sequence, start to finish, on a session (blocking). Renders and tokenizes the
- * prompt, decodes it into the session's emptied cache, then samples until a stop; a full context is shifted (nook_session_shift) unless no_shift. Events go to
+/* One sequence, start to finish, on a session (blocking), in its sequence 0. Renders
+ * and tokenizes the prompt; when sequence 0 already holds a prefix of it (the previous
+ * turn of the conversation), the cache is cut to that prefix and only the rest is
+ * decoded (prompt_eval_count says how many); then samples until a stop; a full context is shifted (nook_session_shift) unless no_shift. Events go to
  * on_event. Setup errors (bad prompt, a prompt longer than the context: NOOK_ERANGE,
  * bad params: NOOK_EINVAL, grammar not available: NOOK_EUNSUPPORTED) return before any
  * event; after the first event every outcome, errors included, ends with the DONE
@@ -671,6 +674,77 @@ int  nook_gen_n_generated(const nook_gen *g);
 int  nook_gen_shift_keep(const nook_gen *g, int n_ctx);
 /* Whether a full context may be shifted for this request (not no_shift, not -2). */
 bool nook_gen_may_shift(const nook_gen *g);
+
+
+/* ---- Scheduler: many requests, one batch per step ----------------------------------
+ * One loaded model serving several requests at once (the server's engine). A
+ * scheduler owns a session whose cache holds n_parallel sequences ("slots") and one
+ * worker thread. Requests are submitted from any thread into a bounded queue; each
+ * step the worker builds ONE batch from every active sequence (a chunk of each new
+ * request's prompt plus one token for each generating sequence) and decodes it with
+ * nook_session_decode_batch, so the weights are streamed once per step for all of
+ * them; each sequence's nook_gen then samples its next token and sends its events.
+ *
+ * Prefix reuse: a new request goes to the slot whose cached tokens share the longest
+ * prefix with its prompt (nook_session_prefix_match; a busy slot's prefix is copied
+ * into a free one), and only the rest is decoded: the next turn of a conversation
+ * decodes the new messages only. A finished request's tokens stay cached in its slot
+ * until another request needs the slot. A full context is shifted as nook_generate
+ * does (keep num_keep, drop half of the rest, decode the kept tail again), per slot.
+ *
+ * Events go to the request's callback on the worker thread (see nook_event_fn: keep it
+ * short, it holds up the other sequences); DONE is always the last event, and after it
+ * the request's ud is no longer used. */
+typedef struct nook_sched nook_sched;
+
+typedef struct nook_sched_params {
+    int n_parallel;       /* sequences decoded together (slots)                   [4] */
+    int n_ctx;            /* context of EACH sequence (0: min(n_ctx_train, 4096))     */
+    int n_batch;          /* tokens per step: prompt chunks + one per generating
+                             sequence                                            [512] */
+    int n_threads;        /* threads of the process pool a step uses (0: all)        */
+    int max_queue;        /* requests waiting for a free slot; more is NOOK_EBUSY [64] */
+    nook_kv_type kv_type;
+    bool plain_attn;
+} nook_sched_params;
+
+nook_sched_params nook_sched_default_params(void);
+
+/* Create the session (all memory up front) and start the worker. The model must
+ * outlive the scheduler. Errors as nook_session_new. */
+nook_status nook_sched_new(const nook_model *m, const nook_sched_params *p, nook_sched **out,
+                           nook_error *err);
+
+/* Stop: every queued and active request ends (DONE, "cancelled"), the worker is
+ * joined, memory freed. Not to be called from an event callback. */
+void nook_sched_free(nook_sched *s);
+
+/* Queue a request; any thread. The prompt is rendered and tokenized here, in the
+ * caller's thread (nook_prompt: messages, text, or tokens only: no text and no
+ * messages, the tokens in context), and copied: prompt and params need not outlive the
+ * call. *id (may be NULL) names the request for nook_sched_cancel. Errors, returned
+ * before any event: NOOK_EBUSY (the queue holds max_queue requests: HTTP 503),
+ * NOOK_ERANGE (the prompt is longer than a sequence's context), NOOK_EINVAL (bad
+ * prompt or params), NOOK_EUNSUPPORTED (grammar unavailable), NOOK_ENOMEM. */
+nook_status nook_sched_submit(nook_sched *s, const nook_prompt *prompt, const nook_gen_params *p,
+                              nook_event_fn on_event, void *ud, uint64_t *id, nook_error *err);
+
+/* Cancel a request at once, any thread (a client went away): a queued one never
+ * starts, an active one stops at its next step, and a prefill in progress is aborted
+ * inside the decode (nook_session_set_abort) when it is the only work in the batch.
+ * Its DONE event ("cancelled") follows on the worker thread. Returns false when no
+ * request with that id is queued or active (already done). */
+bool nook_sched_cancel(nook_sched *s, uint64_t id);
+
+/* A snapshot for /api/ps-like reports and tests. */
+typedef struct nook_sched_stats {
+    int n_active, n_queued;     /* requests in slots / waiting                   */
+    uint64_t n_steps;           /* batches decoded                                */
+    uint64_t n_decoded;         /* tokens decoded (prompt and generated)          */
+    uint64_t n_reused;          /* prompt tokens taken from the cache instead     */
+    uint64_t n_shared_steps;    /* batches that held more than one sequence       */
+} nook_sched_stats;
+void nook_sched_stats_get(nook_sched *s, nook_sched_stats *out);
 
 #ifdef __cplusplus
 }

@@ -13,6 +13,7 @@
  * between Ollama's "Thinking..." / "...done thinking." lines and the answer to stdout.
  */
 #include "cli/cli.h"
+#include "cli/cli_store.h"
 
 #include <jansson.h>
 #include <stdint.h>
@@ -193,7 +194,27 @@ static void print_metrics(double total_ms, double load_ms, int p_count, double p
 
 /* ---- the verb ------------------------------------------------------------------------- */
 
+/* A Modelfile's PARAMETERs (the store's params layer) as defaults under the command
+ * line's options (Ollama's precedence: defaults < Modelfile < request). */
+static void apply_params(const json_t *p) {
+    json_t *v;
+    if ((v = json_object_get(p, "temperature")) && json_is_number(v)) o.temperature = (float)json_number_value(v);
+    if ((v = json_object_get(p, "top_p")) && json_is_number(v)) o.top_p = (float)json_number_value(v);
+    if ((v = json_object_get(p, "min_p")) && json_is_number(v)) o.min_p = (float)json_number_value(v);
+    if ((v = json_object_get(p, "repeat_penalty")) && json_is_number(v)) o.repeat_penalty = (float)json_number_value(v);
+    if ((v = json_object_get(p, "top_k")) && json_is_integer(v)) o.top_k = (int)json_integer_value(v);
+    if ((v = json_object_get(p, "repeat_last_n")) && json_is_integer(v)) o.repeat_last_n = (int)json_integer_value(v);
+    if ((v = json_object_get(p, "num_predict")) && json_is_integer(v)) o.num_predict = (int)json_integer_value(v);
+    if ((v = json_object_get(p, "num_ctx")) && json_is_integer(v)) o.ctx = (int)json_integer_value(v);
+    if ((v = json_object_get(p, "num_keep")) && json_is_integer(v)) o.keep = (int)json_integer_value(v);
+    if ((v = json_object_get(p, "seed")) && json_is_integer(v)) o.seed = json_integer_value(v);
+}
+
 int cli_run(int argc, char **argv) {
+    char *argv_copy[256];   /* the arguments as given, for a second parse over a Modelfile's defaults */
+    if (argc >= (int)NK_ARRAY_LEN(argv_copy)) return cli_fail(CLI_EUSAGE, "run: too many arguments");
+    memcpy(argv_copy, argv, (size_t)argc * sizeof *argv);
+    argv_copy[argc] = NULL;
     nook_sampler_params dp = nook_sampler_default_params();
     o = (run_opts){
         .num_predict = -1, .temperature = dp.temperature, .top_p = dp.top_p, .min_p = dp.min_p,
@@ -201,6 +222,8 @@ int cli_run(int argc, char **argv) {
         .threads = 0, .ctx = 0, .top_logprobs = 0, .seed = -1, .think = -1, .keep = 4, .format = "text", .kv_type = "f16",
     };
     int npos;
+    run_opts defaults = o;
+    nk_model_ref ref = { 0 };
     int rc = cli_parse(&k_info, argc, argv, &npos);
     if (rc) return rc;
     if (npos < 1) return cli_fail(CLI_EUSAGE, "run: missing MODEL (usage: nook run MODEL [PROMPT...])");
@@ -215,6 +238,16 @@ int cli_run(int argc, char **argv) {
         return cli_fail(CLI_EUSAGE, "run: --top-logprobs needs --format jsonl");
     cli_install_log(o.verbose);
 
+    /* MODEL: a path, or a name in the store (pulled first when missing, as Ollama) */
+    rc = cli_resolve_model(argv[0], true, &ref);
+    if (rc) return rc;
+    if (ref.params) {
+        o = defaults;
+        apply_params(ref.params);
+        cli_parse(&k_info, argc, argv_copy, &npos);   /* the command line wins */
+        argv = argv_copy;
+    }
+
     /* the prompt: arguments, else stdin */
     size_t plen = 0;
     char *prompt;
@@ -224,19 +257,21 @@ int cli_run(int argc, char **argv) {
         fflush(stderr);
         prompt = cli_read_stream(stdin, true, &plen);
     } else prompt = cli_read_stream(stdin, false, &plen);
-    if (!prompt) return cli_fail(CLI_EFAIL, "run: cannot read the prompt");
+    if (!prompt) { nk_model_ref_free(&ref); return cli_fail(CLI_EFAIL, "run: cannot read the prompt"); }
     if (strlen(prompt) != plen) {
         nk_free(prompt);
+        nk_model_ref_free(&ref);
         return cli_fail(CLI_EFAIL, "run: the prompt contains a NUL byte");
     }
 
     nook_model *m = NULL;
     nook_session *s = NULL;
-    char *rendered = NULL;
+    char *rendered = NULL, *msgs_json = NULL;
+    const char **stops = NULL;
     nook_error err = { 0 };
 
     double t_load0 = nk_time_ms();
-    m = cli_load_model(argv[0], o.threads, o.no_mmap);
+    m = cli_load_model(ref.path, o.threads, o.no_mmap);
     if (!m) { rc = CLI_EFAIL; goto done; }
     double load_ms = nk_time_ms() - t_load0;
 
@@ -245,6 +280,18 @@ int cli_run(int argc, char **argv) {
     pr.text = prompt;
     pr.raw = o.raw;
     pr.think = o.think;
+    /* the store's Modelfile settings: SYSTEM, TEMPLATE (translated to Jinja), MESSAGE history */
+    pr.system = ref.system;
+    pr.template_src = ref.template_jinja;
+    if (ref.messages && !o.raw && (ref.template_jinja || nook_model_chat_template(m))) {
+        json_t *all = json_deep_copy(ref.messages);
+        if (all && ref.system) json_array_insert_new(all, 0, json_pack("{s:s, s:s}", "role", "system", "content", ref.system));
+        if (all) json_array_append_new(all, json_pack("{s:s, s:s}", "role", "user", "content", prompt));
+        msgs_json = all ? json_dumps(all, JSON_COMPACT) : NULL;
+        json_decref(all);
+        if (!msgs_json) { rc = cli_fail(CLI_EFAIL, "out of memory"); goto done; }
+        pr.messages_json = msgs_json;
+    }
     if (o.show_prompt) {
         size_t rl = 0;
         if (nook_prompt_render(m, &pr, &rendered, &rl, &err) != NOOK_OK) {
@@ -283,6 +330,15 @@ int cli_run(int argc, char **argv) {
     gp.logprobs = jsonl;
     gp.top_logprobs = o.top_logprobs;
     gp.load_ns = (int64_t)(load_ms * 1e6);
+    json_t *jstop = ref.params ? json_object_get(ref.params, "stop") : NULL;
+    if (json_array_size(jstop)) {
+        stops = nk_calloc(json_array_size(jstop), sizeof *stops);
+        if (!stops) { rc = cli_fail(CLI_EFAIL, "out of memory"); goto done; }
+        for (size_t i = 0; i < json_array_size(jstop); i++)
+            if (json_string_value(json_array_get(jstop, i)) && *json_string_value(json_array_get(jstop, i)))
+                stops[gp.n_stop++] = json_string_value(json_array_get(jstop, i));
+        gp.stop = stops;
+    }
 
     run_out r = { .jsonl = jsonl, .hide = o.hide_thinking, .ends_newline = true };
     signal(SIGINT, on_sigint);
@@ -311,6 +367,9 @@ int cli_run(int argc, char **argv) {
     if (g_interrupted) rc = 130;
 
 done:
+    free(msgs_json);
+    nk_free(stops);
+    nk_model_ref_free(&ref);
     nk_free(rendered);
     nk_free(prompt);
     if (s) nook_session_free(s);

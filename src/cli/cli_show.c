@@ -4,6 +4,7 @@
  * describes files nook cannot run. --verbose lists every key and every tensor.
  */
 #include "cli/cli.h"
+#include "cli/cli_store.h"
 #include "gguf/gguf.h"
 #include "tensor/types.h"
 
@@ -158,21 +159,64 @@ static void show_template(const gguf_file *f) {
     if (total > lines) printf("    ... (%llu more lines)\n", (unsigned long long)(total - lines));
 }
 
-static bool o_verbose;
+static bool o_verbose, o_modelfile, o_template, o_system, o_parameters, o_license;
 
 static const cli_opt k_opts[] = {
     { "verbose", 'v', OPT_FLAG, &o_verbose, 0, 0, NULL,
       "also list every metadata key and the tensor table" },
+    { "modelfile", 0, OPT_FLAG, &o_modelfile, 0, 0, NULL, "print the model's Modelfile (store names)" },
+    { "template", 0, OPT_FLAG, &o_template, 0, 0, NULL, "print the TEMPLATE (else the GGUF's chat template)" },
+    { "system", 0, OPT_FLAG, &o_system, 0, 0, NULL, "print the SYSTEM prompt" },
+    { "parameters", 0, OPT_FLAG, &o_parameters, 0, 0, NULL, "print the PARAMETERs" },
+    { "license", 0, OPT_FLAG, &o_license, 0, 0, NULL, "print the LICENSE" },
 };
+
+/* The store's views of a model (--modelfile, --template, ...). */
+static int show_settings(const nk_model_ref *ref) {
+    if (o_modelfile) {
+        char *mf = nk_modelfile_render(ref);
+        if (!mf) return cli_fail(CLI_EFAIL, "out of memory");
+        fputs(mf, stdout);
+        nk_free(mf);
+    }
+    if (o_template) {
+        if (ref->template_go) printf("%s\n", ref->template_go);
+        else {
+            nook_model *m = cli_load_model_ex(ref->path, 0, false, true);
+            if (!m) return CLI_EFAIL;
+            const char *t = nook_model_chat_template(m);
+            if (t) printf("%s\n", t);
+            nook_model_free(m);
+        }
+    }
+    if (o_system && ref->system) printf("%s\n", ref->system);
+    if (o_license && ref->license) printf("%s\n", ref->license);
+    if (o_parameters && ref->params) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(ref->params, k, v) {
+            size_t n = json_is_array(v) ? json_array_size(v) : 1;
+            for (size_t i = 0; i < n; i++) {
+                json_t *x = json_is_array(v) ? json_array_get(v, i) : v;
+                char *t = json_dumps(x, JSON_ENCODE_ANY);
+                if (t) printf("%-30s %s\n", k, t);
+                free(t);
+            }
+        }
+    }
+    return fflush(stdout) == 0 ? CLI_OK : cli_fail(CLI_EFAIL, "show: writing to stdout failed");
+}
 static const cli_verb_info k_info = {
     "show", "MODEL [--verbose]",
-    "Show what a GGUF model file holds: architecture, size, quantization, tokenizer, template.",
+    "Show what a model holds: architecture, size, quantization, tokenizer, template. MODEL is a\n"
+    "name in the store or a GGUF path; --modelfile, --template, --system, --parameters, --license\n"
+    "print the model's settings as Ollama's show does.",
     k_opts, (int)NK_ARRAY_LEN(k_opts),
 };
 
 int cli_show(int argc, char **argv) {
     int npos;
-    o_verbose = false;
+    o_verbose = o_modelfile = o_template = o_system = o_parameters = o_license = false;
     int rc = cli_parse(&k_info, argc, argv, &npos);
     if (rc) return rc;
     if (npos != 1) {
@@ -180,7 +224,15 @@ int cli_show(int argc, char **argv) {
                         npos ? "too many arguments" : "missing MODEL");
     }
     cli_install_log(o_verbose);
-    const char *path = argv[0];
+    nk_model_ref ref;
+    if (cli_resolve_model(argv[0], false, &ref) != CLI_OK) return CLI_EFAIL;
+    if (o_modelfile || o_template || o_system || o_parameters || o_license) {
+        rc = show_settings(&ref);
+        nk_model_ref_free(&ref);
+        return rc;
+    }
+    nk_model_ref_free(&ref);
+    const char *path = ref.path;
 
     nk_map map;
     nook_error err = { 0 };

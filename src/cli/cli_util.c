@@ -3,6 +3,7 @@
  * tokenization helpers and Go-style durations for the nook command.
  */
 #include "cli/cli.h"
+#include "cli/cli_store.h"
 
 #include <errno.h>
 #include <math.h>
@@ -211,6 +212,9 @@ nook_model *cli_load_model_ex(const char *path, int n_threads, bool no_mmap, boo
     mp.no_mmap = no_mmap;
     nook_model *m = NULL;
     nook_error err = { 0 };
+    char resolved[4096];   /* a model name resolves through the store (cli_store.c) */
+    if (cli_model_path(path, resolved, sizeof resolved) != CLI_OK) return NULL;
+    path = resolved;
     nook_status st = nook_model_load(path, &mp, &m, &err);
     if (st != NOOK_OK) {
         /* the engine's messages usually name the file; make sure they always do */

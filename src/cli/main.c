@@ -3,6 +3,7 @@
  * cli_show.c, cli_tokenize.c), --version and help. See docs/cli.md.
  */
 #include "cli/cli.h"
+#include "cli/cli_store.h"
 
 #include <string.h>
 
@@ -21,6 +22,12 @@ static const verb k_verbs[] = {
     { "import-tokenizer", cli_import_tokenizer_cmd, "Convert a Hugging Face tokenizer into a vocab-only GGUF" },
     { "embed",      cli_embed,          "Print embeddings of texts as JSON, as Ollama's /api/embed" },
     { "bench",      cli_bench,          "Measure prompt (pp) and generation (tg) speed, llama-bench style" },
+    { "pull",       cli_pull,           "Pull a model from a registry or Hugging Face into the store" },
+    { "list",       cli_list,           "List the models in the store" },
+    { "ls",         cli_list,           "List the models in the store (alias of list)" },
+    { "rm",         cli_rm,             "Remove models from the store" },
+    { "cp",         cli_cp,             "Copy a model under another name" },
+    { "create",     cli_create,         "Create a model from a Modelfile" },
     { "serve",      cli_serve,          "Serve Ollama's HTTP API and the OpenAI API (NOOK_HOST, default 127.0.0.1:11434)" },
 };
 
@@ -33,7 +40,7 @@ static void usage(FILE *out) {
     fprintf(out, "  %-17s %s\n", "help", "Show help for nook or for a command");
     fprintf(out,
             "\nFlags:\n  -h, --help      show this help\n  -v, --version   show the version\n\n"
-            "MODEL is the path of a .gguf file. Use \"nook COMMAND --help\" for a command's options.\n");
+            "MODEL is a model name in the store (qwen3:8b, hf.co/user/repo:Q4_K_M) or the path of a .gguf file. Use \"nook COMMAND --help\" for a command's options.\n");
 }
 
 static const verb *find_verb(const char *name) {

@@ -11,4 +11,8 @@
  * enable_thinking. */
 bool nk_template_thinks(const char *tmpl);
 
+/* Restart the request's clock (prompt eval and total durations count from here): the
+ * scheduler calls it when a queued request gets its slot. */
+void nk_gen_restart_clock(nook_gen *g);
+
 #endif /* NK_ENGINE_H */

@@ -237,6 +237,10 @@ oom:
     return nk_fail(err, NOOK_ENOMEM, "out of memory");
 }
 
+void nk_gen_restart_clock(nook_gen *g) {
+    g->t_begin = now_ns();
+}
+
 void nook_gen_prompt_done(nook_gen *g, int n_evaluated) {
     g->t_prompt = now_ns();
     g->t.prompt_eval_count = n_evaluated;

@@ -41,14 +41,21 @@ nook_status nook_generate(nook_session *s, const nook_prompt *prompt, const nook
     if ((st = nook_gen_begin(g, p, toks, n_tok, split, on_event, ud, err)) != NOOK_OK) goto out;
     const int keep = nook_gen_shift_keep(g, n_ctx);
 
+    /* prefix reuse: keep what sequence 0 already holds of this prompt (the next turn of
+     * a conversation), but decode at least the last token, whose logits we need */
+    nook_seq best = -1;
+    int reuse = nook_session_prefix_match(s, toks, n_tok, &best);
+    if (best != 0) reuse = 0;
+    if (reuse >= n_tok) reuse = n_tok - 1;
+    nook_session_truncate(s, reuse);
+
     /* from here on every outcome ends with the DONE event */
-    nook_session_truncate(s, 0);
     nook_error derr = { 0 };
-    if ((st = nook_session_decode(s, toks, n_tok, NULL, &derr)) != NOOK_OK) {
+    if ((st = nook_session_decode(s, toks + reuse, n_tok - reuse, NULL, &derr)) != NOOK_OK) {
         nook_gen_finish(g, NOOK_DONE_ERROR, false, st, derr.msg);
         goto out_err;
     }
-    nook_gen_prompt_done(g, n_tok);
+    nook_gen_prompt_done(g, n_tok - reuse);
     nook_token tok;
     while (nook_gen_step(g, nook_session_logits(s), &tok) == NOOK_GEN_DECODE) {
         if (nook_session_n_past(s) >= n_ctx) {

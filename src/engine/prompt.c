@@ -194,6 +194,17 @@ nook_status nook_prompt_tokenize(const nook_model *m, const nook_prompt *p, nook
         if (p->context[i] < 0 || p->context[i] >= n_vocab)
             return nk_fail(err, NOOK_EINVAL, "prompt: context token %d is %d, outside the vocabulary (%d)", i,
                            p->context[i], n_vocab);
+    if (p->n_messages <= 0 && !p->messages_json && !p->text) {
+        /* tokens only: the caller's context is the whole prompt */
+        if (p->n_context == 0) return nk_fail(err, NOOK_EINVAL, "prompt: no messages, no text and no tokens");
+        nook_token *all = nk_alloc_array((size_t)p->n_context, sizeof *all);
+        if (!all) return nk_fail(err, NOOK_ENOMEM, "out of memory");
+        memcpy(all, p->context, (size_t)p->n_context * sizeof *all);
+        *out = all;
+        *n_out = p->n_context;
+        if (split_thinking) *split_thinking = nk_template_thinks(template_of(m, p)) && p->think != 0;
+        return NOOK_OK;
+    }
     char *text = NULL;
     size_t len = 0;
     nook_status st = nook_prompt_render(m, p, &text, &len, err);

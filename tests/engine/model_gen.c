@@ -171,10 +171,31 @@ int main(void) {
     CHECK_MSG(max_h < 1e-9, "entropy differs by %g", max_h);
     CHECK_EQ_INT(top_ok, N);
     CHECK_EQ_INT(r->t.eval_count, N);
-    CHECK_EQ_INT(r->t.prompt_eval_count, (int)np);
+    /* the reference loop left the prompt in the cache: only its last token is decoded */
+    CHECK_EQ_INT(r->t.prompt_eval_count, 1);
     CHECK(r->t.prompt_eval_ns > 0 && r->t.eval_ns > 0 && r->t.total_ns >= r->t.eval_ns + r->t.prompt_eval_ns);
     CHECK_EQ_INT(r->n_ctx, (int)np + N);
     CHECK(memcmp(r->ctx, pt, np * sizeof *pt) == 0 && memcmp(r->ctx + np, ref, N * sizeof *ref) == 0);
+
+    /* the next turn: the previous context plus new text decodes only the new part */
+    {
+        nook_token next[MAXT + 64];
+        int n_next = r->n_ctx;
+        memcpy(next, r->ctx, (size_t)n_next * sizeof *next);
+        next[n_next++] = ref[0];
+        nook_prompt pr = nook_prompt_default();
+        pr.context = next;
+        pr.n_context = n_next;
+        nook_gen_params p2 = greedy(3);
+        rec *r2 = calloc(1, sizeof *r2);
+        CHECK(nook_generate(s, &pr, &p2, on_ev, r2, &err) == NOOK_OK);
+        /* the cache held the prompt and all generated tokens but the last */
+        CHECK_EQ_INT(r2->t.prompt_eval_count, 2);
+        nook_session_truncate(s, 0);
+        CHECK(nook_generate(s, &pr, &p2, on_ev, r2, &err) == NOOK_OK);
+        CHECK_EQ_INT(r2->t.prompt_eval_count, n_next);
+        free(r2);
+    }
 
     /* a stop string across a token boundary: the end of one piece + the start of the next */
     size_t off = 0, cut = 0;
