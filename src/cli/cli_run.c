@@ -322,7 +322,7 @@ int cli_run(int argc, char **argv) {
     gp.sampler.min_p = o.min_p;
     gp.sampler.repeat_penalty = o.repeat_penalty;
     gp.sampler.repeat_last_n = o.repeat_last_n;   /* -1: the context */
-    /* the API's seed 0 means "random"; the command line's 0 is a fixed seed like any other */
+    /* -1 (the default) picks a seed from the clock; 0 is a fixed seed like any other */
     gp.sampler.seed = o.seed < 0 ? NOOK_SEED_RANDOM : (uint64_t)o.seed;
     gp.num_predict = o.num_predict;
     gp.num_keep = o.keep;
