@@ -2,16 +2,23 @@
 #   make          build into ./build (RelWithDebInfo)
 #   make test     build, then run every test (fast and model) with ctest
 #   make asan     build and test under AddressSanitizer + UBSan in ./build-asan
+#   make install  install into PREFIX (default /usr/local; DESTDIR honoured): cmake/install.cmake
+#   make deb      build the Debian package nook_VERSION_ARCH.deb (packaging/deb/build.sh)
+#   make fuzz     build the libFuzzer targets (clang) in ./build-fuzz
+#   make fuzz-long  run each fuzz target for FUZZ_TIME seconds (default 600) and report
+#                 executions, coverage and crashes per target (tests/fuzz/run.sh)
 BUILD ?= build
 JOBS ?= $(shell nproc)
 WERROR ?= 0
+FUZZ_TIME ?= 600
+PREFIX ?= /usr/local
 CMAKE_FLAGS ?=
 
 ifeq ($(WERROR),1)
 CMAKE_FLAGS += -DNOOK_WERROR=ON
 endif
 
-.PHONY: all test asan clean
+.PHONY: all test asan install deb fuzz fuzz-long clean
 all:
 	cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(BUILD) -j$(JOBS)
@@ -21,6 +28,19 @@ test: all
 
 asan:
 	$(MAKE) test BUILD=build-asan CMAKE_FLAGS="-DCMAKE_BUILD_TYPE=Debug -DNOOK_SANITIZE=ON"
+
+install: all
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+deb: all
+	packaging/deb/build.sh $(BUILD) .
+
+fuzz:
+	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DNOOK_FUZZ=ON $(CMAKE_FLAGS) >/dev/null
+	cmake --build build-fuzz -j$(JOBS)
+
+fuzz-long: fuzz
+	tests/fuzz/run.sh build-fuzz $(FUZZ_TIME)
 
 clean:
 	rm -rf build build-asan build-fuzz

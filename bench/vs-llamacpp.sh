@@ -7,7 +7,7 @@
 # and the ratios' min, median and max are printed, with both runtimes' figures.
 #
 # Environment: NOOK (the nook binary, default build/nook), THREADS (2), PP (512),
-# TG (64), REPS (rounds, 3), INNER (repetitions inside each bench call, 3),
+# TG (64), DEPTH (tokens already in the cache, llama-bench's -d; 0), REPS (rounds, 3), INNER (repetitions inside each bench call, 3),
 # LLAMACPP_REF (required: the node-llama-cpp install, see ../shared/tools/ref/README.md), REF_TOOL (default ../shared/tools/ref/llamacpp.mjs
 # relative to the repository root). Output: a table on stdout; raw JSON lines in
 # $OUT_JSONL when set. Needs node (it parses the JSON).
@@ -17,6 +17,7 @@ NOOK=${NOOK:-$ROOT/build/nook}
 THREADS=${THREADS:-2}
 PP=${PP:-512}
 TG=${TG:-64}
+DEPTH=${DEPTH:-0}
 REPS=${REPS:-3}
 INNER=${INNER:-3}
 export LLAMACPP_REF=${LLAMACPP_REF:?set LLAMACPP_REF to the node-llama-cpp install (../shared/tools/ref/README.md)}
@@ -31,13 +32,14 @@ stats() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{m=(NR%2)?a[(NR+1)/2
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+if [ "$DEPTH" -gt 0 ]; then echo "depth $DEPTH: every figure measured with $DEPTH tokens already in the cache"; fi
 printf '%-28s %-4s %-26s %-26s %s\n' model test "nook t/s (min med max)" "llama.cpp t/s (min med max)" "ratio (min med max)"
 for model in "$@"; do
     name=$(basename "$model")
     np=(); nt=(); lp=(); lt=(); rp=(); rt=()
     for r in $(seq 1 "$REPS"); do
-        "$NOOK" bench "$model" -p "$PP" -n "$TG" -t "$THREADS" -r "$INNER" --json > "$tmp/n.json"
-        node "$REF_TOOL" bench -m "$model" --threads "$THREADS" --pp "$PP" --tg "$TG" --reps "$INNER" --json \
+        "$NOOK" bench "$model" -p "$PP" -n "$TG" -d "$DEPTH" -t "$THREADS" -r "$INNER" --json > "$tmp/n.json"
+        node "$REF_TOOL" bench -m "$model" --threads "$THREADS" --pp "$PP" --tg "$TG" --depth "$DEPTH" --reps "$INNER" --json \
             > "$tmp/l.json" 2> "$tmp/l.err" || { cat "$tmp/l.err" >&2; exit 1; }
         if [ -n "${OUT_JSONL:-}" ]; then cat "$tmp/n.json" >> "$OUT_JSONL"; tail -n1 "$tmp/l.json" >> "$OUT_JSONL"; fi
         a=$(field "$tmp/n.json" pp_tps); b=$(field "$tmp/n.json" tg_tps)

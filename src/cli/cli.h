@@ -99,11 +99,38 @@ int cli_prompt_tokens(const nook_model *m, const char *text, size_t len, bool pa
  * add_space_prefix): then detokenizing the tokens of "a" gives " a". */
 bool cli_adds_space_prefix(const nook_model *m);
 
+/* Warnings (cli_hints.c), one stderr line each: --threads above the cores, --ctx above the
+ * model's trained context. */
+void cli_warn_threads(int threads);
+void cli_warn_ctx(const nook_model *m, int ctx);
+/* Whether two descriptors are the same open file (stdout and stderr into one pipe). */
+bool cli_same_file(int fd_a, int fd_b);
+/* A model file could not be opened: when path does not exist, a message that says what
+ * nook accepts instead (a .gguf path or a model name); otherwise msg. Returns CLI_EFAIL. */
+int cli_fail_open(const char *path, const char *msg);
+
 /* ---- formatting ----------------------------------------------------------------------- */
 
 /* A duration the way Go prints time.Duration (Ollama's --verbose): "1.234567s",
  * "12.5ms", "830µs", "2m3.5s". */
 void cli_fmt_duration(char *buf, size_t cap, double ms);
+
+/* ---- the interactive session (cli_chat.c) -------------------------------------------------- */
+
+/* What `nook run MODEL` on a terminal starts the conversation with: the run options
+ * already turned into library parameters. */
+typedef struct cli_chat_cfg {
+    const char *model;           /* the GGUF path (a store name already resolved) */
+    const char *system;          /* the model's SYSTEM (Modelfile), or NULL       */
+    const char *template_src;    /* the model's TEMPLATE as Jinja, or NULL        */
+    nook_gen_params gp;
+    nook_session_params sp;
+    int  think;                  /* -1 template default, 0 off, 1 on             */
+    int  threads;
+    bool verbose, no_mmap;
+} cli_chat_cfg;
+/* Runs the conversation until /bye or Ctrl-D; returns an exit code. */
+int cli_chat(const cli_chat_cfg *cfg);
 
 /* ---- verbs ------------------------------------------------------------------------------ */
 int cli_run(int argc, char **argv);

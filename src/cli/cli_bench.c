@@ -7,6 +7,11 @@
  *   tgN  N single-token decodes from an empty cache, the first fed BOS, each followed
  *        by a greedy pick over the logits (sampling is part of generation's cost)
  *
+ *   -d D1,D2,...: llama-bench's -d: each figure measured with D tokens already in the
+ *        cache (BOS and pseudo-random tokens decoded untimed once per depth; before
+ *        each timed run the cache is cut back to D). The context holds D + pp + tg.
+ *        One line (one JSON object with --json, with a "depth" key) per depth.
+ *
  *   --parallel P1,P2,...: for each level P, P sequences decoded together: each step
  *        is one batch of P tokens (one per sequence, each followed by its greedy
  *        pick), tgN steps from BOS; tg_tps is the summed rate (P * N tokens over the
@@ -16,7 +21,7 @@
  * One untimed warm-up of each first (it also pages in the mapped weights), then -r
  * repetitions; medians are reported. load_ms is nook_model_load (warm page cache
  * assumed); ttft_ms is time to first token for a cold start: load + session + a
- * 10-token prompt + the first greedy pick.
+ * 10-token prompt + the first greedy pick (measured once, with the first depth).
  */
 #include "cli/cli.h"
 
@@ -29,6 +34,7 @@ typedef struct bench_opts {
     bool json, no_mmap;
     const char *kv_type;
     const char *parallel;
+    const char *depths;
 } bench_opts;
 
 static bench_opts o;
@@ -43,6 +49,7 @@ static const cli_opt k_opts[] = {
     { "no-mmap", 0,   OPT_FLAG, &o.no_mmap, 0, 0, NULL, "copy the model into private memory instead of mapping it" },
     { "kv-cache-type", 0, OPT_STR, &o.kv_type, 0, 0, "T", "KV cache type: f16, q8_0 or f32 [f16]" },
     { "parallel", 0, OPT_STR, &o.parallel, 0, 0, "LIST", "sequences decoded together, e.g. 1,2,4,8 (tg only)" },
+    { "depth",   'd', OPT_STR, &o.depths, 0, 0, "LIST", "tokens already in the cache, e.g. 0,4096,16384 [0]" },
 };
 
 static const cli_verb_info k_info = {
@@ -84,19 +91,20 @@ static int fail_decode(const nook_error *err) {
     return cli_fail(CLI_EFAIL, "decode failed: %s", err->msg);
 }
 
-/* ms for one prompt batch of o.pp tokens into an empty cache; < 0 on error */
-static double run_pp(nook_session *s, nook_token *toks, int n_vocab, nook_error *err) {
+/* ms for one prompt batch of o.pp tokens into a cache holding depth tokens; < 0 on error */
+static double run_pp(nook_session *s, int depth, nook_token *toks, int n_vocab, nook_error *err) {
     for (int i = 0; i < o.pp; i++) toks[i] = rand_token(n_vocab);
-    nook_session_truncate(s, 0);
+    nook_session_truncate(s, depth);
     const double t0 = now_ms();
     if (nook_session_decode(s, toks, o.pp, NULL, err) != NOOK_OK) return -1;
     return now_ms() - t0;
 }
 
-/* ms for o.tg greedy single-token decodes from an empty cache; < 0 on error */
-static double run_tg(nook_session *s, nook_token bos, int n_vocab, nook_error *err) {
-    nook_session_truncate(s, 0);
-    nook_token t = bos;
+/* ms for o.tg greedy single-token decodes after depth cached tokens (from BOS in an
+ * empty cache, from a random token after a filled one); < 0 on error */
+static double run_tg(nook_session *s, int depth, nook_token bos, int n_vocab, nook_error *err) {
+    nook_session_truncate(s, depth);
+    nook_token t = depth > 0 ? rand_token(n_vocab) : bos;
     const double t0 = now_ms();
     for (int i = 0; i < o.tg; i++) {
         if (nook_session_decode(s, &t, 1, NULL, err) != NOOK_OK) return -1;
@@ -183,43 +191,26 @@ static int bench_parallel(const char *path, nook_model *m, const nook_session_pa
     return CLI_OK;
 }
 
-int cli_bench(int argc, char **argv) {
-    o = (bench_opts){ .pp = 512, .tg = 128, .reps = 3, .kv_type = "f16" };
-    int n_pos = 0;
-    int rc = cli_parse(&k_info, argc, argv, &n_pos);
-    if (rc != CLI_OK) return rc;
-    if (n_pos != 1) return cli_fail(CLI_EUSAGE, "bench takes one MODEL (see 'nook bench --help')");
-    const char *path = argv[0];
-
-    /* cold start: load, session, a 10-token prompt, the first pick */
-    const double t_load = now_ms();
-    nook_model *m = cli_load_model(path, o.threads, o.no_mmap);
-    if (!m) return CLI_EFAIL;
-    const double load_ms = now_ms() - t_load;
+/* One depth: a session sized for depth + pp + tg, the cache filled once (untimed),
+ * then the warm-up and the timed repetitions; prints the line or JSON object. The cold
+ * start figure (ttft_ms: load + session + a 10-token prompt + the first pick) is
+ * measured with the first depth's session. */
+static int bench_depth(const char *path, nook_model *m, const nook_session_params *base, int depth,
+                       double load_ms, double t_load, double *ttft) {
     const int n_vocab = nook_model_n_vocab(m);
-    nook_session_params sp = nook_session_default_params();
-    sp.n_threads = o.threads;
-    if (cli_kv_type("bench", o.kv_type, &sp.kv_type) != CLI_OK) {
-        nook_model_free(m);
-        return CLI_EUSAGE;
-    }
-    if (o.parallel) {
-        rc = bench_parallel(path, m, &sp);   /* --reps is at most 1000: ms[] fits */
-        nook_model_free(m);
-        return rc;
-    }
-    sp.n_ctx = o.ctx ? o.ctx : NK_MAX(1024, o.pp + o.tg + 16);
+    nook_session_params sp = *base;
+    sp.n_ctx = o.ctx ? o.ctx : NK_MAX(1024, depth + o.pp + o.tg + 16);
     sp.n_batch = NK_MAX(o.pp, 16);
-    if (sp.n_ctx < o.pp + o.tg || sp.n_ctx < 16) {
-        nook_model_free(m);
-        return cli_fail(CLI_EUSAGE, "--ctx %d is smaller than the %d tokens the runs need", sp.n_ctx, NK_MAX(o.pp + o.tg, 16));
-    }
+    if (sp.n_ctx < depth + NK_MAX(o.pp + o.tg, 16))
+        return cli_fail(CLI_EUSAGE, "--ctx %d is smaller than the %d tokens the runs need", sp.n_ctx,
+                        depth + NK_MAX(o.pp + o.tg, 16));
     nook_session *s = NULL;
     nook_error err = { 0 };
-    nook_token *toks = nk_alloc_array((size_t)NK_MAX(o.pp, 10), sizeof *toks);
+    int rc = CLI_EFAIL;
+    const size_t n_toks = (size_t)NK_MAX(NK_MAX(o.pp, 10), depth);
+    nook_token *toks = nk_alloc_array(n_toks, sizeof *toks);
     double *pp_ms = nk_alloc_array((size_t)o.reps, sizeof *pp_ms);
     double *tg_ms = nk_alloc_array((size_t)o.reps, sizeof *tg_ms);
-    rc = CLI_EFAIL;
     if (!toks || !pp_ms || !tg_ms) {
         cli_fail(CLI_EFAIL, "out of memory");
         goto done;
@@ -239,22 +230,34 @@ int cli_bench(int argc, char **argv) {
     }
     volatile nook_token first = argmax(nook_session_logits(s), n_vocab);
     (void)first;
-    const double ttft_ms = now_ms() - t_load;
+    if (*ttft < 0) *ttft = now_ms() - t_load;
+    const double ttft_ms = *ttft;
+
+    /* the depth: BOS and random tokens, decoded once; each run cuts the cache back to it */
+    if (depth > 0) {
+        nook_session_truncate(s, 0);
+        toks[0] = bos;
+        for (int i = 1; i < depth; i++) toks[i] = rand_token(n_vocab);
+        if (nook_session_decode(s, toks, depth, NULL, &err) != NOOK_OK) {
+            fail_decode(&err);
+            goto done;
+        }
+    }
 
     /* warm-up, then the timed repetitions */
-    if ((o.pp && run_pp(s, toks, n_vocab, &err) < 0) || (o.tg && run_tg(s, bos, n_vocab, &err) < 0)) {
+    if ((o.pp && run_pp(s, depth, toks, n_vocab, &err) < 0) || (o.tg && run_tg(s, depth, bos, n_vocab, &err) < 0)) {
         fail_decode(&err);
         goto done;
     }
     for (int r = 0; r < o.reps; r++) {
-        pp_ms[r] = o.pp ? run_pp(s, toks, n_vocab, &err) : 0;
-        tg_ms[r] = o.tg ? run_tg(s, bos, n_vocab, &err) : 0;
+        pp_ms[r] = o.pp ? run_pp(s, depth, toks, n_vocab, &err) : 0;
+        tg_ms[r] = o.tg ? run_tg(s, depth, bos, n_vocab, &err) : 0;
         if (pp_ms[r] < 0 || tg_ms[r] < 0) {
             fail_decode(&err);
             goto done;
         }
         if (!o.json)
-            fprintf(stderr, "rep %d/%d: pp%d %.2f t/s, tg%d %.2f t/s\n", r + 1, o.reps, o.pp,
+            fprintf(stderr, "depth %d rep %d/%d: pp%d %.2f t/s, tg%d %.2f t/s\n", depth, r + 1, o.reps, o.pp,
                     o.pp ? o.pp * 1e3 / pp_ms[r] : 0.0, o.tg, o.tg ? o.tg * 1e3 / tg_ms[r] : 0.0);
     }
     /* tokens per second per repetition, then medians */
@@ -268,22 +271,69 @@ int cli_bench(int argc, char **argv) {
     const double pp_tps = median(pp_ms, o.reps), tg_tps = median(tg_ms, o.reps);
     const char *isa = nook_model_arch(m);
     if (o.json) {
-        printf("{\"model\":\"%s\",\"arch\":\"%s\",\"threads\":%d,\"pp\":%d,\"tg\":%d,\"reps\":%d,"
+        printf("{\"model\":\"%s\",\"arch\":\"%s\",\"threads\":%d,\"depth\":%d,\"pp\":%d,\"tg\":%d,\"reps\":%d,"
                "\"pp_tps\":%.3f,\"tg_tps\":%.3f,\"pp_tps_min\":%.3f,\"pp_tps_max\":%.3f,"
                "\"tg_tps_min\":%.3f,\"tg_tps_max\":%.3f,\"load_ms\":%.1f,\"session_ms\":%.1f,\"ttft_ms\":%.1f}\n",
-               base_name(path), isa, o.threads ? o.threads : nk_n_cores(), o.pp, o.tg, o.reps, pp_tps, tg_tps,
+               base_name(path), isa, o.threads ? o.threads : nk_n_cores(), depth, o.pp, o.tg, o.reps, pp_tps, tg_tps,
                o.pp ? lo_pp : 0, hi_pp, o.tg ? lo_tg : 0, hi_tg, load_ms, sess_ms, ttft_ms);
     } else {
-        printf("%s (%s), %d threads: load %.1f ms, session %.1f ms, ttft %.1f ms, pp%d %.2f t/s [%.2f..%.2f], tg%d %.2f t/s [%.2f..%.2f]\n",
-               base_name(path), isa, o.threads ? o.threads : nk_n_cores(), load_ms, sess_ms, ttft_ms, o.pp, pp_tps,
+        printf("%s (%s), %d threads, depth %d: load %.1f ms, session %.1f ms, ttft %.1f ms, pp%d %.2f t/s [%.2f..%.2f], tg%d %.2f t/s [%.2f..%.2f]\n",
+               base_name(path), isa, o.threads ? o.threads : nk_n_cores(), depth, load_ms, sess_ms, ttft_ms, o.pp, pp_tps,
                o.pp ? lo_pp : 0, hi_pp, o.tg, tg_tps, o.tg ? lo_tg : 0, hi_tg);
     }
+    fflush(stdout);
     rc = CLI_OK;
 done:
     nook_session_free(s);
-    nook_model_free(m);
     nk_free(toks);
     nk_free(pp_ms);
     nk_free(tg_ms);
+    return rc;
+}
+
+int cli_bench(int argc, char **argv) {
+    o = (bench_opts){ .pp = 512, .tg = 128, .reps = 3, .kv_type = "f16" };
+    int n_pos = 0;
+    int rc = cli_parse(&k_info, argc, argv, &n_pos);
+    if (rc != CLI_OK) return rc;
+    if (n_pos != 1) return cli_fail(CLI_EUSAGE, "bench takes one MODEL (see 'nook bench --help')");
+    const char *path = argv[0];
+
+    /* cold start: load, session, a 10-token prompt, the first pick */
+    const double t_load = now_ms();
+    nook_model *m = cli_load_model(path, o.threads, o.no_mmap);
+    if (!m) return CLI_EFAIL;
+    const double load_ms = now_ms() - t_load;
+    nook_session_params sp = nook_session_default_params();
+    sp.n_threads = o.threads;
+    if (cli_kv_type("bench", o.kv_type, &sp.kv_type) != CLI_OK) {
+        nook_model_free(m);
+        return CLI_EUSAGE;
+    }
+    if (o.parallel) {
+        rc = bench_parallel(path, m, &sp);   /* --reps is at most 1000: ms[] fits */
+        nook_model_free(m);
+        return rc;
+    }
+    /* the depths: "0" unless -d */
+    int depths[64], n_depth = 0;
+    const char *dp = o.depths ? o.depths : "0";
+    while (*dp) {
+        char *end;
+        const long d = strtol(dp, &end, 10);
+        if (end == dp || d < 0 || d > (1 << 22) || (*end && *end != ',') || n_depth == (int)NK_ARRAY_LEN(depths)) {
+            nook_model_free(m);
+            return cli_fail(CLI_EUSAGE, "-d wants a list of at most 64 depths in [0, 4194304] like 0,4096,16384 (got '%s')",
+                            o.depths);
+        }
+        depths[n_depth++] = (int)d;
+        dp = *end ? end + 1 : end;
+    }
+    double ttft = -1;
+    for (int di = 0; di < n_depth; di++) {
+        rc = bench_depth(path, m, &sp, depths[di], load_ms, t_load, &ttft);
+        if (rc != CLI_OK) break;
+    }
+    nook_model_free(m);
     return rc;
 }

@@ -192,6 +192,24 @@ static void print_metrics(double total_ms, double load_ms, int p_count, double p
     if (e_ms > 0) fprintf(stderr, "eval rate:            %.2f tokens/s\n", e_count / (e_ms / 1e3));
 }
 
+/* The generation parameters the options ask for. */
+static void gen_params(nook_gen_params *gp_out, bool jsonl) {
+    *gp_out = nook_gen_default_params();
+    gp_out->sampler.temperature = o.temperature;
+    gp_out->sampler.top_k = o.top_k;
+    gp_out->sampler.top_p = o.top_p;
+    gp_out->sampler.min_p = o.min_p;
+    gp_out->sampler.repeat_penalty = o.repeat_penalty;
+    gp_out->sampler.repeat_last_n = o.repeat_last_n;   /* -1: the context */
+    /* -1 (the default) picks a seed from the clock; 0 is a fixed seed like any other */
+    gp_out->sampler.seed = o.seed < 0 ? NOOK_SEED_RANDOM : (uint64_t)o.seed;
+    gp_out->num_predict = o.num_predict;
+    gp_out->num_keep = o.keep;
+    gp_out->no_shift = o.no_shift;
+    gp_out->logprobs = jsonl;
+    gp_out->top_logprobs = o.top_logprobs;
+}
+
 /* ---- the verb ------------------------------------------------------------------------- */
 
 /* A Modelfile's PARAMETERs (the store's params layer) as defaults under the command
@@ -248,11 +266,44 @@ int cli_run(int argc, char **argv) {
         argv = argv_copy;
     }
 
-    /* the prompt: arguments, else stdin */
+    /* a terminal and no prompt: the interactive conversation (cli_chat.c) */
+    if (npos == 1 && isatty(STDIN_FILENO) && !o.show_prompt && !jsonl) {
+        cli_chat_cfg cc = { .model = ref.path, .system = ref.system, .template_src = ref.template_jinja,
+                            .think = o.think, .threads = o.threads, .verbose = o.verbose, .no_mmap = o.no_mmap };
+        gen_params(&cc.gp, false);
+        cc.sp = nook_session_default_params();
+        cc.sp.n_ctx = o.ctx;
+        cc.sp.n_threads = o.threads;
+        cc.sp.kv_type = kv_type;
+        rc = cli_chat(&cc);
+        nk_model_ref_free(&ref);
+        return rc;
+    }
+
+    /* the prompt: arguments, else stdin; piped stdin and arguments are joined (stdin
+     * first, then a space and the arguments, as Ollama's `cat draft.md | ollama run
+     * MODEL "summarize this"`) */
     size_t plen = 0;
     char *prompt;
-    if (npos > 1) prompt = cli_join_args(argv, 1, npos, &plen);
-    else if (isatty(STDIN_FILENO)) {
+    if (npos > 1 && isatty(STDIN_FILENO)) prompt = cli_join_args(argv, 1, npos, &plen);
+    else if (npos > 1) {
+        size_t il = 0, al = 0;
+        char *in = cli_read_stream(stdin, false, &il);
+        char *args = cli_join_args(argv, 1, npos, &al);
+        prompt = NULL;
+        if (in && args) {
+            prompt = nk_malloc(il + al + 2);
+            if (prompt) {
+                memcpy(prompt, in, il);
+                size_t k = il;
+                if (il) prompt[k++] = ' ';
+                memcpy(prompt + k, args, al + 1);
+                plen = k + al;
+            }
+        }
+        nk_free(in);
+        nk_free(args);
+    } else if (isatty(STDIN_FILENO)) {
         fputs(">>> ", stderr);
         fflush(stderr);
         prompt = cli_read_stream(stdin, true, &plen);
@@ -274,6 +325,8 @@ int cli_run(int argc, char **argv) {
     m = cli_load_model(ref.path, o.threads, o.no_mmap);
     if (!m) { rc = CLI_EFAIL; goto done; }
     double load_ms = nk_time_ms() - t_load0;
+    cli_warn_threads(o.threads);
+    cli_warn_ctx(m, o.ctx);
 
     /* one user message through the chat template, or plain completion (--raw) */
     nook_prompt pr = nook_prompt_default();
@@ -315,20 +368,8 @@ int cli_run(int argc, char **argv) {
     load_ms += nk_time_ms() - t_sess0;
     const int n_ctx = nook_session_n_ctx(s);
 
-    nook_gen_params gp = nook_gen_default_params();
-    gp.sampler.temperature = o.temperature;
-    gp.sampler.top_k = o.top_k;
-    gp.sampler.top_p = o.top_p;
-    gp.sampler.min_p = o.min_p;
-    gp.sampler.repeat_penalty = o.repeat_penalty;
-    gp.sampler.repeat_last_n = o.repeat_last_n;   /* -1: the context */
-    /* -1 (the default) picks a seed from the clock; 0 is a fixed seed like any other */
-    gp.sampler.seed = o.seed < 0 ? NOOK_SEED_RANDOM : (uint64_t)o.seed;
-    gp.num_predict = o.num_predict;
-    gp.num_keep = o.keep;
-    gp.no_shift = o.no_shift;
-    gp.logprobs = jsonl;
-    gp.top_logprobs = o.top_logprobs;
+    nook_gen_params gp;
+    gen_params(&gp, jsonl);
     gp.load_ns = (int64_t)(load_ms * 1e6);
     json_t *jstop = ref.params ? json_object_get(ref.params, "stop") : NULL;
     if (json_array_size(jstop)) {
@@ -353,6 +394,9 @@ int cli_run(int argc, char **argv) {
     if (!jsonl && !r.ends_newline && isatty(STDOUT_FILENO)) putchar('\n');
     if (fflush(stdout) != 0) { rc = cli_fail(CLI_EFAIL, "run: writing to stdout failed"); goto done; }
     if (o.verbose) {
+        /* the timings start on their own line even when stdout and stderr are one pipe */
+        if (!jsonl && !r.ends_newline && !isatty(STDOUT_FILENO) && cli_same_file(STDOUT_FILENO, STDERR_FILENO))
+            fputc('\n', stderr);
         for (int i = 0; i < r.n_shift && i < (int)NK_ARRAY_LEN(r.shift_at); i++)
             fprintf(stderr, "context shift at token %lld (kept %d, discarded %d)\n", (long long)r.shift_at[i],
                     r.shift_keep, r.shift_discard);

@@ -237,7 +237,7 @@ int cli_show(int argc, char **argv) {
     nk_map map;
     nook_error err = { 0 };
     if (nk_map_file(path, false, &map, &err) != NOOK_OK)
-        return cli_fail(CLI_EFAIL, "%s", err.msg);
+        return cli_fail_open(path, err.msg);
     gguf_file *f = NULL;
     if (gguf_parse(map.data, map.size, &f, &err) != NOOK_OK) {
         nk_unmap(&map);

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- errors ------------------------------------------------------------------------- */
 
@@ -216,6 +217,10 @@ nook_model *cli_load_model_ex(const char *path, int n_threads, bool no_mmap, boo
     if (cli_model_path(path, resolved, sizeof resolved) != CLI_OK) return NULL;
     path = resolved;
     nook_status st = nook_model_load(path, &mp, &m, &err);
+    if (st == NOOK_EIO && access(path, F_OK) != 0) {
+        cli_fail_open(path, err.msg);
+        return NULL;
+    }
     if (st != NOOK_OK) {
         /* the engine's messages usually name the file; make sure they always do */
         if (strstr(err.msg, path)) cli_fail(CLI_EFAIL, "%s", err.msg);

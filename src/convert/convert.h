@@ -161,4 +161,20 @@ nook_status nk_synth_write(const nk_synth_params *p, const char *out_path, nook_
 nook_status nk_quantize_file(const char *in_path, const char *out_path, const char *ftype_name,
                              int n_threads, nook_error *err);
 
+/* nk_quantize_file with options (nk_quantize_file is this with all of them off, except
+ * allow_requantize on, as it always was).
+ *  - allow_requantize: re-encoding a tensor that is already quantized (not F32/F16/BF16)
+ *    loses quality twice; like llama-quantize, it is refused with NOOK_EINVAL naming the
+ *    tensor and its type unless this is set.
+ *  - progress: called before the first tensor and after each one with the source bytes
+ *    done and in all; returning false stops the work with NOOK_EABORTED, and the partial
+ *    output (OUT.tmp) is removed. NULL: no reports. */
+typedef struct nk_quantize_opts {
+    bool allow_requantize;
+    bool (*progress)(uint64_t done_bytes, uint64_t total_bytes, void *ud);
+    void *ud;
+} nk_quantize_opts;
+nook_status nk_quantize_file_ex(const char *in_path, const char *out_path, const char *ftype_name,
+                                int n_threads, const nk_quantize_opts *opts, nook_error *err);
+
 #endif /* NOOK_CONVERT_H */

@@ -37,12 +37,24 @@ static bool same_file(const char *a, const char *b) {
 
 nook_status nk_quantize_file(const char *in_path, const char *out_path, const char *ftype_name,
                              int n_threads, nook_error *err) {
+    const nk_quantize_opts o = { .allow_requantize = true };
+    return nk_quantize_file_ex(in_path, out_path, ftype_name, n_threads, &o, err);
+}
+
+static bool is_quantized(uint32_t type) {
+    return type != NK_TYPE_F32 && type != NK_TYPE_F16 && type != NK_TYPE_BF16;
+}
+
+nook_status nk_quantize_file_ex(const char *in_path, const char *out_path, const char *ftype_name,
+                                int n_threads, const nk_quantize_opts *opts, nook_error *err) {
+    const nk_quantize_opts none = { .allow_requantize = true };
+    if (!opts) opts = &none;
     int ftype = nk_ftype_from_name(ftype_name);
     if (ftype < 0)
         return nk_fail(err, NOOK_EINVAL, "unknown quantization type '%s' (try Q4_K_M, Q8_0, Q4_0)",
                        ftype_name ? ftype_name : "(null)");
     if (!in_path || !out_path || same_file(in_path, out_path))
-        return nk_fail(err, NOOK_EINVAL, "quantize: input and output must be different files");
+        return nk_fail(err, NOOK_EINVAL, "input and output must be different files");
 
     nk_map map = { 0 };
     gguf_file *f = NULL;
@@ -95,6 +107,12 @@ nook_status nk_quantize_file(const char *in_path, const char *out_path, const ch
         uint32_t type = nk_mix_choose(&mix, names[i], t->n_dims, t->ne, t->type);
         infos[k] = (nk_stream_tensor){ names[i], type, t->n_dims, { t->ne[0], t->ne[1], t->ne[2], t->ne[3] } };
         if (type == t->type) continue;
+        if (!opts->allow_requantize && is_quantized(t->type)) {
+            st = nk_fail(err, NOOK_EINVAL, "%s is already quantized (tensor '%s' is %s); re-quantizing loses quality "
+                         "twice: quantize the F16/F32 original, or pass --allow-requantize",
+                         in_path, names[i], nk_type_name(t->type) ? nk_type_name(t->type) : "unknown");
+            goto done;
+        }
         const nk_type_traits *from = nk_type_get(t->type), *to = nk_type_get(type);
         if (!from || !from->to_float) {
             st = nk_fail(err, NOOK_EUNSUPPORTED, "%s: tensor '%s': cannot read type %s", in_path, names[i],
@@ -108,10 +126,21 @@ nook_status nk_quantize_file(const char *in_path, const char *out_path, const ch
         }
     }
 
+    uint64_t total = 0, done_bytes = 0;
+    for (uint64_t i = 0; i < f->n_tensors; i++) total += f->tensors[i].nbytes;
+    if (opts->progress && !opts->progress(0, total, opts->ud)) {
+        st = nk_fail(err, NOOK_EABORTED, "stopped");
+        goto done;
+    }
     st = nk_stream_open(out_path, w, infos, (size_t)f->n_tensors, &s, err);
     if (st) goto done;
     for (uint64_t k = 0; k < f->n_tensors && !st; k++) {
         const gguf_tensor *t = &f->tensors[order[k].idx];
+        if (k > 0 && opts->progress && !opts->progress(done_bytes, total, opts->ud)) {
+            st = nk_fail(err, NOOK_EABORTED, "stopped");
+            break;
+        }
+        done_bytes += t->nbytes;
         if (infos[k].type == t->type) {
             st = nk_stream_write(s, t->data, (size_t)t->nbytes, err);
         } else {
@@ -122,6 +151,7 @@ nook_status nk_quantize_file(const char *in_path, const char *out_path, const ch
         }
         if (st) nk_prefix(err, "tensor '%s': ", infos[k].name);
     }
+    if (!st && opts->progress) opts->progress(total, total, opts->ud);
     if (!st) {
         st = nk_stream_finish(s, err);
         s = NULL;

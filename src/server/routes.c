@@ -15,6 +15,7 @@
 /* In order: the first matching route wins. Add your table here (one line). */
 static const srv_route_table *const k_tables[] = {
     &srv_routes_core,
+    &srv_routes_store,
 };
 
 /* Matches path against pattern segment by segment; {x} takes one non-empty segment. */

@@ -166,6 +166,7 @@ typedef struct srv_route_table {
 
 /* Route tables (one per file; routes.c lists them in order). */
 extern const srv_route_table srv_routes_core;
+extern const srv_route_table srv_routes_store;   /* routes_store.c: tags, show, pull, create, blobs, copy, delete */
 
 /* Finds the route for method+path. Returns it and stores captured {params} (up to 4,
  * pointers into path with lengths) or NULL; *path_known tells whether some route has

@@ -64,11 +64,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (model) gguf_set_str(w, "tokenizer.ggml.model", model);
     if (pre && *pre) gguf_set_str(w, "tokenizer.ggml.pre", pre);
     if (nt) {
-        gguf_set_arr_str(w, "tokenizer.ggml.tokens", toks, (uint64_t)nt);
+        gguf_set_arr_str(w, "tokenizer.ggml.tokens", toks, NULL, (uint64_t)nt);
         gguf_set_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, (uint64_t)nt);
         gguf_set_arr(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores, (uint64_t)nt);
     }
-    if (nm) gguf_set_arr_str(w, "tokenizer.ggml.merges", merges, (uint64_t)nm);
+    if (nm) gguf_set_arr_str(w, "tokenizer.ggml.merges", merges, NULL, (uint64_t)nm);
     if (nt > 2) {
         gguf_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
         gguf_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
