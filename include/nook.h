@@ -743,6 +743,7 @@ typedef struct nook_sched_stats {
     uint64_t n_decoded;         /* tokens decoded (prompt and generated)          */
     uint64_t n_reused;          /* prompt tokens taken from the cache instead     */
     uint64_t n_shared_steps;    /* batches that held more than one sequence       */
+    uint64_t n_aborted;         /* decodes stopped inside by the abort hook       */
 } nook_sched_stats;
 void nook_sched_stats_get(nook_sched *s, nook_sched_stats *out);
 

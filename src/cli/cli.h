@@ -141,6 +141,8 @@ int cli_quantize_cmd(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_embed(int argc, char **argv);
 int cli_import_tokenizer_cmd(int argc, char **argv);
+int cli_audit(int argc, char **argv);          /* cli_audit.c (router) */
+int cli_route(int argc, char **argv);          /* cli_route.c (router) */
 int cli_serve(int argc, char **argv);
 
 #endif /* NOOK_CLI_H */

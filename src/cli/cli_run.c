@@ -13,6 +13,7 @@
  * between Ollama's "Thinking..." / "...done thinking." lines and the answer to stdout.
  */
 #include "cli/cli.h"
+#include "router/router.h"
 #include "cli/cli_store.h"
 
 #include <jansson.h>
@@ -32,6 +33,7 @@ typedef struct run_opts {
     int   keep;               /* tokens kept by a context shift, after BOS (-1: the prompt) */
     const char *format;
     const char *kv_type;
+    const char *route, *task; /* router: --route local|auto|remote|ask, --task NAME */
 } run_opts;
 
 static run_opts o;
@@ -59,6 +61,8 @@ static const cli_opt k_opts[] = {
     { "top-logprobs",   0,   OPT_INT,   &o.top_logprobs, 0, 20, "K", "with --format jsonl: the K most likely tokens at each step [0]" },
     { "no-mmap",        0,   OPT_FLAG,  &o.no_mmap, 0, 0, NULL, "copy the model into private memory instead of mapping it" },
     { "verbose",        0,   OPT_FLAG,  &o.verbose, 0, 0, NULL, "print timings (Ollama's format) and notes to stderr" },
+    { "route",          0,   OPT_STR,   &o.route, 0, 0, "P", "routing: local (default), auto (escalate on low confidence), remote, ask; the decision goes to stderr as \"route: {...}\" (docs/privacy.md)" },
+    { "task",           0,   OPT_STR,   &o.task, 0, 0, "NAME", "routing task (its pins and calibration)" },
 };
 static const cli_verb_info k_info = {
     "run", "MODEL [PROMPT...]",
@@ -317,6 +321,9 @@ int cli_run(int argc, char **argv) {
 
     nook_model *m = NULL;
     nook_session *s = NULL;
+    nk_router *router = NULL;
+    nk_route route;
+    bool route_made = false;
     char *rendered = NULL, *msgs_json = NULL;
     const char **stops = NULL;
     nook_error err = { 0 };
@@ -383,7 +390,31 @@ int cli_run(int argc, char **argv) {
 
     run_out r = { .jsonl = jsonl, .hide = o.hide_thinking, .ends_newline = true };
     signal(SIGINT, on_sigint);
-    nook_status st = nook_generate(s, &pr, &gp, on_event, &r, &err);
+    /* the router: local requests run nook_generate as they are; auto/ask hold the local
+     * answer back until the decision; remote answers come back whole (router.h) */
+    nk_route_req rq = { .policy = NK_ROUTE_UNSET, .model_policy = NK_ROUTE_UNSET, .task = o.task };
+    /* the model's own policy (Modelfile PARAMETER route auto) */
+    if (ref.params) rq.model_policy = nk_route_policy_parse(json_string_value(json_object_get(ref.params, "route")));
+    if (o.route && (rq.policy = nk_route_policy_parse(o.route)) == NK_ROUTE_UNSET) {
+        rc = cli_fail(CLI_EUSAGE, "run: bad value '%s' for --route (local, auto, remote or ask)", o.route);
+        goto done;
+    }
+    if (nk_router_open(NULL, &router, &err) != NOOK_OK) { rc = cli_fail(CLI_EFAIL, "%s", err.msg); goto done; }
+    char *answer = NULL;
+    nook_status st = nk_route_generate(router, s, &pr, &gp, &rq, on_event, &r, &route, &answer, &err);
+    route_made = true;
+    if (st == NOOK_OK && (o.route || o.verbose)) {
+        json_t *rj = nk_route_json(&route);
+        char *line = rj ? json_dumps(rj, JSON_COMPACT) : NULL;
+        if (line) fprintf(stderr, "route: %s\n", line);
+        free(line);
+        json_decref(rj);
+    }
+    if (st == NOOK_OK && answer) {   /* held back or remote: the whole answer at once */
+        r.reason = NOOK_DONE_STOP;
+        out_content(&r, answer, strlen(answer));
+        nk_free(answer);
+    }
     if (st != NOOK_OK && r.reason == NOOK_DONE_NONE) {   /* refused before generating */
         if (st == NOOK_ERANGE) rc = cli_fail(CLI_EFAIL, "%s; raise --ctx", err.msg);
         else rc = cli_fail(CLI_EFAIL, "%s", err.msg);
@@ -411,6 +442,8 @@ int cli_run(int argc, char **argv) {
     if (g_interrupted) rc = 130;
 
 done:
+    if (route_made) nk_route_clear(&route);
+    nk_router_free(router);
     free(msgs_json);
     nk_free(stops);
     nk_model_ref_free(&ref);

@@ -209,7 +209,12 @@ static void step(nook_sched *s) {
     if (st != NOOK_OK) {
         /* aborted: every request in it was cancelled, the next loop ends them; an error
          * ends every request of the batch */
-        if (st == NOOK_EABORTED) return;
+        if (st == NOOK_EABORTED) {
+            pthread_mutex_lock(&s->mu);
+            s->st.n_aborted++;
+            pthread_mutex_unlock(&s->mu);
+            return;
+        }
         for (int i = 0; i < b->n_tokens; i++) {
             slot *sl = &s->slots[s->ent_slot[i]];
             if (!sl->r) continue;

@@ -4,6 +4,7 @@
  * sizes; the fuzz target tests/fuzz/fuzz_request.c drives this file.
  */
 #include "server/request.h"
+#include "router/router.h"
 
 #include <limits.h>
 #include <math.h>
@@ -38,8 +39,14 @@ typedef struct srv_field_ext {
     void (*free)(void *slot);
 } srv_field_ext;
 
+/* router: "route": {"policy", "task", "local_only"} -> ext[SRV_EXT_ROUTE] (nk_route_req) */
+static int route_parse(const json_t *body, srv_kind kind, void **slot, char *msg, size_t cap) {
+    return nk_route_field_parse(body, (int)kind, slot, msg, cap);
+}
+
 static const srv_field_ext k_exts[SRV_EXT_COUNT] = {
-    { 0 },   /* free slots: grammar, router, ... add theirs here */
+    [SRV_EXT_ROUTE] = { "route", route_parse, nk_route_field_free },
+    /* free slots: grammar, ... add theirs here */
 };
 
 /* ---- typed getters: absent or null leaves *dst as it is -------------------------------- */

@@ -66,6 +66,7 @@ typedef struct srv_message {
 typedef enum srv_think { SRV_THINK_UNSET = 0, SRV_THINK_OFF, SRV_THINK_ON } srv_think;
 
 enum { SRV_EXT_COUNT = 4 };       /* room for other modules' fields (see above) */
+enum { SRV_EXT_ROUTE = 1 };       /* router: the request's "route" object as an nk_route_req */
 
 typedef struct srv_gen_request {
     srv_kind kind;

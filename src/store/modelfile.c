@@ -15,7 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
-typedef enum { P_INT, P_FLOAT, P_BOOL, P_STRS } ptype;
+typedef enum { P_INT, P_FLOAT, P_BOOL, P_STRS, P_ROUTE } ptype;
 static const struct { const char *name; ptype t; } k_params[] = {
     { "num_ctx", P_INT }, { "num_predict", P_INT }, { "num_keep", P_INT }, { "seed", P_INT },
     { "top_k", P_INT }, { "repeat_last_n", P_INT }, { "num_batch", P_INT }, { "num_gpu", P_INT },
@@ -23,6 +23,7 @@ static const struct { const char *name; ptype t; } k_params[] = {
     { "temperature", P_FLOAT }, { "top_p", P_FLOAT }, { "min_p", P_FLOAT }, { "typical_p", P_FLOAT },
     { "repeat_penalty", P_FLOAT }, { "presence_penalty", P_FLOAT }, { "frequency_penalty", P_FLOAT },
     { "use_mmap", P_BOOL }, { "stop", P_STRS },
+    { "route", P_ROUTE },   /* the router's per-model policy (docs/privacy.md) */
 };
 
 /* Sets params[name] from text (typed as Ollama's options); "stop" accumulates. */
@@ -49,6 +50,10 @@ static nook_status set_param(json_t *params, const char *name, const char *val, 
             if (strcasecmp(val, "true") == 0) { json_object_set_new(params, key, json_true()); return NOOK_OK; }
             if (strcasecmp(val, "false") == 0) { json_object_set_new(params, key, json_false()); return NOOK_OK; }
             break;
+        case P_ROUTE:
+            if (strcmp(val, "local") && strcmp(val, "auto") && strcmp(val, "remote") && strcmp(val, "ask")) break;
+            json_object_set_new(params, key, json_string(val));
+            return NOOK_OK;
         case P_STRS: {
             json_t *a = json_object_get(params, key);
             if (!a) { a = json_array(); json_object_set_new(params, key, a); }

@@ -6,6 +6,7 @@
  * Blobs go through fetch.c; a model is validated before its manifest is written.
  */
 #include "store/pull_internal.h"
+#include "net/ledger.h"
 #include "net/net.h"
 
 #include <ctype.h>
@@ -332,6 +333,11 @@ nook_status nk_pull(nk_store *s, const char *name, const nk_pull_opts *o, nook_e
     nook_status st = nk_name_parse(name, &p->n, err);
     if (st) { nk_free(p); return st; }
     nk_name_display(&p->n, p->disp, sizeof p->disp);
+    /* the egress ledger (docs/privacy.md) records the download, as carrying no user
+     * content: only the model's name goes to the registry */
+    char where[400];
+    nk_pfmt(where, sizeof where, "%s://%s/", p->n.scheme[0] ? p->n.scheme : "https", p->n.host);
+    if ((st = nk_ledger_log_pull(where, p->disp, err))) { nk_free(p); return st; }
     int lock = nk_store_lock_shared(s);   /* keeps rm's garbage collection off our new blobs */
     st = nk_name_is_hf(&p->n) ? pull_hf(p, err) : pull_registry(p, err);
     if (!st) report(p, "success", NULL, 0, 0);

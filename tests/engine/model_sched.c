@@ -14,6 +14,7 @@
 #include "base/base.h"
 
 #include <pthread.h>
+#include <time.h>
 
 #define MAXT 512
 
@@ -196,6 +197,39 @@ int main(void) {
     wait_done(&sh);
     alone(m, &ps, &gs, N_CTX, &sh_ref);
     CHECK_MSG(same(&sh, &sh_ref), "shifted: %d tokens vs %d", sh.n_tok, sh_ref.n_tok);
+
+    /* 4b. cancel right after submit, while the prompt is queued, being prefilled (the
+     * abort hook stops the decode: it is the only work) or just prefilled: whichever
+     * moment it hits, the request ends "cancelled" without tokens, and the slot's cache
+     * is consistent: the same prompt afterwards gives the output it gives alone */
+    {
+        static nook_token longp[170];
+        for (int i = 0; i < 170; i++) longp[i] = sh_ref.ids[i % (sh_ref.n_tok > 0 ? sh_ref.n_tok : 1)];
+        longp[0] = nook_token_bos(m);
+        nook_prompt pl = token_prompt(longp, 170);
+        nook_gen_params gl = greedy(8);
+        for (int rep = 0; rep < 6; rep++) {
+            static job c, after, alone_ref;
+            memset(&c, 0, sizeof c);
+            memset(&after, 0, sizeof after);
+            uint64_t idc = 0;
+            CHECK(nook_sched_submit(s, &pl, &gl, on_ev, &c, &idc, &err) == NOOK_OK);
+            if (rep > 0) {   /* let it get a little further each time */
+                struct timespec ts = { 0, rep * 200000L };
+                nanosleep(&ts, NULL);
+            }
+            nook_sched_cancel(s, idc);
+            wait_done(&c);
+            CHECK(c.reason == NOOK_DONE_CANCELLED || c.reason == NOOK_DONE_LENGTH);
+            CHECK(nook_sched_submit(s, &pl, &gl, on_ev, &after, NULL, &err) == NOOK_OK);
+            wait_done(&after);
+            if (rep == 0) alone(m, &pl, &gl, N_CTX, &alone_ref);
+            CHECK_MSG(same(&after, &alone_ref), "rep %d: after a cancel the output differs", rep);
+        }
+        nook_sched_stats_get(s, &st1);
+        printf("decodes stopped inside by the abort hook so far: %llu\n",
+               (unsigned long long)st1.n_aborted);
+    }
 
     /* 5. errors before any event */
     nook_gen_params bad = greedy(5);

@@ -60,7 +60,7 @@ static void *serve(void *arg) {
             if (rg) sscanf(rg + 13, "%d-%d", &a, &b);
             char extra[128];
             snprintf(extra, sizeof extra, "Content-Range: bytes %d-%d/10\r\n", a, b);
-            reply(fd, rg ? "206 Partial Content" : "200 OK", rg ? extra : NULL, "0123456789" + a, (size_t)(b - a + 1));
+            reply(fd, rg ? "206 Partial Content" : "200 OK", rg ? extra : NULL, &"0123456789"[a], (size_t)(b - a + 1));
         } else if (strcmp(path, "/redir") == 0) reply(fd, "302 Found", "Location: /hello\r\n", "moved", 5);
         else if (strcmp(path, "/loop") == 0) reply(fd, "302 Found", "Location: /loop\r\n", "", 0);
         else if (strcmp(path, "/away") == 0)

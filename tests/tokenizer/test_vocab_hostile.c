@@ -94,7 +94,7 @@ int main(void) {
     drop(&b);
 
     /* SPM without byte tokens: characters it cannot spell still give valid ids */
-    static const char *const spm[] = { "<unk>", "<s>", "</s>", "\xe2\x96\x81" "a", "b" };
+    static const char *const spm[] = { "<unk>", "<s>", "</s>", ("\xe2\x96\x81" "a"), "b" };
     CHECK_MSG(build("llama", spm, 5, NULL, 0, false, &b, &err) == NOOK_OK, "%s", err.msg);
     if (b.v) CHECK(all_in_range(b.v, "a b c \xf0\x9f\x98\x80 ab", t, 256) > 0);
     drop(&b);
