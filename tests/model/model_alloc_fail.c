@@ -19,32 +19,37 @@
 #include <stdlib.h>
 
 /* ---- the failing allocator -------------------------------------------------------------
- * A 16-byte header holds the block's size so live bytes can be counted. */
+ * A 64-byte header holds the block's size (so live blocks can be counted) and keeps the
+ * blocks 64-byte aligned: nk_pool (src/base/pool.c) is declared 64-byte aligned but
+ * allocated with nk_calloc, which guarantees only libc's 16 (a bug reported to its owner). */
 typedef struct { long n_calls, fail_at, n_failed, live; } fa_state;
 static fa_state g;
 
 static void *fa_malloc(size_t n, void *ud) {
     (void)ud;
     if (++g.n_calls == g.fail_at) { g.n_failed++; return NULL; }
-    size_t *h = malloc(n + 16);
+    size_t *h = aligned_alloc(64, (n + 64 + 63) / 64 * 64);
     if (!h) return NULL;
     h[0] = n;
     g.live++;
-    return (char *)h + 16;
+    return (char *)h + 64;
 }
 static void *fa_realloc(void *p, size_t n, void *ud) {
     if (!p) return fa_malloc(n, ud);
     if (++g.n_calls == g.fail_at) { g.n_failed++; return NULL; }
-    size_t *h = realloc((char *)p - 16, n + 16);
+    size_t *old = (size_t *)((char *)p - 64);
+    size_t *h = aligned_alloc(64, (n + 64 + 63) / 64 * 64);
     if (!h) return NULL;
+    memcpy((char *)h + 64, p, NK_MIN(old[0], n));
+    free(old);
     h[0] = n;
-    return (char *)h + 16;
+    return (char *)h + 64;
 }
 static void fa_free(void *p, void *ud) {
     (void)ud;
     if (!p) return;
     g.live--;
-    free((char *)p - 16);
+    free((char *)p - 64);
 }
 
 /* ---- the sweep ---------------------------------------------------------------------------- */
