@@ -139,6 +139,7 @@ int cli_tokenize_cmd(int argc, char **argv);
 int cli_detokenize_cmd(int argc, char **argv);
 int cli_quantize_cmd(int argc, char **argv);
 int cli_bench(int argc, char **argv);
+int cli_embed(int argc, char **argv);
 int cli_import_tokenizer_cmd(int argc, char **argv);
 int cli_specialize(int argc, char **argv);   /* cli_specialize.c */
 int cli_classify(int argc, char **argv);     /* cli_classify.c */

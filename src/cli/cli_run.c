@@ -205,8 +205,8 @@ static void gen_params(nook_gen_params *gp_out, bool jsonl) {
     gp_out->sampler.min_p = o.min_p;
     gp_out->sampler.repeat_penalty = o.repeat_penalty;
     gp_out->sampler.repeat_last_n = o.repeat_last_n;   /* -1: the context */
-    /* the API's seed 0 means "random"; the command line's 0 is a fixed seed like any other */
-    gp_out->sampler.seed = o.seed < 0 ? 0 : o.seed == 0 ? 0x9E3779B97F4A7C15ull : (uint64_t)o.seed;
+    /* -1 (the default) picks a seed from the clock; 0 is a fixed seed like any other */
+    gp_out->sampler.seed = o.seed < 0 ? NOOK_SEED_RANDOM : (uint64_t)o.seed;
     gp_out->num_predict = o.num_predict;
     gp_out->num_keep = o.keep;
     gp_out->no_shift = o.no_shift;

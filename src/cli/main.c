@@ -20,6 +20,7 @@ static const verb k_verbs[] = {
     { "detokenize", cli_detokenize_cmd, "Print the text of token ids" },
     { "quantize",   cli_quantize_cmd,   "Re-encode a model with llama.cpp's quantization mixes (Q4_K_M, Q8_0, ...)" },
     { "import-tokenizer", cli_import_tokenizer_cmd, "Convert a Hugging Face tokenizer into a vocab-only GGUF" },
+    { "embed",      cli_embed,          "Print embeddings of texts as JSON, as Ollama's /api/embed" },
     { "route",      cli_route,          "Calibrate the router's confidence combiner from graded examples" },
     { "audit",      cli_audit,          "Show or verify the egress ledger (what nook sent off this machine)" },
     { "bench",      cli_bench,          "Measure prompt (pp) and generation (tg) speed, llama-bench style" },
