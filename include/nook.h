@@ -100,6 +100,28 @@ int      nook_model_n_embd(const nook_model *m);
 int      nook_model_n_layer(const nook_model *m);
 uint64_t nook_model_n_params(const nook_model *m);
 
+/* Metadata lookup (llama.cpp's llama_model_meta_*): the GGUF's keys in file order.
+ * val_str renders a value as text (numbers in C's %g/%lld forms, bools as true/false,
+ * strings as they are, arrays as "[TYPE x N]") into buf (cap bytes, NUL-terminated,
+ * truncated) and returns the length the whole text needs, or -1 if the key is absent
+ * (or i out of range). */
+int nook_model_meta_count(const nook_model *m);
+int nook_model_meta_key_by_index(const nook_model *m, int i, char *buf, size_t cap);
+int nook_model_meta_val_str(const nook_model *m, const char *key, char *buf, size_t cap);
+
+/* Memory figures a scheduler needs: bytes of weights (the tensors' data in the file)
+ * and bytes of KV cache per token per sequence for a cache type (a session holds
+ * n_seq_max x n_ctx of them). */
+uint64_t nook_model_weight_bytes(const nook_model *m);
+uint64_t nook_model_kv_bytes_per_token(const nook_model *m, int kv_type /* nook_kv_type */);
+
+/* ---- Logging ---------------------------------------------------------------------
+ * The library never prints; it reports through one process-wide sink the embedder
+ * installs (default: discard). fn may be called from any thread that calls into nook,
+ * one message (one line, no newline) at a time per call. NULL restores the default. */
+typedef enum nook_log_level { NOOK_LOG_DEBUG, NOOK_LOG_INFO, NOOK_LOG_WARN, NOOK_LOG_ERROR } nook_log_level;
+void nook_log_set(void (*fn)(nook_log_level level, const char *msg, void *ud), void *ud);
+
 /* ---- Tokenizer ----------------------------------------------------------------
  * The model's own tokenizer, exactly as llama.cpp runs it.
  */
@@ -335,6 +357,24 @@ const float *nook_session_embeddings_ith(const nook_session *s, int i);
 /* The pooling this session applies (never UNSPECIFIED). */
 nook_pooling nook_session_pooling(const nook_session *s);
 
+/* Embed texts in one call (Ollama's /api/embed): each text is tokenized as llama.cpp
+ * does for embeddings (BOS/EOS as the vocabulary asks, so Qwen3-Embedding's GGUFs get
+ * their end-of-text token; control tokens in the text stay text), decoded as its own
+ * sequence (up to n_seq_max texts per pass), pooled with the session's pooling, and
+ * L2-normalised unless raw. out receives n_texts x n_embd floats. The session must have
+ * been created with embeddings on and a pooling other than NONE; its sequences are
+ * cleared. A text longer than n_ctx is cut to n_ctx tokens when truncate, else
+ * NOOK_ERANGE. *n_tokens (may be NULL) receives the total tokens decoded (Ollama's
+ * prompt_eval_count). An empty text embeds its special tokens, or fails with
+ * NOOK_EINVAL if it has none. */
+nook_status nook_session_embed(nook_session *s, const char *const *texts, int n_texts, bool raw, bool truncate,
+                               float *out, int *n_tokens, nook_error *err);
+
+/* Convenience: a session for the texts (n_threads 0 = all), nook_session_embed, freed.
+ * pooling UNSPECIFIED takes the model's. */
+nook_status nook_embed(const nook_model *m, const char *const *texts, int n_texts, nook_pooling pooling, bool raw,
+                       int n_threads, float *out, nook_error *err);
+
 /* ---- Threads ------------------------------------------------------------------------
  * Every session and model shares one process-wide pool of worker threads, started on
  * first use and sized once: by default one thread per core (nk_n_cores), or by
@@ -362,10 +402,15 @@ typedef struct nook_sampler_params {
     int      repeat_last_n;   /* 64 (0 disables, -1 = context)  */
     float    presence_penalty;  /* 0 */
     float    frequency_penalty; /* 0 */
-    uint64_t seed;            /* 0 = random from the clock      */
+    uint64_t seed;            /* NOOK_SEED_RANDOM (the default) = from the clock;
+                                 every other value, 0 included, is a fixed seed  */
 } nook_sampler_params;
 
-/* Ollama's defaults, as listed above. */
+/* The seed that means "pick one from the clock" (Ollama's seed -1 cast to uint64 is
+ * this value), so that 0 stays an ordinary seed. */
+#define NOOK_SEED_RANDOM UINT64_MAX
+
+/* Ollama's defaults, as listed above (seed NOOK_SEED_RANDOM). */
 nook_sampler_params nook_sampler_default_params(void);
 
 typedef struct nook_sampler nook_sampler;

@@ -139,7 +139,10 @@ int cli_tokenize_cmd(int argc, char **argv);
 int cli_detokenize_cmd(int argc, char **argv);
 int cli_quantize_cmd(int argc, char **argv);
 int cli_bench(int argc, char **argv);
+int cli_embed(int argc, char **argv);
 int cli_import_tokenizer_cmd(int argc, char **argv);
+int cli_specialize(int argc, char **argv);   /* cli_specialize.c */
+int cli_classify(int argc, char **argv);     /* cli_classify.c */
 int cli_audit(int argc, char **argv);          /* cli_audit.c (router) */
 int cli_route(int argc, char **argv);          /* cli_route.c (router) */
 int cli_serve(int argc, char **argv);

@@ -210,8 +210,8 @@ static void gen_params(nook_gen_params *gp_out, bool jsonl) {
     gp_out->sampler.min_p = o.min_p;
     gp_out->sampler.repeat_penalty = o.repeat_penalty;
     gp_out->sampler.repeat_last_n = o.repeat_last_n;   /* -1: the context */
-    /* the API's seed 0 means "random"; the command line's 0 is a fixed seed like any other */
-    gp_out->sampler.seed = o.seed < 0 ? 0 : o.seed == 0 ? 0x9E3779B97F4A7C15ull : (uint64_t)o.seed;
+    /* -1 (the default) picks a seed from the clock; 0 is a fixed seed like any other */
+    gp_out->sampler.seed = o.seed < 0 ? NOOK_SEED_RANDOM : (uint64_t)o.seed;
     gp_out->num_predict = o.num_predict;
     gp_out->num_keep = o.keep;
     gp_out->no_shift = o.no_shift;
@@ -427,6 +427,12 @@ int cli_run(int argc, char **argv) {
     if (st == NOOK_OK && (o.route || o.verbose)) {
         json_t *rj = nk_route_json(&route);
         char *line = rj ? json_dumps(rj, JSON_COMPACT) : NULL;
+        /* on its own line, like the timings, when stdout and stderr are one pipe */
+        if (line && !jsonl && !r.ends_newline && cli_same_file(STDOUT_FILENO, STDERR_FILENO)) {
+            fflush(stdout);
+            fputc('\n', stderr);
+            r.ends_newline = true;
+        }
         if (line) fprintf(stderr, "route: %s\n", line);
         free(line);
         json_decref(rj);

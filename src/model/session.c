@@ -182,6 +182,8 @@ nook_status nook_session_new(const nook_model *m, const nook_session_params *p,
         st = nk_fail(err, NOOK_ENOMEM, "cannot allocate %zu bytes of attention scratch", aw);
         goto fail;
     }
+    nk_log(NK_LOG_DEBUG, "session: n_ctx %d x %d sequences (KV %.1f MiB), n_batch %d, up to %d threads", s->n_ctx,
+           s->n_seq, (double)total / (1024.0 * 1024.0), s->n_batch, nk_pool_size(s->pool));
     *out = s;
     return NOOK_OK;
 fail:

@@ -41,7 +41,7 @@ struct nook_sampler {
     nook_token *ring;    /* [ring_cap] the last tokens accepted, oldest at ring_head  */
     int ring_cap, ring_len, ring_head;
 
-    uint64_t seed;       /* resolved seed (never 0), kept so reset replays the stream */
+    uint64_t seed;       /* resolved seed, kept so reset replays the stream */
     uint64_t rng[4];     /* xoshiro256** state                                        */
 };
 
@@ -78,7 +78,7 @@ double nk_sampler_uniform(nook_sampler *smp) {
     return (double)(xoshiro_next(smp->rng) >> 11) * 0x1.0p-53;
 }
 
-/* A seed from the clock for params.seed == 0; mixed with the object's address so two
+/* A seed from the clock for params.seed == NOOK_SEED_RANDOM; mixed with the object's address so two
  * samplers made in the same nanosecond still differ. */
 static uint64_t clock_seed(const void *salt) {
     struct timespec ts;
@@ -95,7 +95,7 @@ nook_sampler_params nook_sampler_default_params(void) {
     return (nook_sampler_params){
         .temperature = 0.8f, .top_k = 40, .top_p = 0.9f, .min_p = 0.0f,
         .repeat_penalty = 1.0f, .repeat_last_n = 64,
-        .presence_penalty = 0.0f, .frequency_penalty = 0.0f, .seed = 0,
+        .presence_penalty = 0.0f, .frequency_penalty = 0.0f, .seed = NOOK_SEED_RANDOM,
     };
 }
 
@@ -139,7 +139,7 @@ nook_status nook_sampler_new(const nook_sampler_params *p, int n_vocab,
         nook_sampler_free(smp);
         return nk_fail(err, NOOK_ENOMEM, "sampler: out of memory for %d-token vocabulary", n_vocab);
     }
-    smp->seed = prm.seed ? prm.seed : clock_seed(smp);
+    smp->seed = prm.seed == NOOK_SEED_RANDOM ? clock_seed(smp) : prm.seed;
     rng_seed(smp);
     *out = smp;
     return NOOK_OK;

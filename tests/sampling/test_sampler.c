@@ -58,7 +58,7 @@ static void test_defaults(void) {
     CHECK_NEAR(p.min_p, 0.0, 0);
     CHECK_NEAR(p.repeat_penalty, 1.0, 0);
     CHECK_EQ_INT(p.repeat_last_n, 64);
-    CHECK_EQ_INT(p.seed, 0);
+    CHECK(p.seed == NOOK_SEED_RANDOM);
 }
 
 static void test_greedy(void) {
@@ -351,11 +351,17 @@ static void test_seed(void) {
     CHECK_NEAR(sum / 100000, 0.5, 0.01);
     nook_sampler_free(u);
 
-    /* seed 0 means "random": two such samplers almost surely differ */
-    nook_sampler *r1 = mk(plain(1.0f, 0), 2), *r2 = mk(plain(1.0f, 0), 2);
+    /* NOOK_SEED_RANDOM means "random": two such samplers almost surely differ */
+    nook_sampler *r1 = mk(plain(1.0f, NOOK_SEED_RANDOM), 2), *r2 = mk(plain(1.0f, NOOK_SEED_RANDOM), 2);
     bool differ = false;
     for (int i = 0; i < 4; i++) differ = differ || nk_sampler_uniform(r1) != nk_sampler_uniform(r2);
     CHECK(differ);
+    nook_sampler_free(r1); nook_sampler_free(r2);
+    /* 0 is an ordinary seed: the same stream twice */
+    r1 = mk(plain(1.0f, 0), 2), r2 = mk(plain(1.0f, 0), 2);
+    bool same = true;
+    for (int i = 0; i < 4; i++) same = same && nk_sampler_uniform(r1) == nk_sampler_uniform(r2);
+    CHECK(same);
     nook_sampler_free(r1); nook_sampler_free(r2);
 }
 

@@ -1,0 +1,176 @@
+/*
+ * cli_classify.c: `nook classify NAME|FILE [TEXT...]` prints the label a specialist
+ * gives TEXT (the arguments joined, else stdin); `--jsonl` reads JSON lines with a
+ * "text" field from stdin and prints, in order, one JSON object per line:
+ * {"label","confidence","probabilities":{LABEL:p},"abstain"}, or {"error": "line N:
+ * ..."} for a line that cannot be classified (the exit status is then 1; the other
+ * lines are still answered). Below its threshold a specialist abstains: the label is
+ * still the most likely one, and "abstain" is true.
+ */
+#include "cli/cli.h"
+#include "specialist/specialist.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool o_jsonl, o_json, o_verbose;
+static float o_threshold;
+
+static const cli_opt k_cls_opts[] = {
+    { "jsonl",     0, OPT_FLAG,  &o_jsonl,     0, 0, NULL, "read JSON lines {\"text\": ...} from stdin, print one JSON result per line" },
+    { "json",      0, OPT_FLAG,  &o_json,      0, 0, NULL, "print the result for TEXT as a JSON object" },
+    { "threshold", 0, OPT_FLOAT, &o_threshold, 0, 1, "P", "abstain below this confidence (default: the specialist's own)" },
+    { "verbose",   0, OPT_FLAG,  &o_verbose,   0, 0, NULL, "also print every label's probability (on stderr)" },
+};
+static const cli_verb_info k_cls_info = {
+    "classify", "NAME|FILE [TEXT...]",
+    "Classify TEXT (or stdin) with a specialist; --jsonl classifies JSON lines.",
+    k_cls_opts, (int)NK_ARRAY_LEN(k_cls_opts),
+};
+
+static void print_json(json_t *o) {
+    char *js = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    if (js) { puts(js); free(js); }
+    else puts("{\"error\":\"out of memory\"}");
+    fflush(stdout);
+}
+
+static void print_error_line(size_t lineno, const char *msg) {
+    json_t *o = json_object();
+    char buf[600];
+    snprintf(buf, sizeof buf, "line %zu: %s", lineno, msg);
+    json_object_set_new(o, "error", json_string(buf));
+    print_json(o);
+    json_decref(o);
+}
+
+/* One JSON line: classify its "text" and print the result. false when it failed. */
+static nk_embedder *g_emb;
+static float *g_vec;
+
+/* Classifies one text (with the base model's embedding when the specialist has one). */
+static nook_status classify_text(const nk_spec *s, const char *text, size_t len, double *probs,
+                                 nk_class_result *r, nook_error *err) {
+    if (s->embed_dim) {
+        nook_status st = nk_embedder_embed(g_emb, text, len, g_vec, err);
+        if (st) return st;
+    }
+    return nk_spec_classify(s, text, len, s->embed_dim ? g_vec : NULL, probs, r, err);
+}
+
+static bool classify_line(const nk_spec *s, double *probs, const char *line, size_t n, size_t lineno) {
+    json_error_t je;
+    json_t *in = json_loadb(line, n, 0, &je);
+    nook_error err = { 0 };
+    bool ok = false;
+    if (!in) {
+        snprintf(err.msg, sizeof err.msg, "invalid JSON at column %d: %s", je.column, je.text);
+    } else if (!json_is_string(json_object_get(in, "text"))) {
+        snprintf(err.msg, sizeof err.msg, "expected an object with a string \"text\"");
+    } else {
+        json_t *t = json_object_get(in, "text");
+        nk_class_result r;
+        if (classify_text(s, json_string_value(t), json_string_length(t), probs, &r, &err) == NOOK_OK) {
+            json_t *o = nk_spec_result_json(s, probs, &r);
+            print_json(o);
+            json_decref(o);
+            ok = true;
+        }
+    }
+    if (!ok) print_error_line(lineno, err.msg);
+    json_decref(in);
+    return ok;
+}
+
+static int run_jsonl(const nk_spec *s, double *probs) {
+    char *line = nk_malloc(NK_SPEC_MAX_LINE + 1);
+    if (!line) return cli_fail(CLI_EFAIL, "out of memory");
+    size_t lineno = 0;
+    int failed = 0;
+    for (;;) {
+        size_t n = 0;
+        int c = 0;
+        bool too_long = false;
+        while ((c = getc_unlocked(stdin)) != EOF && c != '\n') {
+            if (n < NK_SPEC_MAX_LINE) line[n++] = (char)c;
+            else too_long = true;   /* read on to the newline, keep nothing */
+        }
+        if (c == EOF && n == 0 && !too_long) break;
+        lineno++;
+        if (n && line[n - 1] == '\r') n--;
+        bool blank = true;
+        for (size_t i = 0; i < n && blank; i++) blank = line[i] == ' ' || line[i] == '\t';
+        if (too_long) {
+            char m[80];
+            snprintf(m, sizeof m, "line is longer than %u bytes", NK_SPEC_MAX_LINE);
+            print_error_line(lineno, m);
+            failed++;
+        } else if (!blank && !classify_line(s, probs, line, n, lineno)) {
+            failed++;
+        }
+        if (c == EOF) break;
+    }
+    nk_free(line);
+    if (failed) return cli_fail(CLI_EFAIL, "classify: %d of %zu lines could not be classified", failed, lineno);
+    return CLI_OK;
+}
+
+int cli_classify(int argc, char **argv) {
+    int npos;
+    o_jsonl = o_json = o_verbose = false;
+    o_threshold = -1;
+    int rc = cli_parse(&k_cls_info, argc, argv, &npos);
+    if (rc) return rc;
+    if (npos < 1) return cli_fail(CLI_EUSAGE, "classify: missing NAME (usage: nook classify NAME|FILE [TEXT])");
+    if (o_jsonl && npos > 1) return cli_fail(CLI_EUSAGE, "classify: --jsonl reads stdin; give no TEXT");
+    nook_error err = { 0 };
+    nk_spec *s = NULL;
+    if (nk_spec_open(argv[0], &s, &err)) return cli_fail(CLI_EFAIL, "%s", err.msg);
+    g_emb = NULL;
+    g_vec = NULL;
+    if (s->embed_dim) {
+        if (nk_embedder_open(s->base_model, 0, &g_emb, &err) == NOOK_OK && nk_embedder_dim(g_emb) != s->embed_dim)
+            nk_fail(&err, NOOK_EINVAL, "%s gives %u-dimensional embeddings; specialist '%s' was trained on %u",
+                    s->base_model, nk_embedder_dim(g_emb), s->name, s->embed_dim);
+        if (err.code == NOOK_OK) g_vec = nk_alloc_array(s->embed_dim, sizeof *g_vec);
+        if (err.code != NOOK_OK || !g_vec) {
+            rc = cli_fail(CLI_EFAIL, "classify: %s", err.code ? err.msg : "out of memory");
+            nk_embedder_free(g_emb);
+            nk_spec_free(s);
+            return rc;
+        }
+    }
+    if (o_threshold >= 0) s->threshold = o_threshold;
+    double *probs = nk_alloc_array((size_t)s->k, sizeof *probs);
+    if (!probs) { nk_spec_free(s); return cli_fail(CLI_EFAIL, "out of memory"); }
+    if (o_jsonl) {
+        rc = run_jsonl(s, probs);
+    } else {
+        size_t len = 0;
+        char *text = npos > 1 ? cli_join_args(argv, 1, npos, &len) : cli_read_stream(stdin, false, &len);
+        nk_class_result r;
+        if (!text) {
+            rc = cli_fail(CLI_EFAIL, "classify: cannot read the text");
+        } else if (classify_text(s, text, len, probs, &r, &err)) {
+            rc = cli_fail(CLI_EFAIL, "classify: %s", err.msg);
+        } else if (o_json) {
+            json_t *o = nk_spec_result_json(s, probs, &r);
+            print_json(o);
+            json_decref(o);
+        } else {
+            puts(s->labels[r.label]);
+            if (o_verbose)
+                for (int c = 0; c < s->k; c++) fprintf(stderr, "%s\t%.6f\n", s->labels[c], probs[c]);
+            if (r.abstain)
+                fprintf(stderr, "nook: abstained: confidence %.3f is below the threshold %.2f (the most likely label is printed)\n",
+                        r.confidence, s->threshold);
+        }
+        nk_free(text);
+    }
+    nk_free(probs);
+    nk_free(g_vec);
+    nk_embedder_free(g_emb);
+    nk_spec_free(s);
+    return rc;
+}

@@ -1,0 +1,23 @@
+/*
+ * spec_internal.h: what the specialist's files share and nothing outside the module
+ * uses: building one feature row from counts and a vocabulary.
+ */
+#ifndef NOOK_SPEC_INTERNAL_H
+#define NOOK_SPEC_INTERNAL_H
+
+#include "specialist/specialist.h"
+
+/* Blocks that make up a row (word, character, embedding); each is L2-normalised and
+ * scaled by 1/sqrt(blocks), so a full row has unit norm. */
+int nk_feat_blocks(const nk_feat_cfg *c, uint32_t embed_dim, bool text);
+
+/* Maps the counts of one text onto the vocabulary ids[0..d_text) (ids absent from it
+ * are dropped), weights by idf (NULL: 1), L2-normalises each block to length scale.
+ * Writes at most cnt[0].n + cnt[1].n entries to col/val; returns how many. */
+size_t nk_feat_row(const uint32_t *ids, const float *idf, size_t d_text, const nk_sparse cnt[2], double scale,
+                   uint32_t *col, double *val);
+/* The embedding block: dim entries at columns first_col.., L2-normalised to scale. */
+size_t nk_feat_embed_row(const float *emb, uint32_t dim, size_t first_col, double scale, uint32_t *col,
+                         double *val);
+
+#endif

@@ -1,0 +1,246 @@
+/*
+ * specialist.h: classifiers trained from about a hundred labelled examples and served
+ * like a model (docs/specialist.md).
+ *
+ * A specialist is: a feature extractor (hashed word and character n-grams, log-count
+ * times IDF, L2-normalised; optionally a model's pooled embedding), a multinomial
+ * L2-regularised logistic regression fitted in double precision with L-BFGS, the
+ * regularisation chosen by stratified k-fold cross-validation, a temperature fitted on
+ * the out-of-fold predictions (calibration), and a confidence threshold below which
+ * it abstains. It is saved as a small GGUF file (general.architecture
+ * "nook-specialist"), so the model store can keep it like any other blob.
+ *
+ * Layers: this module uses base and gguf (and, for --from, the engine); the CLI and the
+ * server are thin users of it. Nothing here prints or exits; errors are values.
+ * Threads: every object is used by one thread at a time, except a loaded nk_spec,
+ * which is immutable and may be used to classify from any number of threads at once.
+ */
+#ifndef NOOK_SPECIALIST_H
+#define NOOK_SPECIALIST_H
+
+#include "base/base.h"
+
+/* ---- limits on untrusted input (training files, specialist files) ---------------- */
+#define NK_SPEC_MAX_LINE     (1u << 20)   /* bytes in one JSON line of a training file */
+#define NK_SPEC_MAX_EXAMPLES 1000000u     /* examples in one training file            */
+#define NK_SPEC_MAX_LABELS   1000u        /* distinct labels                           */
+#define NK_SPEC_MAX_LABEL    256u         /* bytes in one label                        */
+#define NK_SPEC_MAX_FEATURES (1u << 24)   /* columns of a specialist's weight matrix    */
+
+/* ---- labelled data ------------------------------------------------------------------
+ * JSON lines {"text": STRING, "label": STRING or INTEGER}; other keys are ignored,
+ * blank lines are skipped. Labels are numbered in order of first appearance. */
+typedef struct nk_dataset {
+    size_t n;               /* examples                                              */
+    char **texts;           /* [n] NUL-terminated UTF-8, owned                         */
+    int *labels;            /* [n] index into label_names                              */
+    size_t *lines;          /* [n] 1-based line number in the source                   */
+    int n_labels;
+    char **label_names;     /* [n_labels], owned                                       */
+} nk_dataset;
+
+/* Parses JSON lines from buf[0..len). name prefixes every message ("train.jsonl:7:
+ * ..."). require_label: every line needs a "label" (training, evaluation); otherwise
+ * only "text" is read. Errors (NOOK_EFORMAT, naming the line): invalid JSON or UTF-8,
+ * a line that is not an object, a missing or non-string "text", an empty (all
+ * whitespace) text, a missing or non-string/integer "label", a label longer than
+ * NK_SPEC_MAX_LABEL, a line longer than NK_SPEC_MAX_LINE, more than the limits above;
+ * NOOK_ENOMEM. On failure *out is left empty. */
+nook_status nk_dataset_parse(const char *buf, size_t len, const char *name, bool require_label,
+                             nk_dataset *out, nook_error *err);
+/* The same from a file, read line by line: a 1 GB line is refused after reading
+ * NK_SPEC_MAX_LINE bytes of it, never loaded whole. */
+nook_status nk_dataset_read(const char *path, bool require_label, nk_dataset *out, nook_error *err);
+/* Training needs at least two labels and two examples: NOOK_EINVAL naming the label
+ * otherwise. */
+nook_status nk_dataset_check_trainable(const nk_dataset *d, const char *name, nook_error *err);
+void nk_dataset_free(nk_dataset *d);
+
+/* ---- features ----------------------------------------------------------------------- */
+typedef struct nk_feat_cfg {
+    uint32_t hash_bits;     /* hashed space is 2^hash_bits (default 20)                 */
+    uint32_t word_max;      /* word n-grams 1..word_max (default 2; 0 = none)            */
+    uint32_t char_min;      /* character n-grams char_min..char_max inside each word     */
+    uint32_t char_max;      /* padded with spaces (default 2..5; char_max 0 = none)      */
+    bool     idf;           /* weight log-counts by smoothed IDF (default true)          */
+} nk_feat_cfg;
+
+void nk_feat_cfg_default(nk_feat_cfg *c);
+/* NOOK_EINVAL naming the field when a setting is out of range. */
+nook_status nk_feat_cfg_check(const nk_feat_cfg *c, nook_error *err);
+
+/* A sparse vector: hashed ids (sorted, unique) with values. */
+typedef struct nk_sparse {
+    size_t n, cap;
+    uint32_t *id;
+    double *val;
+} nk_sparse;
+void nk_sparse_free(nk_sparse *s);
+
+/* Raw hashed counts of text's features (log-count 1+ln(tf), not yet IDF-weighted or
+ * normalised), in two blocks: words in out[0], characters in out[1] (either may be
+ * empty). Text is case-folded and NFKC-normalised first (utf8proc); invalid UTF-8 is
+ * NOOK_EFORMAT. Reuses out's buffers. */
+nook_status nk_feat_counts(const nk_feat_cfg *c, const char *text, size_t len, nk_sparse out[2],
+                           nook_error *err);
+
+/* ---- logistic regression -------------------------------------------------------------
+ * Data for the solver: n rows in compressed sparse row form over d columns, labels
+ * y[i] in [0, k). The model: p(c|x) = softmax(W^T x + b)_c, W is d x k (row-major,
+ * W[j*k + c]), b has k entries. Objective (scikit-learn's convention):
+ *     C * sum_i -log p(y_i | x_i)  +  1/2 ||W||^2        (the bias is not penalised)
+ * minimised with L-BFGS (double precision) until the gradient's max norm is below tol
+ * relative to the starting one, or max_iter iterations. */
+typedef struct nk_csr {
+    size_t n, d;
+    size_t *row;            /* [n+1] */
+    uint32_t *col;          /* [nnz] */
+    double *val;            /* [nnz] */
+} nk_csr;
+
+typedef struct nk_lr_opts {
+    double C;               /* inverse regularisation strength (> 0)                  */
+    double tol;             /* default 1e-6                                            */
+    int max_iter;           /* default 500                                             */
+} nk_lr_opts;
+
+/* Fits W (d*k) and b (k) in place, starting from their values (warm start: pass the
+ * previous solution, or zeros). rows: which rows of X to use (NULL: all n). Returns
+ * NOOK_ENOMEM, NOOK_EINVAL for bad arguments; *iters (optional) gets the iterations. */
+nook_status nk_lr_fit(const nk_csr *X, const int *y, int k, const size_t *rows, size_t n_rows,
+                      const nk_lr_opts *o, double *W, double *b, int *iters, nook_error *err);
+/* Logits z[c] = W^T x + b for row i of X. */
+void nk_lr_logits(const nk_csr *X, size_t i, int k, const double *W, const double *b, double *z);
+/* In place: z -> softmax(z / T). */
+void nk_lr_softmax(double *z, int k, double T);
+
+/* ---- calibration and metrics ---------------------------------------------------------- */
+/* The temperature T > 0 minimising the mean negative log-likelihood of softmax(z/T)
+ * over n rows of logits z[n*k] with labels y (golden-section search on log T). */
+double nk_fit_temperature(const double *z, const int *y, size_t n, int k);
+/* Expected calibration error of probabilities p[n*k] (top-label confidence, n_bins
+ * equal-width bins). */
+double nk_ece(const double *p, const int *y, size_t n, int k, int n_bins);
+/* Macro-F1 over k labels from a k x k confusion table conf[true*k + pred]; labels that
+ * never occur, neither true nor predicted, are left out of the mean. */
+double nk_macro_f1(const size_t *conf, int k);
+
+/* ---- embeddings (--from MODEL) ------------------------------------------------------
+ * A model's pooled embedding of a text (the engine's embeddings; mean pooling unless
+ * the model says otherwise). Texts longer than the embedder's context (at most 512
+ * tokens) are cut to their first tokens. One thread at a time per embedder. */
+typedef struct nk_embedder nk_embedder;
+nook_status nk_embedder_open(const char *model_path, int n_threads, nk_embedder **out, nook_error *err);
+uint32_t nk_embedder_dim(const nk_embedder *e);
+/* out receives nk_embedder_dim floats (raw, not normalised). */
+nook_status nk_embedder_embed(nk_embedder *e, const char *text, size_t len, float *out, nook_error *err);
+void nk_embedder_free(nk_embedder *e);
+/* The embeddings of every text of d, in order: *out is n x dim floats (nk_free). */
+nook_status nk_embed_dataset(nk_embedder *e, const nk_dataset *d, float **out, nook_error *err);
+
+/* ---- specialists ----------------------------------------------------------------------- */
+typedef struct nk_spec {
+    char *name;
+    int k;
+    char **labels;          /* [k] */
+    nk_feat_cfg feat;
+    size_t d;               /* columns: text features, then embedding dimensions          */
+    size_t d_text;          /* text feature columns                                       */
+    uint32_t *ids;          /* [d_text] hashed ids (sorted, unique); block in the top bit  */
+    float *idf;             /* [d_text]                                                   */
+    float *W;               /* [d*k] */
+    float *b;               /* [k]   */
+    double temperature;
+    double threshold;       /* abstain when the top probability is below this             */
+    char *base_model;       /* model whose embeddings are features ("" when none)         */
+    uint32_t embed_dim;     /* 0 when none                                                 */
+    /* training report, kept in the file for `nook show`-like listings */
+    double cv_macro_f1, cv_C, cv_ece_raw, cv_ece_cal;
+    uint32_t n_train;
+} nk_spec;
+
+typedef struct nk_train_opts {
+    nk_feat_cfg feat;
+    uint64_t seed;          /* fold assignment (default 1)                                */
+    int folds;              /* k-fold cross-validation (default 5; fewer when a label has fewer examples) */
+    double C;               /* > 0: use this C, skip the search                           */
+    double threshold;       /* default 0.5                                                */
+    bool calibrate;         /* default true                                               */
+    int min_df;             /* keep text features seen in at least this many texts (default 2) */
+    const char *base_model; /* NULL or "": no embedding features                          */
+    /* Optional embedding features: emb[i*embed_dim ..] for example i (caller-computed,
+     * e.g. pooled hidden states of base_model). Concatenated with the text features
+     * unless text_features is false. */
+    const float *emb;
+    uint32_t embed_dim;
+    bool no_text_features;
+} nk_train_opts;
+
+void nk_train_opts_default(nk_train_opts *o);
+
+/* What training measured, for the report. */
+typedef struct nk_train_report {
+    int n_C;
+    double C_grid[16], cv_f1[16], cv_logloss[16];
+    double C;               /* chosen                                                     */
+    double cv_macro_f1;     /* out-of-fold macro-F1 at the chosen C                        */
+    double cv_accuracy;
+    size_t *confusion;      /* [k*k] out-of-fold, conf[true*k + pred] (owned)              */
+    double temperature, ece_raw, ece_cal;
+    double coverage, accuracy_kept;   /* out-of-fold, at the threshold                   */
+    int folds;
+    size_t d;               /* feature columns                                            */
+    double ms_features, ms_cv, ms_final;
+} nk_train_report;
+void nk_train_report_free(nk_train_report *r);
+
+/* Trains a specialist on d. *out is owned by the caller (nk_spec_free). rep (optional)
+ * receives the report. Deterministic for a given seed. Errors: as
+ * nk_dataset_check_trainable, NOOK_EINVAL for bad options, NOOK_ENOMEM. */
+nook_status nk_spec_train(const nk_dataset *d, const char *name, const nk_train_opts *o,
+                          nk_spec **out, nk_train_report *rep, nook_error *err);
+void nk_spec_free(nk_spec *s);
+
+/* Save as GGUF (to memory: *buf nk_malloc'd). */
+nook_status nk_spec_save(const nk_spec *s, const char *path, nook_error *err);
+nook_status nk_spec_save_mem(const nk_spec *s, uint8_t **buf, uint64_t *len, nook_error *err);
+/* Load and validate (every count, id order, finite weights, label names): a hostile
+ * file is NOOK_EFORMAT naming the key, never a crash. */
+nook_status nk_spec_load(const char *path, nk_spec **out, nook_error *err);
+nook_status nk_spec_load_mem(const void *buf, size_t len, nk_spec **out, nook_error *err);
+/* Opens a specialist by reference: the path of a specialist file, else a name in the
+ * model store (once the store holds specialists). NOOK_ENOTFOUND naming ref when it
+ * is neither; a file that is not a specialist is NOOK_EFORMAT. */
+nook_status nk_spec_open(const char *ref, nk_spec **out, nook_error *err);
+/* Whether the file at path (or the buffer) is a specialist (a GGUF whose
+ * general.architecture is "nook-specialist"). */
+bool nk_spec_is_specialist_mem(const void *buf, size_t len);
+
+/* One classification. probs has k entries (owned by the caller, see nk_spec_classify). */
+typedef struct nk_class_result {
+    int label;              /* most likely label, also when abstaining                    */
+    double confidence;      /* its probability                                           */
+    bool abstain;           /* confidence < threshold                                    */
+} nk_class_result;
+
+/* Classifies text: probs[k] receives the calibrated probabilities. emb: the text's
+ * embedding (embed_dim floats) when the specialist needs one, else NULL (NOOK_EINVAL
+ * when it is needed and missing). Thread-safe on a shared spec. */
+nook_status nk_spec_classify(const nk_spec *s, const char *text, size_t len, const float *emb,
+                             double *probs, nk_class_result *res, nook_error *err);
+
+/* The result as the JSON object of `nook classify --jsonl` and /api/classify:
+ * {"label","confidence","probabilities":{LABEL:p,...},"abstain"}; a jansson json_t*
+ * returned as void* so this header does not pull in jansson. NULL on out-of-memory. */
+void *nk_spec_result_json(const nk_spec *s, const double *probs, const nk_class_result *res);
+
+/* Evaluation on labelled data: the confusion table over the specialist's labels
+ * (conf[k*k], caller-allocated), macro-F1, accuracy, ECE, coverage at the threshold.
+ * A label in d that the specialist does not know is NOOK_EINVAL naming its line. */
+typedef struct nk_eval_report {
+    double macro_f1, accuracy, ece, coverage, accuracy_kept, ms, texts_per_s;
+} nk_eval_report;
+nook_status nk_spec_evaluate(const nk_spec *s, const nk_dataset *d, const float *emb,
+                             size_t *conf, nk_eval_report *rep, nook_error *err);
+
+#endif /* NOOK_SPECIALIST_H */

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# model_specialist_from.sh: `nook specialize --from MODEL`: a model's pooled embedding as
+# features (alone and with the text features), stored in the file with the base model,
+# and used again by `nook classify` and `--eval`.
+. "$(dirname "$0")/lib.bash"
+need_model stories260K.gguf
+M="$MODELS/stories260K.gguf"
+DATA=tests/data/specialist/split.jsonl
+
+run_cmd "$NOOK" specialize split --data "$DATA" --output "$TMP/f.gguf" --from "$M" --json --c 10
+check_eq "from exit" "$rc" 0
+python3 -c 'import json,sys; r=json.loads(sys.argv[1]); assert r["embed_dim"]==64 and r["columns"]>64, r' "$out" \
+    && ok || bad "from report: $out"
+run_cmd "$NOOK" specialize split --data "$DATA" --output "$TMP/e.gguf" --from "$M" --no-text --json --c 10
+check_eq "embedding-only exit" "$rc" 0
+python3 -c 'import json,sys; r=json.loads(sys.argv[1]); assert r["embed_dim"]==64 and r["columns"]==64, r' "$out" \
+    && ok || bad "embedding-only report: $out"
+for f in f e; do
+    printf '%s\n' '{"text":"The build is green."}' '{"text":"Fix it and then call Bob."}' \
+        | "$NOOK" classify "$TMP/$f.gguf" --jsonl > "$TMP/o.jsonl"
+    check_eq "classify $f exit" "$?" 0
+    python3 - "$TMP/o.jsonl" <<'PY' && ok || bad "classify $f output"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert len(rows) == 2 and all(r["label"] in ("one", "two") and abs(sum(r["probabilities"].values()) - 1) < 1e-9 for r in rows), rows
+PY
+done
+run_cmd "$NOOK" specialize "$TMP/f.gguf" --eval "$DATA"
+check_eq "eval exit" "$rc" 0
+check_contains "eval speed with embeddings" "$out" "with the embeddings of"
+run_cmd "$NOOK" specialize x --data "$DATA" --output "$TMP/x.gguf" --no-text
+check_eq "no-text without from" "$rc" 2
+run_cmd "$NOOK" specialize x --data "$DATA" --output "$TMP/x.gguf" --from "$TMP/missing.gguf"
+check_eq "missing model" "$rc" 1
+finish
