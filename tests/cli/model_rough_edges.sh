@@ -58,7 +58,7 @@ case "$err" in *warning*) bad "warned without cause: [$err]" ;; *) ok ;; esac
 # --verbose into the same pipe as the text: the timings start on a line of their own
 both=$("$NOOK" run "$S" "Once upon a time" --raw -n 6 --temperature 0 --verbose 2>&1 </dev/null | cat)
 if printf '%s\n' "$both" | grep -qx "done reason: length"; then ok; else bad "timings glued to the text: [$both]"; fi
-first=$(printf '%s\n' "$both" | head -1)
+first=$(printf '%s\n' "$both" | grep -v "^nook: " | head -1)   # log lines (nook: ...) are on lines of their own
 check_eq "text line is the text" "$first" "$("$NOOK" run "$S" "Once upon a time" --raw -n 6 --temperature 0 2>/dev/null)"
 
 # a missing path: says what to do, names what was typed
