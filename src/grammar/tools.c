@@ -78,7 +78,11 @@ static bool add_calls(json_t *calls, json_t *v) {
         if (json_array_size(v) == 0) return false;
         size_t i;
         json_t *x;
-        json_array_foreach(v, i, x) if (!to_call(x, 0)) return false;   /* all or nothing */
+        json_array_foreach(v, i, x) {   /* all or nothing: check every element first */
+            json_t *t = to_call(x, 0);
+            if (!t) return false;
+            json_decref(t);
+        }
         json_array_foreach(v, i, x) json_array_append_new(calls, to_call(x, json_array_size(calls)));
         return true;
     }

@@ -482,7 +482,7 @@ nook_status nk_redact(nk_redactor *r, const char *text, size_t len, char **out,
     if (st) return st;
     hits h = { 0 };
     if ((st = find_hits(r, text, len, &h, err))) { nk_free(h.v); return st; }
-    qsort(h.v, h.n, sizeof *h.v, hit_cmp);
+    if (h.n) qsort(h.v, h.n, sizeof *h.v, hit_cmp);   /* h.v is NULL when nothing was found */
     obuf o = { 0 };
     size_t pos = 0, used = 0;
     for (size_t i = 0; i < h.n; i++) {
