@@ -4,7 +4,7 @@
 #
 #   bench/grammar_speed.sh [MODEL.gguf] [SCHEMA.json] [REPS]
 #
-# Defaults: /tmp/nook-models/qwen3-0.6b-Q4_K_M.gguf, bench/data/grammar_schema.json, 3.
+# Defaults: bench/data/grammar_schema.json, 3.
 # Per rep, interleaved: nook unconstrained, nook with --schema (eval rate from
 # --verbose), then llama.cpp (bench/grammar_speed.mjs, node-llama-cpp at
 # $LLAMACPP_REF) unconstrained, with the same GBNF nook compiles the schema to, and
@@ -14,7 +14,7 @@
 # ratio constrained/unconstrained for each engine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MODEL="${1:-/tmp/nook-models/qwen3-0.6b-Q4_K_M.gguf}"
+MODEL="${1:?usage: $0 MODEL.gguf (e.g. from build/mkmodel qwen3-0.6b Q4_K_M OUT.gguf)}"
 SCHEMA="${2:-bench/data/grammar_schema.json}"
 REPS="${3:-3}"
 N=96

@@ -5,7 +5,7 @@
 //
 // Starts `nook serve` (NOOK_NUM_PARALLEL=P, default the largest client count;
 // NOOK_CONTEXT_LENGTH 2048 unless set) on a free
-// loopback port, loads the model (default /tmp/nook-models/qwen3-0.6b-Q4_K_M.gguf),
+// loopback port, loads the model (--model, required),
 // then for each client count C runs C clients, each sending N streamed /api/generate
 // requests of T tokens (temperature 0, distinct prompts, no prefix shared), and
 // reports aggregate generated tokens/s (all clients' eval_count over the wall time),
@@ -19,7 +19,8 @@ const arg = (name, def) => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? process.argv[i + 1] : def;
 };
-const model = arg('model', '/tmp/nook-models/qwen3-0.6b-Q4_K_M.gguf');
+const model = arg('model', null);
+if (!model) { console.error('usage: node bench/serve-load.mjs --model MODEL.gguf'); process.exit(2); }
 const clientsList = arg('clients', '1,4,8').split(',').map(Number);
 const nreq = Number(arg('requests', '3'));
 const ntok = Number(arg('tokens', '64'));

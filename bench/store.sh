@@ -4,12 +4,12 @@
 #     parallel ranged parts vs one stream, unthrottled and with a per-connection rate
 #     limit (as CDNs limit each connection);
 #  2. the time `nook run NAME` adds over `nook run PATH` (resolving the name).
-# Usage: bench/store.sh [MODEL.gguf] [RUNS]   (default /tmp/nook-models/qwen3-0.6b-Q4_K_M.gguf, 3)
+# Usage: bench/store.sh [MODEL.gguf] [RUNS]   (RUNS default 3)
 # Loopback only; NOOK_OFFLINE=1 is set so nothing can leave the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NOOK=${NOOK:-build/nook}
-MODEL=${1:-/tmp/nook-models/qwen3-0.6b-Q4_K_M.gguf}
+MODEL="${1:?usage: $0 MODEL.gguf (e.g. from build/mkmodel qwen3-0.6b Q4_K_M OUT.gguf)}"
 RUNS=${2:-3}
 TMP=$(mktemp -d)
 export NOOK_OFFLINE=1 NOOK_MODELS="$TMP/store"

@@ -62,3 +62,17 @@ finish() {
     echo "$pass passed, $fail failed"
     [ "$fail" -eq 0 ]
 }
+
+# big_model: prints the path of a random-weight qwen3-0.6b Q4_K_M file (tests that need
+# seconds of work per call), made once into the build folder with mkmodel; prints nothing
+# when it cannot be made. Concurrent callers each write their own temporary file and
+# rename it into place, so no one reads a half-written model.
+big_model() {
+    local big="${NOOK_BUILD:-build}/fixtures/qwen3-0.6b-Q4_K_M.gguf"
+    if [ ! -r "$big" ] && [ -x "${NOOK_BUILD:-build}/mkmodel" ]; then
+        mkdir -p "$(dirname "$big")"
+        "${NOOK_BUILD:-build}/mkmodel" qwen3-0.6b Q4_K_M "$big.$$.tmp" >/dev/null 2>&1 && mv "$big.$$.tmp" "$big"
+        rm -f "$big.$$.tmp"
+    fi
+    [ -r "$big" ] && echo "$big"
+}

@@ -83,14 +83,10 @@ wait_count "EXIT=0" 1 10 && ok || bad "/bye"
 
 # Ctrl-C during a long prompt evaluation: a model whose prefill of a long prompt takes
 # seconds (random weights, qwen3-0.6b shape, made once into the build folder)
-BIG="${NOOK_BUILD:-build}/fixtures/qwen3-0.6b-Q4_K_M.gguf"
-if [ ! -r "$BIG" ] && [ -x "${NOOK_BUILD:-build}/mkmodel" ]; then
-    mkdir -p "$(dirname "$BIG")"
-    "${NOOK_BUILD:-build}/mkmodel" qwen3-0.6b Q4_K_M "$BIG.tmp" >/dev/null 2>&1 && mv "$BIG.tmp" "$BIG"
-fi
+BIG=$(big_model)
 if [ -n "${ASAN_OPTIONS:-}" ]; then
     echo "note: under the sanitizers the long-prompt Ctrl-C check is skipped (the engine's own cancellation tests run there)"
-elif [ -r "$BIG" ]; then
+elif [ -n "$BIG" ]; then
     python3 -c 'print(" ".join(["word%d" % i for i in range(1500)]), end="")' > "$TMP/long.txt"
     # one attempt: paste a ~4,500-token prompt, Ctrl-C inside its prefill, time the return
     cancel_ms() {

@@ -29,9 +29,9 @@ check_contains "requantize names the type" "$err" "Q8_0"
 run_cmd "$NOOK" quantize "$TMP/q8.gguf" "$TMP/q4.gguf" Q4_0 --allow-requantize
 check_eq "requantize allowed" "$rc" 0
 
-# interrupted quantize: needs a model that takes seconds (the 0.6B fixture, if present)
-BIG=/tmp/nook-models/qwen3-0.6b-Q4_K_M.gguf
-if [ -r "$BIG" ]; then
+# interrupted quantize: needs a model that takes seconds (the 0.6B fixture of lib.bash)
+BIG=$(big_model)
+if [ -n "$BIG" ] && [ -z "${ASAN_OPTIONS:-}" ]; then
     for sig in INT TERM; do
         "$NOOK" quantize "$BIG" "$TMP/big.gguf" Q8_0 --allow-requantize >/dev/null 2>"$TMP/qerr" &
         pid=$!

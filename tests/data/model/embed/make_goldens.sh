@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate the embedding goldens of tests/model/model_embed.c with llama.cpp:
-#   LLAMACPP_REF=/tmp/ref tests/data/model/embed/make_goldens.sh [BUILD_DIR]
+#   LLAMACPP_REF=DIR tests/data/model/embed/make_goldens.sh [BUILD_DIR]
+# (DIR: the node-llama-cpp install, see ../shared/tools/ref/README.md)
 # The test writes its model files into a folder (NOOK_EMBED_WRITE) and prints
 # "name path" per file; llama.cpp embeds texts.txt on each (bench/llamacpp_ext.mjs).
 set -euo pipefail
