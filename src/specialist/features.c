@@ -193,8 +193,7 @@ int nk_feat_blocks(const nk_feat_cfg *c, uint32_t embed_dim, bool text) {
     return (text && c->word_max ? 1 : 0) + (text && c->char_max ? 1 : 0) + (embed_dim ? 1 : 0);
 }
 
-/* Binary search of id in ids[0..n); -1 when absent. */
-static long find_id(const uint32_t *ids, size_t n, uint32_t id) {
+long nk_feat_find_id(const uint32_t *ids, size_t n, uint32_t id) {
     size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -211,7 +210,7 @@ size_t nk_feat_row(const uint32_t *ids, const float *idf, size_t d_text, const n
         size_t start = o;
         double ss = 0;
         for (size_t i = 0; i < cnt[b].n; i++) {
-            long j = find_id(ids, d_text, cnt[b].id[i]);
+            long j = nk_feat_find_id(ids, d_text, cnt[b].id[i]);
             if (j < 0) continue;   /* not in the vocabulary: no weight to meet */
             double v = cnt[b].val[i] * (idf ? (double)idf[j] : 1.0);
             col[o] = (uint32_t)j;

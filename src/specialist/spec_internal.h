@@ -10,6 +10,8 @@
 /* Blocks that make up a row (word, character, embedding); each is L2-normalised and
  * scaled by 1/sqrt(blocks), so a full row has unit norm. */
 int nk_feat_blocks(const nk_feat_cfg *c, uint32_t embed_dim, bool text);
+/* Binary search of id in the sorted ids[0..n); -1 when absent. */
+long nk_feat_find_id(const uint32_t *ids, size_t n, uint32_t id);
 
 /* Maps the counts of one text onto the vocabulary ids[0..d_text) (ids absent from it
  * are dropped), weights by idf (NULL: 1), L2-normalises each block to length scale.

@@ -69,16 +69,6 @@ static int cmp_df_desc(const void *a, const void *b) {
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-static long find_id(const uint32_t *ids, size_t n, uint32_t id) {
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (ids[mid] < id) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo < n && ids[lo] == id ? (long)lo : -1;
-}
-
 /* Everything the training run allocates, freed in one place. */
 typedef struct work {
     nk_sparse (*cnt)[2];
@@ -198,7 +188,7 @@ nook_status nk_spec_train(const nk_dataset *d, const char *name, const nk_train_
         for (size_t j = 0; j < d_text; j++) w.ids[j] = w.ic[j].id;
         qsort(w.ids, d_text, sizeof *w.ids, cmp_u32);
         for (size_t j = 0; j < nu; j++) {
-            long c = d_text == nu ? (long)j : find_id(w.ids, d_text, w.ic[j].id);
+            long c = d_text == nu ? (long)j : nk_feat_find_id(w.ids, d_text, w.ic[j].id);
             if (c >= 0)
                 w.idf[c] = o->feat.idf ? (float)(log((1.0 + (double)n) / (1.0 + w.ic[j].df)) + 1.0) : 1.0f;
         }
