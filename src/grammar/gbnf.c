@@ -305,6 +305,7 @@ static bool parse_alternates(parser *p, int32_t r, bool nested);
 /* Replaces out[start..n) (the last item) by its repetition min..max (max < 0: no bound). */
 static bool repeat_last(parser *p, int32_t r, svec *out, int32_t start, long min, long max) {
     int32_t ulen = out->n - start;
+    if (ulen == 0) return true;                /* ""{2} or (){3,}: nothing repeated is nothing */
     gsym *unit = nk_alloc_array((size_t)ulen, sizeof(gsym));
     if (!unit) return oom(p);
     memcpy(unit, out->v + start, (size_t)ulen * sizeof(gsym));
