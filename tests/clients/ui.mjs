@@ -102,7 +102,7 @@ try {
   check('answer text', answer.trim().length > 0, JSON.stringify(answer));
   check('answer streamed in pieces', updates >= 4, `${updates} updates`);
   const route = await page.textContent('.msg.assistant .route');
-  check('route shown', /^route: local/.test(route), JSON.stringify(route));
+  check('route shown', /^route: local · policy local/.test(route), JSON.stringify(route));
   const chatReq = requests.find((r) => r.url.endsWith('/api/chat'));
   const cb = chatReq ? JSON.parse(chatReq.body) : {};
   check('chat request', cb.stream === true && cb.model === 'stories:latest' && cb.options.num_predict === 40, JSON.stringify(cb));
