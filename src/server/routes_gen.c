@@ -53,6 +53,11 @@ typedef struct gen_job {
     nook_message *msgs;
     char *messages_json;
     char *plain_text;             /* chat without a template: the conversation as text */
+    char *tools_json;             /* the request's tools, for the template's `tools`   */
+    const char *tmpl;             /* the chat template in use (its tool-call format)   */
+    bool parse_tools;             /* tools offered: the answer is parsed for calls, so its
+                                     content is held back until the end, also when streamed */
+    json_t *tool_calls;           /* the calls found (nook_tool_parse's shape) or NULL */
     nook_gen_params gp;
     const char *api_model;        /* the name to echo (req.model) */
     char id[40];
@@ -90,6 +95,8 @@ static void job_unref(gen_job *j) {
     nk_free(j->msgs);
     free(j->messages_json);
     nk_free(j->plain_text);
+    nk_free(j->tools_json);
+    json_decref(j->tool_calls);
     nk_free(j->pending.p);
     nk_free(j->content.p);
     nk_free(j->thinking.p);
@@ -115,6 +122,11 @@ static void created_at(char *buf, size_t cap) {
 
 static const char *finish_reason(nook_done_reason r) {
     return r == NOOK_DONE_LENGTH ? "length" : "stop";
+}
+
+/* OpenAI's finish_reason: "tool_calls" when the answer called tools. */
+static const char *oai_finish(const gen_job *j) {
+    return j->tool_calls && json_array_size(j->tool_calls) ? "tool_calls" : finish_reason(j->reason);
 }
 
 static json_t *token_bytes(const char *s, size_t n) {
@@ -220,6 +232,8 @@ static json_t *ollama_final(gen_job *j, bool whole) {
         json_t *msg = json_pack("{s:s,s:s}", "role", "assistant", "content", c);
         o = json_pack("{s:s,s:s,s:o}", "model", j->api_model, "created_at", ts, "message", msg);
         if (o && whole && j->thinking.n) json_object_set_new(msg, "thinking", json_string(j->thinking.p));
+        if (o && whole && j->tool_calls)
+            json_object_set_new(msg, "tool_calls", srv_tool_calls_for(j->req.kind, j->tool_calls, false));
     }
     if (!o) return NULL;
     if (whole && j->thinking.n && j->req.kind == SRV_GENERATE) json_object_set_new(o, "thinking", json_string(j->thinking.p));
@@ -236,7 +250,11 @@ static json_t *openai_final(gen_job *j) {
     if (j->req.kind == SRV_OAI_CHAT) {
         json_t *msg = json_pack("{s:s,s:s}", "role", "assistant", "content", j->content.p ? j->content.p : "");
         if (msg && j->thinking.n) json_object_set_new(msg, "reasoning", json_string(j->thinking.p));
-        choice = json_pack("{s:i,s:o,s:s}", "index", 0, "message", msg, "finish_reason", finish_reason(j->reason));
+        if (msg && j->tool_calls) {
+            json_object_set_new(msg, "tool_calls", srv_tool_calls_for(j->req.kind, j->tool_calls, false));
+            if (!j->content.n) json_object_set_new(msg, "content", json_null());   /* as OpenAI's */
+        }
+        choice = json_pack("{s:i,s:o,s:s}", "index", 0, "message", msg, "finish_reason", oai_finish(j));
         if (choice)
             json_object_set_new(choice, "logprobs", j->logprobs ? json_pack("{s:O}", "content", j->logprobs) : json_null());
     } else {
@@ -268,6 +286,38 @@ static bool out_json_locked(gen_job *j, json_t *v) {
     return ok;
 }
 
+/* Tools offered: the whole answer is parsed for calls (the template's format); the
+ * text outside them stays the content. A text that holds no call is all content. */
+static void tools_finish(gen_job *j) {
+    char *content = NULL, *calls = NULL;
+    nook_error e = { 0 };
+    if (nook_tool_parse(j->tmpl, j->content.p ? j->content.p : "", j->content.n, &content, &calls, &e) != NOOK_OK)
+        return;   /* out of memory: the answer stays plain content */
+    if (calls) {
+        j->tool_calls = json_loads(calls, 0, NULL);
+        j->content.n = 0;
+        sb_add(&j->content, content, strlen(content));
+    }
+    nook_free(content);
+    nook_free(calls);
+}
+
+/* Streamed with tools offered: the held content (and log-probabilities) and the calls,
+ * as one chunk before the final one. j->mu held. */
+static bool tools_flush_locked(gen_job *j) {
+    if (!j->content.n && !j->tool_calls && !j->logprobs) return true;
+    json_t *o = chunk(j, j->content.p ? j->content.p : "", j->content.n, "", 0, j->logprobs);
+    if (o && j->tool_calls) {
+        json_t *calls = srv_tool_calls_for(j->req.kind, j->tool_calls, true);
+        json_t *where = is_openai(j) ? json_object_get(json_array_get(json_object_get(o, "choices"), 0), "delta")
+                                     : json_object_get(o, "message");
+        if (where) json_object_set(where, "tool_calls", calls);
+        if (where && is_openai(j) && !j->content.n) json_object_del(where, "content");
+        json_decref(calls);
+    }
+    return out_json_locked(j, o);
+}
+
 static bool on_event(const nook_event *ev, void *ud) {
     gen_job *j = ud;
     pthread_mutex_lock(&j->mu);
@@ -279,13 +329,20 @@ static bool on_event(const nook_event *ev, void *ud) {
     if (ev->kind == NOOK_EVENT_TOKEN || ev->kind == NOOK_EVENT_TEXT || ev->kind == NOOK_EVENT_DONE) {
         json_t *lp = NULL;
         if (ev->kind == NOOK_EVENT_TOKEN && j->req.logprobs) lp = logprob_item(j, ev);
-        if (j->req.stream) {
+        if (j->req.stream && !j->parse_tools) {
             if (ev->content_len || ev->thinking_len || lp) {
                 json_t *arr = lp ? json_array() : NULL;
                 if (arr) json_array_append(arr, lp);
                 ok = out_json_locked(j, chunk(j, ev->content ? ev->content : "", ev->content_len,
                                               ev->thinking ? ev->thinking : "", ev->thinking_len, arr));
                 json_decref(arr);
+            }
+        } else if (j->req.stream) {   /* tools offered: content held, reasoning streamed */
+            if (ev->content_len && !sb_add(&j->content, ev->content, ev->content_len)) ok = false;
+            if (ev->thinking_len) ok = out_json_locked(j, chunk(j, "", 0, ev->thinking, ev->thinking_len, NULL)) && ok;
+            if (lp) {
+                if (!j->logprobs) j->logprobs = json_array();
+                json_array_append(j->logprobs, lp);
             }
         } else {
             if ((ev->content_len && !sb_add(&j->content, ev->content, ev->content_len)) ||
@@ -311,6 +368,9 @@ static bool on_event(const nook_event *ev, void *ud) {
             j->context = json_array();
             for (int i = 0; i < ev->n_context; i++) json_array_append_new(j->context, json_integer(ev->context[i]));
         }
+        bool answered = ev->done_reason != NOOK_DONE_CANCELLED && ev->done_reason != NOOK_DONE_ERROR;
+        if (j->parse_tools && answered) tools_finish(j);
+        if (j->req.stream && j->parse_tools && answered) ok = tools_flush_locked(j) && ok;
         if (j->req.stream && ev->done_reason != NOOK_DONE_CANCELLED) {
             if (ev->done_reason == NOOK_DONE_ERROR) {
                 json_t *e = srv_error_body(is_openai(j) ? SRV_API_OPENAI : SRV_API_OLLAMA, 500, j->error);
@@ -321,7 +381,7 @@ static bool on_event(const nook_event *ev, void *ud) {
                 json_t *last = chunk(j, "", 0, "", 0, NULL);
                 json_t *choice = last ? json_array_get(json_object_get(last, "choices"), 0) : NULL;
                 if (choice) {
-                    json_object_set_new(choice, "finish_reason", json_string(finish_reason(j->reason)));
+                    json_object_set_new(choice, "finish_reason", json_string(oai_finish(j)));
                     if (j->req.kind == SRV_OAI_CHAT) json_object_set_new(choice, "delta", json_object());
                 }
                 out_json_locked(j, last);
@@ -405,6 +465,18 @@ static int build(gen_job *j, char *msg, size_t cap) {
     g->top_logprobs = q->logprobs ? q->top_logprobs : 0;
     g->load_ns = j->load_ns;
 
+    /* Structured output (format / response_format) and forced tool calls (tool_choice
+     * required or named) as the generation's grammar, in the template's call format;
+     * tools offered: the answer is parsed for calls at the end. */
+    j->tmpl = q->template_text ? q->template_text : nook_model_chat_template(srv_model_model(j->model));
+    nook_error gerr = { 0 };
+    if (srv_grammar_apply(q->ext[SRV_EXT_GRAMMAR], j->tmpl, g, &gerr) != NOOK_OK) {
+        snprintf(msg, cap, "%s", gerr.msg);
+        return 400;
+    }
+    const json_t *offered = srv_tools_offered(q);
+    j->parse_tools = offered != NULL;
+
     nook_prompt *p = &j->prompt;
     *p = nook_prompt_default();
     p->think = q->think == SRV_THINK_ON ? 1 : q->think == SRV_THINK_OFF ? 0 : -1;
@@ -431,7 +503,7 @@ static int build(gen_job *j, char *msg, size_t cap) {
         return 0;
     }
     /* chat: plain messages, or the OpenAI-shaped JSON when tool calls are involved */
-    bool tools = json_object_get(q->body, "tools") != NULL;
+    bool tools = offered != NULL;
     for (int i = 0; i < q->n_messages; i++)
         if (q->messages[i].tool_calls || q->messages[i].tool_call_id || !strcmp(q->messages[i].role, "tool")) tools = true;
     if (!tools) {
@@ -461,6 +533,13 @@ static int build(gen_job *j, char *msg, size_t cap) {
     json_decref(arr);
     if (!j->messages_json) { snprintf(msg, cap, "out of memory"); return 500; }
     p->messages_json = j->messages_json;
+    if (offered) {
+        char *tj = json_dumps(offered, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        j->tools_json = tj ? nk_strdup(tj) : NULL;
+        free(tj);
+        if (!j->tools_json) { snprintf(msg, cap, "out of memory"); return 500; }
+        p->tools_json = j->tools_json;
+    }
     return 0;
 }
 
