@@ -4,8 +4,8 @@
 // whose unconstrained output is noise, so only the constraint can make it parse.
 //  - Ollama `format` ("json" and a schema) on /api/generate and /api/chat, OpenAI
 //    `response_format` (json_object, json_schema) on /v1/chat/completions and
-//    /v1/completions, streamed and not (each schema of tests/data/grammar/schemas through
-//    four of these eight ways): every output must stop by itself and validate
+//    /v1/completions, streamed and not (the schemas of tests/data/grammar/schemas in
+//    turn, one per way): every output must stop by itself and validate
 //    against its schema with an independent validator (validate.py: Python jsonschema).
 //  - Tools: OpenAI tool_choice "required" (two tools) and a named function, whole and
 //    streamed (the client's own stream helper assembles the deltas): a well-formed call
@@ -109,15 +109,17 @@ try {
   let seed = 1, jsonStopped = 0, combo = 0;
   for (const [vname, run] of variants) {
     for (const stream of [false, true]) {
-      // 'json', then three of the schemas in turn: each schema through four variants
-      const pick = [0, 1, 2].map((k) => schemas[(combo * 3 + k) % schemas.length]);
-      combo++;
-      for (const s of [{ name: 'json', schema: 'json' }, ...pick]) {
+      // one schema per way, in turn (kept short: the suite also runs under ASan);
+      // every other way also 'json'. The library's own test (cli_model_schema) runs
+      // every schema over several seeds and models.
+      const pick = [schemas[combo % schemas.length]];
+      if (combo++ % 2 === 0) pick.unshift({ name: 'json', schema: 'json' });
+      for (const s of pick) {
         const name = `${vname}${stream ? ' stream' : ''} ${s.name} seed ${seed}`;
         if (s.schema === 'json') {
           // any JSON value / object: unbounded, so noise may run to the limit; what
           // stopped must validate, and (fixed seeds) some do stop
-          const [text, reason] = await run(s.schema, seed++, stream, 300);
+          const [text, reason] = await run(s.schema, seed++, stream, 200);
           if (reason === 'stop') { jsonStopped++; expect(name, vname.startsWith('openai') ? { type: 'object' } : {}, text); }
           continue;
         }
@@ -127,8 +129,8 @@ try {
       }
     }
   }
-  check('format json / json_object: some outputs complete', jsonStopped >= 2, `${jsonStopped} of 8`);
-  console.log(`structured output: ${cases.length} outputs to validate (${jsonStopped} of 8 format json complete)`);
+  check('format json / json_object: some outputs complete', jsonStopped >= 2, `${jsonStopped} of 4`);
+  console.log(`structured output: ${cases.length} outputs to validate (${jsonStopped} of 4 format json complete)`);
 
   // ---- tool calls: OpenAI ----
   const ask = [{ role: 'user', content: 'What is the weather in Paris, and what is 2+3?' }];
