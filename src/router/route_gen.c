@@ -32,18 +32,25 @@ json_t *nk_route_messages(const nook_prompt *pr, nook_error *err) {
     return a;
 }
 
-typedef struct held {
-    nk_sig_acc acc;
-    char *text;
-    size_t len, cap;
-    bool oom, early;
-    double win_sum;
-    nook_done_reason reason;
-    nook_status status;
-    char error[256];
-} held;
+void nk_route_hold_init(nk_route_hold *h) {
+    memset(h, 0, sizeof *h);
+    nk_sig_acc_init(&h->acc);
+    /* most answers fit: the token loop then does not allocate */
+    if (nk_sig_acc_reserve(&h->acc, 256, NULL)) h->oom = true;
+}
 
-static void held_put(held *h, const char *p, size_t n) {
+void nk_route_hold_free(nk_route_hold *h) {
+    nk_free(h->text);
+    h->text = NULL;
+    nk_sig_acc_free(&h->acc);
+}
+
+void nk_route_hold_params(nook_gen_params *p) {
+    p->logprobs = true;
+    if (p->top_logprobs < 2) p->top_logprobs = 2;
+}
+
+static void hold_put(nk_route_hold *h, const char *p, size_t n) {
     if (h->oom || n == 0) return;
     if (h->len + n + 1 > h->cap) {
         size_t cap = h->cap ? h->cap * 2 : 1024;
@@ -58,8 +65,7 @@ static void held_put(held *h, const char *p, size_t n) {
     h->text[h->len] = 0;
 }
 
-static bool held_event(const nook_event *ev, void *ud) {
-    held *h = ud;
+bool nk_route_hold_event(nk_route_hold *h, const nook_event *ev) {
     if (ev->kind == NOOK_EVENT_TOKEN) {
         double t1 = ev->n_top > 0 ? ev->top[0].logprob : -INFINITY, t2 = ev->n_top > 1 ? ev->top[1].logprob : -INFINITY;
         if (nk_sig_acc_push(&h->acc, nk_tok_sig_from_event(ev->logprob, ev->entropy, t1, t2), NULL)) h->oom = true;
@@ -72,7 +78,7 @@ static bool held_event(const nook_event *ev, void *ud) {
         }
         if (n >= NK_EARLY_WINDOW && h->win_sum / NK_EARLY_WINDOW > NK_EARLY_MAX_ENTROPY) h->early = true;
     }
-    if (ev->kind != NOOK_EVENT_SHIFT) held_put(h, ev->content, ev->content_len);
+    if (ev->kind != NOOK_EVENT_SHIFT) hold_put(h, ev->content, ev->content_len);
     if (ev->kind == NOOK_EVENT_DONE) {
         h->reason = ev->done_reason;
         h->status = ev->status;
@@ -80,6 +86,30 @@ static bool held_event(const nook_event *ev, void *ud) {
     }
     return !h->oom && !h->early;
 }
+
+nook_status nk_route_hold_finish(const nk_router *rt, nk_route *r, nk_route_hold *h, nook_status gen_status,
+                                 json_t *messages, char **answer, nook_error *err) {
+    *answer = NULL;
+    nook_status st = gen_status;
+    if (h->oom) return nk_fail(err, NOOK_ENOMEM, "out of memory");
+    if (st == NOOK_OK || h->early) {
+        st = NOOK_OK;
+        if (h->reason == NOOK_DONE_ERROR) return nk_fail(err, h->status ? h->status : NOOK_EINTERNAL, "%s", h->error);
+    }
+    if (st) return st;
+    nk_signals sig;
+    nk_signals_summarize(&h->acc, &sig);
+    bool esc = nk_route_decide(rt, r, &sig);
+    if (h->early) {
+        size_t n = strlen(r->reason);
+        snprintf(r->reason + n, sizeof r->reason - n, "; stopped early at token %d (windowed entropy above %.1f)",
+                 h->acc.n, NK_EARLY_MAX_ENTROPY);
+        if (!esc) { esc = true; r->target = r->policy == NK_ROUTE_ASK ? NK_TARGET_SUGGEST : NK_TARGET_REMOTE; }
+    }
+    return esc ? nk_route_escalate(rt, r, messages, answer, err) : NOOK_OK;
+}
+
+static bool hold_cb(const nook_event *ev, void *ud) { return nk_route_hold_event(ud, ev); }
 
 nook_status nk_route_generate(const nk_router *rt, nook_session *s, const nook_prompt *pr,
                               const nook_gen_params *gp, const nk_route_req *req,
@@ -98,44 +128,23 @@ nook_status nk_route_generate(const nk_router *rt, nook_session *s, const nook_p
     if (route->policy == NK_ROUTE_REMOTE) {
         st = nk_route_escalate(rt, route, msgs, answer, err);
         json_decref(msgs);
+        /* strict mode pinned it local (a detector fired, nothing sent): answer here */
+        if (!st && !*answer && route->target == NK_TARGET_LOCAL) return nook_generate(s, pr, gp, on_event, ud, err);
         return st;
     }
     /* auto / ask: generate locally with signals, held back */
     nook_gen_params p = *gp;
-    p.logprobs = true;
-    if (p.top_logprobs < 2) p.top_logprobs = 2;
-    held h = { 0 };
-    nk_sig_acc_init(&h.acc);
-    if ((st = nk_sig_acc_reserve(&h.acc, 256, err))) { json_decref(msgs); return st; }
-    st = nook_generate(s, pr, &p, held_event, &h, err);
-    if (h.oom) st = nk_fail(err, NOOK_ENOMEM, "out of memory");
-    else if (st == NOOK_OK || h.early) {
-        st = NOOK_OK;
-        if (h.reason == NOOK_DONE_ERROR) st = nk_fail(err, h.status ? h.status : NOOK_EINTERNAL, "%s", h.error);
+    nk_route_hold_params(&p);
+    nk_route_hold h;
+    nk_route_hold_init(&h);
+    st = nook_generate(s, pr, &p, hold_cb, &h, err);
+    st = nk_route_hold_finish(rt, route, &h, st, msgs, answer, err);
+    if (!st && !*answer) {   /* kept, ask, or pinned by strict mode: the local answer */
+        *answer = h.text ? h.text : nk_strdup("");
+        h.text = NULL;
+        if (!*answer) st = nk_fail(err, NOOK_ENOMEM, "out of memory");
     }
-    if (!st) {
-        nk_signals sig;
-        nk_signals_summarize(&h.acc, &sig);
-        bool esc = nk_route_decide(rt, route, &sig);
-        if (h.early) {
-            size_t n = strlen(route->reason);
-            snprintf(route->reason + n, sizeof route->reason - n, "; stopped early at token %d (windowed entropy above %.1f)",
-                     h.acc.n, NK_EARLY_MAX_ENTROPY);
-            if (!esc) { esc = true; route->target = route->policy == NK_ROUTE_ASK ? NK_TARGET_SUGGEST : NK_TARGET_REMOTE; }
-        }
-        if (esc) {
-            st = nk_route_escalate(rt, route, msgs, answer, err);
-            if (!st && !*answer) {   /* ask, or pinned by strict mode: the local answer */
-                *answer = h.text ? h.text : nk_strdup("");
-                h.text = NULL;
-            }
-        } else {
-            *answer = h.text ? h.text : nk_strdup("");
-            h.text = NULL;
-        }
-    }
-    nk_free(h.text);
-    nk_sig_acc_free(&h.acc);
+    nk_route_hold_free(&h);
     json_decref(msgs);
     return st;
 }

@@ -482,7 +482,8 @@ json_t *nk_route_json(const nk_route *r) {
     set_num(o, "p_ok", r->p_ok);
     if (r->have_signals || isfinite(r->threshold)) json_object_set_new(o, "calibrated", json_boolean(r->calibrated));
     json_object_set_new(o, "audit_id", r->audit_id[0] ? json_string(r->audit_id) : json_null());
-    json_object_set_new(o, "request_id", json_string(r->request_id));
+    /* the ledger's request id, when something was sent (a local reply stays repeatable) */
+    if (r->audit_id[0]) json_object_set_new(o, "request_id", json_string(r->request_id));
     size_t any = 0;
     for (int t = 0; t < NK_RED_NTYPES; t++) any += r->redactions[t];
     if (any) json_object_set_new(o, "redactions", redactions_json(r->redactions));

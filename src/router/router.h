@@ -139,6 +139,44 @@ void nk_route_field_free(void *slot);
  * messages, messages_json, or text (with system) as one user message. NULL on error. */
 json_t *nk_route_messages(const nook_prompt *pr, nook_error *err);
 
+/* Holding a local answer back (auto / ask), for callers that run the generation
+ * themselves (the server's scheduler-driven requests; nk_route_generate below uses it
+ * too): after nk_route_plan says AUTO or ASK,
+ *     nk_route_hold_init(&h); nk_route_hold_params(&gp);
+ *     generate, passing every event to nk_route_hold_event (stop when it returns false);
+ *     nk_route_hold_finish(rt, &route, &h, status, messages, &answer, &err);
+ *     nk_route_hold_free(&h);
+ * The caller keeps (and does not show) the local answer's events until the decision.
+ * The struct is not shared between threads; events may come on any one thread. */
+typedef struct nk_route_hold {
+    nk_sig_acc acc;               /* the answer's per-token signals                */
+    char *text;                   /* the answer's content (not thinking)           */
+    size_t len, cap;
+    bool oom;
+    bool early;                   /* stopped early: the entropy window crossed      */
+    double win_sum;
+    nook_done_reason reason;      /* from the DONE event                           */
+    nook_status status;
+    char error[256];
+} nk_route_hold;
+
+void nk_route_hold_init(nk_route_hold *h);
+void nk_route_hold_free(nk_route_hold *h);
+/* What the held generation needs: logprobs (and so entropy) on, at least 2 alternatives
+ * (the top-1/top-2 margin). Callers that show logprobs trim them to what was asked. */
+void nk_route_hold_params(nook_gen_params *p);
+/* One event of the held answer. Returns false when generation should stop: out of
+ * memory, or the early-stop window (NK_EARLY_*) tripped (then h->early). */
+bool nk_route_hold_event(nk_route_hold *h, const nook_event *ev);
+/* After the generation returned gen_status: summarises the signals, decides
+ * (nk_route_decide; an early stop always escalates) and escalates when it says so.
+ * On NOOK_OK: *answer is the remote's text (placeholders restored; nk_malloc'd), or
+ * NULL when the local answer stands (kept, ask: the suggestion is in r, or strict mode
+ * pinned it local). A failed local generation (other than the early stop) is returned
+ * as its error, and nothing is decided. Errors: as nk_route_escalate. */
+nook_status nk_route_hold_finish(const nk_router *rt, nk_route *r, nk_route_hold *h, nook_status gen_status,
+                                 json_t *messages, char **answer, nook_error *err);
+
 /* Generates the answer to pr on session s under the routing of req:
  *  - local (by policy, pin, or nothing configured): exactly nook_generate, events go to
  *    on_event as they come (*answer = NULL);

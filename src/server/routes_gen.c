@@ -15,6 +15,7 @@
  */
 #include "server/models.h"
 #include "server/request.h"
+#include "server/route_serve.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -82,6 +83,8 @@ typedef struct gen_job {
     json_t *context;
     int n_prompt;                 /* prompt tokens (the DONE event's context minus the answer) */
     char error[512];
+    srv_routing *route;           /* the router's plan and decision (route_serve.h) */
+    bool held;                    /* auto / ask: the local answer waits for the decision */
 } gen_job;
 
 static void job_unref(gen_job *j) {
@@ -102,6 +105,7 @@ static void job_unref(gen_job *j) {
     nk_free(j->thinking.p);
     json_decref(j->logprobs);
     json_decref(j->context);
+    srv_route_free(j->route);
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
     nk_free(j);
@@ -155,7 +159,9 @@ static json_t *logprob_item(gen_job *j, const nook_event *ev) {
     json_t *e = token_entry(m, ev->id, ev->logprob, ev->piece, ev->piece_len);
     if (!e) return NULL;
     json_t *top = json_array();
-    for (int i = 0; i < ev->n_top; i++) json_array_append_new(top, token_entry(m, ev->top[i].id, ev->top[i].logprob, NULL, 0));
+    /* the router may ask the engine for more alternatives than the client did */
+    int n_top = ev->n_top < j->req.top_logprobs ? ev->n_top : j->req.top_logprobs;
+    for (int i = 0; i < n_top; i++) json_array_append_new(top, token_entry(m, ev->top[i].id, ev->top[i].logprob, NULL, 0));
     json_object_set_new(e, "top_logprobs", top);
     return e;
 }
@@ -220,6 +226,12 @@ static json_t *usage(const gen_job *j) {
                      "total_tokens", prompt + j->t.eval_count);
 }
 
+/* The router's decision on the final object (or chunk) of every reply. */
+static json_t *with_route(const gen_job *j, json_t *o) {
+    if (o && j->route) json_object_set_new(o, "route", srv_route_json(j->route));
+    return o;
+}
+
 /* The final object of an Ollama reply: streamed (empty text) or whole. */
 static json_t *ollama_final(gen_job *j, bool whole) {
     char ts[48];
@@ -242,7 +254,7 @@ static json_t *ollama_final(gen_job *j, bool whole) {
     if (j->req.kind == SRV_GENERATE && j->context) json_object_set(o, "context", j->context);
     add_timings(o, &j->t, j->load_ns);
     if (whole && j->logprobs) json_object_set(o, "logprobs", j->logprobs);
-    return o;
+    return with_route(j, o);
 }
 
 static json_t *openai_final(gen_job *j) {
@@ -261,10 +273,10 @@ static json_t *openai_final(gen_job *j) {
         choice = json_pack("{s:s,s:i,s:s,s:n}", "text", j->content.p ? j->content.p : "", "index", 0, "finish_reason",
                            finish_reason(j->reason), "logprobs");
     }
-    return json_pack("{s:s,s:s,s:I,s:s,s:s,s:[o],s:o}", "id", j->id, "object",
-                     j->req.kind == SRV_OAI_CHAT ? "chat.completion" : "text_completion", "created",
-                     (json_int_t)j->created, "model", j->api_model, "system_fingerprint", "fp_nook", "choices", choice,
-                     "usage", usage(j));
+    return with_route(j, json_pack("{s:s,s:s,s:I,s:s,s:s,s:[o],s:o}", "id", j->id, "object",
+                                   j->req.kind == SRV_OAI_CHAT ? "chat.completion" : "text_completion", "created",
+                                   (json_int_t)j->created, "model", j->api_model, "system_fingerprint", "fp_nook",
+                                   "choices", choice, "usage", usage(j)));
 }
 
 /* ---- the worker ------------------------------------------------------------------------------- */
@@ -302,20 +314,51 @@ static void tools_finish(gen_job *j) {
     nook_free(calls);
 }
 
+/* The calls found (if any) into a streamed chunk (o, returned). */
+static json_t *with_tool_calls(const gen_job *j, json_t *o) {
+    if (!o || !j->tool_calls) return o;
+    json_t *calls = srv_tool_calls_for(j->req.kind, j->tool_calls, true);
+    json_t *where = is_openai(j) ? json_object_get(json_array_get(json_object_get(o, "choices"), 0), "delta")
+                                 : json_object_get(o, "message");
+    if (where) json_object_set(where, "tool_calls", calls);
+    if (where && is_openai(j) && !j->content.n) json_object_del(where, "content");
+    json_decref(calls);
+    return o;
+}
+
 /* Streamed with tools offered: the held content (and log-probabilities) and the calls,
  * as one chunk before the final one. j->mu held. */
 static bool tools_flush_locked(gen_job *j) {
     if (!j->content.n && !j->tool_calls && !j->logprobs) return true;
     json_t *o = chunk(j, j->content.p ? j->content.p : "", j->content.n, "", 0, j->logprobs);
-    if (o && j->tool_calls) {
-        json_t *calls = srv_tool_calls_for(j->req.kind, j->tool_calls, true);
-        json_t *where = is_openai(j) ? json_object_get(json_array_get(json_object_get(o, "choices"), 0), "delta")
-                                     : json_object_get(o, "message");
-        if (where) json_object_set(where, "tool_calls", calls);
-        if (where && is_openai(j) && !j->content.n) json_object_del(where, "content");
-        json_decref(calls);
+    return out_json_locked(j, with_tool_calls(j, o));
+}
+/* The end of a streamed reply: an error line, or the final object (Ollama) or chunks
+ * (OpenAI: finish_reason, usage when asked, [DONE]). j->mu held. */
+static void stream_end_locked(gen_job *j) {
+    if (j->reason == NOOK_DONE_ERROR) {
+        json_t *e = srv_error_body(is_openai(j) ? SRV_API_OPENAI : SRV_API_OLLAMA, 500, j->error);
+        out_json_locked(j, e);
+    } else if (!is_openai(j)) {
+        out_json_locked(j, ollama_final(j, false));
+    } else {
+        json_t *last = chunk(j, "", 0, "", 0, NULL);
+        json_t *choice = last ? json_array_get(json_object_get(last, "choices"), 0) : NULL;
+        if (choice) {
+            json_object_set_new(choice, "finish_reason", json_string(oai_finish(j)));
+            if (j->req.kind == SRV_OAI_CHAT) json_object_set_new(choice, "delta", json_object());
+        }
+        out_json_locked(j, with_route(j, last));
+        if (j->req.include_usage) {
+            json_t *u = chunk(j, "", 0, "", 0, NULL);
+            if (u) {
+                json_object_set_new(u, "choices", json_array());
+                json_object_set_new(u, "usage", usage(j));
+            }
+            out_json_locked(j, u);
+        }
+        out_locked(j, "data: [DONE]\n\n", 14);
     }
-    return out_json_locked(j, o);
 }
 
 static bool on_event(const nook_event *ev, void *ud) {
@@ -325,11 +368,12 @@ static bool on_event(const nook_event *ev, void *ud) {
         j->started = true;
         pthread_cond_broadcast(&j->cv);
     }
-    bool ok = true;
+    /* auto / ask: the router sees every event; the client none until the decision */
+    bool ok = !j->held || srv_route_event(j->route, ev);
     if (ev->kind == NOOK_EVENT_TOKEN || ev->kind == NOOK_EVENT_TEXT || ev->kind == NOOK_EVENT_DONE) {
         json_t *lp = NULL;
         if (ev->kind == NOOK_EVENT_TOKEN && j->req.logprobs) lp = logprob_item(j, ev);
-        if (j->req.stream && !j->parse_tools) {
+        if (j->req.stream && !j->held && !j->parse_tools) {
             if (ev->content_len || ev->thinking_len || lp) {
                 json_t *arr = lp ? json_array() : NULL;
                 if (arr) json_array_append(arr, lp);
@@ -337,7 +381,7 @@ static bool on_event(const nook_event *ev, void *ud) {
                                               ev->thinking ? ev->thinking : "", ev->thinking_len, arr));
                 json_decref(arr);
             }
-        } else if (j->req.stream) {   /* tools offered: content held, reasoning streamed */
+        } else if (j->req.stream && !j->held) {   /* tools offered: content held, reasoning streamed */
             if (ev->content_len && !sb_add(&j->content, ev->content, ev->content_len)) ok = false;
             if (ev->thinking_len) ok = out_json_locked(j, chunk(j, "", 0, ev->thinking, ev->thinking_len, NULL)) && ok;
             if (lp) {
@@ -368,33 +412,12 @@ static bool on_event(const nook_event *ev, void *ud) {
             j->context = json_array();
             for (int i = 0; i < ev->n_context; i++) json_array_append_new(j->context, json_integer(ev->context[i]));
         }
+        /* tools offered: the answer is parsed now (held by the router: once decided) */
         bool answered = ev->done_reason != NOOK_DONE_CANCELLED && ev->done_reason != NOOK_DONE_ERROR;
-        if (j->parse_tools && answered) tools_finish(j);
-        if (j->req.stream && j->parse_tools && answered) ok = tools_flush_locked(j) && ok;
-        if (j->req.stream && ev->done_reason != NOOK_DONE_CANCELLED) {
-            if (ev->done_reason == NOOK_DONE_ERROR) {
-                json_t *e = srv_error_body(is_openai(j) ? SRV_API_OPENAI : SRV_API_OLLAMA, 500, j->error);
-                out_json_locked(j, e);
-            } else if (!is_openai(j)) {
-                out_json_locked(j, ollama_final(j, false));
-            } else {
-                json_t *last = chunk(j, "", 0, "", 0, NULL);
-                json_t *choice = last ? json_array_get(json_object_get(last, "choices"), 0) : NULL;
-                if (choice) {
-                    json_object_set_new(choice, "finish_reason", json_string(oai_finish(j)));
-                    if (j->req.kind == SRV_OAI_CHAT) json_object_set_new(choice, "delta", json_object());
-                }
-                out_json_locked(j, last);
-                if (j->req.include_usage) {
-                    json_t *u = chunk(j, "", 0, "", 0, NULL);
-                    if (u) {
-                        json_object_set_new(u, "choices", json_array());
-                        json_object_set_new(u, "usage", usage(j));
-                    }
-                    out_json_locked(j, u);
-                }
-                out_locked(j, "data: [DONE]\n\n", 14);
-            }
+        if (j->parse_tools && answered && !j->held) tools_finish(j);
+        if (j->req.stream && !j->held && ev->done_reason != NOOK_DONE_CANCELLED) {
+            if (j->parse_tools && answered) ok = tools_flush_locked(j) && ok;
+            stream_end_locked(j);
         }
     }
     bool cancel = atomic_load(&j->cancel);
@@ -580,6 +603,61 @@ static void preload(srv_req *r, srv_gen_request *q) {
     srv_reply_json(r, 200, o);
 }
 
+/* Replies with the whole answer at once (the router's: held back, or the remote's):
+ * one object, or a stream of the answer's chunk and the end. */
+static void reply_whole(srv_req *r, gen_job *j) {
+    if (!j->req.stream) {
+        srv_reply_json(r, 200, is_openai(j) ? openai_final(j) : ollama_final(j, true));
+        return;
+    }
+    pthread_mutex_lock(&j->mu);
+    j->pending.n = 0;
+    bool ok = true;
+    if (j->content.n || j->thinking.n || j->logprobs || j->tool_calls)
+        ok = out_json_locked(j, with_tool_calls(j, chunk(j, j->content.p ? j->content.p : "", j->content.n,
+                                                         j->thinking.p ? j->thinking.p : "", j->thinking.n, j->logprobs)));
+    if (ok) stream_end_locked(j);
+    pthread_mutex_unlock(&j->mu);
+    srv_stream *sm = srv_reply_stream(r, is_openai(j) ? "text/event-stream" : "application/x-ndjson");
+    if (!sm) return;
+    srv_stream_write(sm, j->pending.p, j->pending.n);
+    srv_stream_end(sm);
+}
+
+/* The router's decision after a held local answer (auto, ask), or at once for remote;
+ * then the reply. Returns false when the request is to be answered locally after all
+ * (remote pinned local by strict mode). */
+static bool route_reply(srv_req *r, gen_job *j) {
+    if (j->held && j->reason == NOOK_DONE_ERROR) {
+        srv_reply_error(r, 500, "%s", j->error);
+        return true;
+    }
+    char *answer = NULL, msg[600];
+    int st = srv_route_finish(j->route, j->reason, &answer, msg, sizeof msg);
+    if (st) {
+        srv_reply_error(r, st, "%s", msg);
+        return true;
+    }
+    if (!j->held && !answer) return false;
+    if (answer) {   /* the remote's answer replaces the local one (and its tokens) */
+        j->content.n = j->thinking.n = 0;
+        if (!sb_add(&j->content, answer, strlen(answer))) {
+            nk_free(answer);
+            srv_reply_error(r, 500, "out of memory");
+            return true;
+        }
+        nk_free(answer);
+        json_decref(j->logprobs);
+        json_decref(j->context);
+        j->logprobs = j->context = NULL;
+    }
+    else if (j->parse_tools && j->reason != NOOK_DONE_CANCELLED) tools_finish(j);   /* the local answer stands */
+    /* an answer the router stopped early ended as cancelled; the reply says stop */
+    if (j->reason == NOOK_DONE_CANCELLED || answer) j->reason = NOOK_DONE_STOP;
+    reply_whole(r, j);
+    return true;
+}
+
 static void handle(srv_req *r, srv_kind kind) {
     srv_server *s = srv_req_server(r);
     const srv_config *cfg = srv_get_config(s);
@@ -610,13 +688,22 @@ static void handle(srv_req *r, srv_kind kind) {
         return;
     }
 
-    st = srv_models_acquire(s, q->model, q->opt.num_ctx, &j->model, &j->load_ns, msg, sizeof msg);
-    if (st) { srv_reply_error(r, st, "%s", msg); job_unref(j); return; }
-    if ((st = build(j, msg, sizeof msg))) { srv_reply_error(r, st, "%s", msg); job_unref(j); return; }
     j->created = (int64_t)time(NULL);
     static atomic_ulong seq;
     snprintf(j->id, sizeof j->id, "%s-%lu", kind == SRV_OAI_CHAT ? "chatcmpl" : "cmpl",
              (unsigned long)atomic_fetch_add(&seq, 1) + 1);
+    /* the router: local (as always), remote (no local generation), or held (auto, ask) */
+    if ((st = srv_route_begin(q, &j->route, msg, sizeof msg))) { srv_reply_error(r, st, "%s", msg); job_unref(j); return; }
+    if (srv_route_get_mode(j->route) == SRV_ROUTE_REMOTE) {
+        j->reason = NOOK_DONE_STOP;
+        if (route_reply(r, j)) { job_unref(j); return; }
+    }
+    j->held = srv_route_get_mode(j->route) == SRV_ROUTE_HOLD;
+
+    st = srv_models_acquire(s, q->model, q->opt.num_ctx, &j->model, &j->load_ns, msg, sizeof msg);
+    if (st) { srv_reply_error(r, st, "%s", msg); job_unref(j); return; }
+    if ((st = build(j, msg, sizeof msg))) { srv_reply_error(r, st, "%s", msg); job_unref(j); return; }
+    srv_route_params(j->route, &j->gp);
 
     pthread_t th;
     pthread_attr_t attr;
@@ -636,7 +723,7 @@ static void handle(srv_req *r, srv_kind kind) {
      * The socket is polled meanwhile: a client that leaves cancels. */
     pthread_mutex_lock(&j->mu);
     for (;;) {
-        bool ready = q->stream ? (j->started || j->finished) : j->finished;
+        bool ready = q->stream && !j->held ? (j->started || j->finished) : j->finished;
         if (ready) break;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -653,6 +740,12 @@ static void handle(srv_req *r, srv_kind kind) {
             srv_reply_error(r, st, "%s (the prompt is longer than the context length; raise num_ctx)", j->setup_err);
         else
             srv_reply_error(r, st, "%s", j->setup_err);
+        job_unref(j);
+        return;
+    }
+    if (j->held) {
+        pthread_mutex_unlock(&j->mu);
+        route_reply(r, j);
         job_unref(j);
         return;
     }
