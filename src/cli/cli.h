@@ -145,6 +145,7 @@ int cli_specialize(int argc, char **argv);   /* cli_specialize.c */
 int cli_classify(int argc, char **argv);     /* cli_classify.c */
 int cli_audit(int argc, char **argv);          /* cli_audit.c (router) */
 int cli_route(int argc, char **argv);          /* cli_route.c (router) */
+int cli_route_eval(int argc, char **argv);     /* cli_route_eval.c (router): `route eval` */
 int cli_serve(int argc, char **argv);
 
 #endif /* NOOK_CLI_H */

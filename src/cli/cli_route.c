@@ -26,17 +26,18 @@ static const cli_opt k_route_opts[] = {
     { "out", 0, OPT_STR, &o_out, 0, 0, "PATH", "where to write [$NOOK_HOME/router.json]" },
 };
 static const cli_verb_info k_route_info = {
-    "route", "calibrate FILE",
+    "route", "calibrate FILE  (or: route eval --help)",
     "Train the router's confidence combiner from graded examples (docs/privacy.md)",
     k_route_opts, (int)NK_ARRAY_LEN(k_route_opts),
 };
 
 int cli_route(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "eval") == 0) return cli_route_eval(argc - 1, argv + 1);
     int n_pos = 0;
     int rc = cli_parse(&k_route_info, argc, argv, &n_pos);
     if (rc) return rc;
     if (n_pos != 2 || strcmp(argv[0], "calibrate") != 0)
-        return cli_fail(CLI_EUSAGE, "route: usage: nook route calibrate FILE [--task T] [--rate R | --max-error E]");
+        return cli_fail(CLI_EUSAGE, "route: usage: nook route calibrate FILE [--task T] [--rate R | --max-error E], or nook route eval ...");
     if (o_rate >= 0 && o_max_err >= 0) return cli_fail(CLI_EUSAGE, "route: give --rate or --max-error, not both");
     double rate = o_max_err >= 0 ? -1 : o_rate >= 0 ? o_rate : 0.2;
     FILE *f = fopen(argv[1], "r");

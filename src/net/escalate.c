@@ -52,6 +52,9 @@ nook_status nk_escalate_post(nk_escalate_req *req, nk_escalate_resp *resp, nook_
         .method = "POST", .url = url, .headers = headers, .body = req->info.body,
         .body_len = req->info.body_len, .timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : 120000,
         .max_redirects = -1,   /* a redirect would re-send the body elsewhere: refuse */
+        /* a completion that is not streamed sends nothing until it is done: no stall
+         * shorter than the whole timeout */
+        .stall_ms = req->timeout_ms > 0 ? req->timeout_ms : 120000,
         .allow_http = req->allow_http, .purpose = "escalate", .max_body = 16u << 20,
     };
     nk_http_resp hresp = { 0 };

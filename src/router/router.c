@@ -36,6 +36,7 @@ struct nk_router {
     long timeout_ms;
     bool allow_http;
     double price_in, price_out;
+    long max_tokens;              /* sent as the body's max_tokens; 0: none */
     task_cfg *tasks;
     size_t n_tasks;
     task_comb *combs;
@@ -140,12 +141,16 @@ static nook_status parse_config(nk_router *r, json_t *root, const char *path, no
     json_t *rem = json_object_get(c, "remote");
     if (rem) {
         if (!json_is_object(rem)) return nk_fail(err, NOOK_EFORMAT, "%s: route.remote must be an object", path);
-        double tmo = (double)r->timeout_ms / 1000;
+        double tmo = (double)r->timeout_ms / 1000, maxt = (double)r->max_tokens;
         if ((st = get_str(rem, "url", &r->url, path, err)) || (st = get_str(rem, "model", &r->model, path, err)) ||
             (st = get_str(rem, "key_env", &r->key_env, path, err)) || (st = get_num(rem, "timeout_s", &tmo, path, err)) ||
             (st = get_bool(rem, "allow_http", &r->allow_http, path, err)) ||
-            (st = get_num(rem, "price_in", &r->price_in, path, err)) || (st = get_num(rem, "price_out", &r->price_out, path, err)))
+            (st = get_num(rem, "price_in", &r->price_in, path, err)) || (st = get_num(rem, "price_out", &r->price_out, path, err)) ||
+            (st = get_num(rem, "max_tokens", &maxt, path, err)))
             return st;
+        if (!(maxt >= 0 && maxt <= 1e7 && maxt == floor(maxt)))
+            return nk_fail(err, NOOK_EFORMAT, "%s: route.remote.max_tokens must be a whole number in [0, 10000000]", path);
+        r->max_tokens = (long)maxt;
         if (!(tmo > 0 && tmo < 86400)) return nk_fail(err, NOOK_EFORMAT, "%s: route.remote.timeout_s must be in (0, 86400)", path);
         r->timeout_ms = (long)(tmo * 1000);
     }
@@ -309,6 +314,7 @@ nook_status nk_route_plan(const nk_router *rt, const nk_route_req *req, json_t *
     memset(r, 0, sizeof *r);
     r->p_ok = NAN;
     r->threshold = NAN;
+    r->cost = NAN;
     if (req && req->request_id) snprintf(r->request_id, sizeof r->request_id, "%.47s", req->request_id);
     else {
         struct timespec ts;
@@ -395,6 +401,7 @@ static nook_status build_body(const nk_router *rt, nk_route *r, nk_redactor *red
     if (st) { json_decref(arr); return st; }
     for (int t = 0; t < NK_RED_NTYPES; t++) r->redactions[t] = nk_redactor_count(red, (nk_redact_type)t);
     o = json_pack("{s:s,s:o,s:b}", "model", rt->model, "messages", arr, "stream", 0);
+    if (o && rt->max_tokens > 0) json_object_set_new(o, "max_tokens", json_integer(rt->max_tokens));
     char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(o);
     if (!s) return nk_fail(err, NOOK_ENOMEM, "out of memory");
@@ -448,6 +455,7 @@ nook_status nk_route_escalate(const nk_router *rt, nk_route *r, json_t *messages
     if (st) goto out;
     snprintf(r->audit_id, sizeof r->audit_id, "%s", resp.audit_id);
     r->target = NK_TARGET_REMOTE;
+    r->cost = resp.cost;
     if (resp.status < 200 || resp.status >= 300) {
         st = nk_fail(err, NOOK_EIO, "the remote answered HTTP %ld (audit id %s): %.200s", resp.status, resp.audit_id,
                      resp.body ? resp.body : "");

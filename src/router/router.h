@@ -11,7 +11,8 @@
  *      "default_min_mean_logprob": -1.5,   the uncalibrated auto rule
  *      "remote": {"url": "https://api.example.com/v1", "model": "big", "key_env": "MY_KEY",
  *                 "timeout_s": 120, "allow_http": false,
- *                 "price_in": 0.0, "price_out": 0.0},       per token, for the ledger's cost
+ *                 "price_in": 0.0, "price_out": 0.0,        per token, for the ledger's cost
+ *                 "max_tokens": 0},                         sent as the body's max_tokens (0: not sent)
  *      "tasks": {"NAME": {"policy": "auto", "local_only": true}}
  *   }}
  * Environment (wins over the file): NOOK_ESCALATE_URL (OpenAI base URL incl. /v1),
@@ -88,6 +89,7 @@ typedef struct nk_route {
     size_t redactions[NK_RED_NTYPES];
     char *suggestion;             /* ask: the redacted request body (nk_malloc'd)  */
     char request_id[48];
+    double cost;                  /* the remote's, from its usage and the prices; NAN unknown */
 } nk_route;
 
 /* Before generating: resolves the policy and the pins for messages (an OpenAI-shaped

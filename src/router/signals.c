@@ -183,3 +183,16 @@ void nk_features_from_json(json_t *o, double x[NK_N_FEATURES]) {
         x[i] = json_is_number(v) ? json_number_value(v) : NAN;
     }
 }
+
+void nk_signals_from_json(json_t *o, nk_signals *s) {
+    double x[NK_N_FEATURES];
+    nk_features_from_json(o, x);
+    double *const dst[NK_N_FEATURES] = {   /* the order of nk_feature_names */
+        &s->mean_logprob, &s->min_logprob, &s->p10_logprob, &s->p50_logprob,
+        &s->mean_entropy, &s->max_entropy, &s->p50_entropy, &s->p90_entropy,
+        &s->mean_margin, &s->min_margin, &s->p10_margin,
+        &s->first_logprob, &s->first_entropy, &s->first_margin, &s->label_mass,
+    };
+    for (int i = 0; i < NK_N_FEATURES; i++) *dst[i] = x[i];
+    s->n_tokens = (int)json_integer_value(json_object_get(o, "n_tokens"));
+}

@@ -78,6 +78,8 @@ void nk_features(const nk_signals *s, double x[NK_N_FEATURES]);
 json_t *nk_signals_json(const nk_signals *s);
 /* Reads features back from such an object (missing names are NAN). */
 void nk_features_from_json(json_t *o, double x[NK_N_FEATURES]);
+/* The inverse of nk_signals_json (missing values are NAN, a missing n_tokens 0). */
+void nk_signals_from_json(json_t *o, nk_signals *s);
 
 /* ---- the combiner ------------------------------------------------------------------ */
 
