@@ -279,7 +279,8 @@ int cli_run(int argc, char **argv) {
 
     /* a terminal and no prompt: the interactive conversation (cli_chat.c) */
     if (npos == 1 && isatty(STDIN_FILENO) && !o.show_prompt && !jsonl) {
-        cli_chat_cfg cc = { .model = ref.path, .system = ref.system, .template_src = ref.template_jinja,
+        cli_chat_cfg cc = { .model = ref.path, .name = ref.name, .params = ref.params, .messages = ref.messages,
+                            .system = ref.system, .template_src = ref.template_jinja,
                             .think = o.think, .threads = o.threads, .verbose = o.verbose, .no_mmap = o.no_mmap };
         gen_params(&cc.gp, false);
         cc.sp = nook_session_default_params();
