@@ -88,6 +88,7 @@ static nk_store *open_store(void) {
 }
 
 static bool g_insecure;
+void cli_store_set_insecure(bool on) { g_insecure = on; }
 
 static int do_pull(nk_store *s, const char *name) {
     progress g = { .tty = isatty(STDERR_FILENO) };
