@@ -4,7 +4,7 @@
  * a 400 naming the problem before any model loads:
  *   Ollama  (api/generate, api/chat)  format: "json" | a JSON schema object
  *   OpenAI  (v1/chat/completions, v1/completions)  response_format:
- *           {"type":"text"} | {"type":"json_object"} |
+ *           {"type":"text"} | {"type":"json_object"} (format {"type":"object"}) |
  *           {"type":"json_schema","json_schema":{"schema":{...}, ...}}
  *           tool_choice "required" | {"type":"function","function":{"name":..}}
  *           with tools (chat): the call is forced with the grammar engine
@@ -60,7 +60,8 @@ int srv_grammar_parse(const json_t *body, srv_kind kind, void **slot, char *msg,
         if (rf && !json_is_null(rf)) {
             const char *t = json_string_value(json_object_get(rf, "type"));
             if (!json_is_object(rf) || !t) return bad(msg, cap, "field 'response_format' must be an object with a 'type'%s", "");
-            if (strcmp(t, "json_object") == 0) r.format = nk_strdup("json");
+            /* json_object: a JSON object (OpenAI's promise), not any JSON value */
+            if (strcmp(t, "json_object") == 0) r.format = nk_strdup("{\"type\":\"object\"}");
             else if (strcmp(t, "json_schema") == 0) {
                 const json_t *js = json_object_get(json_object_get(rf, "json_schema"), "schema");
                 if (!js) return bad(msg, cap, "field 'response_format.json_schema.schema' is required%s", "");
@@ -123,4 +124,43 @@ nook_status srv_grammar_apply(void *slot, const char *chat_template, nook_gen_pa
     }
     gp->grammar = r->grammar;
     return NOOK_OK;
+}
+
+/* ---- tool calls in the reply ------------------------------------------------------------------ */
+
+const json_t *srv_tools_offered(const srv_gen_request *q) {
+    if (q->kind != SRV_CHAT && q->kind != SRV_OAI_CHAT) return NULL;
+    const json_t *tools = json_object_get(q->body, "tools");
+    if (!json_is_array(tools) || json_array_size(tools) == 0) return NULL;
+    const json_t *tc = json_object_get(q->body, "tool_choice");
+    if (json_is_string(tc) && strcmp(json_string_value(tc), "none") == 0) return NULL;
+    return tools;
+}
+
+json_t *srv_tool_calls_for(srv_kind kind, const json_t *calls, bool stream) {
+    json_t *out = json_array();
+    size_t i;
+    const json_t *c;
+    json_array_foreach(calls, i, c) {
+        const json_t *fn = json_object_get(c, "function");
+        const char *id = json_string_value(json_object_get(c, "id"));
+        const char *name = json_string_value(json_object_get(fn, "name"));
+        json_t *args = json_object_get(fn, "arguments");
+        if (!out || !id || !name || !args) continue;   /* nook_tool_parse always sets them */
+        json_t *o;
+        if (kind == SRV_OAI_CHAT) {
+            /* OpenAI: arguments as JSON text */
+            char *txt = json_dumps(args, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            o = json_pack("{s:s,s:s,s:{s:s,s:s}}", "id", id, "type", "function", "function", "name", name,
+                          "arguments", txt ? txt : "{}");
+            free(txt);
+            if (o && stream) json_object_set_new(o, "index", json_integer((json_int_t)i));
+        } else {
+            /* Ollama: arguments as an object, the call's position as function.index */
+            o = json_pack("{s:s,s:{s:I,s:s,s:O}}", "id", id, "function", "index", (json_int_t)i, "name", name,
+                          "arguments", args);
+        }
+        if (o) json_array_append_new(out, o);
+    }
+    return out;
 }

@@ -124,4 +124,15 @@ void srv_grammar_free(void *slot);
  * alive while generating). chat_template: the model's (the tool-call format). */
 nook_status srv_grammar_apply(void *slot, const char *chat_template, nook_gen_params *gp, nook_error *err);
 
+/* Tool calls in the reply. srv_tools_offered: the request's tools (a non-empty array,
+ * borrowed from the body) when the answer is to be parsed for calls: a chat request
+ * (Ollama's or OpenAI's) whose tool_choice is not "none"; else NULL (with "none" the
+ * tools are not rendered either). srv_tool_calls_for: nook_tool_parse's calls (a JSON
+ * array, OpenAI's shape with arguments as an object) in the API's reply shape, a new
+ * reference: Ollama [{"id","function":{"index","name","arguments":{..}}}]; OpenAI
+ * [{"id","type":"function","function":{"name","arguments":"<JSON text>"}}], with
+ * "index" in streamed deltas. */
+const json_t *srv_tools_offered(const srv_gen_request *q);
+json_t *srv_tool_calls_for(srv_kind kind, const json_t *calls, bool stream);
+
 #endif /* NOOK_SERVER_REQUEST_H */

@@ -54,6 +54,11 @@ typedef struct gen_job {
     nook_message *msgs;
     char *messages_json;
     char *plain_text;             /* chat without a template: the conversation as text */
+    char *tools_json;             /* the request's tools, for the template's `tools`   */
+    const char *tmpl;             /* the chat template in use (its tool-call format)   */
+    bool parse_tools;             /* tools offered: the answer is parsed for calls, so its
+                                     content is held back until the end, also when streamed */
+    json_t *tool_calls;           /* the calls found (nook_tool_parse's shape) or NULL */
     nook_gen_params gp;
     const char *api_model;        /* the name to echo (req.model) */
     char id[40];
@@ -93,6 +98,8 @@ static void job_unref(gen_job *j) {
     nk_free(j->msgs);
     free(j->messages_json);
     nk_free(j->plain_text);
+    nk_free(j->tools_json);
+    json_decref(j->tool_calls);
     nk_free(j->pending.p);
     nk_free(j->content.p);
     nk_free(j->thinking.p);
@@ -119,6 +126,11 @@ static void created_at(char *buf, size_t cap) {
 
 static const char *finish_reason(nook_done_reason r) {
     return r == NOOK_DONE_LENGTH ? "length" : "stop";
+}
+
+/* OpenAI's finish_reason: "tool_calls" when the answer called tools. */
+static const char *oai_finish(const gen_job *j) {
+    return j->tool_calls && json_array_size(j->tool_calls) ? "tool_calls" : finish_reason(j->reason);
 }
 
 static json_t *token_bytes(const char *s, size_t n) {
@@ -232,6 +244,8 @@ static json_t *ollama_final(gen_job *j, bool whole) {
         json_t *msg = json_pack("{s:s,s:s}", "role", "assistant", "content", c);
         o = json_pack("{s:s,s:s,s:o}", "model", j->api_model, "created_at", ts, "message", msg);
         if (o && whole && j->thinking.n) json_object_set_new(msg, "thinking", json_string(j->thinking.p));
+        if (o && whole && j->tool_calls)
+            json_object_set_new(msg, "tool_calls", srv_tool_calls_for(j->req.kind, j->tool_calls, false));
     }
     if (!o) return NULL;
     if (whole && j->thinking.n && j->req.kind == SRV_GENERATE) json_object_set_new(o, "thinking", json_string(j->thinking.p));
@@ -248,7 +262,11 @@ static json_t *openai_final(gen_job *j) {
     if (j->req.kind == SRV_OAI_CHAT) {
         json_t *msg = json_pack("{s:s,s:s}", "role", "assistant", "content", j->content.p ? j->content.p : "");
         if (msg && j->thinking.n) json_object_set_new(msg, "reasoning", json_string(j->thinking.p));
-        choice = json_pack("{s:i,s:o,s:s}", "index", 0, "message", msg, "finish_reason", finish_reason(j->reason));
+        if (msg && j->tool_calls) {
+            json_object_set_new(msg, "tool_calls", srv_tool_calls_for(j->req.kind, j->tool_calls, false));
+            if (!j->content.n) json_object_set_new(msg, "content", json_null());   /* as OpenAI's */
+        }
+        choice = json_pack("{s:i,s:o,s:s}", "index", 0, "message", msg, "finish_reason", oai_finish(j));
         if (choice)
             json_object_set_new(choice, "logprobs", j->logprobs ? json_pack("{s:O}", "content", j->logprobs) : json_null());
     } else {
@@ -280,6 +298,41 @@ static bool out_json_locked(gen_job *j, json_t *v) {
     return ok;
 }
 
+/* Tools offered: the whole answer is parsed for calls (the template's format); the
+ * text outside them stays the content. A text that holds no call is all content. */
+static void tools_finish(gen_job *j) {
+    char *content = NULL, *calls = NULL;
+    nook_error e = { 0 };
+    if (nook_tool_parse(j->tmpl, j->content.p ? j->content.p : "", j->content.n, &content, &calls, &e) != NOOK_OK)
+        return;   /* out of memory: the answer stays plain content */
+    if (calls) {
+        j->tool_calls = json_loads(calls, 0, NULL);
+        j->content.n = 0;
+        sb_add(&j->content, content, strlen(content));
+    }
+    nook_free(content);
+    nook_free(calls);
+}
+
+/* The calls found (if any) into a streamed chunk (o, returned). */
+static json_t *with_tool_calls(const gen_job *j, json_t *o) {
+    if (!o || !j->tool_calls) return o;
+    json_t *calls = srv_tool_calls_for(j->req.kind, j->tool_calls, true);
+    json_t *where = is_openai(j) ? json_object_get(json_array_get(json_object_get(o, "choices"), 0), "delta")
+                                 : json_object_get(o, "message");
+    if (where) json_object_set(where, "tool_calls", calls);
+    if (where && is_openai(j) && !j->content.n) json_object_del(where, "content");
+    json_decref(calls);
+    return o;
+}
+
+/* Streamed with tools offered: the held content (and log-probabilities) and the calls,
+ * as one chunk before the final one. j->mu held. */
+static bool tools_flush_locked(gen_job *j) {
+    if (!j->content.n && !j->tool_calls && !j->logprobs) return true;
+    json_t *o = chunk(j, j->content.p ? j->content.p : "", j->content.n, "", 0, j->logprobs);
+    return out_json_locked(j, with_tool_calls(j, o));
+}
 /* The end of a streamed reply: an error line, or the final object (Ollama) or chunks
  * (OpenAI: finish_reason, usage when asked, [DONE]). j->mu held. */
 static void stream_end_locked(gen_job *j) {
@@ -292,7 +345,7 @@ static void stream_end_locked(gen_job *j) {
         json_t *last = chunk(j, "", 0, "", 0, NULL);
         json_t *choice = last ? json_array_get(json_object_get(last, "choices"), 0) : NULL;
         if (choice) {
-            json_object_set_new(choice, "finish_reason", json_string(finish_reason(j->reason)));
+            json_object_set_new(choice, "finish_reason", json_string(oai_finish(j)));
             if (j->req.kind == SRV_OAI_CHAT) json_object_set_new(choice, "delta", json_object());
         }
         out_json_locked(j, with_route(j, last));
@@ -320,13 +373,20 @@ static bool on_event(const nook_event *ev, void *ud) {
     if (ev->kind == NOOK_EVENT_TOKEN || ev->kind == NOOK_EVENT_TEXT || ev->kind == NOOK_EVENT_DONE) {
         json_t *lp = NULL;
         if (ev->kind == NOOK_EVENT_TOKEN && j->req.logprobs) lp = logprob_item(j, ev);
-        if (j->req.stream && !j->held) {
+        if (j->req.stream && !j->held && !j->parse_tools) {
             if (ev->content_len || ev->thinking_len || lp) {
                 json_t *arr = lp ? json_array() : NULL;
                 if (arr) json_array_append(arr, lp);
                 ok = out_json_locked(j, chunk(j, ev->content ? ev->content : "", ev->content_len,
                                               ev->thinking ? ev->thinking : "", ev->thinking_len, arr));
                 json_decref(arr);
+            }
+        } else if (j->req.stream && !j->held) {   /* tools offered: content held, reasoning streamed */
+            if (ev->content_len && !sb_add(&j->content, ev->content, ev->content_len)) ok = false;
+            if (ev->thinking_len) ok = out_json_locked(j, chunk(j, "", 0, ev->thinking, ev->thinking_len, NULL)) && ok;
+            if (lp) {
+                if (!j->logprobs) j->logprobs = json_array();
+                json_array_append(j->logprobs, lp);
             }
         } else {
             if ((ev->content_len && !sb_add(&j->content, ev->content, ev->content_len)) ||
@@ -352,7 +412,13 @@ static bool on_event(const nook_event *ev, void *ud) {
             j->context = json_array();
             for (int i = 0; i < ev->n_context; i++) json_array_append_new(j->context, json_integer(ev->context[i]));
         }
-        if (j->req.stream && !j->held && ev->done_reason != NOOK_DONE_CANCELLED) stream_end_locked(j);
+        /* tools offered: the answer is parsed now (held by the router: once decided) */
+        bool answered = ev->done_reason != NOOK_DONE_CANCELLED && ev->done_reason != NOOK_DONE_ERROR;
+        if (j->parse_tools && answered && !j->held) tools_finish(j);
+        if (j->req.stream && !j->held && ev->done_reason != NOOK_DONE_CANCELLED) {
+            if (j->parse_tools && answered) ok = tools_flush_locked(j) && ok;
+            stream_end_locked(j);
+        }
     }
     bool cancel = atomic_load(&j->cancel);
     pthread_mutex_unlock(&j->mu);
@@ -422,6 +488,18 @@ static int build(gen_job *j, char *msg, size_t cap) {
     g->top_logprobs = q->logprobs ? q->top_logprobs : 0;
     g->load_ns = j->load_ns;
 
+    /* Structured output (format / response_format) and forced tool calls (tool_choice
+     * required or named) as the generation's grammar, in the template's call format;
+     * tools offered: the answer is parsed for calls at the end. */
+    j->tmpl = q->template_text ? q->template_text : nook_model_chat_template(srv_model_model(j->model));
+    nook_error gerr = { 0 };
+    if (srv_grammar_apply(q->ext[SRV_EXT_GRAMMAR], j->tmpl, g, &gerr) != NOOK_OK) {
+        snprintf(msg, cap, "%s", gerr.msg);
+        return 400;
+    }
+    const json_t *offered = srv_tools_offered(q);
+    j->parse_tools = offered != NULL;
+
     nook_prompt *p = &j->prompt;
     *p = nook_prompt_default();
     p->think = q->think == SRV_THINK_ON ? 1 : q->think == SRV_THINK_OFF ? 0 : -1;
@@ -448,7 +526,7 @@ static int build(gen_job *j, char *msg, size_t cap) {
         return 0;
     }
     /* chat: plain messages, or the OpenAI-shaped JSON when tool calls are involved */
-    bool tools = json_object_get(q->body, "tools") != NULL;
+    bool tools = offered != NULL;
     for (int i = 0; i < q->n_messages; i++)
         if (q->messages[i].tool_calls || q->messages[i].tool_call_id || !strcmp(q->messages[i].role, "tool")) tools = true;
     if (!tools) {
@@ -478,6 +556,13 @@ static int build(gen_job *j, char *msg, size_t cap) {
     json_decref(arr);
     if (!j->messages_json) { snprintf(msg, cap, "out of memory"); return 500; }
     p->messages_json = j->messages_json;
+    if (offered) {
+        char *tj = json_dumps(offered, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        j->tools_json = tj ? nk_strdup(tj) : NULL;
+        free(tj);
+        if (!j->tools_json) { snprintf(msg, cap, "out of memory"); return 500; }
+        p->tools_json = j->tools_json;
+    }
     return 0;
 }
 
@@ -528,9 +613,9 @@ static void reply_whole(srv_req *r, gen_job *j) {
     pthread_mutex_lock(&j->mu);
     j->pending.n = 0;
     bool ok = true;
-    if (j->content.n || j->thinking.n || j->logprobs)
-        ok = out_json_locked(j, chunk(j, j->content.p ? j->content.p : "", j->content.n, j->thinking.p ? j->thinking.p : "",
-                                      j->thinking.n, j->logprobs));
+    if (j->content.n || j->thinking.n || j->logprobs || j->tool_calls)
+        ok = out_json_locked(j, with_tool_calls(j, chunk(j, j->content.p ? j->content.p : "", j->content.n,
+                                                         j->thinking.p ? j->thinking.p : "", j->thinking.n, j->logprobs)));
     if (ok) stream_end_locked(j);
     pthread_mutex_unlock(&j->mu);
     srv_stream *sm = srv_reply_stream(r, is_openai(j) ? "text/event-stream" : "application/x-ndjson");
@@ -566,6 +651,7 @@ static bool route_reply(srv_req *r, gen_job *j) {
         json_decref(j->context);
         j->logprobs = j->context = NULL;
     }
+    else if (j->parse_tools && j->reason != NOOK_DONE_CANCELLED) tools_finish(j);   /* the local answer stands */
     /* an answer the router stopped early ended as cancelled; the reply says stop */
     if (j->reason == NOOK_DONE_CANCELLED || answer) j->reason = NOOK_DONE_STOP;
     reply_whole(r, j);

@@ -42,7 +42,7 @@ int main(void) {
     expect_format("{\"model\":\"m\",\"messages\":[],\"format\":{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\"}}}}",
                   SRV_CHAT, "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\"}}}");
     expect_format("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"response_format\":{\"type\":\"json_object\"}}",
-                  SRV_OAI_CHAT, "json");
+                  SRV_OAI_CHAT, "{\"type\":\"object\"}");   /* OpenAI promises an object */
     expect_format("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"response_format\":{\"type\":\"json_schema\","
                   "\"json_schema\":{\"name\":\"n\",\"strict\":true,\"schema\":{\"enum\":[1,2]}}}}", SRV_OAI_CHAT, "{\"enum\":[1,2]}");
     expect_format("{\"model\":\"m\",\"prompt\":\"x\",\"response_format\":{\"type\":\"text\"}}", SRV_OAI_COMPLETION, NULL);
