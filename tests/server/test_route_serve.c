@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-static char g_home[256];
+static char g_home[200];
 
 /* Plans body (a chat request unless it has "prompt"); returns the status, *mode set. */
 static int plan(const char *body, srv_route_mode *mode, char *msg, json_t **route_json) {
@@ -44,7 +44,7 @@ static srv_route_mode mode_of(const char *body) {
 
 int main(void) {
     snprintf(g_home, sizeof g_home, "/tmp/nook-test-route-serve-%d", (int)getpid());
-    char cmd[512];
+    char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", g_home, g_home);
     if (system(cmd) != 0) return 1;
     setenv("NOOK_HOME", g_home, 1);
