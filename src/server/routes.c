@@ -19,6 +19,7 @@ static const srv_route_table *const k_tables[] = {
     &srv_routes_gen,
     &srv_routes_models,
     &srv_routes_embed,
+    &srv_routes_ui,
 };
 
 /* Matches path against pattern segment by segment; {x} takes one non-empty segment,

@@ -679,6 +679,8 @@ static void handle(srv_req *r, srv_kind kind) {
         job_unref(j);
         return;
     }
+    /* a store model's Modelfile settings under the request's (model_defaults.c) */
+    if ((st = srv_model_defaults(q, msg, sizeof msg))) { srv_reply_error(r, st, "%s", msg); job_unref(j); return; }
     bool empty = (kind == SRV_GENERATE && (!q->prompt || !q->prompt[0]) && !q->n_context) ||
                  (kind == SRV_CHAT && q->n_messages == 0);
     if (empty) { preload(r, q); job_unref(j); return; }
