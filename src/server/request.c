@@ -226,6 +226,38 @@ static int parse_options(const json_t *body, srv_options *o, perr *e) {
     return 0;
 }
 
+int srv_options_layer(srv_options *o, const json_t *params, char *msg, size_t cap) {
+    if (!json_is_object(params)) return 0;
+    perr e = { msg, cap };
+    srv_options d = { 0 };
+    const char *k;
+    const json_t *v;
+    int st = 0;
+    json_object_foreach((json_t *)params, k, v) {
+        if ((st = set_option(&d, k, v, &e))) break;
+    }
+    if (!st) {
+        unsigned take = d.set & ~o->set;
+#define TAKE(bit, field) if (take & (bit)) o->field = d.field
+        TAKE(SRV_OPT_NUM_CTX, num_ctx); TAKE(SRV_OPT_NUM_PREDICT, num_predict); TAKE(SRV_OPT_TEMPERATURE, temperature);
+        TAKE(SRV_OPT_TOP_K, top_k); TAKE(SRV_OPT_TOP_P, top_p); TAKE(SRV_OPT_MIN_P, min_p);
+        TAKE(SRV_OPT_REPEAT_PENALTY, repeat_penalty); TAKE(SRV_OPT_REPEAT_LAST_N, repeat_last_n);
+        TAKE(SRV_OPT_PRESENCE_PENALTY, presence_penalty); TAKE(SRV_OPT_FREQUENCY_PENALTY, frequency_penalty);
+        TAKE(SRV_OPT_SEED, seed); TAKE(SRV_OPT_NUM_THREAD, num_thread); TAKE(SRV_OPT_NUM_KEEP, num_keep);
+        TAKE(SRV_OPT_NUM_BATCH, num_batch);
+#undef TAKE
+        if (take & SRV_OPT_STOP) {   /* moved over */
+            o->stop = d.stop;
+            o->n_stop = d.n_stop;
+            d.stop = NULL;
+            d.n_stop = 0;
+        }
+        o->set |= take;
+    }
+    free_list(d.stop, d.n_stop);
+    return st;
+}
+
 /* ---- shared fields ---------------------------------------------------------------------------- */
 
 static int parse_keep_alive(const json_t *body, srv_gen_request *r, perr *e) {

@@ -111,6 +111,21 @@ int srv_gen_request_parse(const json_t *body, srv_kind kind, int max_messages, s
                           char *msg, size_t cap);
 void srv_gen_request_free(srv_gen_request *r);
 
+/* Layers defaults under the request's options: params is an object of Ollama option
+ * names (a Modelfile's PARAMETER layer, the `options` shape); each option the request
+ * did not set is taken from it. Returns 0, or 400 with msg for a value of the wrong
+ * type or range (checked as the request's own options). */
+int srv_options_layer(srv_options *o, const json_t *params, char *msg, size_t cap);
+
+/* A store model's Modelfile settings as defaults under the request (model_defaults.c),
+ * as Ollama applies them: PARAMETER under `options`, SYSTEM as the system prompt when the
+ * request gives none (generate: `system`; chat: a system message put first when the
+ * conversation has none), TEMPLATE (translated to Jinja) when the request gives no
+ * `template`, MESSAGE turns before the conversation. A GGUF path has no settings; a
+ * name the store cannot resolve is left to the model lookup (404 there). Returns 0 or
+ * an HTTP status with msg. Call before the model is acquired (num_ctx may come from it). */
+int srv_model_defaults(srv_gen_request *q, char *msg, size_t cap);
+
 /* ---- structured output (req_grammar.c), in ext[SRV_EXT_GRAMMAR] (NULL: none) ---- */
 typedef struct srv_grammar_req {
     char *format;        /* "json" or schema text (checked): nook_gen_params.format  */

@@ -679,6 +679,8 @@ static void handle(srv_req *r, srv_kind kind) {
         job_unref(j);
         return;
     }
+    /* a store model's Modelfile settings under the request's (model_defaults.c) */
+    if ((st = srv_model_defaults(q, msg, sizeof msg))) { srv_reply_error(r, st, "%s", msg); job_unref(j); return; }
     bool empty = (kind == SRV_GENERATE && (!q->prompt || !q->prompt[0]) && !q->n_context) ||
                  (kind == SRV_CHAT && q->n_messages == 0);
     if (empty) { preload(r, q); job_unref(j); return; }
@@ -703,7 +705,11 @@ static void handle(srv_req *r, srv_kind kind) {
     st = srv_models_acquire(s, q->model, q->opt.num_ctx, &j->model, &j->load_ns, msg, sizeof msg);
     if (st) { srv_reply_error(r, st, "%s", msg); job_unref(j); return; }
     if ((st = build(j, msg, sizeof msg))) { srv_reply_error(r, st, "%s", msg); job_unref(j); return; }
-    srv_route_params(j->route, &j->gp);
+    if ((st = srv_route_params(j->route, srv_model_model(j->model), &j->gp, msg, sizeof msg))) {
+        srv_reply_error(r, st, "%s", msg);
+        job_unref(j);
+        return;
+    }
 
     pthread_t th;
     pthread_attr_t attr;
