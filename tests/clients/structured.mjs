@@ -200,6 +200,14 @@ try {
   const ot = await ol.chat({ model, messages: ask, stream: false, think: false, options: { seed: 5, num_predict: 8 } });
   check('ollama no tools: text', !ot.message.tool_calls && ot.message.content.length > 0, JSON.stringify(ot.message));
 
+  // ---- /api/show of a path model: what the GGUF says (the client reads capabilities) ----
+  const sh = await ol.show({ model });
+  check('ollama show: tools capability', sh.capabilities.includes('tools') && sh.capabilities.includes('thinking'), JSON.stringify(sh.capabilities));
+  check('ollama show: details', sh.details.family === 'qwen3' && sh.details.quantization_level === 'Q8_0' &&
+    /M$/.test(sh.details.parameter_size), JSON.stringify(sh.details));
+  check('ollama show: model_info', sh.model_info['qwen3.block_count'] > 0 && sh.model_info['tokenizer.ggml.vocab_size'] === 151936 &&
+    /tool_call/.test(sh.template), JSON.stringify(sh.model_info));
+
   // ---- refusals, in each API's error shape ----
   try {
     await oa.chat.completions.create({ model, messages: ask,
