@@ -50,6 +50,48 @@ void nk_route_hold_params(nook_gen_params *p) {
     if (p->top_logprobs < 2) p->top_logprobs = 2;
 }
 
+/* The constraint hook that only reads: the label mass at the first answer token. */
+static nook_status label_peek(void *ud, float *logits, int n_vocab, nook_error *err) {
+    (void)err;
+    nk_route_hold *h = ud;
+    if (!h->label_done) {
+        h->label_done = true;
+        h->acc.label_mass = nk_label_mass(logits, n_vocab, h->label_tok, h->n_labels);
+    }
+    return NOOK_OK;
+}
+
+nook_status nk_route_hold_labels(nk_route_hold *h, const nook_model *m, json_t *labels, nook_gen_params *gp,
+                                 nook_error *err) {
+    if (!labels || gp->grammar || gp->format || gp->constraint.mask || gp->constraint.accept) return NOOK_OK;
+    size_t n_lab = json_array_size(labels);
+    if (n_lab > NK_MAX_LABELS) n_lab = NK_MAX_LABELS;
+    char piece[8];
+    /* the first token of the label's tokenization, past a lone space the tokenizer puts
+     * in front (SentencePiece's space prefix) */
+    for (size_t i = 0; i < n_lab; i++) {
+        const char *lab = json_string_value(json_array_get(labels, i));
+        nook_token tok[16];
+        size_t n = 0;
+        nook_status st = nook_tokenize(m, lab ? lab : "", lab ? strlen(lab) : 0, false, false, tok, NK_ARRAY_LEN(tok), &n, err);
+        if (st && st != NOOK_ERANGE) return st;   /* ERANGE: more than 16 tokens; the first ones are there */
+        if (n == 0) return nk_fail(err, NOOK_EINVAL, "route.labels[%zu] gives no token", i);
+        size_t k = 0;   /* tok[0..min(n, 16)) are written */
+        if (n > 1 && nook_token_to_piece(m, tok[0], false, piece, sizeof piece) == 1 && piece[0] == ' ') k = 1;
+        h->label_tok[i] = tok[k];
+    }
+    for (size_t i = 0; i < n_lab; i++)
+        for (size_t k = 0; k < i; k++)
+            if (h->label_tok[k] == h->label_tok[i])
+                return nk_fail(err, NOOK_EINVAL, "route.labels[%zu] and [%zu] start with the same token: the label mass "
+                               "cannot tell them apart", k, i);
+    h->n_labels = (int)n_lab;
+    gp->constraint.mask = label_peek;
+    gp->constraint.accept = NULL;
+    gp->constraint.ud = h;
+    return NOOK_OK;
+}
+
 static void hold_put(nk_route_hold *h, const char *p, size_t n) {
     if (h->oom || n == 0) return;
     if (h->len + n + 1 > h->cap) {
@@ -137,6 +179,11 @@ nook_status nk_route_generate(const nk_router *rt, nook_session *s, const nook_p
     nk_route_hold_params(&p);
     nk_route_hold h;
     nk_route_hold_init(&h);
+    if (req && (st = nk_route_hold_labels(&h, nook_session_model(s), req->labels, &p, err))) {
+        nk_route_hold_free(&h);
+        json_decref(msgs);
+        return st;
+    }
     st = nook_generate(s, pr, &p, hold_cb, &h, err);
     st = nk_route_hold_finish(rt, route, &h, st, msgs, answer, err);
     if (!st && !*answer) {   /* kept, ask, or pinned by strict mode: the local answer */

@@ -248,6 +248,17 @@ nook_status nk_route_req_from_json(json_t *route, nk_route_req *out, nook_error 
     out->task = t ? json_string_value(t) : NULL;
     if (l && !json_is_boolean(l)) return nk_fail(err, NOOK_EINVAL, "route.local_only must be true or false");
     out->local_only = json_is_true(l);
+    json_t *lab = json_object_get(route, "labels");
+    if (lab && !json_is_null(lab)) {
+        size_t n = json_array_size(lab), i;
+        json_t *v;
+        if (!json_is_array(lab) || n < 2 || n > NK_MAX_LABELS)
+            return nk_fail(err, NOOK_EINVAL, "route.labels must be an array of 2 to %d strings", NK_MAX_LABELS);
+        json_array_foreach(lab, i, v)
+            if (!json_is_string(v) || !*json_string_value(v))
+                return nk_fail(err, NOOK_EINVAL, "route.labels[%zu] must be a non-empty string", i);
+        out->labels = lab;
+    }
     return NOOK_OK;
 }
 

@@ -65,7 +65,11 @@ typedef struct nk_route_req {
     bool local_only;
     nk_route_policy model_policy; /* the model's (Modelfile), or UNSET             */
     const char *request_id;       /* for the ledger; NULL: one is made up          */
+    json_t *labels;               /* closed-label task: the answer's labels, an array of
+                                     2..NK_MAX_LABELS strings (borrowed), or NULL    */
 } nk_route_req;
+
+#define NK_MAX_LABELS 64
 
 /* Parses a request's "route" object (NULL or absent is fine). Borrowed strings point
  * into route. Errors: NOOK_EINVAL naming the bad member. */
@@ -160,6 +164,9 @@ typedef struct nk_route_hold {
     nook_done_reason reason;      /* from the DONE event                           */
     nook_status status;
     char error[256];
+    nook_token label_tok[NK_MAX_LABELS];   /* nk_route_hold_labels               */
+    int n_labels;
+    bool label_done;
 } nk_route_hold;
 
 void nk_route_hold_init(nk_route_hold *h);
@@ -167,6 +174,16 @@ void nk_route_hold_free(nk_route_hold *h);
 /* What the held generation needs: logprobs (and so entropy) on, at least 2 alternatives
  * (the top-1/top-2 margin). Callers that show logprobs trim them to what was asked. */
 void nk_route_hold_params(nook_gen_params *p);
+/* A closed-label task (req->labels): the label mass signal (signals.h, nk_label_mass) on
+ * the first answer token, read from its untempered logits through gp->constraint (a
+ * mask that changes nothing). Each label counts by the first token of its
+ * tokenization, past a lone space token the tokenizer puts in front (SentencePiece's
+ * space prefix); write " yes" where the model would put a space before it. Nothing
+ * happens when labels is NULL, or when gp already has a grammar, a format or a
+ * constraint (then the signal is absent). Errors: NOOK_EINVAL (labels that tokenize to
+ * nothing, or whose first tokens are not all different). */
+nook_status nk_route_hold_labels(nk_route_hold *h, const nook_model *m, json_t *labels, nook_gen_params *gp,
+                                 nook_error *err);
 /* One event of the held answer. Returns false when generation should stop: out of
  * memory, or the early-stop window (NK_EARLY_*) tripped (then h->early). */
 bool nk_route_hold_event(nk_route_hold *h, const nook_event *ev);

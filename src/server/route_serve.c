@@ -16,6 +16,7 @@ struct srv_routing {
     nk_route_hold hold;
     bool holding;
     json_t *messages;     /* OpenAI-shaped, what an escalation sends (redacted) */
+    json_t *labels;       /* the request's route.labels (borrowed from its body), or NULL */
     srv_route_mode mode;
 };
 
@@ -87,6 +88,7 @@ int srv_route_begin(const srv_gen_request *q, srv_routing **out, char *msg, size
     nk_route_req rq = { .policy = NK_ROUTE_UNSET, .model_policy = NK_ROUTE_UNSET };
     const nk_route_req *given = q->ext[SRV_EXT_ROUTE];
     if (given) rq = *given;
+    r->labels = rq.labels;
     bool exists = false;
     rq.model_policy = model_policy(q->model, &exists);
     if (!(r->messages = request_messages(q))) {
@@ -121,8 +123,15 @@ int srv_route_begin(const srv_gen_request *q, srv_routing **out, char *msg, size
     return 0;
 }
 
-void srv_route_params(srv_routing *r, nook_gen_params *gp) {
-    if (r->mode == SRV_ROUTE_HOLD) nk_route_hold_params(gp);
+int srv_route_params(srv_routing *r, const nook_model *m, nook_gen_params *gp, char *msg, size_t cap) {
+    if (r->mode != SRV_ROUTE_HOLD) return 0;
+    nk_route_hold_params(gp);
+    nook_error err = { 0 };
+    if (nk_route_hold_labels(&r->hold, m, r->labels, gp, &err) != NOOK_OK) {
+        snprintf(msg, cap, "%s", err.msg);
+        return 400;
+    }
+    return 0;
 }
 
 bool srv_route_event(srv_routing *r, const nook_event *ev) {

@@ -32,8 +32,10 @@ typedef struct srv_routing srv_routing;
  * does not exist), 500 (a malformed configuration file, named). */
 int srv_route_begin(const srv_gen_request *q, srv_routing **out, char *msg, size_t cap);
 srv_route_mode srv_route_get_mode(const srv_routing *r);
-/* HOLD: what the local generation needs (logprobs on, two alternatives per token). */
-void srv_route_params(srv_routing *r, nook_gen_params *gp);
+/* HOLD: what the local generation needs (logprobs on, two alternatives per token; for
+ * route.labels the label-mass hook, unless gp has a grammar or format). Returns 0, or
+ * 400 with msg (labels the model's tokenizer cannot tell apart). */
+int srv_route_params(srv_routing *r, const nook_model *m, nook_gen_params *gp, char *msg, size_t cap);
 /* HOLD: one event of the local answer; false: stop generating (the early-stop window). */
 bool srv_route_event(srv_routing *r, const nook_event *ev);
 /* REMOTE: escalates. HOLD: decides after the local answer ended with done_reason, and

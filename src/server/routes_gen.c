@@ -705,7 +705,11 @@ static void handle(srv_req *r, srv_kind kind) {
     st = srv_models_acquire(s, q->model, q->opt.num_ctx, &j->model, &j->load_ns, msg, sizeof msg);
     if (st) { srv_reply_error(r, st, "%s", msg); job_unref(j); return; }
     if ((st = build(j, msg, sizeof msg))) { srv_reply_error(r, st, "%s", msg); job_unref(j); return; }
-    srv_route_params(j->route, &j->gp);
+    if ((st = srv_route_params(j->route, srv_model_model(j->model), &j->gp, msg, sizeof msg))) {
+        srv_reply_error(r, st, "%s", msg);
+        job_unref(j);
+        return;
+    }
 
     pthread_t th;
     pthread_attr_t attr;

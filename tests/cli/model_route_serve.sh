@@ -108,6 +108,18 @@ check_eq "Modelfile route auto" "$(jget "$body" 'd["route"]["target"], d["route"
     "('remote', 'auto', 'REMOTE: Once upon a time')"
 gen "$M" "Once upon a time" '{"policy":"sometimes"}'
 check_eq "bad policy" "$code" 400
+# a closed-label task: the label mass at the first answer token, against the token's
+# log-probabilities in the same reply (both labels are among its 20 best)
+post /api/generate "{\"model\":\"$M\",\"prompt\":\"Once upon a time\",\"raw\":true,\"stream\":false,\"logprobs\":true,\"top_logprobs\":20,\"route\":{\"policy\":\"auto\",\"labels\":[\",\",\" there\"]},\"options\":{\"temperature\":0,\"num_predict\":4}}"
+check_eq "label mass" "$(python3 -c '
+import json, math, sys
+d = json.loads(sys.argv[1])
+top = {t["token"]: t["logprob"] for t in d["logprobs"][0]["top_logprobs"]}
+p = [math.exp(top[","]), math.exp(top[" there"])]
+got = d["route"]["signals"]["label_mass"]
+print(abs(got - max(p) / sum(p)) < 1e-9, len(d["logprobs"][0]["top_logprobs"]), d["route"]["target"])' "$body" 2>&1)" "True 20 local"
+post /api/generate "{\"model\":\"$M\",\"prompt\":\"x\",\"route\":{\"policy\":\"auto\",\"labels\":[\"x\",\"x\"]}}"
+check_eq "labels that cannot be told apart" "$code" 400
 serve_stop
 
 # what the mock received == the ledger's egress lines

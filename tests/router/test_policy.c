@@ -159,6 +159,18 @@ int main(void) {
     ro = json_loads("{\"policy\":\"cloud\"}", 0, NULL);
     CHECK(nk_route_req_from_json(ro, &rq, &err) == NOOK_EINVAL);
     json_decref(ro);
+    /* closed-label tasks: 2..64 non-empty strings */
+    ro = json_loads("{\"policy\":\"auto\",\"labels\":[\"yes\",\"no\"]}", 0, NULL);
+    CHECK(nk_route_req_from_json(ro, &rq, &err) == NOOK_OK && json_array_size(rq.labels) == 2);
+    json_decref(ro);
+    const char *bad_labels[] = { "[\"yes\"]", "\"yes\"", "[\"yes\", 1]", "[\"yes\", \"\"]", "[]" };
+    for (size_t i = 0; i < sizeof bad_labels / sizeof *bad_labels; i++) {
+        char txt[128];
+        snprintf(txt, sizeof txt, "{\"labels\": %s}", bad_labels[i]);
+        ro = json_loads(txt, 0, NULL);
+        CHECK_MSG(nk_route_req_from_json(ro, &rq, &err) == NOOK_EINVAL && strstr(err.msg, "route.labels"), "%s", txt);
+        json_decref(ro);
+    }
     json_decref(plain);
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf %s", g_home);
