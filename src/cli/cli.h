@@ -121,6 +121,10 @@ void cli_fmt_duration(char *buf, size_t cap, double ms);
  * already turned into library parameters. */
 typedef struct cli_chat_cfg {
     const char *model;           /* the GGUF path (a store name already resolved) */
+    const char *name;            /* what the user named it (store name or path): /save's FROM */
+    const struct json_t *params; /* the model's PARAMETERs (Modelfile), or NULL   */
+    const struct json_t *messages; /* its MESSAGEs [{role, content}], or NULL: the
+                                    conversation starts with them                 */
     const char *system;          /* the model's SYSTEM (Modelfile), or NULL       */
     const char *template_src;    /* the model's TEMPLATE as Jinja, or NULL        */
     nook_gen_params gp;

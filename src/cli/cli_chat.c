@@ -9,7 +9,12 @@
  *                              repeat_penalty, repeat_last_n, num_ctx, stop
  *   /set system TEXT, /set think|nothink, /set format json|/set noformat,
  *   /set verbose|quiet, /set wordwrap|nowordwrap
- *   /show info|template|parameters|system, /load MODEL, /clear, /bye, /?
+ *   /show info|template|parameters|system, /load MODEL, /save NAME, /clear, /bye, /?
+ *
+ * /save NAME makes a model in the store from this session, as Ollama's does: FROM the
+ * model in use, its PARAMETERs with the ones /set here, the system message, and the
+ * conversation so far as MESSAGEs; `nook run NAME` (or /load NAME) starts from that
+ * conversation again.
  *
  * Line editing and persistent history come from libedit (its readline interface);
  * history lives in $NOOK_HOME/history (default ~/.nook/history). Ctrl-C stops the
@@ -25,6 +30,7 @@
 #include "cli/cli_store.h"
 
 #include <editline/readline.h>
+#include <jansson.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -48,6 +54,8 @@ typedef struct chat_state {
     int think;                 /* -1 template default, 0 off, 1 on */
     bool verbose, wordwrap, format_json;
     char *system;              /* /set system (the Modelfile's SYSTEM at first), or NULL */
+    char *name;                /* the model as the user named it (store name or path)    */
+    json_t *params;            /* its PARAMETERs, with those /set here (for /save)        */
     const char *template_src;  /* the Modelfile's TEMPLATE as Jinja, or NULL (the GGUF's) */
     char *stop[CHAT_MAX_STOP];
     int n_stop;
@@ -353,6 +361,7 @@ static void help(void) {
           "  /set            Set session variables\n"
           "  /show           Show model information\n"
           "  /load <model>   Load a session or model\n"
+          "  /save <model>   Save your current session\n"
           "  /clear          Clear session context\n"
           "  /bye            Exit\n"
           "  /?, /help       Help for a command\n"
@@ -426,8 +435,14 @@ static void set_parameter(chat_state *c, char *args) {
     if (!strcmp(name, "stop")) {
         for (int i = 0; i < c->n_stop; i++) nk_free(c->stop[i]);
         c->n_stop = 0;
+        json_t *arr = json_array();
         for (char *v = val; v && c->n_stop < CHAT_MAX_STOP; v = strtok_r(NULL, " \t", &save))
-            if ((c->stop[c->n_stop] = dup_str(v))) c->n_stop++;
+            if ((c->stop[c->n_stop] = dup_str(v))) {
+                json_array_append_new(arr, json_string(c->stop[c->n_stop]));
+                c->n_stop++;
+            }
+        if (c->params && arr) json_object_set_new(c->params, "stop", arr);
+        else json_decref(arr);
         printf("Set parameter 'stop' to '%s'\n", val);
         return;
     }
@@ -456,6 +471,10 @@ static void set_parameter(chat_state *c, char *args) {
         c->sp.n_ctx = (int)x;
         if (!new_session(c)) return;
         break;
+    }
+    if (c->params) {   /* kept as /save will write it: integers stay integers */
+        bool is_int = i == 1 || i == 4 || i == 5 || i == 7 || i == 8;
+        json_object_set_new(c->params, name, is_int ? json_integer((json_int_t)x) : json_real(x));
     }
     printf("Set parameter '%s' to '%s'\n", name, val);
 }
@@ -517,6 +536,51 @@ static void cmd_show(chat_state *c, const char *what) {
     }
 }
 
+/* The model's name and PARAMETERs, remembered for /save (copies). */
+static void set_origin(chat_state *c, const char *name, const json_t *params) {
+    nk_free(c->name);
+    c->name = dup_str(name);
+    json_decref(c->params);
+    c->params = params ? json_deep_copy(params) : json_object();
+}
+
+/* Starts the conversation with a model's MESSAGEs (what /save wrote), shown as they
+ * would have been typed and answered. Roles other than user/assistant/system are
+ * skipped (the Modelfile parser allows only those). */
+static void seed_messages(chat_state *c, const json_t *msgs) {
+    size_t i;
+    json_t *m;
+    json_array_foreach(msgs, i, m) {
+        const char *role = json_string_value(json_object_get(m, "role"));
+        const char *text = json_string_value(json_object_get(m, "content"));
+        if (!role || !text) continue;
+        const char *r = !strcmp(role, "user") ? "user" : !strcmp(role, "assistant") ? "assistant"
+                      : !strcmp(role, "system") ? "system" : NULL;
+        char *dup = r ? dup_str(text) : NULL;
+        if (!dup) continue;
+        if (!push_msg(c, r, dup, NULL)) { nk_free(dup); break; }
+        if (r[0] == 'u') printf(">>> %s\n", text);
+        else if (r[0] == 'a') printf("%s\n\n", text);
+    }
+}
+
+/* /save NAME: a model in the store made of this session (see the top of this file). */
+static void cmd_save(chat_state *c, const char *name) {
+    if (!*name) { fputs("Usage:\n  /save <modelname>\n", stdout); return; }
+    nook_error err = { 0 };
+    json_t *msgs = json_array();
+    for (int i = 0; msgs && i < c->n_msgs; i++)
+        json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", c->msgs[i].role, "content", c->msgs[i].content));
+    nk_modelfile mf = { .from = c->name, .system = c->system, .params = c->params, .messages = msgs };
+    nk_store *st = NULL;
+    if (!msgs || !c->name) cli_fail(CLI_EFAIL, "out of memory");
+    else if (nk_store_open(NULL, &st, &err) != NOOK_OK || nk_create(st, name, &mf, NULL, &err) != NOOK_OK)
+        cli_fail(CLI_EFAIL, "couldn't save model: %s", err.msg);
+    else printf("Created new model '%s'\n", name);
+    nk_store_free(st);
+    json_decref(msgs);
+}
+
 /* Loads a model (with the spinner); false with the message printed on failure. The
  * first load gets the path the caller resolved; /load resolves a name through the store
  * (the new model's SYSTEM replaces the old one; a TEMPLATE of it is not carried over). */
@@ -530,6 +594,8 @@ static bool load(chat_state *c, const char *what, bool resolve) {
         nk_free(c->system);
         c->system = ref.system ? dup_str(ref.system) : NULL;
         c->template_src = NULL;
+        set_origin(c, ref.name, ref.params);
+        seed_messages(c, ref.messages);
         nk_model_ref_free(&ref);
     }
     spinner sp;
@@ -616,7 +682,12 @@ int cli_chat(const cli_chat_cfg *cfg) {
     sigaction(SIGINT, &sa, NULL);   /* no SA_RESTART: a read at the prompt returns */
 
     if (cfg->system) c.system = dup_str(cfg->system);
-    if (!load(&c, cfg->model, false)) { nk_free(c.msgs); nk_free(c.system); return CLI_EFAIL; }
+    set_origin(&c, cfg->name ? cfg->name : cfg->model, cfg->params);
+    if (!load(&c, cfg->model, false)) {
+        nk_free(c.msgs); nk_free(c.system); nk_free(c.name); json_decref(c.params);
+        return CLI_EFAIL;
+    }
+    seed_messages(&c, cfg->messages);
 
     history_path();
     using_history();
@@ -652,6 +723,8 @@ int cli_chat(const cli_chat_cfg *cfg) {
                 clear_conversation(&c);
                 nook_session_truncate(c.s, 0);
                 fputs("Cleared session context\n", stdout);
+            } else if (!strcmp(cmd, "/save")) {
+                cmd_save(&c, arg);
             } else if (!strcmp(cmd, "/load")) {
                 if (!*arg) fputs("Usage:\n  /load <modelname>\n", stdout);
                 else {
@@ -673,6 +746,8 @@ int cli_chat(const cli_chat_cfg *cfg) {
     clear_conversation(&c);
     nk_free(c.msgs);
     nk_free(c.system);
+    nk_free(c.name);
+    json_decref(c.params);
     for (int i = 0; i < c.n_stop; i++) nk_free(c.stop[i]);
     if (c.s) nook_session_free(c.s);
     if (c.m) nook_model_free(c.m);

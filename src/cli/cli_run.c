@@ -30,7 +30,7 @@ typedef struct run_opts {
     float temperature, top_p, min_p, repeat_penalty;
     int   top_k, repeat_last_n, threads, ctx, top_logprobs;
     int64_t seed;
-    bool  raw, verbose, no_mmap, no_shift, hide_thinking, show_prompt;
+    bool  raw, verbose, no_mmap, no_shift, hide_thinking, show_prompt, insecure;
     int   think;              /* -1 template default, 0 off, 1 on */
     int   keep;               /* tokens kept by a context shift, after BOS (-1: the prompt) */
     const char *format;
@@ -66,6 +66,7 @@ static const cli_opt k_opts[] = {
     { "top-logprobs",   0,   OPT_INT,   &o.top_logprobs, 0, 20, "K", "with --format jsonl: the K most likely tokens at each step [0]" },
     { "no-mmap",        0,   OPT_FLAG,  &o.no_mmap, 0, 0, NULL, "copy the model into private memory instead of mapping it" },
     { "verbose",        0,   OPT_FLAG,  &o.verbose, 0, 0, NULL, "print timings (Ollama's format) and notes to stderr" },
+    { "insecure",       0,   OPT_FLAG,  &o.insecure, 0, 0, NULL, "allow plain http to the registry when MODEL is pulled first (as Ollama's --insecure)" },
     { "route",          0,   OPT_STR,   &o.route, 0, 0, "P", "routing: local (default), auto (escalate on low confidence), remote, ask; the decision goes to stderr as \"route: {...}\" (docs/privacy.md)" },
     { "task",           0,   OPT_STR,   &o.task, 0, 0, "NAME", "routing task (its pins and calibration)" },
 };
@@ -268,6 +269,7 @@ int cli_run(int argc, char **argv) {
     cli_install_log(o.verbose);
 
     /* MODEL: a path, or a name in the store (pulled first when missing, as Ollama) */
+    cli_store_set_insecure(o.insecure);
     rc = cli_resolve_model(argv[0], true, &ref);
     if (rc) return rc;
     if (ref.params) {
@@ -279,7 +281,8 @@ int cli_run(int argc, char **argv) {
 
     /* a terminal and no prompt: the interactive conversation (cli_chat.c) */
     if (npos == 1 && isatty(STDIN_FILENO) && !o.show_prompt && !jsonl) {
-        cli_chat_cfg cc = { .model = ref.path, .system = ref.system, .template_src = ref.template_jinja,
+        cli_chat_cfg cc = { .model = ref.path, .name = ref.name, .params = ref.params, .messages = ref.messages,
+                            .system = ref.system, .template_src = ref.template_jinja,
                             .think = o.think, .threads = o.threads, .verbose = o.verbose, .no_mmap = o.no_mmap };
         gen_params(&cc.gp, false);
         cc.sp = nook_session_default_params();

@@ -10,6 +10,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -87,6 +88,7 @@ static nk_store *open_store(void) {
 }
 
 static bool g_insecure;
+void cli_store_set_insecure(bool on) { g_insecure = on; }
 
 static int do_pull(nk_store *s, const char *name) {
     progress g = { .tty = isatty(STDERR_FILENO) };
@@ -282,9 +284,15 @@ static const cli_verb_info k_create = { "create", "NAME [-f Modelfile]",
     "SYSTEM, MESSAGE, LICENSE, REQUIRES). ADAPTER is not supported yet.",
     k_create_opts, (int)NK_ARRAY_LEN(k_create_opts) };
 
+/* create: the pull's progress lines (a bar with rate and ETA while quantizing or copying,
+ * on a terminal only), and Ctrl-C / SIGTERM stopping it through the progress callback, so
+ * that nk_create removes its partial files itself (nothing is left behind). */
+static volatile sig_atomic_t g_create_stop;
+static void on_create_signal(int sig) { g_create_stop = sig; }
+
 static bool on_create_step(const nk_pull_progress *p, void *ud) {
-    if (*(bool *)ud) fprintf(stderr, "%s\n", p->status);
-    return true;
+    on_progress(p, ud);
+    return !g_create_stop;
 }
 
 int cli_create(int argc, char **argv) {
@@ -309,9 +317,23 @@ int cli_create(int argc, char **argv) {
     if (sl) *sl = 0; else snprintf(dir, sizeof dir, ".");
     nk_store *s = open_store();
     if (!s) { nk_modelfile_free(&mf); return CLI_EFAIL; }
-    bool tty = isatty(STDERR_FILENO);
-    nk_create_opts co = { .base_dir = dir, .quantize = o_quant, .n_threads = o_threads, .progress = on_create_step, .ud = &tty };
-    if (nk_create(s, argv[0], &mf, &co, &err)) rc = cli_fail(CLI_EFAIL, "create %s: %s", argv[0], err.msg);
+    progress g = { .tty = isatty(STDERR_FILENO) };
+    nk_create_opts co = { .base_dir = dir, .quantize = o_quant, .n_threads = o_threads, .progress = on_create_step, .ud = &g };
+    struct sigaction sa = { 0 }, old_int, old_term;
+    sa.sa_handler = on_create_signal;
+    sigemptyset(&sa.sa_mask);
+    g_create_stop = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    nook_status cst = nk_create(s, argv[0], &mf, &co, &err);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (g.tty && g.last_status[0]) fputc('\n', stderr);
+    if (cst == NOOK_EABORTED && g_create_stop) {   /* 130 / 143, as the shell's own for a signal */
+        cli_fail(CLI_EFAIL, "create %s: interrupted; nothing was left behind", argv[0]);
+        rc = 128 + g_create_stop;
+    }
+    else if (cst) rc = cli_fail(CLI_EFAIL, "create %s: %s", argv[0], err.msg);
     nk_modelfile_free(&mf);
     nk_store_free(s);
     return rc;

@@ -16,6 +16,8 @@
 int cli_resolve_model(const char *what, bool pull_missing, nk_model_ref *ref);
 /* The GGUF path for MODEL (no pull); strings that look like paths pass through. */
 int cli_model_path(const char *what, char *path, size_t cap);
+/* Whether a pull made by cli_resolve_model may use plain http (run's --insecure). */
+void cli_store_set_insecure(bool on);
 
 int cli_pull(int argc, char **argv);
 int cli_list(int argc, char **argv);

@@ -62,6 +62,14 @@ static bool step(const nk_create_opts *o, const char *status) {
     return o->progress(&p, o->ud);
 }
 
+/* Byte progress of one step (quantizing, copying) as the caller's nk_pull_progress. */
+typedef struct step_bytes { const nk_create_opts *o; const char *status; } step_bytes;
+static bool on_bytes(uint64_t done, uint64_t total, void *ud) {
+    const step_bytes *b = ud;
+    nk_pull_progress p = { b->status, NULL, total, done };
+    return b->o->progress(&p, b->o->ud);
+}
+
 /* FROM as a path: relative to base_dir, "~/" expanded; a directory must hold one GGUF. */
 static bool from_path(const char *from, const char *base_dir, char *out, size_t cap, nook_error *err, bool *is_path) {
     char p[4096];
@@ -130,10 +138,10 @@ nook_status nk_create(nk_store *s, const char *name, const nk_modelfile *mf, con
     nk_manifest m = { 0 };
     char src[4096] = "";
     bool is_path = false, own_model = false;
-    if (!step(o, "parsing modelfile")) { st = nk_fail(err, NOOK_EIO, "cancelled"); goto out; }
+    if (!step(o, "parsing modelfile")) { st = nk_fail(err, NOOK_EABORTED, "cancelled"); goto out; }
     if (!from_path(mf->from, o ? o->base_dir : NULL, src, sizeof src, err, &is_path)) { st = err ? err->code : NOOK_EINVAL; goto out; }
     if (is_path) {
-        if (!step(o, "checking the model file")) { st = nk_fail(err, NOOK_EIO, "cancelled"); goto out; }
+        if (!step(o, "checking the model file")) { st = nk_fail(err, NOOK_EABORTED, "cancelled"); goto out; }
         if ((st = nk_store_validate_gguf(src, err))) { nk_prefix(err, "FROM %s: ", mf->from); goto out; }
         m.layers = nk_calloc(1, sizeof *m.layers);
         if (!m.layers) { st = nk_fail(err, NOOK_ENOMEM, "out of memory"); goto out; }
@@ -156,19 +164,24 @@ nook_status nk_create(nk_store *s, const char *name, const nk_modelfile *mf, con
         char msg[96], tmp[4400];
         snprintf(msg, sizeof msg, "quantizing to %s", o->quantize);
         if (nk_ftype_from_name(o->quantize) < 0) { st = nk_fail(err, NOOK_EINVAL, "--quantize: unknown type '%.40s'", o->quantize); goto out; }
-        if (!step(o, msg)) { st = nk_fail(err, NOOK_EIO, "cancelled"); goto out; }
+        if (!step(o, msg)) { st = nk_fail(err, NOOK_EABORTED, "cancelled"); goto out; }
         nk_pfmt(tmp, sizeof tmp, "%s/blobs/.tmp-quant-%d.gguf", nk_store_root(s), (int)getpid());
-        st = nk_quantize_file(src, tmp, o->quantize, o ? o->n_threads : 0, err);
+        step_bytes sb = { o, msg };
+        nk_quantize_opts qo = { .allow_requantize = true, .progress = o->progress ? on_bytes : NULL, .ud = &sb };
+        st = nk_quantize_file_ex(src, tmp, o->quantize, o->n_threads, &qo, err);
         if (!st) st = nk_store_validate_gguf(tmp, err);
         nk_layer *ml = NULL;
         for (int i = 0; i < m.n_layers; i++) if (strcmp(m.layers[i].media_type, NK_MT_MODEL) == 0) ml = &m.layers[i];
-        if (!st) st = nk_store_add_blob_file(s, tmp, NULL, ml->digest, &ml->size, err);
+        step_bytes sc = { o, "copying the quantized model into the store" };
+        if (!st) st = nk_store_add_blob_file_ex(s, tmp, NULL, ml->digest, &ml->size, o->progress ? on_bytes : NULL, &sc, err);
         unlink(tmp);
         if (st) goto out;
         nk_store_blob_path(s, ml->digest, src, sizeof src);
     } else if (own_model) {
-        if (!step(o, "copying the model file into the store")) { st = nk_fail(err, NOOK_EIO, "cancelled"); goto out; }
-        if ((st = nk_store_add_blob_file(s, src, NULL, m.layers[0].digest, &m.layers[0].size, err))) goto out;
+        if (!step(o, "copying the model file into the store")) { st = nk_fail(err, NOOK_EABORTED, "cancelled"); goto out; }
+        step_bytes sc = { o, "copying the model file into the store" };
+        if ((st = nk_store_add_blob_file_ex(s, src, NULL, m.layers[0].digest, &m.layers[0].size,
+                                            o && o->progress ? on_bytes : NULL, &sc, err))) goto out;
         nk_store_blob_path(s, m.layers[0].digest, src, sizeof src);
     }
     if (mf->tmpl && (st = add_text(s, &m, NK_MT_TEMPLATE, mf->tmpl, err))) goto out;
@@ -192,7 +205,7 @@ nook_status nk_create(nk_store *s, const char *name, const nk_modelfile *mf, con
     }
     if (mf->messages && json_array_size(mf->messages) && (st = add_json(s, &m, NK_MT_MESSAGES, mf->messages, err))) goto out;
     if ((st = nk_store_add_config(s, src, mf->requires, &m.config, err))) goto out;
-    if (!step(o, "writing manifest")) { st = nk_fail(err, NOOK_EIO, "cancelled"); goto out; }
+    if (!step(o, "writing manifest")) { st = nk_fail(err, NOOK_EABORTED, "cancelled"); goto out; }
     st = nk_store_write_manifest(s, &n, &m, err);
     if (!st) step(o, "success");
 out:

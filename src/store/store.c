@@ -302,8 +302,16 @@ static nook_status tmp_commit(nk_store *s, blob_tmp *t, const char *expect, char
 
 nook_status nk_store_add_blob_file(nk_store *s, const char *src, const char *expect,
                                    char digest[72], uint64_t *size, nook_error *err) {
+    return nk_store_add_blob_file_ex(s, src, expect, digest, size, NULL, NULL, err);
+}
+
+nook_status nk_store_add_blob_file_ex(nk_store *s, const char *src, const char *expect, char digest[72],
+                                      uint64_t *size, nk_bytes_progress_fn progress, void *ud, nook_error *err) {
     int in = open(src, O_RDONLY | O_CLOEXEC);
     if (in < 0) return nk_fail(err, NOOK_EIO, "%s: %s", src, strerror(errno));
+    struct stat sb;
+    uint64_t total = fstat(in, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+    if (progress && !progress(0, total, ud)) { close(in); return nk_fail(err, NOOK_EABORTED, "cancelled"); }
     blob_tmp t;
     nook_status st = tmp_open(s, &t, err);
     if (st) { close(in); return st; }
@@ -316,6 +324,7 @@ nook_status nk_store_add_blob_file(nk_store *s, const char *src, const char *exp
         if (r < 0) { st = nk_fail(err, NOOK_EIO, "%s: %s", src, strerror(errno)); break; }
         if (r == 0) break;
         st = tmp_write(&t, buf, (size_t)r, err);
+        if (!st && progress && !progress(t.size, total, ud)) st = nk_fail(err, NOOK_EABORTED, "cancelled");
     }
     nk_free(buf);
     close(in);

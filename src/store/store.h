@@ -128,6 +128,11 @@ nook_status nk_store_write_manifest(nk_store *s, const nk_name *n, const nk_mani
  * digest must equal it (NOOK_EFORMAT otherwise, nothing kept). */
 nook_status nk_store_add_blob_file(nk_store *s, const char *src, const char *expect,
                                    char digest[72], uint64_t *size, nook_error *err);
+/* The same, reporting bytes copied (done of total) after each MiB and at the start;
+ * progress returning false stops it with NOOK_EABORTED, leaving no partial file. */
+typedef bool (*nk_bytes_progress_fn)(uint64_t done, uint64_t total, void *ud);
+nook_status nk_store_add_blob_file_ex(nk_store *s, const char *src, const char *expect, char digest[72],
+                                      uint64_t *size, nk_bytes_progress_fn progress, void *ud, nook_error *err);
 nook_status nk_store_add_blob_buf(nk_store *s, const void *data, size_t len,
                                   char digest[72], nook_error *err);
 /* Adds a blob from a stream (read_fn returns bytes read, 0 at the end, -1 on error);
@@ -260,7 +265,10 @@ typedef struct nk_create_opts {
     const char *base_dir;  /* relative FROM paths start here (the Modelfile's folder) */
     const char *quantize;  /* "q4_K_M", "q8_0", ... or NULL */
     int n_threads;
-    nk_pull_progress_fn progress;   /* status lines ("parsing modelfile", "quantizing ...") */
+    nk_pull_progress_fn progress;   /* status lines ("parsing modelfile", ...) and, while
+                                       quantizing or copying the model in, byte counts
+                                       (total and completed); false cancels (NOOK_EABORTED,
+                                       nothing left behind) */
     void *ud;
 } nk_create_opts;
 

@@ -81,6 +81,30 @@ check_contains "history across sessions" "$(screen | tail -3)" "/show system"
 T send-keys -t t C-u "/bye" Enter
 wait_count "EXIT=0" 1 10 && ok || bad "/bye"
 
+# /save NAME: the session becomes a model in the store (FROM, the parameters set, the
+# system message, the conversation as MESSAGEs); `nook run NAME` starts from it again
+start "$MODELS/stories260K.gguf" --temperature 0 -n 6
+T send-keys -t t "Once upon a time" Enter
+wait_count ">>> " 2 20 || bad "turn before /save"
+T send-keys -t t "/set parameter top_k 7" Enter "/set system You tell short stories." Enter "/save mystory:v1" Enter
+wait_count "Created new model 'mystory:v1'" 1 20 && ok || bad "/save: $(screen | tail -3)"
+T send-keys -t t "/save bad/na me" Enter
+wait_count "couldn't save model" 1 10 && ok || bad "/save with a bad name: $(screen | tail -3)"
+T send-keys -t t "/bye" Enter
+wait_count "EXIT=0" 1 10 || bad "/bye after /save"
+mf=$("$NOOK" show mystory:v1 --modelfile 2>&1)
+check_contains "saved FROM" "$mf" "FROM "
+check_contains "saved PARAMETER" "$mf" "PARAMETER top_k 7"
+check_contains "saved SYSTEM" "$mf" "You tell short stories."
+check_contains "saved MESSAGE user" "$mf" 'MESSAGE user """Once upon a time"""'
+check_contains "saved MESSAGE assistant" "$mf" "MESSAGE assistant"
+start mystory:v1
+check_contains "conversation restored" "$(screen)" ">>> Once upon a time"
+T send-keys -t t "/show system" Enter
+wait_count "You tell short stories." 1 5 && ok || bad "system restored: $(screen | tail -3)"
+T send-keys -t t "/bye" Enter
+wait_count "EXIT=0" 1 10 && ok || bad "/bye in the saved model"
+
 # Ctrl-C during a long prompt evaluation: a model whose prefill of a long prompt takes
 # seconds (random weights, qwen3-0.6b shape, made once into the build folder)
 BIG=$(big_model)

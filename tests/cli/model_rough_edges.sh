@@ -46,6 +46,38 @@ if [ -n "$BIG" ] && [ -z "${ASAN_OPTIONS:-}" ]; then
     done
 fi
 
+# create: a progress bar with rate and time left on a terminal, nothing in a pipe; an
+# interrupted create (SIGINT, SIGTERM) exits 130/143 and leaves nothing in the store
+H="$TMP/create-home"
+printf 'FROM %s\n' "$S" > "$TMP/Modelfile"
+if command -v script >/dev/null; then
+    tty_out=$(NOOK_HOME="$H" script -qfec "'$NOOK' create small -f '$TMP/Modelfile' --quantize q8_0" /dev/null 2>&1)
+    check_contains "create progress on a tty" "$tty_out" "quantizing to q8_0: 100%"
+    check_contains "create copy progress" "$tty_out" "copying the quantized model into the store: 100%"
+    check_contains "create success" "$tty_out" "success"
+fi
+NOOK_HOME="$H" run_cmd "$NOOK" create small2 -f "$TMP/Modelfile"
+check_eq "create in a pipe" "$rc" 0
+check_eq "create in a pipe is quiet" "$err" ""
+if [ -n "$BIG" ] && [ -z "${ASAN_OPTIONS:-}" ]; then
+    printf 'FROM %s\n' "$BIG" > "$TMP/Modelfile.big"
+    for sig in INT TERM; do
+        before=$(find "$H/models" -type f | sort)
+        NOOK_HOME="$H" "$NOOK" create big -f "$TMP/Modelfile.big" --quantize q8_0 >/dev/null 2>"$TMP/cerr" &
+        pid=$!
+        for _ in $(seq 1 200); do ls -A "$H/models/blobs/" | grep -q "tmp" && break; sleep 0.05; done
+        sleep 0.3
+        kill -s "$sig" "$pid"
+        wait "$pid"
+        crc=$?
+        [ "$crc" -eq 130 ] || [ "$crc" -eq 143 ] && ok || bad "create SIG$sig: exit $crc, want 130/143 ($(cat "$TMP/cerr"))"
+        check_contains "create SIG$sig message" "$(cat "$TMP/cerr")" "interrupted; nothing was left behind"
+        check_eq "create SIG$sig left nothing" "$(find "$H/models" -type f | sort)" "$before"
+        NOOK_HOME="$H" run_cmd "$NOOK" show big
+        check_eq "create SIG$sig made no model" "$rc" 1
+    done
+fi
+
 # warnings: threads above the cores, ctx above the trained context (stories260K: 2048)
 many=$(( $(nproc) + 1 ))
 run_cmd "$NOOK" run "$S" "Once upon a time" --raw -n 2 --threads "$many" --ctx 4096

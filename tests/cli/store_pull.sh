@@ -59,6 +59,17 @@ run_cmd "$NOOK" rm mycopy
 check_eq "store empty" "$(ls "$NOOK_MODELS/blobs" | wc -l)" 0
 expect_fail "rm unknown" "$NOOK" rm nosuchmodel
 
+# ---- run NAME of a model not in the store pulls it first (as `ollama run`), then answers ----
+expect_fail "run's pull over http needs --insecure" "$NOOK" run "$R/library/tiny" "Once upon a time"
+check_contains "run's pull failure says what to do" "$err" "check the name"
+run_cmd "$NOOK" run --insecure "$R/library/tiny" "Once upon a time"
+check_eq "run pulls a missing name" "$rc" 0
+[ "$rc" = 0 ] || echo "run: $err"
+check_eq "the pulled model answers as before" "$out" "$($NOOK run "$GGUF" -n 4 --temperature 0 "Once upon a time" 2>/dev/null)"
+run_cmd "$NOOK" list
+check_contains "run's pull is in the store" "$out" "tiny"
+"$NOOK" rm "$R/library/tiny" >/dev/null
+
 # ---- resume after a drop: only the missing bytes are fetched ----
 b1=$(stat_ '["blob_bytes"]')
 ctl '{"drop_after": 300000, "times": 1}'
