@@ -2,7 +2,8 @@
 // with the loopback mock registry (tests/fixtures/registry.py) as the registry:
 // pull (streamed progress objects as the client yields them, and whole), list, show,
 // create (Ollama's current JSON form: files by digest, template, system, parameters,
-// messages, quantize; from a name), copy, delete, and the errors the client throws.
+// messages, quantize; from a name), push (to the mock, then pulled back), copy, delete,
+// and the errors the client throws.
 // ollama-js 0.6.4 has no blob-upload method (its CreateRequest has no `files` either,
 // but passes the field through unchanged), so the GGUF is uploaded the way Ollama's own
 // CLI does it: HEAD /api/blobs/<digest>, then POST the bytes when absent.
@@ -51,7 +52,7 @@ await fetch(`http://${R}/_ctl`, { method: 'POST', body: JSON.stringify({ rate: 2
 const t0 = Date.now();
 const lap = (what) => { if (process.env.VERBOSE) console.log(what, Date.now() - t0, 'ms'); };
 const srv = await startServer({ NOOK_MODELS: join(tmp, 'store'), NOOK_OFFLINE: '1', NOOK_PULL_MIN_PART: '65536',
-  NOOK_OLLAMA_STORE: '' });
+  NOOK_OLLAMA_STORE: '', NOOK_ALLOW_PUSH: '1', NOOK_HOME: join(tmp, 'home') });
 const ol = new Ollama({ host: srv.base });
 
 try {
@@ -139,6 +140,21 @@ try {
   await throws('create from a server path: refused', () => ol.create({ model: 'bad', from: '/etc/passwd', stream: false }), /./);
 
   lap('copy and');
+  // ---- push (the server runs with NOOK_ALLOW_PUSH=1), then pull it back ----
+  await ol.copy({ source: 'made', destination: `${R}/me/made:v1` });
+  const pushed = [];
+  for await (const p of await ol.push({ model: `${R}/me/made:v1`, insecure: true, stream: true })) pushed.push(p);
+  check('push stream: success last', pushed.at(-1)?.status === 'success', JSON.stringify(pushed.at(-1)));
+  check('push stream: the model layer with total and completed', pushed.some((p) => p.digest === digest &&
+    p.total === bytes.length && p.completed === bytes.length), JSON.stringify(pushed.slice(0, 4)));
+  await ol.delete({ model: `${R}/me/made:v1` });
+  const back = await ol.pull({ model: `${R}/me/made:v1`, insecure: true, stream: false });
+  check('pull of the pushed model', back.status === 'success', JSON.stringify(back));
+  const sb = await ol.show({ model: `${R}/me/made:v1` });
+  check('pushed model pulled back keeps its settings', sb.system === 'Be short.' && JSON.stringify(sb.messages) === JSON.stringify(made.messages));
+  await ol.delete({ model: `${R}/me/made:v1` });
+  await throws('push of an unknown model: throws', () => ol.push({ model: `${R}/me/nosuch:v1`, insecure: true }), /not found/);
+
   // ---- copy and delete ----
   const c = await ol.copy({ source: 'made', destination: 'made-copy' });
   check('copy: success', c.status === 'success');
