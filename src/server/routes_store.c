@@ -12,6 +12,7 @@
  * Requests name models as Ollama's clients do: "model", or "name" in older clients.
  */
 #include "server/server.h"
+#include "server/models.h"
 #include "store/store.h"
 
 #include <stdio.h>
@@ -144,7 +145,30 @@ static void h_show(srv_req *r) {
             }
         }
     }
-    json_object_set_new(o, "model_info", json_object());
+    /* what the GGUF itself says: model_info, capabilities, and details the store's
+     * config does not give (all of them for a path) */
+    char msg[600];
+    json_t *g = srv_model_show(ref.path, ref.template_jinja, msg, sizeof msg);
+    if (g) {
+        json_object_set(o, "model_info", json_object_get(g, "model_info"));
+        json_object_set(o, "capabilities", json_object_get(g, "capabilities"));
+        json_t *d = json_object_get(o, "details"), *gd = json_object_get(g, "details");
+        if (!d) json_object_set(o, "details", gd);
+        else {
+            const char *k;
+            json_t *v;
+            json_object_foreach(gd, k, v) {
+                json_t *mine = json_object_get(d, k);
+                if (!mine || (json_is_string(mine) && !json_string_length(mine)) ||
+                    (json_is_array(mine) && !json_array_size(mine)))
+                    json_object_set(d, k, v);
+            }
+        }
+        if (!ref.template_go) json_object_set(o, "template", json_object_get(g, "template"));
+        json_decref(g);
+    } else {
+        json_object_set_new(o, "model_info", json_object());
+    }
     nk_model_ref_free(&ref);
     nk_store_free(s);
     srv_reply_json(r, 200, o);
