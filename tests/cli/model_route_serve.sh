@@ -114,6 +114,12 @@ check_eq "Modelfile route auto" "$(jget "$body" 'd["route"]["target"], d["route"
     "('remote', 'auto', 'REMOTE: Once upon a time')"
 gen "$M" "Once upon a time" '{"policy":"sometimes"}'
 check_eq "bad policy" "$code" 400
+# strict mode: a remote request in which a detector fires is answered locally, not sent
+echo '{"route": {"strict": true}}' >"$NOOK_HOME/config.json"
+gen "$M" "Mail bob@example.com" '{"policy":"remote"}'
+check_eq "strict pin" "$(jget "$body" 'd["route"]["target"], d["route"]["reason"], d["response"] != ""')" \
+    "('local', 'pinned local (strict mode: 1 redaction hit; nothing sent)', True)"
+rm "$NOOK_HOME/config.json"
 # a closed-label task: the label mass at the first answer token, against the token's
 # log-probabilities in the same reply (both labels are among its 20 best)
 post /api/generate "{\"model\":\"$M\",\"prompt\":\"Once upon a time\",\"raw\":true,\"stream\":false,\"logprobs\":true,\"top_logprobs\":20,\"route\":{\"policy\":\"auto\",\"labels\":[\",\",\" there\"]},\"options\":{\"temperature\":0,\"num_predict\":4}}"
