@@ -4,7 +4,8 @@
 #     parallel ranged parts vs one stream, unthrottled and with a per-connection rate
 #     limit (as CDNs limit each connection);
 #  2. the time `nook run NAME` adds over `nook run PATH` (resolving the name).
-# Usage: bench/store.sh [MODEL.gguf] [RUNS]   (RUNS default 3)
+# Usage: bench/store.sh [MODEL.gguf] [RUNS]   (RUNS default 3; RATE: the per-connection limit
+#        in bytes/s for the limited rows, default 20000000)
 # Loopback only; NOOK_OFFLINE=1 is set so nothing can leave the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +35,7 @@ pull_time() {   # parts rate -> seconds (best of RUNS)
     done
     echo "$best"
 }
-for rate in 0 20000000; do
+for rate in 0 "${RATE:-20000000}"; do
     for parts in 1 8; do
         t=$(pull_time $parts $rate)
         printf 'rate limit %-9s parts %-2s  %6.2f s  %7.1f MB/s\n' "$([ $rate = 0 ] && echo none || echo $((rate / 1000000))MB/s)" \

@@ -1,5 +1,5 @@
 /*
- * cli_store.c: the store's verbs (pull, list, rm, cp, create) and what other verbs use
+ * cli_store.c: the store's verbs (pull, push, list, rm, cp, create) and what other verbs use
  * to turn MODEL into a GGUF path (cli_resolve_model). All logic lives in src/store; this
  * file parses options and prints, Ollama-style: a progress line per layer with bytes,
  * rate and ETA on a terminal, nothing in a pipe.
@@ -185,6 +185,31 @@ int cli_pull(int argc, char **argv) {
     rc = do_pull(s, argv[0]);
     nk_store_free(s);
     return rc;
+}
+
+static const cli_opt k_push_opts[] = {
+    { "insecure", 0, OPT_FLAG, &g_insecure, 0, 0, NULL, "allow plain http to the registry (as Ollama's --insecure)" },
+};
+static const cli_verb_info k_push = { "push", "NAME",
+    "Push a model from the store to its registry (host[:port]/namespace/model:tag), Ollama's protocol.\n"
+    "Off unless NOOK_ALLOW_PUSH=1: a push uploads the model's files, its settings included.",
+    k_push_opts, (int)NK_ARRAY_LEN(k_push_opts) };
+
+int cli_push(int argc, char **argv) {
+    int npos;
+    int rc = cli_parse(&k_push, argc, argv, &npos);
+    if (rc) return rc;
+    if (npos != 1) return cli_fail(CLI_EUSAGE, "push: expected one NAME (usage: nook push NAME)");
+    nk_store *s = open_store();
+    if (!s) return CLI_EFAIL;
+    progress g = { .tty = isatty(STDERR_FILENO) };
+    nk_pull_opts po = { .insecure = g_insecure, .progress = on_progress, .ud = &g };
+    nook_error err = { 0 };
+    nook_status st = nk_push(s, argv[0], &po, &err);
+    if (g.tty && g.last_status[0]) fputc('\n', stderr);
+    nk_store_free(s);
+    if (st) return cli_fail(CLI_EFAIL, "%s", err.msg);
+    return CLI_OK;
 }
 
 static const cli_opt k_list_opts[] = {

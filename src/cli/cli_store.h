@@ -20,6 +20,7 @@ int cli_model_path(const char *what, char *path, size_t cap);
 void cli_store_set_insecure(bool on);
 
 int cli_pull(int argc, char **argv);
+int cli_push(int argc, char **argv);
 int cli_list(int argc, char **argv);
 int cli_rm(int argc, char **argv);
 int cli_cp(int argc, char **argv);

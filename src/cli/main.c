@@ -27,6 +27,7 @@ static const verb k_verbs[] = {
     { "specialize", cli_specialize,     "Train a classifier (a specialist) from labelled JSON lines, or evaluate one" },
     { "classify",   cli_classify,       "Label a text (or JSON lines) with a specialist" },
     { "pull",       cli_pull,           "Pull a model from a registry or Hugging Face into the store" },
+    { "push",       cli_push,           "Push a model to a registry (off unless NOOK_ALLOW_PUSH=1)" },
     { "list",       cli_list,           "List the models in the store" },
     { "ls",         cli_list,           "List the models in the store (alias of list)" },
     { "rm",         cli_rm,             "Remove models from the store" },

@@ -60,4 +60,13 @@ int srv_model_embed(srv_model *m, char *const *texts, int n, bool truncate, floa
  * Ollama's ps objects; names as first requested). */
 json_t *srv_models_list(srv_server *s, bool ps_shape);
 
+/* What a GGUF says for Ollama's /api/show (routes_models.c; the store's /api/show uses it
+ * for every model): a new object with "details" (format, family, families,
+ * parameter_size, quantization_level from general.file_type), "model_info"
+ * (general.*, <arch>.context_length / embedding_length / block_count, vocabulary
+ * size), "capabilities" (completion; thinking and tools when the chat template, or
+ * template_override, has them) and "template" (the GGUF's chat template). NULL with msg
+ * when the file cannot be loaded. */
+json_t *srv_model_show(const char *path, const char *template_override, char *msg, size_t cap);
+
 #endif

@@ -60,13 +60,21 @@ static json_t *request_messages(const srv_gen_request *q) {
     json_t *a = json_array();
     if (!a) return NULL;
     if (q->kind == SRV_CHAT || q->kind == SRV_OAI_CHAT) {
+        /* the body's messages are the last ones: a Modelfile's SYSTEM and MESSAGE turns
+         * may have been put in front (model_defaults.c) */
         const json_t *body_msgs = json_object_get(q->body, "messages");
+        long off = (long)q->n_messages - (long)json_array_size(body_msgs);
+        bool any_pin = false;
+        size_t bi;
+        json_t *bm;
+        json_array_foreach(body_msgs, bi, bm) any_pin = any_pin || json_is_true(json_object_get(bm, "local_only"));
         for (int i = 0; i < q->n_messages; i++) {
             json_t *m = json_pack("{s:s,s:s}", "role", q->messages[i].role, "content",
                                   q->messages[i].content ? q->messages[i].content : "");
             if (!m || json_array_append_new(a, m)) { json_decref(a); return NULL; }
-            if (json_is_true(json_object_get(json_array_get(body_msgs, (size_t)i), "local_only")))
-                json_object_set_new(m, "local_only", json_true());
+            bool pin = off >= 0 ? i >= off && json_is_true(json_object_get(json_array_get(body_msgs, (size_t)(i - off)), "local_only"))
+                                : any_pin;   /* cannot happen; a flag is never lost */
+            if (pin) json_object_set_new(m, "local_only", json_true());
         }
         return a;
     }

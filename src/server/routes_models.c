@@ -4,8 +4,10 @@
  * OpenAI's /v1/models and /v1/models/{id}.
  */
 #include "server/models.h"
+#include "convert/convert.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -14,6 +16,48 @@ static void fmt_params(char *buf, size_t cap, uint64_t n) {
     if (n >= 1000000000ull) snprintf(buf, cap, "%.1fB", (double)n / 1e9);
     else if (n >= 1000000ull) snprintf(buf, cap, "%.2fM", (double)n / 1e6);
     else snprintf(buf, cap, "%.2fK", (double)n / 1e3);
+}
+
+json_t *srv_model_show(const char *path, const char *template_override, char *msg, size_t cap) {
+    /* Maps the file (cheap: nothing is decoded) to read its metadata. */
+    nook_model_params mp = nook_model_default_params();
+    nook_model *m = NULL;
+    nook_error err = { 0 };
+    if (nook_model_load(path, &mp, &m, &err) != NOOK_OK) {
+        snprintf(msg, cap, "%s", err.msg);
+        return NULL;
+    }
+    const char *arch = nook_model_arch(m);
+    char psize[32], ft[32] = "";
+    fmt_params(psize, sizeof psize, nook_model_n_params(m));
+    /* quantization_level: general.file_type by llama.cpp's name ("Q4_K_M") */
+    if (nook_model_meta_val_str(m, "general.file_type", ft, sizeof ft) > 0) {
+        const char *fn = nk_ftype_name(atoi(ft));
+        if (fn) snprintf(ft, sizeof ft, "%s", fn);
+    }
+    json_t *info = json_object();
+    json_object_set_new(info, "general.architecture", json_string(arch));
+    json_object_set_new(info, "general.name", json_string(nook_model_name(m)));
+    json_object_set_new(info, "general.parameter_count", json_integer((json_int_t)nook_model_n_params(m)));
+    char key[128];
+    snprintf(key, sizeof key, "%s.context_length", arch);
+    json_object_set_new(info, key, json_integer(nook_model_n_ctx_train(m)));
+    snprintf(key, sizeof key, "%s.embedding_length", arch);
+    json_object_set_new(info, key, json_integer(nook_model_n_embd(m)));
+    snprintf(key, sizeof key, "%s.block_count", arch);
+    json_object_set_new(info, key, json_integer(nook_model_n_layer(m)));
+    json_object_set_new(info, "tokenizer.ggml.vocab_size", json_integer(nook_model_n_vocab(m)));
+    const char *tmpl = template_override ? template_override : nook_model_chat_template(m);
+    json_t *caps = json_pack("[s]", "completion");
+    if (tmpl && strstr(tmpl, "<think>")) json_array_append_new(caps, json_string("thinking"));
+    if (tmpl && strstr(tmpl, "tools")) json_array_append_new(caps, json_string("tools"));
+    json_t *out = json_pack("{s:{s:s,s:s,s:s,s:[s],s:s,s:s},s:o,s:o}", "details", "parent_model", "", "format", "gguf",
+                            "family", arch, "families", arch, "parameter_size", psize, "quantization_level", ft,
+                            "model_info", info, "capabilities", caps);
+    if (out) json_object_set_new(out, "template", json_string(nook_model_chat_template(m) ? nook_model_chat_template(m) : ""));
+    nook_model_free(m);
+    if (!out) snprintf(msg, cap, "out of memory");
+    return out;
 }
 
 static void h_show(srv_req *r) {
@@ -26,48 +70,21 @@ static void h_show(srv_req *r) {
         return;
     }
     const char *name = json_string_value(mv);
-    srv_server *s = srv_req_server(r);
-    /* Maps the file (cheap: nothing is decoded) to read its metadata. */
-    char path[4096];
-    snprintf(path, sizeof path, "%s", name);
-    nook_model_params mp = nook_model_default_params();
-    nook_model *m = NULL;
-    nook_error err = { 0 };
-    FILE *f = fopen(path, "rb");
+    FILE *f = fopen(name, "rb");
     if (!f) {
         srv_reply_error(r, 404, "model '%s' not found", name);
         return;
     }
     fclose(f);
-    if (nook_model_load(path, &mp, &m, &err) != NOOK_OK) {
-        srv_reply_error(r, 400, "model '%s': %s", name, err.msg);
+    char msg[600];
+    json_t *out = srv_model_show(name, NULL, msg, sizeof msg);
+    if (!out) {
+        srv_reply_error(r, 400, "model '%s': %s", name, msg);
         return;
     }
-    (void)s;
-    const char *arch = nook_model_arch(m);
-    char psize[32];
-    fmt_params(psize, sizeof psize, nook_model_n_params(m));
-    json_t *info = json_object();
-    json_object_set_new(info, "general.architecture", json_string(arch));
-    json_object_set_new(info, "general.name", json_string(nook_model_name(m)));
-    json_object_set_new(info, "general.parameter_count", json_integer((json_int_t)nook_model_n_params(m)));
-    char key[128];
-    snprintf(key, sizeof key, "%s.context_length", arch);
-    json_object_set_new(info, key, json_integer(nook_model_n_ctx_train(m)));
-    snprintf(key, sizeof key, "%s.embedding_length", arch);
-    json_object_set_new(info, key, json_integer(nook_model_n_embd(m)));
-    snprintf(key, sizeof key, "%s.block_count", arch);
-    json_object_set_new(info, key, json_integer(nook_model_n_layer(m)));
-    const char *tmpl = nook_model_chat_template(m);
-    json_t *caps = json_pack("[s]", "completion");
-    if (tmpl && strstr(tmpl, "<think>")) json_array_append_new(caps, json_string("thinking"));
-    if (tmpl && strstr(tmpl, "tools")) json_array_append_new(caps, json_string("tools"));
-    json_t *out = json_pack("{s:s,s:s,s:s,s:{s:s,s:s,s:s,s:[s],s:s,s:s},s:o,s:o}", "license", "", "modelfile", "",
-                            "parameters", "", "details", "parent_model", "", "format", "gguf", "family", arch,
-                            "families", arch, "parameter_size", psize, "quantization_level", "", "model_info", info,
-                            "capabilities", caps);
-    if (out) json_object_set_new(out, "template", json_string(tmpl ? tmpl : ""));
-    nook_model_free(m);
+    json_object_set_new(out, "license", json_string(""));
+    json_object_set_new(out, "modelfile", json_string(""));
+    json_object_set_new(out, "parameters", json_string(""));
     srv_reply_json(r, 200, out);
 }
 

@@ -3,6 +3,7 @@
  *   GET  /api/tags                 list (models[] with name, model, modified_at, size, digest, details)
  *   POST /api/show                 a model's Modelfile, parameters, template, system, license, details, model_info
  *   POST /api/pull                 NDJSON progress {status, digest, total, completed} ... {status:"success"}
+ *   POST /api/push                 the same progress while pushing (off unless NOOK_ALLOW_PUSH=1)
  *   POST /api/create               Ollama's JSON form: model, from, files{name:digest}, template, system,
  *                                  parameters, messages, license, requires, quantize (adapters refused)
  *   HEAD /api/blobs/{digest}       200 when present, 404 otherwise
@@ -12,6 +13,7 @@
  * Requests name models as Ollama's clients do: "model", or "name" in older clients.
  */
 #include "server/server.h"
+#include "server/models.h"
 #include "store/store.h"
 
 #include <stdio.h>
@@ -144,7 +146,30 @@ static void h_show(srv_req *r) {
             }
         }
     }
-    json_object_set_new(o, "model_info", json_object());
+    /* what the GGUF itself says: model_info, capabilities, and details the store's
+     * config does not give (all of them for a path) */
+    char msg[600];
+    json_t *g = srv_model_show(ref.path, ref.template_jinja, msg, sizeof msg);
+    if (g) {
+        json_object_set(o, "model_info", json_object_get(g, "model_info"));
+        json_object_set(o, "capabilities", json_object_get(g, "capabilities"));
+        json_t *d = json_object_get(o, "details"), *gd = json_object_get(g, "details");
+        if (!d) json_object_set(o, "details", gd);
+        else {
+            const char *k;
+            json_t *v;
+            json_object_foreach(gd, k, v) {
+                json_t *mine = json_object_get(d, k);
+                if (!mine || (json_is_string(mine) && !json_string_length(mine)) ||
+                    (json_is_array(mine) && !json_array_size(mine)))
+                    json_object_set(d, k, v);
+            }
+        }
+        if (!ref.template_go) json_object_set(o, "template", json_object_get(g, "template"));
+        json_decref(g);
+    } else {
+        json_object_set_new(o, "model_info", json_object());
+    }
     nk_model_ref_free(&ref);
     nk_store_free(s);
     srv_reply_json(r, 200, o);
@@ -210,6 +235,28 @@ static void h_pull(srv_req *r) {
                         .ud = &c, .cancel = &c.cancel };
     nook_error err = { 0 };
     nook_status st = nk_pull(s, name, &po, &err);
+    nk_store_free(s);
+    finish(r, &c, st, &err);
+}
+
+/* POST /api/push {model|name, insecure, stream}: nk_push (off unless NOOK_ALLOW_PUSH=1
+ * in the server's environment), progress as /api/pull's. */
+static void h_push(srv_req *r) {
+    json_t *j = srv_req_json(r);
+    if (!j) return;
+    const char *name = model_field(j);
+    if (!name) { srv_reply_error(r, 400, "model is required"); return; }
+    nk_store *s = open_store(r);
+    if (!s) return;
+    pull_ctx c = { 0 };
+    if (want_stream(j)) {
+        c.st = srv_reply_stream(r, "application/x-ndjson");
+        if (c.st) srv_stream_on_cancel(c.st, on_cancel, &c);
+    }
+    nk_pull_opts po = { .insecure = json_is_true(json_object_get(j, "insecure")), .progress = pull_progress,
+                        .ud = &c, .cancel = &c.cancel };
+    nook_error err = { 0 };
+    nook_status st = nk_push(s, name, &po, &err);
     nk_store_free(s);
     finish(r, &c, st, &err);
 }
@@ -352,6 +399,7 @@ static const srv_route k_routes[] = {
     { "GET",    "/api/tags",            SRV_API_OLLAMA, 0, h_tags },
     { "POST",   "/api/show",            SRV_API_OLLAMA, 0, h_show },
     { "POST",   "/api/pull",            SRV_API_OLLAMA, 0, h_pull },
+    { "POST",   "/api/push",            SRV_API_OLLAMA, 0, h_push },
     { "POST",   "/api/create",          SRV_API_OLLAMA, 0, h_create },
     { "HEAD",   "/api/blobs/{digest}",  SRV_API_OLLAMA, 0, h_blob_head },
     { "POST",   "/api/blobs/{digest}",  SRV_API_OLLAMA, SRV_BIG_BODY, h_blob_post },

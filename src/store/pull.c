@@ -4,6 +4,8 @@
  * blob storage) and Hugging Face repositories (hf.co/<user>/<repo>:<QUANT>: the file
  * list with LFS SHA-256s from /api/models, the GGUF for the quant from /resolve/main).
  * Blobs go through fetch.c; a model is validated before its manifest is written.
+ * Push (off unless enabled) is the same protocol the other way: blob HEAD, a monolithic
+ * upload (POST .../blobs/uploads/, then PUT <Location>?digest=...), the manifest PUT.
  */
 #include "store/pull_internal.h"
 #include "net/ledger.h"
@@ -29,6 +31,7 @@ typedef struct puller {
     char status[64];
     uint64_t cur_total;
     bool cancelled;
+    const char *purpose;      /* "pull" or "push" (the request's tag) */
 } puller;
 
 static bool report(puller *p, const char *status, const char *digest, uint64_t total, uint64_t completed) {
@@ -91,7 +94,7 @@ static nook_status token_handshake(puller *p, const nk_http_resp *r401, const ch
     nk_free(es);
     nk_free(esc);
     if (!ok) return nk_fail(err, NOOK_EINVAL, "token URL too long");
-    nk_http_req q = { .url = url, .allow_http = p->o->insecure, .max_body = 64 * 1024, .purpose = "pull",
+    nk_http_req q = { .url = url, .allow_http = p->o->insecure, .max_body = 64 * 1024, .purpose = p->purpose,
                       .timeout_ms = 60000, .stall_ms = p->o->stall_ms };
     nk_http_resp resp;
     st = nk_http_do(&q, &resp, err);
@@ -109,13 +112,17 @@ static nook_status token_handshake(puller *p, const nk_http_resp *r401, const ch
     return st;
 }
 
-/* GET url with the current auth; one token handshake on 401. Body collected (max). */
-static nook_status registry_get(puller *p, const char *url, const char *accept, size_t max,
-                                nk_http_resp *resp, nook_error *err) {
+/* method url (body, body_len) with the current auth and one extra header line (NULL:
+ * none); one token handshake on 401. Response body collected (max). timeout_ms 0: none
+ * (a blob upload of gigabytes; the stall detector still applies). */
+static nook_status registry_do(puller *p, const char *method, const char *url, const char *hdr,
+                               const void *body, size_t body_len, size_t max, long timeout_ms,
+                               nk_http_resp *resp, nook_error *err) {
     for (int round = 0; round < 2; round++) {
-        set_auth_headers(p, accept);
-        nk_http_req q = { .url = url, .headers = p->hdrs, .allow_http = p->o->insecure, .max_body = max,
-                          .purpose = "pull", .timeout_ms = 120000, .stall_ms = p->o->stall_ms,
+        set_auth_headers(p, hdr);
+        nk_http_req q = { .method = method, .url = url, .headers = p->hdrs, .body = body, .body_len = body_len,
+                          .allow_http = p->o->insecure, .max_body = max, .max_redirects = body ? -1 : 0,
+                          .purpose = p->purpose, .timeout_ms = timeout_ms, .stall_ms = p->o->stall_ms,
                           .cancel = p->o->cancel };
         nook_status st = nk_http_do(&q, resp, err);
         if (st) return st;
@@ -128,6 +135,12 @@ static nook_status registry_get(puller *p, const char *url, const char *accept, 
         if (st) return st;
     }
     return NOOK_OK;
+}
+
+/* GET url with the current auth; one token handshake on 401. Body collected (max). */
+static nook_status registry_get(puller *p, const char *url, const char *accept, size_t max,
+                                nk_http_resp *resp, nook_error *err) {
+    return registry_do(p, NULL, url, accept, NULL, 0, max, 120000, resp, err);
 }
 
 static bool fetch_progress(uint64_t completed, void *ud) {
@@ -183,7 +196,8 @@ static nook_status validate(puller *p, const nk_manifest *m, nook_error *err) {
     return NOOK_OK;
 }
 
-static nook_status pull_registry(puller *p, nook_error *err) {
+/* p->base: the registry's base URL for the name (the mirror for the default host). */
+static void registry_base(puller *p) {
     const char *mirror = p->o->mirror ? p->o->mirror : envs("NOOK_REGISTRY_MIRROR");
     if (mirror && strcasecmp(p->n.host, NK_DEFAULT_HOST) == 0) {
         snprintf(p->base, sizeof p->base, "%s", mirror);
@@ -193,6 +207,10 @@ static nook_status pull_registry(puller *p, nook_error *err) {
         const char *scheme = p->n.scheme[0] ? p->n.scheme : p->o->insecure ? "http" : "https";
         snprintf(p->base, sizeof p->base, "%s://%s", scheme, p->n.host);
     }
+}
+
+static nook_status pull_registry(puller *p, nook_error *err) {
+    registry_base(p);
     char url[2400];
     if (!nk_pfmt(url, sizeof url, "%s/v2/%s/%s/manifests/%s", p->base, p->n.ns, p->n.model,
                  p->n.digest[0] ? p->n.digest : p->n.tag))
@@ -330,6 +348,7 @@ nook_status nk_pull(nk_store *s, const char *name, const nk_pull_opts *o, nook_e
     if (!p) return nk_fail(err, NOOK_ENOMEM, "out of memory");
     p->s = s;
     p->o = o ? o : &defaults;
+    p->purpose = "pull";
     nook_status st = nk_name_parse(name, &p->n, err);
     if (st) { nk_free(p); return st; }
     nk_name_display(&p->n, p->disp, sizeof p->disp);
@@ -341,6 +360,127 @@ nook_status nk_pull(nk_store *s, const char *name, const nk_pull_opts *o, nook_e
     int lock = nk_store_lock_shared(s);   /* keeps rm's garbage collection off our new blobs */
     st = nk_name_is_hf(&p->n) ? pull_hf(p, err) : pull_registry(p, err);
     if (!st) report(p, "success", NULL, 0, 0);
+    nk_store_unlock(lock);
+    nk_free(p);
+    return st;
+}
+
+/* ---- push ---------------------------------------------------------------------------- */
+
+/* The upload URL: the Location of the POST's answer (absolute, or a path on the
+ * registry), with digest=<digest> added to its query. */
+static bool upload_url(const puller *p, const char *loc, const char *digest, char *buf, size_t cap) {
+    char *ed = nk_url_escape(digest);
+    bool abs = strncasecmp(loc, "http://", 7) == 0 || strncasecmp(loc, "https://", 8) == 0;
+    bool ok = ed && loc[0] && (abs || loc[0] == '/') &&
+              nk_pfmt(buf, cap, "%s%s%sdigest=%s", abs ? "" : p->base, loc, strchr(loc, '?') ? "&" : "?", ed);
+    nk_free(ed);
+    return ok;
+}
+
+/* Uploads one blob unless the registry has it. */
+static nook_status push_blob(puller *p, const nk_layer *l, nook_error *err) {
+    snprintf(p->status, sizeof p->status, "pushing %.12s", l->digest + 7);
+    char url[2400], path[4400];
+    if (!nk_pfmt(url, sizeof url, "%s/v2/%s/%s/blobs/%s", p->base, p->n.ns, p->n.model, l->digest))
+        return nk_fail(err, NOOK_EINVAL, "URL too long");
+    nk_http_resp r;
+    nook_status st = registry_do(p, "HEAD", url, NULL, NULL, 0, 0, 120000, &r, err);
+    long sc = r.status;
+    nk_http_resp_free(&r);
+    if (st) return st;
+    if (sc == 200) return report(p, p->status, l->digest, l->size, l->size) ? NOOK_OK : nk_fail(err, NOOK_EIO, "push cancelled");
+    if (!report(p, p->status, l->digest, l->size, 0)) return nk_fail(err, NOOK_EIO, "push cancelled");
+    nk_store_blob_path(p->s, l->digest, path, sizeof path);
+    nk_map m = { 0 };
+    if ((st = nk_map_file(path, false, &m, err))) return st;
+    if (m.size != l->size) {
+        nk_unmap(&m);
+        return nk_fail(err, NOOK_EFORMAT, "blob %s in the store has %zu bytes, its manifest says %llu", l->digest, m.size,
+                       (unsigned long long)l->size);
+    }
+    if (!nk_pfmt(url, sizeof url, "%s/v2/%s/%s/blobs/uploads/", p->base, p->n.ns, p->n.model)) st = nk_fail(err, NOOK_EINVAL, "URL too long");
+    if (!st) st = registry_do(p, "POST", url, NULL, "", 0, 0, 120000, &r, err);
+    char loc[2048] = "", put[2400];
+    if (!st && r.status != 202 && r.status != 201 && r.status != 200)
+        st = nk_fail(err, NOOK_EIO, "starting the upload of %s to %s: HTTP %ld", l->digest, p->base, r.status);
+    if (!st && (!nk_http_header(&r, "Location", loc, sizeof loc) || !upload_url(p, loc, l->digest, put, sizeof put)))
+        st = nk_fail(err, NOOK_EFORMAT, "starting the upload of %s to %s: no usable Location in the answer", l->digest, p->base);
+    nk_http_resp_free(&r);
+    if (!st) st = registry_do(p, "PUT", put, "Content-Type: application/octet-stream", m.size ? (const void *)m.data : "",
+                              m.size, 0, 0, &r, err);
+    if (!st && r.status != 201 && r.status != 200 && r.status != 204)
+        st = nk_fail(err, r.status == 400 ? NOOK_EFORMAT : NOOK_EIO, "uploading %s to %s: HTTP %ld%s%.200s", l->digest, p->base,
+                     r.status, r.body ? ": " : "", r.body ? r.body : "");
+    nk_http_resp_free(&r);
+    nk_unmap(&m);
+    if (st) return st;
+    return report(p, p->status, l->digest, l->size, l->size) ? NOOK_OK : nk_fail(err, NOOK_EIO, "push cancelled");
+}
+
+static nook_status push_registry(puller *p, nook_error *err) {
+    registry_base(p);
+    nk_manifest m;
+    char mp[4400];
+    nook_status st = nk_store_read_manifest(p->s, &p->n, &m, mp, sizeof mp, err);
+    if (st) return st;
+    nk_map raw = { 0 };
+    st = nk_map_file(mp, true, &raw, err);
+    if (!report(p, "retrieving manifest", NULL, 0, 0)) st = nk_fail(err, NOOK_EIO, "push cancelled");
+    for (int i = -1; i < m.n_layers && !st; i++) st = push_blob(p, i < 0 ? &m.config : &m.layers[i], err);
+    char url[2400];
+    if (!st && !report(p, "pushing manifest", NULL, 0, 0)) st = nk_fail(err, NOOK_EIO, "push cancelled");
+    if (!st && !nk_pfmt(url, sizeof url, "%s/v2/%s/%s/manifests/%s", p->base, p->n.ns, p->n.model, p->n.tag))
+        st = nk_fail(err, NOOK_EINVAL, "URL too long");
+    if (!st) {
+        nk_http_resp r;
+        st = registry_do(p, "PUT", url, "Content-Type: " NK_MT_MANIFEST, raw.size ? (const void *)raw.data : "", raw.size,
+                         0, 120000, &r, err);
+        if (!st && r.status != 201 && r.status != 200 && r.status != 204)
+            st = nk_fail(err, NOOK_EIO, "pushing the manifest of %s to %s: HTTP %ld%s%.200s",
+                         p->disp, p->base, r.status, r.body ? ": " : "", r.body ? r.body : "");
+        nk_http_resp_free(&r);
+    }
+    nk_unmap(&raw);
+    nk_manifest_free(&m);
+    return st;
+}
+
+/* The egress ledger (docs/privacy.md) records a push as carrying user content: the
+ * model's files (its system prompt, messages, parameters) leave the machine. */
+static nook_status ledger_push(const char *url, const char *what, nook_error *err) {
+    nk_ledger *l = NULL;
+    nook_status st = nk_ledger_open(NULL, &l, err);
+    if (st) return st;
+    json_t *f = json_pack("{s:s, s:s, s:b}", "url", url, "what", what, "user_content", 1);
+    st = f ? nk_ledger_append(l, "push", f, NULL, err) : nk_fail(err, NOOK_ENOMEM, "out of memory");
+    json_decref(f);
+    nk_ledger_close(l);
+    return st;
+}
+
+nook_status nk_push(nk_store *s, const char *name, const nk_pull_opts *o, nook_error *err) {
+    static const nk_pull_opts defaults = { 0 };
+    const char *allow = envs("NOOK_ALLOW_PUSH");
+    if (!allow || strcmp(allow, "1") != 0)
+        return nk_fail(err, NOOK_EUNSUPPORTED, "push is off: it uploads the model's files to a registry; set NOOK_ALLOW_PUSH=1 to enable it");
+    puller *p = nk_calloc(1, sizeof *p);
+    if (!p) return nk_fail(err, NOOK_ENOMEM, "out of memory");
+    p->s = s;
+    p->o = o ? o : &defaults;
+    p->purpose = "push";
+    nook_status st = nk_name_parse(name, &p->n, err);
+    if (!st && (nk_name_is_hf(&p->n) || p->n.digest[0]))
+        st = nk_fail(err, NOOK_EINVAL, "push %s: give a registry name (host/namespace/model:tag), not a Hugging Face name or a digest", name);
+    if (st) { nk_free(p); return st; }
+    nk_name_display(&p->n, p->disp, sizeof p->disp);
+    char where[400];
+    nk_pfmt(where, sizeof where, "%s://%s/", p->n.scheme[0] ? p->n.scheme : "https", p->n.host);
+    if ((st = ledger_push(where, p->disp, err))) { nk_free(p); return st; }
+    int lock = nk_store_lock_shared(s);   /* rm's gc stays off the blobs being read */
+    st = push_registry(p, err);
+    if (st) nk_prefix(err, "push %s: ", p->disp);
+    else report(p, "success", NULL, 0, 0);
     nk_store_unlock(lock);
     nk_free(p);
     return st;

@@ -240,6 +240,15 @@ typedef struct nk_pull_opts {
  * QUANT through its file API. Errors name the URL's host and what went wrong. */
 nook_status nk_pull(nk_store *s, const char *name, const nk_pull_opts *o, nook_error *err);
 
+/* Pushes name from the store to its registry (Ollama's protocol: HEAD each blob, upload
+ * the missing ones with POST .../blobs/uploads/ then PUT <Location>?digest=, then PUT the
+ * manifest byte for byte as stored). Off unless NOOK_ALLOW_PUSH=1 (NOOK_EUNSUPPORTED
+ * saying so): a push sends the model's files, settings included, off the machine, and is
+ * recorded in the egress ledger as carrying user content. o: insecure, stall_ms,
+ * progress ("retrieving manifest", "pushing <digest 12>" with bytes, "pushing manifest",
+ * "success"), cancel; the other fields are unused. Errors name the registry and status. */
+nook_status nk_push(nk_store *s, const char *name, const nk_pull_opts *o, nook_error *err);
+
 /* ---- Modelfile and create -------------------------------------------------------------- */
 
 typedef struct nk_modelfile {

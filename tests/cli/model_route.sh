@@ -69,6 +69,8 @@ check_contains "content pin" "$err" 'pinned local (a message is marked local)'
 echo '{"route": {"strict": true, "tasks": {"diary": {"local_only": true}}}}' >"$NOOK_HOME/config.json"
 run "$M" "Mail bob@example.com" --route remote
 check_contains "strict pin" "$err" 'pinned local (strict mode: 1 redaction hit; nothing sent)'
+check_eq "strict pin: answered locally" "$rc" 0
+check_eq "strict pin: a local answer" "$([ -n "$out" ] && echo yes)" "yes"
 run "$M" "Once upon a time" --route remote --task diary
 check_contains "task pin" "$err" 'pinned local (task local_only)'
 rm "$NOOK_HOME/config.json"

@@ -59,6 +59,9 @@ check_eq "ledger empty" "$(cat "$NOOK_HOME/egress.jsonl" 2>/dev/null | wc -l)" 0
 printf 'FROM %s\nPARAMETER route auto\n' "$R" >"$TMP/Modelfile"
 run_cmd "$NOOK" create writer-auto -f "$TMP/Modelfile"
 check_eq "create writer-auto" "$rc" 0
+printf 'FROM %s\nSYSTEM be brief\nMESSAGE user hi\nMESSAGE assistant hello\n' "$M" >"$TMP/Modelfile2"
+run_cmd "$NOOK" create writer-history -f "$TMP/Modelfile2"
+check_eq "create writer-history" "$rc" 0
 start_mock "$TMP/mock.log"
 serve_start NOOK_ESCALATE_URL="http://127.0.0.1:$MPORT/v1" NOOK_ESCALATE_MODEL=mock-big \
     NOOK_ESCALATE_KEY_ENV=ROUTE_TEST_KEY ROUTE_TEST_KEY=sk-test-0123456789
@@ -103,11 +106,20 @@ post /api/chat "{\"model\":\"$M\",\"stream\":false,\"route\":{\"policy\":\"remot
 check_eq "content marker pin sticks" "$(jget "$body" 'd["route"]["reason"]')" "pinned local (a message is marked local)"
 post /v1/chat/completions "{\"model\":\"$M\",\"route\":{\"policy\":\"remote\"},\"max_tokens\":4,\"messages\":[{\"role\":\"user\",\"content\":\"secret\",\"local_only\":true}]}"
 check_eq "message local_only pin" "$(jget "$body" 'd["route"]["reason"]')" "pinned local (a message is marked local)"
+# a Modelfile's SYSTEM and MESSAGE turns go in front of the request's: its pin still holds
+post /api/chat '{"model":"writer-history","stream":false,"route":{"policy":"remote"},"options":{"num_predict":4},"messages":[{"role":"user","content":"secret"},{"role":"assistant","content":"ok"},{"role":"user","content":"more","local_only":true}]}'
+check_eq "pin after Modelfile history" "$(jget "$body" 'd["route"]["reason"]')" "pinned local (a message is marked local)"
 post /api/generate '{"model":"writer-auto","prompt":"Once upon a time","stream":false,"raw":true,"options":{"temperature":0,"num_predict":24}}'
 check_eq "Modelfile route auto" "$(jget "$body" 'd["route"]["target"], d["route"]["policy"], d["response"]')" \
     "('remote', 'auto', 'REMOTE: Once upon a time')"
 gen "$M" "Once upon a time" '{"policy":"sometimes"}'
 check_eq "bad policy" "$code" 400
+# strict mode: a remote request in which a detector fires is answered locally, not sent
+echo '{"route": {"strict": true}}' >"$NOOK_HOME/config.json"
+gen "$M" "Mail bob@example.com" '{"policy":"remote"}'
+check_eq "strict pin" "$(jget "$body" 'd["route"]["target"], d["route"]["reason"], d["response"] != ""')" \
+    "('local', 'pinned local (strict mode: 1 redaction hit; nothing sent)', True)"
+rm "$NOOK_HOME/config.json"
 # a closed-label task: the label mass at the first answer token, against the token's
 # log-probabilities in the same reply (both labels are among its 20 best)
 post /api/generate "{\"model\":\"$M\",\"prompt\":\"Once upon a time\",\"raw\":true,\"stream\":false,\"logprobs\":true,\"top_logprobs\":20,\"route\":{\"policy\":\"auto\",\"labels\":[\",\",\" there\"]},\"options\":{\"temperature\":0,\"num_predict\":4}}"

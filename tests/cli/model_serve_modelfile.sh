@@ -67,6 +67,13 @@ t_name="$(field "$body" 'd["response"]')"
 post /api/generate '{"model":"'"$GGUF"'","prompt":" Once upon a time, there was","raw":true,"stream":false,"options":{"temperature":0,"num_predict":5}}'
 check_eq "template: name = path with the rendered prompt (raw)" "$t_name" "$(field "$body" 'd["response"]')"
 
+# /api/show of a store model: the store's settings and what its GGUF says
+post /api/show '{"model":"story"}'
+check_eq "show by name" "$(field "$body" 'd["details"]["family"], "quantization_level" in d["details"], d["model_info"]["llama.block_count"] > 0, d["capabilities"], d["system"]')" \
+    "('llama', True, True, ['completion'], 'Lily and Ben went to the park.')"
+post /api/show '{"model":"'"$GGUF"'"}'
+check_eq "show by path" "$(field "$body" 'd["details"]["format"], d["details"]["family"], d["model_info"]["general.architecture"]')" "('gguf', 'llama', 'llama')"
+
 # an empty chat stays a preload (no SYSTEM message added)
 post /api/chat '{"model":"story","messages":[]}'
 check_eq "preload by name" "$(field "$body" 'd["done_reason"]')" "load"

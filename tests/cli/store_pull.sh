@@ -16,7 +16,7 @@ GGUF="$MODELS/stories260K.gguf"
 SHA=$(sha256sum "$GGUF" | cut -d' ' -f1)
 SIZE=$(stat -c %s "$GGUF")
 
-python3 "$(dirname "$0")/../fixtures/registry.py" --port-file "$TMP/port" --ttl 170 \
+python3 "$(dirname "$0")/../fixtures/registry.py" --port-file "$TMP/port" --ttl 300 \
     --model "library/tiny:latest=$GGUF" --hf "someone/tiny-GGUF=$GGUF" &
 SRV=$!
 trap 'kill $SRV 2>/dev/null; rm -rf "$TMP"' EXIT
@@ -119,28 +119,42 @@ expect_fail "http needs --insecure for non-loopback" env NOOK_OFFLINE=0 "$NOOK" 
 expect_fail "run of an unknown name says what to do" "$NOOK" run "$R/library/nosuch" hi
 check_contains "run unknown: hint" "$err" ".gguf"
 
-# ---- kill -9 at random moments, then a pull completes ----
-ctl '{"rate": 1500000}'
-for i in 1 2 3 4 5 6; do
+# ---- kill -9 at 20 random moments, each followed by a new pull ----
+# The mock is rate-limited (per connection) so a pull lasts about a second and the kill
+# moments (uniform over 0-1.2 s after the start) spread over startup, manifest, the
+# parallel parts, verification and the manifest write. After each kill: every blob under
+# its final name hashes to its name; then a new, unlimited pull (resuming what the killed
+# one left) ends with the right blob, no partial file, and a store `nook list` reads.
+blobs_ok() {   # every sha256-<hex> file (not -partial*) hashes to its name
+    local f
+    for f in "$NOOK_MODELS"/blobs/sha256-*; do
+        [ -e "$f" ] || continue
+        case "$f" in *-partial*) continue ;; esac
+        [ "sha256-$(sha256sum "$f" | cut -d' ' -f1)" = "$(basename "$f")" ] || { echo "bad blob $f"; return 1; }
+    done
+}
+mid=0
+for i in $(seq 20); do
+    ctl '{"rate": 200000}'
     "$NOOK" pull --insecure "$R/library/tiny" >/dev/null 2>&1 &
     pid=$!
-    sleep "0.$(( (RANDOM % 6) + 1 ))"
+    ms=$(( RANDOM % 1200 ))
+    sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
     kill -9 $pid 2>/dev/null
     wait $pid 2>/dev/null
+    [ -e "$NOOK_MODELS/manifests/$R/library/tiny/latest" ] || mid=$((mid + 1))
+    blobs_ok && ok || bad "kill $i: a blob under its final name does not match"
+    ctl '{"rate": 0}'
+    run_cmd "$NOOK" pull --insecure "$R/library/tiny"
+    check_eq "pull after kill $i" "$rc" 0
+    check_eq "blob sha256 after kill $i" "$(sha256sum "$blob" | cut -d' ' -f1)" "$SHA"
+    blobs_ok && ok || bad "kill $i: blobs after the new pull"
+    no_partials && ok || bad "kill $i: partial files left after the new pull"
     run_cmd "$NOOK" list
-    check_eq "list after kill $i" "$rc" 0
+    check_contains "list after the pull after kill $i" "$out" "library/tiny:latest"
+    "$NOOK" rm "$R/library/tiny" >/dev/null
 done
-ctl '{"rate": 0}'
-run_cmd "$NOOK" pull --insecure "$R/library/tiny"
-check_eq "pull after kills" "$rc" 0
-check_eq "blob sha256 after kills" "$(sha256sum "$blob" | cut -d' ' -f1)" "$SHA"
-for f in "$NOOK_MODELS"/blobs/sha256-*; do
-    case "$f" in *partial*) continue ;; esac
-    check_eq "blob $f matches its name" "sha256-$(sha256sum "$f" | cut -d' ' -f1)" "$(basename "$f")"
-done
-run_cmd "$NOOK" list
-check_contains "list after kills" "$out" "library/tiny:latest"
-"$NOOK" rm "$R/library/tiny" >/dev/null
+check_eq "kills landed mid-pull (>= 5 of 20; got $mid)" "$((mid >= 5))" 1
 
 # ---- two pulls of one model at once ----
 ctl '{"rate": 3000000}'
