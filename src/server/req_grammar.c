@@ -26,21 +26,28 @@ static int bad(char *msg, size_t cap, const char *fmt, const char *a) {
     return 400;
 }
 
+/* Out of memory is the server's failure, not the request's: 500. */
+static int oom(char *msg, size_t cap, const char *field) {
+    if (cap) snprintf(msg, cap, "%s: out of memory", field);
+    return 500;
+}
+
 /* A schema given as a JSON value: kept as text after the converter accepted it. */
 static int take_schema(const json_t *schema, const char *field, char **out, char *msg, size_t cap) {
     char *txt = json_dumps(schema, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
-    if (!txt) return bad(msg, cap, "%s: out of memory", field);
+    if (!txt) return oom(msg, cap, field);
     char *g = NULL;
     nook_error e = { 0 };
     if (nk_schema_to_gbnf(txt, strlen(txt), &g, &e) != NOOK_OK) {
         free(txt);
+        if (e.code == NOOK_ENOMEM) return oom(msg, cap, field);
         if (cap) snprintf(msg, cap, "field '%s': %s", field, e.msg);
         return 400;
     }
     nk_free(g);
     *out = nk_strdup(txt);
     free(txt);
-    return *out ? 0 : bad(msg, cap, "%s: out of memory", field);
+    return *out ? 0 : oom(msg, cap, field);
 }
 
 int srv_grammar_parse(const json_t *body, srv_kind kind, void **slot, char *msg, size_t cap) {
@@ -50,7 +57,9 @@ int srv_grammar_parse(const json_t *body, srv_kind kind, void **slot, char *msg,
         const json_t *f = json_object_get(body, "format");
         if (json_is_string(f)) {
             const char *s = json_string_value(f);
-            if (strcmp(s, "json") == 0) r.format = nk_strdup("json");
+            if (strcmp(s, "json") == 0) {
+                if (!(r.format = nk_strdup("json"))) return oom(msg, cap, "format");
+            }
             else if (s[0]) return bad(msg, cap, "field 'format': '%.40s' (want \"json\" or a JSON schema)", s);
         } else if (json_is_object(f) || json_is_true(f)) {
             st = take_schema(f, "format", &r.format, msg, cap);
@@ -61,7 +70,9 @@ int srv_grammar_parse(const json_t *body, srv_kind kind, void **slot, char *msg,
             const char *t = json_string_value(json_object_get(rf, "type"));
             if (!json_is_object(rf) || !t) return bad(msg, cap, "field 'response_format' must be an object with a 'type'%s", "");
             /* json_object: a JSON object (OpenAI's promise), not any JSON value */
-            if (strcmp(t, "json_object") == 0) r.format = nk_strdup("{\"type\":\"object\"}");
+            if (strcmp(t, "json_object") == 0) {
+                if (!(r.format = nk_strdup("{\"type\":\"object\"}"))) return oom(msg, cap, "response_format");
+            }
             else if (strcmp(t, "json_schema") == 0) {
                 const json_t *js = json_object_get(json_object_get(rf, "json_schema"), "schema");
                 if (!js) return bad(msg, cap, "field 'response_format.json_schema.schema' is required%s", "");
@@ -89,19 +100,25 @@ int srv_grammar_parse(const json_t *body, srv_kind kind, void **slot, char *msg,
             /* checked now with the generic format; the model's own is applied later */
             if (!tj || nook_tool_grammar(NULL, tj, choice, &g, &e) != NOOK_OK) {
                 free(tj);
-                if (cap) snprintf(msg, cap, "field 'tools': %s", e.msg[0] ? e.msg : "out of memory");
+                if (!tj || e.code == NOOK_ENOMEM) return oom(msg, cap, "tools");
+                if (cap) snprintf(msg, cap, "field 'tools': %s", e.msg);
                 return 400;
             }
             nk_free(g);
             r.tools_json = nk_strdup(tj);
             r.tool_choice = nk_strdup(choice);
             free(tj);
+            if (!r.tools_json || !r.tool_choice) {
+                nk_free(r.tools_json);
+                nk_free(r.tool_choice);
+                return oom(msg, cap, "tools");
+            }
         }
     }
     if (st) { nk_free(r.format); return st; }
     if (!r.format && !r.tools_json) return 0;
     srv_grammar_req *p = nk_malloc(sizeof *p);
-    if (!p) { nk_free(r.format); nk_free(r.tools_json); nk_free(r.tool_choice); return bad(msg, cap, "out of memory%s", ""); }
+    if (!p) { nk_free(r.format); nk_free(r.tools_json); nk_free(r.tool_choice); return oom(msg, cap, "format"); }
     *p = r;
     *slot = p;
     return 0;
