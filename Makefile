@@ -7,10 +7,13 @@
 #   make fuzz     build the libFuzzer targets (clang) in ./build-fuzz
 #   make fuzz-long  run each fuzz target for FUZZ_TIME seconds (default 600) and report
 #                 executions, coverage and crashes per target (tests/fuzz/run.sh)
+#   make soak     the server's load and fault test for SOAK_TIME seconds (default 300)
+#   make tsan     the server's tests under ThreadSanitizer in ./build-tsan
 BUILD ?= build
 JOBS ?= $(shell nproc)
 WERROR ?= 0
 FUZZ_TIME ?= 600
+SOAK_TIME ?= 300
 PREFIX ?= /usr/local
 CMAKE_FLAGS ?=
 
@@ -18,7 +21,7 @@ ifeq ($(WERROR),1)
 CMAKE_FLAGS += -DNOOK_WERROR=ON
 endif
 
-.PHONY: all test asan install deb fuzz fuzz-long clean
+.PHONY: all test asan tsan soak install deb fuzz fuzz-long clean
 all:
 	cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(BUILD) -j$(JOBS)
@@ -28,6 +31,14 @@ test: all
 
 asan:
 	$(MAKE) test BUILD=build-asan CMAKE_FLAGS="-DCMAKE_BUILD_TYPE=Debug -DNOOK_SANITIZE=ON"
+
+soak: all
+	cd tests/clients && NOOK=$(CURDIR)/$(BUILD)/nook LOAD_SECONDS=$(SOAK_TIME) LOAD_CLIENTS=16 node load.mjs
+
+tsan:
+	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DNOOK_TSAN=ON $(CMAKE_FLAGS) >/dev/null
+	cmake --build build-tsan -j$(JOBS)
+	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" ctest --output-on-failure -j$(JOBS) -R "server|serve|clients" -E clients_structured --timeout 900
 
 install: all
 	cmake --install $(BUILD) --prefix $(PREFIX)

@@ -411,9 +411,10 @@ nook_status nook_sched_submit(nook_sched *s, const nook_prompt *prompt, const no
         goto fail;
     }
     if (s->n_queued >= s->max_queue + n_free_slots(s)) {
+        int waiting = s->n_queued;   /* read under the lock (the worker changes it) */
         pthread_mutex_unlock(&s->mu);
         st = nk_fail(err, NOOK_EBUSY, "%d requests are waiting (the queue holds %d): try again later",
-                     s->n_queued, s->max_queue);
+                     waiting, s->max_queue);
         goto fail;
     }
     r->id = ++s->next_id;

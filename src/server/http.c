@@ -27,13 +27,29 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_COMPONENTS 16
 #define MAX_EXTRA_HEADERS 8
 
+/* A connection as the header deadline sees it (see on_connection). */
+typedef struct hd_conn {
+    int fd;
+    double since;           /* when it began waiting for a request's headers (ms) */
+    bool waiting;           /* between requests or inside one's headers            */
+    struct hd_conn *prev, *next;
+} hd_conn;
+
 struct srv_server {
     struct MHD_Daemon *d;
+    /* header deadline: the connections, and the watchdog thread that cuts those that
+     * took longer than timeout_s to send a request's headers */
+    pthread_mutex_t hd_mu;
+    pthread_cond_t hd_cv;
+    hd_conn *hd_list;
+    pthread_t hd_thread;
+    bool hd_running, hd_stop;
     srv_config cfg;
     int port;
     atomic_int in_flight;
@@ -72,6 +88,12 @@ static void add_common_headers(srv_req *r, struct MHD_Response *resp) {
         MHD_add_response_header(resp, "Vary", "Origin");
     }
     for (int i = 0; i < r->n_hdr; i++) MHD_add_response_header(resp, r->hdr_name[i], r->hdr_value[i]);
+    /* Tell clients how long an idle keep-alive connection lives here, so that a client
+     * pool (undici's, Go's) drops it first instead of sending a request into a socket
+     * the server is closing (a POST that then fails with "other side closed"). */
+    char ka[32];
+    snprintf(ka, sizeof ka, "timeout=%d", r->srv->cfg.timeout_s);
+    MHD_add_response_header(resp, "Keep-Alive", ka);
 }
 
 static bool queue(srv_req *r, int status, struct MHD_Response *resp) {
@@ -359,6 +381,57 @@ static void dispatch(srv_req *r) {
     }
 }
 
+/* ---- the header deadline (slow clients) -----------------------------------------------------
+ * libmicrohttpd's connection timeout is an idle timeout: a client that sends one byte of
+ * its headers every second keeps a connection (and, here, a thread) forever. So each
+ * connection also has a deadline for a request's headers: timeout_s from when it opened
+ * or finished its previous request. A watchdog thread checks four times a second and
+ * shuts the socket of a connection past it down (shutdown(), not close(): the descriptor
+ * stays libmicrohttpd's, whose thread then sees the connection end and cleans up). Bodies
+ * are not under it (a model upload may take minutes); a stalled body is the idle
+ * timeout's. */
+
+static hd_conn *hd_of(struct MHD_Connection *conn) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static void header_done(srv_server *s, struct MHD_Connection *conn) {
+    pthread_mutex_lock(&s->hd_mu);
+    hd_conn *h = hd_of(conn);
+    if (h) h->waiting = false;
+    pthread_mutex_unlock(&s->hd_mu);
+}
+
+static void header_wait(srv_server *s, struct MHD_Connection *conn) {
+    pthread_mutex_lock(&s->hd_mu);
+    hd_conn *h = hd_of(conn);
+    if (h) { h->waiting = true; h->since = nk_time_ms(); }
+    pthread_mutex_unlock(&s->hd_mu);
+}
+
+static void *header_watchdog(void *arg) {
+    srv_server *s = arg;
+    pthread_mutex_lock(&s->hd_mu);
+    while (!s->hd_stop) {
+        double now = nk_time_ms(), limit = 1000.0 * s->cfg.timeout_s;
+        for (hd_conn *h = s->hd_list; h; h = h->next) {
+            if (!h->waiting || now - h->since <= limit || h->fd < 0) continue;
+            nk_log(NK_LOG_INFO, "server: a client took over %d s to send a request's headers; closing it",
+                   s->cfg.timeout_s);
+            shutdown(h->fd, SHUT_RDWR);
+            h->waiting = false;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 250 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+        pthread_cond_timedwait(&s->hd_cv, &s->hd_mu, &ts);
+    }
+    pthread_mutex_unlock(&s->hd_mu);
+    return NULL;
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                  const char *version, const char *upload_data, size_t *upload_data_size,
                                  void **con_cls) {
@@ -371,6 +444,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         *con_cls = r;
         r->srv = s;
         r->conn = conn;
+        header_done(s, conn);
         atomic_fetch_add(&s->in_flight, 1);
         srv_gauge_add(SRV_G_IN_FLIGHT, 1);
         snprintf(r->method, sizeof r->method, "%s", method);
@@ -407,6 +481,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)toe;
     srv_server *s = cls;
     srv_req *r = *con_cls;
+    header_wait(s, conn);   /* a keep-alive connection now waits for the next request */
     if (!r) return;
     srv_metric_add(SRV_M_REQUESTS, 1);
     if (r->status >= 400 && r->status < 500) srv_metric_add(SRV_M_REQUESTS_4XX, 1);
@@ -419,10 +494,31 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe) {
-    (void)cls;
-    (void)conn;
-    (void)socket_context;
+    srv_server *s = cls;
     srv_gauge_add(SRV_G_CONNECTIONS, toe == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
+    pthread_mutex_lock(&s->hd_mu);
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        hd_conn *h = nk_calloc(1, sizeof *h);
+        if (h) {   /* out of memory: this connection has only the idle timeout */
+            h->fd = conn_fd(conn);
+            h->since = nk_time_ms();
+            h->waiting = true;
+            h->next = s->hd_list;
+            if (s->hd_list) s->hd_list->prev = h;
+            s->hd_list = h;
+        }
+        *socket_context = h;
+    } else if (*socket_context) {
+        /* libmicrohttpd reports the close before it closes the socket, so the watchdog
+         * never sees this descriptor number again once it is reused */
+        hd_conn *h = *socket_context;
+        if (h->prev) h->prev->next = h->next;
+        else s->hd_list = h->next;
+        if (h->next) h->next->prev = h->prev;
+        nk_free(h);
+        *socket_context = NULL;
+    }
+    pthread_mutex_unlock(&s->hd_mu);
 }
 
 /* ---- lifecycle -------------------------------------------------------------------------------- */
@@ -444,6 +540,8 @@ nook_status srv_start(const srv_config *c, srv_server **out, nook_error *err) {
     s->cfg.origins = c->origins ? nk_strdup(c->origins) : NULL;
     s->cfg.api_key = c->api_key ? nk_strdup(c->api_key) : NULL;
     pthread_mutex_init(&s->comp_mu, NULL);
+    pthread_mutex_init(&s->hd_mu, NULL);
+    pthread_cond_init(&s->hd_cv, NULL);
     atomic_init(&s->in_flight, 0);
 
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ITC;
@@ -461,11 +559,16 @@ nook_status srv_start(const srv_config *c, srv_server **out, nook_error *err) {
     if (!s->d) {
         srv_config_clear(&s->cfg);
         pthread_mutex_destroy(&s->comp_mu);
+        pthread_mutex_destroy(&s->hd_mu);
+        pthread_cond_destroy(&s->hd_cv);
         nk_free(s);
         return nk_fail(err, NOOK_EIO, "cannot listen on %s:%d (address in use or not permitted)", c->host, c->port);
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : c->port;
+    /* without the watchdog the server still runs, with only the idle timeout */
+    s->hd_running = pthread_create(&s->hd_thread, NULL, header_watchdog, s) == 0;
+    if (!s->hd_running) nk_log(NK_LOG_WARN, "server: no header-deadline thread; slow clients meet only the idle timeout");
     *out = s;
     return NOOK_OK;
 }
@@ -475,10 +578,19 @@ void srv_stop(srv_server *s, int drain_ms) {
     MHD_socket lfd = MHD_quiesce_daemon(s->d);   /* stop accepting; connections go on */
     double t0 = nk_time_ms();
     while (atomic_load(&s->in_flight) > 0 && nk_time_ms() - t0 < drain_ms) usleep(10 * 1000);
+    if (s->hd_running) {
+        pthread_mutex_lock(&s->hd_mu);
+        s->hd_stop = true;
+        pthread_cond_signal(&s->hd_cv);
+        pthread_mutex_unlock(&s->hd_mu);
+        pthread_join(s->hd_thread, NULL);
+    }
     MHD_stop_daemon(s->d);
     if (lfd != MHD_INVALID_SOCKET) close(lfd);
     for (int i = s->n_comp - 1; i >= 0; i--) s->comp[i]->destroy(s->comp_obj[i]);
     srv_config_clear(&s->cfg);
     pthread_mutex_destroy(&s->comp_mu);
+    pthread_mutex_destroy(&s->hd_mu);
+    pthread_cond_destroy(&s->hd_cv);
     nk_free(s);
 }
