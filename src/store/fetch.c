@@ -49,7 +49,7 @@ static void fail_job(job *j, nook_status st, const nook_error *e, bool fatal) {
     pthread_mutex_unlock(&j->mu);
 }
 
-typedef struct part_run { job *j; part *p; uint64_t pos, end; bool bad_status; } part_run;
+typedef struct part_run { job *j; part *p; uint64_t pos, end; bool bad_status; int write_errno; } part_run;
 
 static bool on_part_data(const void *data, size_t n, long status, void *ud) {
     part_run *r = ud;
@@ -68,7 +68,10 @@ static bool on_part_data(const void *data, size_t n, long status, void *ud) {
     while (left) {
         ssize_t w = pwrite(r->j->fd, p, left, (off_t)r->pos);
         if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return false;
+        if (w <= 0) {   /* a full disk, a file size limit: the store's problem, not the server's */
+            r->write_errno = w < 0 ? errno : ENOSPC;
+            return false;
+        }
         p += w;
         left -= (size_t)w;
         r->pos += (uint64_t)w;
@@ -92,6 +95,7 @@ static void *part_main(void *arg) {
         r.pos = p->off + p->done;
         r.end = p->off + p->len - 1;
         r.bad_status = false;
+        r.write_errno = 0;
         nk_http_req q = { .url = f->url, .headers = f->headers, .has_range = true,
                           .range_start = r.pos, .range_end = r.end, .stall_ms = f->stall_ms,
                           .allow_http = f->insecure, .purpose = "pull", .on_data = on_part_data,
@@ -107,6 +111,12 @@ static void *part_main(void *arg) {
             nk_fail(&e, NOOK_EFORMAT, "blob %.19s: the server has %s bytes, the manifest declares %llu",
                     f->digest, sl + 1, (unsigned long long)f->size);
             fail_job(j, NOOK_EFORMAT, &e, true);
+            nk_http_resp_free(&resp);
+            break;
+        }
+        if (r.write_errno) {   /* retrying cannot help; what was written stays (resumable) */
+            nk_fail(&e, NOOK_EIO, "writing blob %.19s into the store: %s", f->digest, strerror(r.write_errno));
+            fail_job(j, NOOK_EIO, &e, true);
             nk_http_resp_free(&resp);
             break;
         }

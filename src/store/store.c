@@ -247,16 +247,24 @@ nook_status nk_store_write_manifest_raw(nk_store *s, const nk_name *n, const cha
 
 /* ---- adding blobs ---- */
 
-typedef struct blob_tmp { int fd; char path[4400]; nk_sha256 h; uint64_t size; } blob_tmp;
+/* A blob being written: blobs/.tmp-XXXXXX, renamed to its digest's name when complete.
+ * It holds the store lock shared while it exists, so that rm's garbage collection (which
+ * needs it exclusive) knows that any .tmp- file it can see is left over from a process
+ * that died (kill -9, a crash) and may go. */
+typedef struct blob_tmp { int fd, lock; char path[4400]; nk_sha256 h; uint64_t size; } blob_tmp;
 
 static nook_status tmp_open(nk_store *s, blob_tmp *t, nook_error *err) {
+    t->lock = nk_store_lock_shared(s);
     nk_pfmt(t->path, sizeof t->path, "%s/blobs/.tmp-XXXXXX", s->root);
     t->size = 0;
     t->fd = mkstemp(t->path);
-    if (t->fd < 0) return nk_fail(err, NOOK_EIO, "%s/blobs: %s", s->root, strerror(errno));
+    if (t->fd < 0) {
+        nk_store_unlock(t->lock);
+        return nk_fail(err, NOOK_EIO, "%s/blobs: %s", s->root, strerror(errno));
+    }
     fchmod(t->fd, 0644);
     nook_status st = nk_sha256_init(&t->h, err);
-    if (st) { close(t->fd); unlink(t->path); }
+    if (st) { close(t->fd); unlink(t->path); nk_store_unlock(t->lock); }
     return st;
 }
 
@@ -278,6 +286,7 @@ static void tmp_abort(blob_tmp *t) {
     nk_sha256_free(&t->h);
     close(t->fd);
     unlink(t->path);
+    nk_store_unlock(t->lock);
 }
 
 /* Finishes: checks the digest, fsyncs, renames to the blob's name. */
@@ -288,6 +297,7 @@ static nook_status tmp_commit(nk_store *s, blob_tmp *t, const char *expect, char
     if (expect && strcmp(expect, digest) != 0) {
         close(t->fd);
         unlink(t->path);
+        nk_store_unlock(t->lock);
         return nk_fail(err, NOOK_EFORMAT, "digest mismatch: expected %s, the bytes hash to %s", expect, digest);
     }
     char dst[4400];
@@ -295,8 +305,10 @@ static nook_status tmp_commit(nk_store *s, blob_tmp *t, const char *expect, char
     if (fsync(t->fd) != 0 || close(t->fd) != 0 || rename(t->path, dst) != 0) {
         nk_fail(err, NOOK_EIO, "%s: %s", dst, strerror(errno));
         unlink(t->path);
+        nk_store_unlock(t->lock);
         return NOOK_EIO;
     }
+    nk_store_unlock(t->lock);
     return NOOK_OK;
 }
 
@@ -498,6 +510,14 @@ int nk_store_gc(nk_store *s, nook_error *err) {
     struct dirent *e;
     while (d && ref && (e = readdir(d))) {
         const char *nm = e->d_name;
+        if (strncmp(nm, ".tmp-", 5) == 0) {
+            /* a blob or quantization a dead process was writing (every live writer holds
+             * the lock shared, and we hold it exclusive) */
+            char f[4400];
+            nk_pfmt(f, sizeof f, "%s/%s", p, nm);
+            if (unlink(f) == 0) removed++;
+            continue;
+        }
         if (strncmp(nm, "sha256-", 7) != 0) continue;
         char dg[80];
         nk_pfmt(dg, sizeof dg, "sha256:%.64s", nm + 7);
