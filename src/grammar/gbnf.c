@@ -148,12 +148,15 @@ static int32_t rule_id(parser *p, const char *name, size_t n) {
     return r >= 0 ? r : add_rule(p, name, n);
 }
 
-/* A fresh rule named after its parent (parent-1, parent-2, ...). */
+/* A fresh rule named after its parent (parent_1, parent_2, ...). The '_' cannot appear in
+ * a name the grammar's author writes (names are [a-zA-Z0-9-]), so a generated rule never
+ * takes a name the grammar defines later (as llama.cpp's generate_symbol_id: with '-',
+ * "x ::= (a)?" followed by "x-1 ::= ..." was "defined twice"; a fuzz_schema finding). */
 static int32_t gen_rule(parser *p, int32_t parent) {
     char nm[300];
     for (;;) {
         int k = ++p->rules[parent].next_gen;
-        snprintf(nm, sizeof nm, "%.200s-%d", p->rules[parent].name, k);
+        snprintf(nm, sizeof nm, "%.200s_%d", p->rules[parent].name, k);
         if (find_rule(p, nm, strlen(nm)) < 0) break;
     }
     int32_t r = add_rule(p, nm, strlen(nm));

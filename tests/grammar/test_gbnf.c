@@ -80,6 +80,8 @@ static const pcase k_cases[] = {
     { "root ::= (\"{\" inner \"}\")?\ninner ::= [a-z]{1,2} (\",\" [a-z]{1,2})*", "(?:\\{[a-z]{1,2}(?:,[a-z]{1,2})*\\})?",
       { "{", "}", "a", "q", ",", " " } },
     { "root ::= .{2} \"x\"", ".{2}x", { "x", "\n", "y", "\xc3", "\xa9" } },
+    /* a rule whose name is what a generated one would be called (fuzz_schema finding) */
+    { "root ::= x x-1\nx ::= (\"a\")? \"b\"\nx-1 ::= \"c\"", "a?bc", { "a", "b", "c" } },
     /* repeating nothing is nothing (a fuzz_gbnf finding: memcpy of an empty unit) */
     { "root ::= \"a\" (){0,4} \"\"{2} \"b\" \"\"*", "ab", { "a", "b", "c" } },
 };
