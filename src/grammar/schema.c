@@ -527,9 +527,9 @@ static const char *visit_array(conv *c, json_t *s, const char *name) {
     sbuf b = { 0 };
     sb_puts(&b, "\"[\" space ");
     if (prefix) {
-        if (!json_is_array(prefix)) return cfail(c, NOOK_EINVAL, "'prefixItems' must be an array");
+        if (!json_is_array(prefix)) { sb_free(&b); return cfail(c, NOOK_EINVAL, "'prefixItems' must be an array"); }
         long n = (long)json_array_size(prefix);
-        if (hi >= 0 && hi < n) return cfail(c, NOOK_EUNSUPPORTED, "maxItems below the number of prefixItems");
+        if (hi >= 0 && hi < n) { sb_free(&b); return cfail(c, NOOK_EUNSUPPORTED, "maxItems below the number of prefixItems"); }
         for (long i = 0; i < n; i++) {
             char hint[100];
             snprintf(hint, sizeof hint, "%s-%ld", name, i);
