@@ -655,12 +655,12 @@ static void on_stream_cancel(void *arg) {
     atomic_store(&j->cancel, true);
 }
 
+/* The client of an n > 1 reply went away: every choice stops. Takes no lock: a stream
+ * write made under the group's lock may run this hook (a client that stopped reading);
+ * waiting followers poll their flag. */
 static void on_group_cancel(void *arg) {
     gen_group *g = arg;
     for (int i = 0; i < g->n; i++) atomic_store(&g->jobs[i]->cancel, true);
-    pthread_mutex_lock(&g->mu);
-    pthread_cond_broadcast(&g->cv);
-    pthread_mutex_unlock(&g->mu);
 }
 
 /* ---- building the engine's request ---------------------------------------------------------------- */
