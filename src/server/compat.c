@@ -91,6 +91,94 @@ static void pass(json_t *out, const json_t *body, const char *from, const char *
     if (v && !json_is_null(v)) json_object_set(out, to, v);
 }
 
+/* Text of a tool result's content: a string, or text blocks. */
+static char *result_text(const json_t *c, char *msg, size_t cap) {
+    if (!c || json_is_null(c)) return nk_strdup("");
+    return content_text(c, "tool_result.content", msg, cap);
+}
+
+/* One Anthropic message into chat messages: text blocks as the content, an assistant's
+ * tool_use blocks as its tool_calls (arguments as the input object), a user's
+ * tool_result blocks as tool messages (before the user's own text). */
+static bool anthropic_message(json_t *msgs, const char *role, const json_t *content, char *msg, size_t cap) {
+    if (!json_is_array(content)) return add_message(msgs, role, content, "messages[].content", msg, cap);
+    json_t *text_blocks = json_array(), *calls = json_array();
+    size_t i;
+    const json_t *b;
+    bool ok = true;
+    json_array_foreach(content, i, b) {
+        const char *type = json_string_value(json_object_get(b, "type"));
+        if (type && !strcmp(type, "tool_use") && !strcmp(role, "assistant")) {
+            const char *id = json_string_value(json_object_get(b, "id"));
+            const char *name = json_string_value(json_object_get(b, "name"));
+            const json_t *input = json_object_get(b, "input");
+            if (!id || !name || !json_is_object(input)) {
+                snprintf(msg, cap, "a tool_use block needs an id, a name and an input object");
+                ok = false;
+                break;
+            }
+            json_array_append_new(calls, json_pack("{s:s,s:s,s:{s:s,s:O}}", "id", id, "type", "function", "function",
+                                                   "name", name, "arguments", input));
+        } else if (type && !strcmp(type, "tool_result") && !strcmp(role, "user")) {
+            const char *id = json_string_value(json_object_get(b, "tool_use_id"));
+            char *t = id ? result_text(json_object_get(b, "content"), msg, cap) : NULL;
+            if (!id) snprintf(msg, cap, "a tool_result block needs a tool_use_id");
+            if (!t) { ok = false; break; }
+            json_array_append_new(msgs, json_pack("{s:s,s:s,s:s}", "role", "tool", "tool_call_id", id, "content", t));
+            nk_free(t);
+        } else {
+            json_array_append(text_blocks, (json_t *)b);
+        }
+    }
+    if (ok && (json_array_size(text_blocks) || json_array_size(calls))) {
+        char *text = content_text(text_blocks, "messages[].content", msg, cap);
+        if (!text) ok = false;
+        else {
+            json_t *m = json_pack("{s:s,s:s}", "role", role, "content", text);
+            if (m && json_array_size(calls)) json_object_set(m, "tool_calls", calls);
+            json_array_append_new(msgs, m);
+            nk_free(text);
+        }
+    }
+    json_decref(text_blocks);
+    json_decref(calls);
+    return ok;
+}
+
+/* Tools as OpenAI function tools: Anthropic's {name, description, input_schema} (custom
+ * tools only), the Responses API's {type: "function", name, description, parameters}. */
+static bool tools_to_chat(json_t *out, const json_t *tools, bool anthropic, char *msg, size_t cap) {
+    if (!tools || json_is_null(tools)) return true;
+    if (!json_is_array(tools)) { snprintf(msg, cap, "field 'tools' must be a list"); return false; }
+    json_t *ot = json_array();
+    size_t i;
+    const json_t *t;
+    json_array_foreach(tools, i, t) {
+        const char *type = json_string_value(json_object_get(t, "type"));
+        const char *name = json_string_value(json_object_get(t, "name"));
+        const json_t *params = json_object_get(t, anthropic ? "input_schema" : "parameters");
+        bool custom = anthropic ? (!type || !strcmp(type, "custom")) : (type && !strcmp(type, "function"));
+        if (!custom) {
+            snprintf(msg, cap, "tools of type '%.40s' are not supported (%s tools only)", type ? type : "(none)",
+                     anthropic ? "custom" : "function");
+            json_decref(ot);
+            return false;
+        }
+        if (!name || (params && !json_is_object(params))) {
+            snprintf(msg, cap, "each tool needs a name and an object schema ('%s')", anthropic ? "input_schema" : "parameters");
+            json_decref(ot);
+            return false;
+        }
+        json_t *fn = json_pack("{s:s}", "name", name);
+        const json_t *d = json_object_get(t, "description");
+        if (json_is_string(d)) json_object_set(fn, "description", (json_t *)d);
+        json_object_set_new(fn, "parameters", params ? json_incref((json_t *)params) : json_object());
+        json_array_append_new(ot, json_pack("{s:s,s:o}", "type", "function", "function", fn));
+    }
+    json_object_set_new(out, "tools", ot);
+    return true;
+}
+
 static json_t *responses_to_chat(const json_t *body, char *msg, size_t cap) {
     json_t *out = json_object(), *msgs = json_array();
     json_object_set_new(out, "messages", msgs);
@@ -100,8 +188,14 @@ static json_t *responses_to_chat(const json_t *body, char *msg, size_t cap) {
         if (v && !json_is_null(v))
             return fail(msg, cap, out, "field '%s' is not supported: nook's /v1/responses is stateless (send the whole conversation in 'input')", k_state[i]);
     }
-    const json_t *tools = json_object_get(body, "tools");
-    if (json_array_size(tools) > 0) return fail(msg, cap, out, "field '%s' is not supported on /v1/responses yet (use /v1/chat/completions)", "tools");
+    if (!tools_to_chat(out, json_object_get(body, "tools"), false, msg, cap)) { json_decref(out); return NULL; }
+    const json_t *tc = json_object_get(body, "tool_choice");
+    if (json_is_string(tc)) json_object_set(out, "tool_choice", (json_t *)tc);
+    else if (json_is_object(tc)) {   /* {"type": "function", "name"} */
+        const char *name = json_string_value(json_object_get(tc, "name"));
+        if (!name) return fail(msg, cap, out, "field '%s' names no function", "tool_choice");
+        json_object_set_new(out, "tool_choice", json_pack("{s:s,s:{s:s}}", "type", "function", "function", "name", name));
+    }
     const json_t *ins = json_object_get(body, "instructions");
     if (ins && !json_is_null(ins)) {
         if (!json_is_string(ins)) return fail(msg, cap, out, "field '%s' must be a string", "instructions");
@@ -116,6 +210,34 @@ static json_t *responses_to_chat(const json_t *body, char *msg, size_t cap) {
         json_array_foreach(in, i, it) {
             const char *type = json_string_value(json_object_get(it, "type"));
             const char *role = json_string_value(json_object_get(it, "role"));
+            if (type && !strcmp(type, "function_call")) {   /* an earlier call: the assistant's tool_calls */
+                const char *id = json_string_value(json_object_get(it, "call_id"));
+                const char *name = json_string_value(json_object_get(it, "name"));
+                const char *args = json_string_value(json_object_get(it, "arguments"));
+                json_t *a = args ? json_loads(args, 0, NULL) : NULL;
+                if (!id || !name || !json_is_object(a)) {
+                    json_decref(a);
+                    return fail(msg, cap, out, "a function_call item needs call_id, name and JSON object arguments%s", "");
+                }
+                json_t *call = json_pack("{s:s,s:s,s:{s:s,s:o}}", "id", id, "type", "function", "function", "name", name,
+                                         "arguments", a);
+                json_t *last = json_array_get(msgs, json_array_size(msgs) - 1);
+                const char *lr = json_string_value(json_object_get(last, "role"));
+                if (last && lr && !strcmp(lr, "assistant") && json_is_array(json_object_get(last, "tool_calls")))
+                    json_array_append_new(json_object_get(last, "tool_calls"), call);
+                else
+                    json_array_append_new(msgs, json_pack("{s:s,s:s,s:[o]}", "role", "assistant", "content", "", "tool_calls", call));
+                continue;
+            }
+            if (type && !strcmp(type, "function_call_output")) {   /* a tool's result */
+                const char *id = json_string_value(json_object_get(it, "call_id"));
+                const json_t *o = json_object_get(it, "output");
+                char *t = id ? result_text(o, msg, cap) : NULL;
+                if (!t) return fail(msg, cap, out, "a function_call_output item needs a call_id and a string output%s", "");
+                json_array_append_new(msgs, json_pack("{s:s,s:s,s:s}", "role", "tool", "tool_call_id", id, "content", t));
+                nk_free(t);
+                continue;
+            }
             if (!json_is_object(it) || (type && strcmp(type, "message")) || !role) {
                 if (type && strcmp(type, "message"))
                     return fail(msg, cap, out, "input items of type '%.40s' are not supported (messages only)", type);
@@ -154,8 +276,18 @@ static json_t *responses_to_chat(const json_t *body, char *msg, size_t cap) {
 static json_t *messages_to_chat(const json_t *body, char *msg, size_t cap) {
     json_t *out = json_object(), *msgs = json_array();
     json_object_set_new(out, "messages", msgs);
-    const json_t *tools = json_object_get(body, "tools");
-    if (json_array_size(tools) > 0) return fail(msg, cap, out, "field '%s' is not supported on /v1/messages yet", "tools");
+    if (!tools_to_chat(out, json_object_get(body, "tools"), true, msg, cap)) { json_decref(out); return NULL; }
+    const json_t *tc = json_object_get(body, "tool_choice");
+    if (json_is_object(tc)) {
+        const char *t = json_string_value(json_object_get(tc, "type"));
+        const char *name = json_string_value(json_object_get(tc, "name"));
+        if (t && !strcmp(t, "auto")) json_object_set_new(out, "tool_choice", json_string("auto"));
+        else if (t && !strcmp(t, "any")) json_object_set_new(out, "tool_choice", json_string("required"));
+        else if (t && !strcmp(t, "none")) json_object_set_new(out, "tool_choice", json_string("none"));
+        else if (t && !strcmp(t, "tool") && name)
+            json_object_set_new(out, "tool_choice", json_pack("{s:s,s:{s:s}}", "type", "function", "function", "name", name));
+        else return fail(msg, cap, out, "field '%s' must be {\"type\": auto, any, none, or tool with a name}", "tool_choice");
+    } else if (tc && !json_is_null(tc)) return fail(msg, cap, out, "field '%s' must be an object", "tool_choice");
     const json_t *sys = json_object_get(body, "system");
     if (sys && !json_is_null(sys) && !add_message(msgs, "system", sys, "system", msg, cap)) {
         json_decref(out);
@@ -170,7 +302,7 @@ static json_t *messages_to_chat(const json_t *body, char *msg, size_t cap) {
         const char *role = json_string_value(json_object_get(m, "role"));
         if (!json_is_object(m) || !role || (strcmp(role, "user") && strcmp(role, "assistant")))
             return fail(msg, cap, out, "each of '%s' needs role \"user\" or \"assistant\"", "messages");
-        if (!add_message(msgs, role, json_object_get(m, "content"), "messages[].content", msg, cap)) {
+        if (!anthropic_message(msgs, role, json_object_get(m, "content"), msg, cap)) {
             json_decref(out);
             return NULL;
         }
@@ -394,14 +526,74 @@ bool srv_compat_delta(srv_compat *c, const char *content, size_t cn, const char 
     return true;
 }
 
-bool srv_compat_finish(srv_compat *c, bool length, int input_tokens, int output_tokens, srv_sink_fn sink, void *ud) {
+/* A call's parts (nook_tool_parse's shape): id, name, arguments as JSON text (new). */
+static bool call_parts(const json_t *call, const char **id, const char **name, char **args) {
+    const json_t *fn = json_object_get(call, "function");
+    *id = json_string_value(json_object_get(call, "id"));
+    *name = json_string_value(json_object_get(fn, "name"));
+    const json_t *a = json_object_get(fn, "arguments");
+    *args = json_is_string(a) ? strdup(json_string_value(a)) : a ? json_dumps(a, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    return *id && *name && *args;
+}
+
+/* Responses: a call as a function_call output item. */
+static json_t *call_item(const char *id, const char *name, const char *args, const char *status) {
+    char fc[80];
+    snprintf(fc, sizeof fc, "fc_%.60s", id);
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "id", fc, "type", "function_call", "status", status, "call_id", id,
+                     "name", name, "arguments", args);
+}
+
+/* The calls as their own blocks / items: Anthropic tool_use blocks (the input as one
+ * input_json_delta), Responses function_call items (the arguments as one delta). */
+static bool stream_calls(srv_compat *c, const json_t *calls, srv_sink_fn sink, void *ud) {
+    size_t i;
+    const json_t *call;
+    json_array_foreach(calls, i, call) {
+        const char *id, *name;
+        char *args;
+        if (!call_parts(call, &id, &name, &args)) { free(args); continue; }
+        int idx = c->n_blocks++;
+        bool ok;
+        if (c->shape == SRV_SHAPE_MESSAGES) {
+            ok = emit(c, "content_block_start",
+                      json_pack("{s:i,s:{s:s,s:s,s:s,s:{}}}", "index", idx, "content_block", "type", "tool_use", "id", id,
+                                "name", name, "input"), sink, ud) &&
+                 emit(c, "content_block_delta",
+                      json_pack("{s:i,s:{s:s,s:s}}", "index", idx, "delta", "type", "input_json_delta", "partial_json", args),
+                      sink, ud) &&
+                 emit(c, "content_block_stop", json_pack("{s:i}", "index", idx), sink, ud);
+        } else {
+            json_t *done = call_item(id, name, args, "completed");
+            const char *item_id = json_string_value(json_object_get(done, "id"));
+            ok = emit(c, "response.output_item.added",
+                      json_pack("{s:i,s:o}", "output_index", idx, "item", call_item(id, name, "", "in_progress")), sink, ud) &&
+                 emit(c, "response.function_call_arguments.delta",
+                      json_pack("{s:s,s:i,s:s}", "item_id", item_id, "output_index", idx, "delta", args), sink, ud) &&
+                 emit(c, "response.function_call_arguments.done",
+                      json_pack("{s:s,s:i,s:s}", "item_id", item_id, "output_index", idx, "arguments", args), sink, ud);
+            json_array_append(c->items, done);
+            ok = ok && emit(c, "response.output_item.done", json_pack("{s:i,s:o}", "output_index", idx, "item", done), sink, ud);
+        }
+        free(args);
+        if (!ok) return false;
+    }
+    return true;
+}
+
+bool srv_compat_finish(srv_compat *c, bool length, const json_t *calls, int input_tokens, int output_tokens,
+                       srv_sink_fn sink, void *ud) {
     if (!open_stream(c, sink, ud)) return false;
-    /* an answer with no text still has its (empty) text block / message item */
-    if (!c->had_text && !open_block(c, 2, sink, ud)) return false;
+    bool called = json_array_size(calls) > 0;
+    /* an answer with no text still has its (empty) text block / message item, unless it
+     * is only calls */
+    if (!c->had_text && !called && !open_block(c, 2, sink, ud)) return false;
     if (!close_block(c, sink, ud)) return false;
+    if (called && !stream_calls(c, calls, sink, ud)) return false;
     if (c->shape == SRV_SHAPE_MESSAGES) {
-        json_t *d = json_pack("{s:{s:s,s:n},s:o}", "delta", "stop_reason", length ? "max_tokens" : "end_turn",
-                              "stop_sequence", "usage", usage_json(c, input_tokens, output_tokens));
+        json_t *d = json_pack("{s:{s:s,s:n},s:o}", "delta", "stop_reason",
+                              called ? "tool_use" : length ? "max_tokens" : "end_turn", "stop_sequence", "usage",
+                              usage_json(c, input_tokens, output_tokens));
         return emit(c, "message_delta", d, sink, ud) && emit(c, "message_stop", json_object(), sink, ud);
     }
     json_t *r = response_obj(c, length ? "incomplete" : "completed", json_incref(c->items),
@@ -415,19 +607,37 @@ bool srv_compat_error(srv_compat *c, const char *message, srv_sink_fn sink, void
     return emit(c, "error", json_pack("{s:n,s:s,s:n}", "code", "message", message, "param"), sink, ud);
 }
 
-json_t *srv_compat_whole(srv_compat *c, const char *content, const char *thinking, bool length, int input_tokens,
-                         int output_tokens) {
+json_t *srv_compat_whole(srv_compat *c, const char *content, const char *thinking, const json_t *calls, bool length,
+                         int input_tokens, int output_tokens) {
+    bool called = json_array_size(calls) > 0, text = content && content[0];
+    size_t i;
+    const json_t *call;
     if (c->shape == SRV_SHAPE_MESSAGES) {
         json_t *blocks = json_array();
         if (thinking && thinking[0])
             json_array_append_new(blocks, json_pack("{s:s,s:s,s:s}", "type", "thinking", "thinking", thinking, "signature", ""));
-        json_array_append_new(blocks, json_pack("{s:s,s:s}", "type", "text", "text", content ? content : ""));
+        if (text || !called) json_array_append_new(blocks, json_pack("{s:s,s:s}", "type", "text", "text", content ? content : ""));
+        json_array_foreach(calls, i, call) {
+            const json_t *fn = json_object_get(call, "function");
+            const json_t *args = json_object_get(fn, "arguments");
+            const char *id = json_string_value(json_object_get(call, "id")), *name = json_string_value(json_object_get(fn, "name"));
+            if (id && name && json_is_object(args))
+                json_array_append_new(blocks, json_pack("{s:s,s:s,s:s,s:O}", "type", "tool_use", "id", id, "name", name,
+                                                        "input", args));
+        }
         return json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:n,s:o}", "id", c->id, "type", "message", "role", "assistant", "model",
-                         c->model, "content", blocks, "stop_reason", length ? "max_tokens" : "end_turn", "stop_sequence",
-                         "usage", usage_json(c, input_tokens, output_tokens));
+                         c->model, "content", blocks, "stop_reason",
+                         called ? "tool_use" : length ? "max_tokens" : "end_turn", "stop_sequence", "usage",
+                         usage_json(c, input_tokens, output_tokens));
     }
     json_t *out = json_array();
     if (thinking && thinking[0]) json_array_append_new(out, reasoning_item(c, thinking));
-    json_array_append_new(out, message_item(c, content ? content : "", "completed"));
+    if (text || !called) json_array_append_new(out, message_item(c, content ? content : "", "completed"));
+    json_array_foreach(calls, i, call) {
+        const char *id, *name;
+        char *args;
+        if (call_parts(call, &id, &name, &args)) json_array_append_new(out, call_item(id, name, args, "completed"));
+        free(args);
+    }
     return response_obj(c, length ? "incomplete" : "completed", out, usage_json(c, input_tokens, output_tokens), length);
 }

@@ -4,9 +4,13 @@
  * an OpenAI chat request (the same flow as /v1/chat/completions: routes_gen.c), and the
  * answer is written back in the API's own shape, whole or as its SSE event sequence.
  *
- * Text in and out (with thinking, as a reasoning item / a thinking block); tools,
- * images and server-side state (previous_response_id, conversation) are refused with a
- * 400 naming the field, never silently dropped. See docs/api.md.
+ * Text in and out (with thinking, as a reasoning item / a thinking block) and function
+ * tools (Anthropic tool_use / tool_result blocks, Responses function_call /
+ * function_call_output items, tool_choice), which become the chat request's tools,
+ * tool_calls and tool messages, so the model's template renders them and the answer is
+ * parsed for calls as on /v1/chat/completions. Images, server tools and server-side
+ * state (previous_response_id, conversation) are refused with a 400 naming the field,
+ * never silently dropped. See docs/api.md.
  */
 #ifndef NOOK_SERVER_COMPAT_H
 #define NOOK_SERVER_COMPAT_H
@@ -56,16 +60,18 @@ void srv_compat_clear(srv_compat *c);
  * opening events the first time. */
 bool srv_compat_delta(srv_compat *c, const char *content, size_t cn, const char *thinking, size_t tn,
                       srv_sink_fn sink, void *ud);
-/* The closing events: the open block ends, then the message's end (Anthropic:
+/* The closing events: the open block ends, the tool calls (nook_tool_parse's shape, or
+ * NULL) as tool_use blocks / function_call items, then the message's end (Anthropic:
  * message_delta with stop_reason and usage, message_stop; Responses: the items' done
  * events, response.completed or response.incomplete with usage). length: the token
  * limit ended it. */
-bool srv_compat_finish(srv_compat *c, bool length, int input_tokens, int output_tokens, srv_sink_fn sink, void *ud);
+bool srv_compat_finish(srv_compat *c, bool length, const json_t *calls, int input_tokens, int output_tokens,
+                       srv_sink_fn sink, void *ud);
 /* An error after streaming began (the API's error event). */
 bool srv_compat_error(srv_compat *c, const char *message, srv_sink_fn sink, void *ud);
 
 /* The whole (not streamed) answer in the API's shape. */
-json_t *srv_compat_whole(srv_compat *c, const char *content, const char *thinking, bool length, int input_tokens,
-                         int output_tokens);
+json_t *srv_compat_whole(srv_compat *c, const char *content, const char *thinking, const json_t *calls, bool length,
+                         int input_tokens, int output_tokens);
 
 #endif

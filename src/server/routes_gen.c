@@ -347,7 +347,7 @@ static json_t *openai_final(gen_job *j) {
         json_t *u = usage(j);
         int prompt = (int)json_integer_value(json_object_get(u, "prompt_tokens"));
         json_decref(u);
-        return with_route(j, srv_compat_whole(&j->cx, j->content.p ? j->content.p : "", j->thinking.p,
+        return with_route(j, srv_compat_whole(&j->cx, j->content.p ? j->content.p : "", j->thinking.p, j->tool_calls,
                                               j->reason == NOOK_DONE_LENGTH, prompt, j->t.eval_count));
     }
     json_t *choices = json_array();
@@ -431,6 +431,8 @@ static json_t *with_tool_calls(const gen_job *j, json_t *o) {
 /* Streamed with tools offered: the held content (and log-probabilities) and the calls,
  * as one chunk before the final one. j->mu held. */
 static bool tools_flush_locked(gen_job *j) {
+    if (j->shape)   /* the calls follow as their own blocks (stream_end_locked) */
+        return !j->content.n || srv_compat_delta(&j->cx, j->content.p, j->content.n, NULL, 0, sink_locked, j);
     if (!j->content.n && !j->tool_calls && !j->logprobs) return true;
     json_t *o = chunk(j, j->content.p ? j->content.p : "", j->content.n, "", 0, j->logprobs);
     return out_json_locked(j, with_tool_calls(j, o));
@@ -479,7 +481,8 @@ static void stream_end_locked(gen_job *j) {
             json_t *u = usage(j);
             int prompt = (int)json_integer_value(json_object_get(u, "prompt_tokens"));
             json_decref(u);
-            srv_compat_finish(&j->cx, j->reason == NOOK_DONE_LENGTH, prompt, j->t.eval_count, sink_locked, j);
+            srv_compat_finish(&j->cx, j->reason == NOOK_DONE_LENGTH, j->tool_calls, prompt, j->t.eval_count,
+                              sink_locked, j);
         }
         return;
     }
@@ -534,7 +537,9 @@ static bool on_event(const nook_event *ev, void *ud) {
             }
         } else if (j->req.stream && !j->held) {   /* tools offered: content held, reasoning streamed */
             if (ev->content_len && !sb_add(&j->content, ev->content, ev->content_len)) ok = false;
-            if (ev->thinking_len) ok = out_json_locked(j, chunk(j, "", 0, ev->thinking, ev->thinking_len, NULL)) && ok;
+            if (ev->thinking_len && j->shape)
+                ok = srv_compat_delta(&j->cx, NULL, 0, ev->thinking, ev->thinking_len, sink_locked, j) && ok;
+            else if (ev->thinking_len) ok = out_json_locked(j, chunk(j, "", 0, ev->thinking, ev->thinking_len, NULL)) && ok;
             if (lp) {
                 if (!j->logprobs) j->logprobs = json_array();
                 json_array_append(j->logprobs, lp);

@@ -10,7 +10,11 @@
 // - /v1/messages (Anthropic; no Anthropic client in the project, so fetch): the whole
 //   message and the documented event sequence (message_start, ping, content_block_start,
 //   content_block_delta..., content_block_stop, message_delta, message_stop), errors in
-//   Anthropic's shape, x-api-key accepted when NOOK_API_KEY is set.
+//   Anthropic's shape, x-api-key accepted when NOOK_API_KEY is set;
+// - tools on both, forced (tool_choice any / a named tool / required) so that even this
+//   model calls: tool_use blocks (whole, and streamed as input_json_delta) and
+//   function_call items (whole and streamed), and the results sent back (tool_result,
+//   function_call_output) enter the prompt.
 // Run by ctest (label model): node compat.mjs with NOOK and NOOK_TEST_MODELS. Exits 77 when
 // the fixture or node_modules is missing.
 import { existsSync } from 'node:fs';
@@ -158,6 +162,56 @@ try {
   check('messages without the key: 401', nokey.status === 401 && nokeyj.error.type === 'authentication_error', JSON.stringify(nokeyj));
   const unknown = await fetch(`${base}/v1/messages`, { method: 'POST', headers: hdr, body: JSON.stringify({ ...body, model: 'no-such.gguf' }) });
   check('messages unknown model: 404', unknown.status === 404 && (await unknown.json()).error.type === 'not_found_error');
+
+  // ---- tools on both (forced with tool_choice, so even this model calls) ----
+  const weather = { type: 'object', properties: { city: { type: 'string', maxLength: 12 } }, required: ['city'] };
+  const atools = [{ name: 'get_weather', description: 'Weather of a city', input_schema: weather },
+    { name: 'get_time', description: 'Time in a city', input_schema: { type: 'object', properties: { tz: { type: 'string', maxLength: 8 } }, required: ['tz'] } }];
+  const ask = [{ role: 'user', content: 'What is the weather in Paris?' }];
+  const t1 = await (await fetch(`${base}/v1/messages`, { method: 'POST', headers: hdr,
+    body: JSON.stringify({ model, max_tokens: 200, messages: ask, tools: atools, tool_choice: { type: 'any' }, seed: 3 }) })).json();
+  const use = (t1.content || []).find((b) => b.type === 'tool_use');
+  check('messages tool_choice any: a tool_use block', use && ['get_weather', 'get_time'].includes(use.name) &&
+    typeof use.input === 'object' && typeof use.id === 'string' && t1.stop_reason === 'tool_use', JSON.stringify(t1));
+  const t2 = await (await fetch(`${base}/v1/messages`, { method: 'POST', headers: hdr,
+    body: JSON.stringify({ model, max_tokens: 200, messages: ask, tools: atools, tool_choice: { type: 'tool', name: 'get_time' }, seed: 4, stream: true }) }));
+  const tev = await sse(t2);
+  const tnames = tev.map((e) => e.event).join(' ');
+  const tstart = tev.find((e) => e.event === 'content_block_start' && e.data.content_block.type === 'tool_use');
+  const pj = tev.filter((e) => e.event === 'content_block_delta' && e.data.delta.type === 'input_json_delta').map((e) => e.data.delta.partial_json).join('');
+  let pinput = null;
+  try { pinput = JSON.parse(pj); } catch { /* checked below */ }
+  check('messages streamed tool_use', /^message_start( ping)?( content_block_start( content_block_delta)* content_block_stop)+ message_delta message_stop$/.test(tnames) &&
+    tstart && tstart.data.content_block.name === 'get_time' && pinput && typeof pinput.tz === 'string' &&
+    tev.find((e) => e.event === 'message_delta').data.delta.stop_reason === 'tool_use', `${tnames} ${pj}`);
+  if (use) {
+    const back = await fetch(`${base}/v1/messages`, { method: 'POST', headers: hdr, body: JSON.stringify({ model, max_tokens: 5, tools: atools,
+      messages: [...ask, { role: 'assistant', content: [use] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: use.id, content: 'sunny, 21 C' }] }] }) });
+    const bj = await back.json();
+    check('messages tool_result back', back.status === 200 && bj.type === 'message' && bj.usage.input_tokens > t1.usage.input_tokens, JSON.stringify(bj));
+  }
+  const rtools = [{ type: 'function', name: 'get_weather', description: 'Weather of a city', parameters: weather }];
+  const rr = await oa.responses.create({ model, input: 'What is the weather in Paris?', tools: rtools, tool_choice: 'required', max_output_tokens: 200, seed: 2 });
+  const fc = rr.output.find((o) => o.type === 'function_call');
+  let fargs = null;
+  try { fargs = JSON.parse(fc.arguments); } catch { /* checked below */ }
+  check('responses tool_choice required: a function_call item', fc && fc.name === 'get_weather' && fargs && typeof fargs.city === 'string' &&
+    typeof fc.call_id === 'string', JSON.stringify(rr.output));
+  const rs2 = await oa.responses.create({ model, input: 'Weather?', tools: rtools, tool_choice: 'required', max_output_tokens: 200, seed: 5, stream: true });
+  let fdelta = '', fdone = null;
+  for await (const ev of rs2) {
+    if (ev.type === 'response.function_call_arguments.delta') fdelta += ev.delta;
+    if (ev.type === 'response.output_item.done' && ev.item.type === 'function_call') fdone = ev.item;
+  }
+  check('responses streamed function call', fdone && fdone.name === 'get_weather' && fdone.arguments === fdelta && JSON.parse(fdelta).city !== undefined, fdelta);
+  if (fc) {
+    const rb = await oa.responses.create({ model, tools: rtools, max_output_tokens: 5, input: [
+      { role: 'user', content: 'What is the weather in Paris?' },
+      { type: 'function_call', call_id: fc.call_id, name: fc.name, arguments: fc.arguments },
+      { type: 'function_call_output', call_id: fc.call_id, output: 'sunny, 21 C' }] });
+    check('responses function_call_output back', rb.status !== 'failed' && rb.usage.input_tokens > rr.usage.input_tokens, JSON.stringify(rb.usage));
+  }
 } catch (e) {
   fail++;
   console.error('FAIL: exception', e);
