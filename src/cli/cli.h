@@ -157,7 +157,7 @@ typedef struct cli_server {
     char base[320];     /* "http://127.0.0.1:11434" */
     bool remote;        /* NOOK_HOST is not a loopback literal: another machine */
 } cli_server;
-/* The server NOOK_HOST (else OLLAMA_HOST, else 127.0.0.1:11434) names; CLI_EUSAGE with
+/* The server NOOK_HOST (else 127.0.0.1:11434) names; CLI_EUSAGE with
  * a message for a malformed value. */
 int cli_server_find(cli_server *s);
 /* Whether it answers GET / ("... is running"); a quick probe on loopback. */

@@ -4,7 +4,7 @@
  * NOOK_HOST (else runs in-process), `nook ps` lists what it has loaded, `nook stop
  * MODEL` unloads a model (keep_alive 0, as `ollama stop`).
  *
- * Which server: NOOK_HOST (else OLLAMA_HOST, else 127.0.0.1:11434; an unspecified bind
+ * Which server: NOOK_HOST (else 127.0.0.1:11434; not OLLAMA_HOST; an unspecified bind
  * address such as 0.0.0.0 means this machine). A loopback host is probed with GET /
  * ("nook is running"; an Ollama there is not used); when nothing answers, `run` works
  * in-process.
@@ -32,8 +32,9 @@
 
 int cli_server_find(cli_server *s) {
     memset(s, 0, sizeof *s);
+    /* NOOK_HOST only: an OLLAMA_HOST naming another machine's Ollama must not make
+     * `nook run` send prompts there (the server's bind address does fall back to it) */
     const char *env = getenv("NOOK_HOST");
-    if (!env || !*env) env = getenv("OLLAMA_HOST");
     char host[256] = "127.0.0.1";
     int port = 11434;
     if (env && *env) {
