@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# model_serve_client.sh: the CLI as a client of a running server (as Ollama's CLI):
+# model_client_serve.sh: the CLI as a client of a running server (as Ollama's CLI):
 # `nook run` streams from the server NOOK_HOST names when one answers (the server's
 # token counter and /api/ps show it did the work) with the same answer as in-process;
 # `nook ps` lists the loaded model; `nook stop` unloads it; with no server, `run` works
