@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static bool o_jsonl, o_json, o_verbose;
 static float o_threshold;
@@ -173,4 +174,38 @@ int cli_classify(int argc, char **argv) {
     nk_embedder_free(g_emb);
     nk_spec_free(s);
     return rc;
+}
+
+/* `nook show NAME` of a specialist: what it is, its labels, features and what
+ * cross-validation measured when it was trained. */
+int cli_show_specialist(const char *ref) {
+    nk_spec *s = NULL;
+    nook_error err = { 0 };
+    nk_map map;
+    struct stat sb;
+    if (stat(ref, &sb) == 0 && S_ISREG(sb.st_mode)) {   /* a file: only when it is a specialist */
+        if (nk_map_file(ref, false, &map, &err)) return -1;
+        bool is = nk_spec_is_specialist_mem(map.data, map.size);
+        nk_unmap(&map);
+        if (!is) return -1;
+    }
+    nook_status st = nk_spec_open(ref, &s, &err);
+    if (st == NOOK_ENOTFOUND || st == NOOK_EINVAL) return -1;   /* a model, or nothing: show says so */
+    if (st) return cli_fail(CLI_EFAIL, "show: %s", err.msg);
+    printf("  Specialist (a text classifier: nook classify %s TEXT)\n", ref);
+    printf("    %-20s %s\n", "name", s->name);
+    printf("    %-20s", "labels");
+    for (int c = 0; c < s->k; c++) printf(" %s%s", s->labels[c], c + 1 < s->k ? "," : "\n");
+    printf("    %-20s %.2f (abstains below this confidence)\n", "threshold", s->threshold);
+    printf("    %-20s %.4f\n", "temperature", s->temperature);
+    printf("    %-20s %zu", "feature columns", s->d);
+    if (s->d_text)
+        printf(" (word n-grams 1..%u, character n-grams %u..%u, 2^%u hashed ids%s)", s->feat.word_max,
+               s->feat.char_min, s->feat.char_max, s->feat.hash_bits, s->feat.idf ? ", IDF" : "");
+    putchar('\n');
+    if (s->embed_dim) printf("    %-20s %s (%u-dimensional embedding)\n", "base model", s->base_model, s->embed_dim);
+    printf("    %-20s %u examples, C=%g, out-of-fold macro-F1 %.4f, ECE %.4f -> %.4f\n", "trained on", s->n_train,
+           s->cv_C, s->cv_macro_f1, s->cv_ece_raw, s->cv_ece_cal);
+    nk_spec_free(s);
+    return fflush(stdout) == 0 ? CLI_OK : cli_fail(CLI_EFAIL, "show: writing to stdout failed");
 }

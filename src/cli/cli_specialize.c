@@ -6,6 +6,7 @@
  */
 #include "cli/cli.h"
 #include "specialist/specialist.h"
+#include "store/store.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -19,7 +20,7 @@ static bool o_no_cal, o_no_idf, o_json, o_no_text;
 
 static const cli_opt k_spec_opts[] = {
     { "data",        0, OPT_STR,   &o_data,      0, 0, "FILE", "labelled JSON lines {\"text\", \"label\"} to train on" },
-    { "output",      'o', OPT_STR, &o_output,    0, 0, "FILE", "write the specialist to FILE" },
+    { "output",      'o', OPT_STR, &o_output,    0, 0, "FILE", "write the specialist to FILE instead of storing it as NAME" },
     { "eval",        0, OPT_STR,   &o_eval,      0, 0, "FILE", "labelled JSON lines to evaluate on (after training, or an existing specialist)" },
     { "seed",        0, OPT_I64,   &o_seed,      0, 9.0e18, "N", "seed of the cross-validation folds (default 1)" },
     { "folds",       0, OPT_INT,   &o_folds,     2, 20, "N", "cross-validation folds (default 5)" },
@@ -166,8 +167,13 @@ int cli_specialize(int argc, char **argv) {
         rc = evaluate(s, emb, rep);
         goto done;
     }
-    if (!o_output)
-        return cli_fail(CLI_EUSAGE, "specialize: give --output FILE (the model store does not keep specialists yet)");
+    if (!o_output) {   /* stored under NAME: check the name before spending time on training */
+        nk_name nn;
+        if (nk_name_parse(name, &nn, &err)) {
+            json_decref(rep);
+            return cli_fail(CLI_EUSAGE, "specialize: '%s' is not a valid model name (%s); give --output FILE to write a file", name, err.msg);
+        }
+    }
     nk_dataset d;
     if (nk_dataset_read(o_data, true, &d, &err)) { json_decref(rep); return cli_fail(CLI_EFAIL, "%s", err.msg); }
     nk_train_opts to;
@@ -260,12 +266,24 @@ int cli_specialize(int argc, char **argv) {
     }
     nk_train_report_free(&R);
     nk_dataset_free(&d);
-    if (nk_spec_save(s, o_output, &err)) {
-        rc = cli_fail(CLI_EFAIL, "%s", err.msg);
-        goto done;
+    if (o_output) {
+        if (nk_spec_save(s, o_output, &err)) {
+            rc = cli_fail(CLI_EFAIL, "%s", err.msg);
+            goto done;
+        }
+        if (rep) json_object_set_new(rep, "output", json_string(o_output));
+        else printf("wrote %s\n", o_output);
+    } else {
+        nk_store *st = NULL;
+        if (nk_store_open(NULL, &st, &err) || nk_spec_store_put(st, name, s, &err)) {
+            nk_store_free(st);
+            rc = cli_fail(CLI_EFAIL, "specialize: storing '%s': %s", name, err.msg);
+            goto done;
+        }
+        if (rep) json_object_set_new(rep, "stored", json_string(name));
+        else printf("stored as '%s' in %s (nook classify %s TEXT)\n", name, nk_store_root(st), name);
+        nk_store_free(st);
     }
-    if (rep) json_object_set_new(rep, "output", json_string(o_output));
-    else printf("wrote %s\n", o_output);
     rc = o_eval ? evaluate(s, emb, rep) : CLI_OK;
 done:
     if (rep && rc == CLI_OK) {

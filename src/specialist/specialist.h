@@ -208,10 +208,27 @@ nook_status nk_spec_save_mem(const nk_spec *s, uint8_t **buf, uint64_t *len, noo
  * file is NOOK_EFORMAT naming the key, never a crash. */
 nook_status nk_spec_load(const char *path, nk_spec **out, nook_error *err);
 nook_status nk_spec_load_mem(const void *buf, size_t len, nk_spec **out, nook_error *err);
-/* Opens a specialist by reference: the path of a specialist file, else a name in the
- * model store (once the store holds specialists). NOOK_ENOTFOUND naming ref when it
- * is neither; a file that is not a specialist is NOOK_EFORMAT. */
+/* Opens a specialist by reference (the CLI's): the path of a specialist file, else a
+ * name in the default model store. NOOK_ENOTFOUND naming ref when it is neither; a
+ * file that is not a specialist is NOOK_EFORMAT; a stored model that is not a
+ * specialist is NOOK_EINVAL. */
 nook_status nk_spec_open(const char *ref, nk_spec **out, nook_error *err);
+
+/* ---- specialists in the model store (spec_store.c) ------------------------------------
+ * A manifest whose one layer has media type NK_MT_SPECIALIST holding the specialist's
+ * GGUF as a blob, and a config blob (model_family "nook-specialist", the labels, the
+ * base model). Listed, copied and removed like any model. */
+struct nk_store;
+/* Stores s under name (replacing a model of that name). Errors: NOOK_EINVAL for a bad
+ * name, the store's (NOOK_EIO, a full disk: nothing half-written is visible). */
+nook_status nk_spec_store_put(struct nk_store *st, const char *name, const nk_spec *s, nook_error *err);
+/* The blob path of the stored specialist name. NOOK_ENOTFOUND (no such model),
+ * NOOK_EINVAL (a bad name, or a model that is not a specialist). Only names, never
+ * paths: what the server calls with a request's "model". */
+nook_status nk_spec_store_find(const struct nk_store *st, const char *name, char *path, size_t cap, nook_error *err);
+/* Loads the stored specialist name (its name field set to name). Errors as above and
+ * nk_spec_load's. */
+nook_status nk_spec_store_open(const struct nk_store *st, const char *name, nk_spec **out, nook_error *err);
 /* Whether the file at path (or the buffer) is a specialist (a GGUF whose
  * general.architecture is "nook-specialist"). */
 bool nk_spec_is_specialist_mem(const void *buf, size_t len);
