@@ -19,6 +19,7 @@
 #define NOOK_SPECIALIST_H
 
 #include "base/base.h"
+#include "router/router.h"
 
 /* ---- limits on untrusted input (training files, specialist files) ---------------- */
 #define NK_SPEC_MAX_LINE     (1u << 20)   /* bytes in one JSON line of a training file */
@@ -250,6 +251,35 @@ nook_status nk_spec_classify(const nk_spec *s, const char *text, size_t len, con
  * {"label","confidence","probabilities":{LABEL:p,...},"abstain"}; a jansson json_t*
  * returned as void* so this header does not pull in jansson. NULL on out-of-memory. */
 void *nk_spec_result_json(const nk_spec *s, const double *probs, const nk_class_result *res);
+
+/* ---- abstaining -> the router (escalate.c) ---------------------------------------------
+ * When a specialist abstains and the routing policy (the request's, the model's, the
+ * task's or the global one, as the router resolves it) is not local, the text goes to
+ * the router's general model prompted with the label set (nk_route_escalate: redaction,
+ * strict mode, ask and the egress ledger apply). */
+struct nk_router;
+struct nk_route_req;
+typedef struct nk_spec_escalation {
+    bool asked;             /* the policy was not local (so results report the escalation) */
+    bool escalated;         /* sent, and the remote answered                              */
+    int label;              /* the label its answer names (nk_spec_match_label), or -1    */
+    char *answer;           /* its answer (nk_malloc'd), NULL when not escalated          */
+    struct nk_route route;  /* the decision: target, policy, reason, audit id             */
+} nk_spec_escalation;
+/* Escalates text (which s classified as res, abstaining). req: the request's routing
+ * fields (NULL: none); its labels default to the specialist's. Returns NOOK_OK with
+ * out->escalated false when the policy keeps it local (out->route.reason says why).
+ * Errors: as nk_route_plan and nk_route_escalate (policy remote with no remote, the
+ * remote failed). Clear out with nk_spec_escalation_clear either way. */
+nook_status nk_spec_escalate(const nk_spec *s, const struct nk_router *rt, const struct nk_route_req *req,
+                             const char *text, const nk_class_result *res, nk_spec_escalation *out, nook_error *err);
+void nk_spec_escalation_clear(nk_spec_escalation *e);
+/* The label an answer names: an exact match (case-insensitive, trimmed, a final '.'
+ * dropped), else the only label occurring in it as a whole word; -1 otherwise. */
+int nk_spec_match_label(const nk_spec *s, const char *answer);
+/* {"escalated", "label" (when escalated; null if the answer is not a label), "answer",
+ * "route": the router's route object} (a json_t*, NULL on out-of-memory). */
+void *nk_spec_escalation_json(const nk_spec *s, const nk_spec_escalation *e);
 
 /* Evaluation on labelled data: the confusion table over the specialist's labels
  * (conf[k*k], caller-allocated), macro-F1, accuracy, ECE, coverage at the threshold.
