@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *o_data, *o_output, *o_eval, *o_from;
+static const char *o_data, *o_output, *o_eval, *o_from, *o_solver;
 static int64_t o_seed;
 static int o_min_df, o_folds, o_hash_bits, o_word_max, o_char_min, o_char_max;
 static float o_c, o_threshold;
@@ -36,6 +36,7 @@ static const cli_opt k_spec_opts[] = {
     { "from",        0, OPT_STR,   &o_from,      0, 0, "MODEL", "also use MODEL's pooled embedding of each text as features (a GGUF path)" },
     { "no-text",     0, OPT_FLAG,  &o_no_text,   0, 0, NULL, "with --from: the embedding alone, no word/character features" },
     { "json",        0, OPT_FLAG,  &o_json,      0, 0, NULL, "print the report as one JSON object" },
+    { "solver",      0, OPT_STR,   &o_solver,    0, 0, "S", "auto (default: kernel when examples < columns), primal or kernel" },
 };
 static const cli_verb_info k_spec_info = {
     "specialize", "NAME --data labelled.jsonl [--output FILE] | NAME|FILE --eval test.jsonl",
@@ -137,7 +138,7 @@ int cli_specialize(int argc, char **argv) {
     o_c = 0;
     o_threshold = 0.5f;
     o_no_cal = o_no_idf = o_json = o_no_text = false;
-    o_from = NULL;
+    o_from = o_solver = NULL;
     nk_feat_cfg fd;
     nk_feat_cfg_default(&fd);
     o_hash_bits = (int)fd.hash_bits;
@@ -189,6 +190,12 @@ int cli_specialize(int argc, char **argv) {
     to.feat.char_min = (uint32_t)o_char_min;
     to.feat.char_max = (uint32_t)o_char_max;
     to.feat.idf = !o_no_idf;
+    if (o_solver) {
+        if (strcmp(o_solver, "auto") == 0) to.solver = NK_SOLVER_AUTO;
+        else if (strcmp(o_solver, "primal") == 0) to.solver = NK_SOLVER_PRIMAL;
+        else if (strcmp(o_solver, "kernel") == 0) to.solver = NK_SOLVER_KERNEL;
+        else { nk_dataset_free(&d); json_decref(rep); return cli_fail(CLI_EUSAGE, "specialize: --solver must be auto, primal or kernel"); }
+    }
     if (nk_dataset_check_trainable(&d, o_data, &err)) {
         nk_dataset_free(&d);
         json_decref(rep);
@@ -225,6 +232,7 @@ int cli_specialize(int argc, char **argv) {
         json_object_set_new(rep, "columns", json_integer((json_int_t)R.d));
         json_object_set_new(rep, "embed_dim", json_integer((json_int_t)s->embed_dim));
         json_object_set_new(rep, "folds", json_integer(R.folds));
+        json_object_set_new(rep, "solver", json_string(R.kernel ? "kernel" : "primal"));
         json_object_set_new(rep, "C", json_real(R.C));
         json_t *grid = json_array();
         for (int c = 0; c < R.n_C; c++) {
@@ -250,7 +258,8 @@ int cli_specialize(int argc, char **argv) {
         printf("specialist %s: %zu examples, %d labels, %zu feature columns", name, d.n, s->k, R.d);
         if (s->embed_dim) printf(" (%u of them the embedding of %s)", s->embed_dim, s->base_model);
         putchar('\n');
-        printf("cross-validation (%d folds, stratified, seed %lld):\n  %10s %9s %9s\n", R.folds, (long long)o_seed,
+        printf("cross-validation (%d folds, stratified, seed %lld, %s solver):\n  %10s %9s %9s\n", R.folds, (long long)o_seed,
+               R.kernel ? "kernel" : "primal",
                "C", "macro-F1", "log-loss");
         for (int c = 0; c < R.n_C; c++)
             printf("  %10.4g %9.4f %9.4f%s\n", R.C_grid[c], R.cv_f1[c], R.cv_logloss[c],

@@ -110,6 +110,14 @@ typedef struct nk_lr_opts {
  * NOOK_ENOMEM, NOOK_EINVAL for bad arguments; *iters (optional) gets the iterations. */
 nook_status nk_lr_fit(const nk_csr *X, const int *y, int k, const size_t *rows, size_t n_rows,
                       const nk_lr_opts *o, double *W, double *b, int *iters, nook_error *err);
+/* The same problem solved in the span of the rows (logreg_kernel.c), for n rows far
+ * fewer than the columns: K is the rows' n x n Gram matrix X X^T (row-major), A the
+ * n x k coefficients (W = X^T A; warm start: the previous A, or zeros), b the biases.
+ * Stops when the gradient's Euclidean norm falls below tol of its starting value. */
+nook_status nk_lr_fit_kernel(const double *K, const int *y, size_t n, int k, const nk_lr_opts *o, double *A,
+                             double *b, int *iters, nook_error *err);
+/* *out = X X^T (n x n, row-major, nk_malloc'd). NOOK_EINVAL beyond 2^28 entries. */
+nook_status nk_csr_gram(const nk_csr *X, double **out, nook_error *err);
 /* Logits z[c] = W^T x + b for row i of X. */
 void nk_lr_logits(const nk_csr *X, size_t i, int k, const double *W, const double *b, double *z);
 /* In place: z -> softmax(z / T). */
@@ -175,7 +183,10 @@ typedef struct nk_train_opts {
     const float *emb;
     uint32_t embed_dim;
     bool no_text_features;
+    int solver;             /* NK_SOLVER_AUTO (default): the kernel solver when there are
+                               fewer examples than columns (and at most 4,096), else primal */
 } nk_train_opts;
+enum { NK_SOLVER_AUTO = 0, NK_SOLVER_PRIMAL, NK_SOLVER_KERNEL };
 
 void nk_train_opts_default(nk_train_opts *o);
 
@@ -191,6 +202,7 @@ typedef struct nk_train_report {
     double coverage, accuracy_kept;   /* out-of-fold, at the threshold                   */
     int folds;
     size_t d;               /* feature columns                                            */
+    bool kernel;            /* solved in the span of the rows (logreg_kernel.c)            */
     double ms_features, ms_cv, ms_final;
 } nk_train_report;
 void nk_train_report_free(nk_train_report *r);
