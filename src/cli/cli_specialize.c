@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *o_data, *o_output, *o_eval, *o_from, *o_solver;
+static const char *o_data, *o_output, *o_eval, *o_from, *o_solver, *o_zero;
 static int64_t o_seed;
 static int o_min_df, o_folds, o_hash_bits, o_word_max, o_char_min, o_char_max;
 static float o_c, o_threshold;
@@ -36,6 +36,7 @@ static const cli_opt k_spec_opts[] = {
     { "from",        0, OPT_STR,   &o_from,      0, 0, "MODEL", "also use MODEL's pooled embedding of each text as features (a GGUF path)" },
     { "no-text",     0, OPT_FLAG,  &o_no_text,   0, 0, NULL, "with --from: the embedding alone, no word/character features" },
     { "json",        0, OPT_FLAG,  &o_json,      0, 0, NULL, "print the report as one JSON object" },
+    { "zero-shot",   0, OPT_STR,   &o_zero,      0, 0, "MODEL", "with --eval and no --data: evaluate MODEL prompted zero-shot with the labels (label-token log-probabilities) instead of a specialist" },
     { "solver",      0, OPT_STR,   &o_solver,    0, 0, "S", "auto (default: kernel when examples < columns), primal or kernel" },
 };
 static const cli_verb_info k_spec_info = {
@@ -129,6 +130,55 @@ static int evaluate(const nk_spec *s, nk_embedder *emb, json_t *rep) {
     return CLI_OK;
 }
 
+/* --zero-shot MODEL --eval FILE: the general model prompted with the eval file's labels. */
+static int zero_shot(json_t *rep) {
+    nook_error err = { 0 };
+    nk_dataset d;
+    if (nk_dataset_read(o_eval, true, &d, &err)) return cli_fail(CLI_EFAIL, "%s", err.msg);
+    nk_zeroshot *z = NULL;
+    const int k = d.n_labels;
+    size_t *conf = nk_calloc((size_t)k * k, sizeof *conf);
+    double *lp = nk_alloc_array((size_t)k, sizeof *lp);
+    int rc = CLI_OK;
+    if (!conf || !lp) { rc = cli_fail(CLI_EFAIL, "out of memory"); goto out; }
+    if (nk_zeroshot_open(o_zero, d.label_names, k, &z, &err)) { rc = cli_fail(CLI_EFAIL, "%s", err.msg); goto out; }
+    double t0 = nk_time_ms();
+    size_t correct = 0;
+    for (size_t i = 0; i < d.n; i++) {
+        int best = 0;
+        if (nk_zeroshot_classify(z, d.texts[i], strlen(d.texts[i]), lp, &best, &err)) {
+            rc = cli_fail(CLI_EFAIL, "%s:%zu: %s", o_eval, d.lines[i], err.msg);
+            goto out;
+        }
+        conf[(size_t)d.labels[i] * k + best]++;
+        correct += best == d.labels[i];
+    }
+    double ms = nk_time_ms() - t0, f1 = nk_macro_f1(conf, k), acc = (double)correct / (double)d.n;
+    double tps = ms > 0 ? (double)d.n / (ms / 1000) : 0;
+    if (rep) {
+        json_t *e = json_object();
+        json_object_set_new(e, "model", json_string(o_zero));
+        json_object_set_new(e, "file", json_string(o_eval));
+        json_object_set_new(e, "n", json_integer((json_int_t)d.n));
+        json_object_set_new(e, "macro_f1", json_real(f1));
+        json_object_set_new(e, "accuracy", json_real(acc));
+        json_object_set_new(e, "texts_per_s", json_real(tps));
+        json_object_set_new(e, "confusion", confusion_json(d.label_names, k, conf));
+        json_object_set_new(rep, "zero_shot", e);
+    } else {
+        printf("zero-shot %s on %s (%zu examples, %d labels): macro-F1 %.4f, accuracy %.4f\n", o_zero, o_eval, d.n, k,
+               f1, acc);
+        print_confusion(d.label_names, k, conf);
+        printf("  %.1f texts/s\n", tps);
+    }
+out:
+    nk_zeroshot_free(z);
+    nk_free(conf);
+    nk_free(lp);
+    nk_dataset_free(&d);
+    return rc;
+}
+
 int cli_specialize(int argc, char **argv) {
     int npos;
     o_data = o_output = o_eval = NULL;
@@ -138,7 +188,7 @@ int cli_specialize(int argc, char **argv) {
     o_c = 0;
     o_threshold = 0.5f;
     o_no_cal = o_no_idf = o_json = o_no_text = false;
-    o_from = o_solver = NULL;
+    o_from = o_solver = o_zero = NULL;
     nk_feat_cfg fd;
     nk_feat_cfg_default(&fd);
     o_hash_bits = (int)fd.hash_bits;
@@ -158,6 +208,11 @@ int cli_specialize(int argc, char **argv) {
     float *tv = NULL;
     if (o_no_text && !o_from) return cli_fail(CLI_EUSAGE, "specialize: --no-text needs --from MODEL");
     json_t *rep = o_json ? json_object() : NULL;
+    if (o_zero) {
+        if (o_data || !o_eval) { json_decref(rep); return cli_fail(CLI_EUSAGE, "specialize: --zero-shot MODEL needs --eval FILE and no --data"); }
+        rc = zero_shot(rep);
+        goto done;
+    }
     if (!o_data) {   /* evaluate an existing specialist */
         if (nk_spec_open(name, &s, &err)) { json_decref(rep); return cli_fail(CLI_EFAIL, "%s", err.msg); }
         json_object_set_new(rep, "name", json_string(s->name));

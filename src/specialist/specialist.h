@@ -147,6 +147,15 @@ void nk_embedder_free(nk_embedder *e);
 /* The embeddings of every text of d, in order: *out is n x dim floats (nk_free). */
 nook_status nk_embed_dataset(nk_embedder *e, const nk_dataset *d, float **out, nook_error *err);
 
+/* ---- the zero-shot comparison (zeroshot.c) -----------------------------------------
+ * A general model prompted with the label set; the label whose tokens are most probable
+ * after the prompt wins (docs/specialist.md). One thread at a time per object. */
+typedef struct nk_zeroshot nk_zeroshot;
+nook_status nk_zeroshot_open(const char *model_path, char *const *labels, int k, nk_zeroshot **out, nook_error *err);
+/* logp[k] receives each label's log-probability; *best the winner. */
+nook_status nk_zeroshot_classify(nk_zeroshot *z, const char *text, size_t len, double *logp, int *best, nook_error *err);
+void nk_zeroshot_free(nk_zeroshot *z);
+
 /* ---- specialists ----------------------------------------------------------------------- */
 typedef struct nk_spec {
     char *name;

@@ -32,4 +32,16 @@ run_cmd "$NOOK" specialize x --data "$DATA" --output "$TMP/x.gguf" --no-text
 check_eq "no-text without from" "$rc" 2
 run_cmd "$NOOK" specialize x --data "$DATA" --output "$TMP/x.gguf" --from "$TMP/missing.gguf"
 check_eq "missing model" "$rc" 1
+
+# the zero-shot comparison (the learning curve's): every text classified, deterministic
+run_cmd "$NOOK" specialize zs --zero-shot "$M" --eval "$DATA" --json
+check_eq "zero-shot exit" "$rc" 0
+zs1="$out"
+python3 -c 'import json,sys; z=json.loads(sys.argv[1])["zero_shot"]; c=z["confusion"]; assert z["n"]==48 and sum(sum(r.values()) for r in c.values())==48 and set(c)=={"one","two"} and 0<=z["macro_f1"]<=1, z' "$out" \
+    && ok || bad "zero-shot report [$out]"
+run_cmd "$NOOK" specialize zs --zero-shot "$M" --eval "$DATA" --json
+python3 -c 'import json,sys; a,b=(json.loads(x)["zero_shot"] for x in sys.argv[1:]); assert a["confusion"]==b["confusion"]' "$zs1" "$out" \
+    && ok || bad "zero-shot not deterministic"
+run_cmd "$NOOK" specialize zs --zero-shot "$M" --data "$DATA"
+check_eq "zero-shot needs --eval" "$rc" 2
 finish
