@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct task_cfg {
@@ -71,16 +72,6 @@ void nk_router_free(nk_router *r) {
 
 bool nk_router_has_remote(const nk_router *r) { return r->url && *r->url && r->model && *r->model; }
 const char *nk_router_home(const nk_router *r) { return r->home; }
-
-/* Loads a JSON file; *out = NULL when it does not exist. */
-static nook_status load_json(const char *path, json_t **out, nook_error *err) {
-    *out = NULL;
-    if (access(path, F_OK) != 0) return NOOK_OK;
-    json_error_t je;
-    *out = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    if (!*out) return nk_fail(err, NOOK_EFORMAT, "%s:%d:%d: %s", path, je.line, je.column, je.text);
-    return NOOK_OK;
-}
 
 static nook_status get_str(json_t *o, const char *k, char **dst, const char *path, nook_error *err) {
     json_t *v = json_object_get(o, k);
@@ -190,26 +181,78 @@ static nook_status parse_calibration(nk_router *r, json_t *root, const char *pat
     return NOOK_OK;
 }
 
-nook_status nk_router_open(const char *home, nk_router **out, nook_error *err) {
-    *out = NULL;
+/* A router with the defaults and no configuration. */
+static nk_router *router_new(void) {
     nk_router *r = nk_calloc(1, sizeof *r);
-    if (!r) return nk_fail(err, NOOK_ENOMEM, "out of memory");
+    if (!r) return NULL;
     r->policy = NK_ROUTE_LOCAL;
     r->default_min_mean_logprob = NK_DEFAULT_MIN_MEAN_LOGPROB;
     r->timeout_ms = 120000;
+    return r;
+}
+
+/* Parses the two files' bytes into r (len 0 or NULL text: the file is absent). path and
+ * calib_path name them in messages. The one parser of both files, for nk_router_open
+ * and the fuzz target. */
+static nook_status parse_files(nk_router *r, const char *cfg, size_t cfg_len, const char *path,
+                               const char *calib, size_t calib_len, const char *calib_path, nook_error *err) {
+    nook_status st = NOOK_OK;
+    json_error_t je;
+    if (cfg) {
+        json_t *j = json_loadb(cfg, cfg_len, JSON_REJECT_DUPLICATES, &je);
+        if (!j) return nk_fail(err, NOOK_EFORMAT, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+        st = parse_config(r, j, path, err);
+        json_decref(j);
+    }
+    if (!st && calib) {
+        json_t *j = json_loadb(calib, calib_len, JSON_REJECT_DUPLICATES, &je);
+        if (!j) return nk_fail(err, NOOK_EFORMAT, "%s:%d:%d: %s", calib_path, je.line, je.column, je.text);
+        st = parse_calibration(r, j, calib_path, err);
+        json_decref(j);
+    }
+    return st;
+}
+
+nook_status nk_router_open_buf(const char *config, size_t config_len, const char *calib, size_t calib_len,
+                               nk_router **out, nook_error *err) {
+    *out = NULL;
+    nk_router *r = router_new();
+    if (!r) return nk_fail(err, NOOK_ENOMEM, "out of memory");
+    nook_status st = parse_files(r, config, config_len, "config.json", calib, calib_len, "router.json", err);
+    if (st) { nk_router_free(r); return st; }
+    *out = r;
+    return NOOK_OK;
+}
+
+/* Reads a whole file of at most NK_CONFIG_MAX bytes; *buf = NULL when it does not exist. */
+#define NK_CONFIG_MAX (16u << 20)
+static nook_status read_small_file(const char *path, char **buf, size_t *len, nook_error *err) {
+    *buf = NULL;
+    *len = 0;
+    struct stat sb;
+    if (stat(path, &sb) != 0) return NOOK_OK;
+    if (S_ISREG(sb.st_mode) && sb.st_size > (off_t)NK_CONFIG_MAX)
+        return nk_fail(err, NOOK_EFORMAT, "%s: larger than %u MiB", path, NK_CONFIG_MAX >> 20);
+    return nk_read_file(path, buf, len, err);   /* refuses what is not a regular file */
+}
+
+nook_status nk_router_open(const char *home, nk_router **out, nook_error *err) {
+    *out = NULL;
+    nk_router *r = router_new();
+    if (!r) return nk_fail(err, NOOK_ENOMEM, "out of memory");
     if (home) snprintf(r->home, sizeof r->home, "%s", home);
     else if (!nk_nook_home(r->home, sizeof r->home)) r->home[0] = 0;
     nook_status st = NOOK_OK;
     if (r->home[0]) {
-        char path[4096];
-        json_t *j = NULL;
+        char path[4096], cpath[4096];
+        char *cfg = NULL, *cal = NULL;
+        size_t cfg_len = 0, cal_len = 0;
         snprintf(path, sizeof path, "%s/config.json", r->home);
-        if (!(st = load_json(path, &j, err)) && j) st = parse_config(r, j, path, err);
-        json_decref(j);
-        j = NULL;
-        snprintf(path, sizeof path, "%s/router.json", r->home);
-        if (!st && !(st = load_json(path, &j, err)) && j) st = parse_calibration(r, j, path, err);
-        json_decref(j);
+        snprintf(cpath, sizeof cpath, "%s/router.json", r->home);
+        if (!(st = read_small_file(path, &cfg, &cfg_len, err)) && !(st = read_small_file(cpath, &cal, &cal_len, err)))
+            st = parse_files(r, cfg, cfg_len, path, cal, cal_len, cpath, err);
+        nk_free(cfg);
+        nk_free(cal);
     }
     const char *e;
     if (!st && (e = getenv("NOOK_ESCALATE_URL")) && *e) { nk_free(r->url); r->url = nk_strdup(e); }

@@ -53,6 +53,10 @@ typedef struct nk_router nk_router;
  * A missing file is an empty configuration. Errors: NOOK_EFORMAT (malformed file, named
  * key), NOOK_ENOMEM. */
 nook_status nk_router_open(const char *home, nk_router **out, nook_error *err);
+/* The same from the two files' bytes (config.json, router.json; NULL: absent), without
+ * the environment or a home: what the fuzz target (tests/fuzz/fuzz_config.c) drives. */
+nook_status nk_router_open_buf(const char *config, size_t config_len, const char *calib, size_t calib_len,
+                               nk_router **out, nook_error *err);
 void nk_router_free(nk_router *r);
 /* Whether a remote is configured (URL and model). */
 bool nk_router_has_remote(const nk_router *r);

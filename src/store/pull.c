@@ -378,6 +378,17 @@ static bool upload_url(const puller *p, const char *loc, const char *digest, cha
     return ok;
 }
 
+/* Whether the model's bytes may go to url, an upload URL the registry named: on the
+ * registry's own origin (scheme, host and port as in p->base), or on another host over
+ * https only (registries hand uploads to blob storage with signed https URLs). What is
+ * refused: a registry, or anything between it and us on plain http, moving the upload to
+ * a host the user never named ("push to an unexpected registry", issue 16). */
+static bool upload_target_ok(const puller *p, const char *url) {
+    size_t bl = strlen(p->base);
+    if (strncasecmp(url, p->base, bl) == 0 && (url[bl] == '/' || url[bl] == '?' || url[bl] == 0)) return true;
+    return strncasecmp(url, "https://", 8) == 0;
+}
+
 /* Uploads one blob unless the registry has it. */
 static nook_status push_blob(puller *p, const nk_layer *l, nook_error *err) {
     snprintf(p->status, sizeof p->status, "pushing %.12s", l->digest + 7);
@@ -406,6 +417,10 @@ static nook_status push_blob(puller *p, const nk_layer *l, nook_error *err) {
         st = nk_fail(err, NOOK_EIO, "starting the upload of %s to %s: HTTP %ld", l->digest, p->base, r.status);
     if (!st && (!nk_http_header(&r, "Location", loc, sizeof loc) || !upload_url(p, loc, l->digest, put, sizeof put)))
         st = nk_fail(err, NOOK_EFORMAT, "starting the upload of %s to %s: no usable Location in the answer", l->digest, p->base);
+    if (!st && !upload_target_ok(p, put))
+        st = nk_fail(err, NOOK_EINVAL, "starting the upload of %s to %s: the registry sent the upload to another host over "
+                     "plain http (%.200s); refused: a push goes to the registry named, or to storage it names over https",
+                     l->digest, p->base, put);
     nk_http_resp_free(&r);
     if (!st) st = registry_do(p, "PUT", put, "Content-Type: application/octet-stream", m.size ? (const void *)m.data : "",
                               m.size, 0, 0, &r, err);

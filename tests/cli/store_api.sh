@@ -77,6 +77,30 @@ check_eq "adapters refused" "$code" 400
 req POST /api/create -d "{\"model\":\"bad\",\"files\":{\"m.gguf\":\"sha256:$OTHER\"},\"stream\":false}"
 check_eq "create from a blob that is not a GGUF: refused" "$code" 400
 
+# tensor data outside the file, through /api/create (issue 16): the GGUF cut short by 4 KiB
+# uploads (its digest is right) but is refused as a model, and no model is registered
+head -c $(( $(stat -c %s "$GGUF") - 4096 )) "$GGUF" >"$TMP/cut.gguf"
+CUT=$(sha256sum "$TMP/cut.gguf" | cut -d' ' -f1)
+req POST "/api/blobs/sha256:$CUT" --data-binary "@$TMP/cut.gguf"
+check_eq "upload of a GGUF whose tensors lie outside it: stored as bytes (201)" "$code" 201
+req POST /api/create -d "{\"model\":\"cut\",\"files\":{\"m.gguf\":\"sha256:$CUT\"},\"stream\":false}"
+check_eq "create from it: refused (400)" "$code" 400
+check_contains "create from it: names the tensor outside the file" "$body" "outside the file"
+req POST /api/show -d '{"model":"cut"}'
+check_eq "create from it: no model registered" "$code" 404
+
+# push to a registry the user never chose (issue 16: Probllama-style exfiltration): off in
+# the server unless NOOK_ALLOW_PUSH=1, and a web page cannot ask (foreign Origin or Host)
+pushes0=$(curl -s --noproxy '*' "http://$R/_stats" | python3 -c "import json,sys; print(json.load(sys.stdin)['pushed_blobs'])")
+req POST /api/push -d "{\"model\":\"$R/library/tiny\",\"insecure\":true,\"stream\":false}"
+check_eq "push while off: refused (4xx)" "$((code >= 400 && code < 500))" 1
+check_contains "push while off: says how to enable it" "$body" "NOOK_ALLOW_PUSH=1"
+req POST /api/push -H "Origin: https://evil.example" -d "{\"model\":\"$R/library/tiny\",\"insecure\":true,\"stream\":false}"
+check_eq "push from a foreign origin: 403" "$code" 403
+req POST /api/push -H "Host: evil.example" -d "{\"model\":\"$R/library/tiny\",\"insecure\":true,\"stream\":false}"
+check_eq "push through DNS rebinding (foreign Host): 403" "$code" 403
+check_eq "nothing was pushed" "$(curl -s --noproxy '*' "http://$R/_stats" | python3 -c "import json,sys; print(json.load(sys.stdin)['pushed_blobs'])")" "$pushes0"
+
 # copy and delete
 req POST /api/copy -d '{"source":"made","destination":"made-copy"}'
 check_eq "copy" "$code" 200

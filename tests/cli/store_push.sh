@@ -23,6 +23,12 @@ expect_fail "push is off by default" "$NOOK" push --insecure "$R/me/story:v1"
 check_contains "push off: says how to enable it" "$err" "NOOK_ALLOW_PUSH=1"
 check_eq "nothing uploaded while off" "$(stat_ '["pushed_blobs"]')" 0
 export NOOK_ALLOW_PUSH=1
+# a registry that moves the upload to another host over plain http: nothing is sent there
+curl -s --noproxy '*' -X POST "http://$R/_ctl" -d '{"upload_elsewhere": true}' >/dev/null
+expect_fail "push redirected to another host over http: refused" "$NOOK" push --insecure "$R/me/story:v1"
+check_contains "redirected push: says why" "$err" "another host over plain http"
+check_eq "redirected push: no blob uploaded" "$(stat_ '["pushed_blobs"]')" 0
+curl -s --noproxy '*' -X POST "http://$R/_ctl" -d '{"upload_elsewhere": false}' >/dev/null
 expect_fail "push of a model not in the store" "$NOOK" push --insecure "$R/me/nosuch:v1"
 check_contains "push unknown: not found" "$err" "not found"
 run_cmd "$NOOK" push --insecure "$R/me/story:v1"
