@@ -44,4 +44,25 @@ python3 -c 'import json,sys; a,b=(json.loads(x)["zero_shot"] for x in sys.argv[1
     && ok || bad "zero-shot not deterministic"
 run_cmd "$NOOK" specialize zs --zero-shot "$M" --data "$DATA"
 check_eq "zero-shot needs --eval" "$rc" 2
+
+# a stored specialist with a base model through the server: the embeddings come from the
+# server's model residency, and the probabilities equal the CLI's
+. "$(dirname "$0")/serve_lib.bash"
+export NOOK_HOME="$TMP/home"
+unset NOOK_MODELS
+run_cmd "$NOOK" specialize sf --data "$DATA" --from "$M"
+check_eq "stored --from exit" "$rc" 0
+printf '{"text":"The build is green."}\n{"text":"Fix the flaky test and then book the flights."}\n' > "$TMP/two.jsonl"
+cli=$("$NOOK" classify sf --jsonl < "$TMP/two.jsonl")
+serve_start NOOK_HOME="$NOOK_HOME"
+srv=$(curl -s "$BASE/api/classify" -d '{"model":"sf","input":["The build is green.","Fix the flaky test and then book the flights."]}')
+serve_stop
+python3 - "$cli" "$srv" <<'PY' && ok || bad "server and CLI differ: [$cli] [$srv]"
+import json, sys
+cli = [json.loads(l) for l in sys.argv[1].splitlines()]
+srv = json.loads(sys.argv[2])["results"]
+assert len(cli) == len(srv) == 2
+for a, b in zip(cli, srv):
+    assert a["label"] == b["label"] and all(abs(a["probabilities"][k] - b["probabilities"][k]) < 1e-6 for k in a["probabilities"]), (a, b)
+PY
 finish
