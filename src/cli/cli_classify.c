@@ -18,13 +18,14 @@
 
 static bool o_jsonl, o_json, o_verbose;
 static float o_threshold;
-static const char *o_route;
+static const char *o_route, *o_local;
 
 static const cli_opt k_cls_opts[] = {
     { "jsonl",     0, OPT_FLAG,  &o_jsonl,     0, 0, NULL, "read JSON lines {\"text\": ...} from stdin, print one JSON result per line" },
     { "json",      0, OPT_FLAG,  &o_json,      0, 0, NULL, "print the result for TEXT as a JSON object" },
     { "threshold", 0, OPT_FLOAT, &o_threshold, 0, 1, "P", "abstain below this confidence (default: the specialist's own)" },
     { "verbose",   0, OPT_FLAG,  &o_verbose,   0, 0, NULL, "also print every label's probability (on stderr)" },
+    { "local-model", 0, OPT_STR, &o_local,     0, 0, "MODEL", "an abstaining case the router keeps here goes to this local general model (a GGUF), prompted with the labels" },
     { "route",     0, OPT_STR,   &o_route,     0, 0, "POLICY", "where an abstaining case goes: local (default), auto, remote or ask (the router's policy, docs/privacy.md)" },
 };
 static const cli_verb_info k_cls_info = {
@@ -67,6 +68,7 @@ static nook_status classify_text(const nk_spec *s, const char *text, size_t len,
  * else the router's configuration) is not local; *esc gets the "escalation" object
  * then (NULL otherwise). The router is opened once, on the first abstention. */
 static nk_router *g_rt;
+static nk_zeroshot *g_zs;
 static nook_status maybe_escalate(const nk_spec *s, const char *text, const nk_class_result *r, json_t **esc,
                                   int *label, nook_error *err) {
     *esc = NULL;
@@ -78,6 +80,10 @@ static nook_status maybe_escalate(const nk_spec *s, const char *text, const nk_c
     if (o_route) rq.policy = nk_route_policy_parse(o_route);
     nk_spec_escalation e;
     st = nk_spec_escalate(s, g_rt, &rq, text, r, &e, err);
+    if (!st && !e.escalated && o_local && !(e.route.target == NK_TARGET_SUGGEST)) {
+        if (!g_zs) st = nk_zeroshot_open(o_local, s->labels, s->k, &g_zs, err);
+        if (!st) st = nk_spec_escalate_local(s, g_zs, o_local, text, &e, err);
+    }
     if (!st && e.asked) *esc = nk_spec_escalation_json(s, &e);
     if (!st && e.escalated && e.label >= 0) *label = e.label;
     nk_spec_escalation_clear(&e);
@@ -150,8 +156,9 @@ int cli_classify(int argc, char **argv) {
     int npos;
     o_jsonl = o_json = o_verbose = false;
     o_threshold = -1;
-    o_route = NULL;
+    o_route = o_local = NULL;
     g_rt = NULL;
+    g_zs = NULL;
     int rc = cli_parse(&k_cls_info, argc, argv, &npos);
     if (rc) return rc;
     if (o_route && nk_route_policy_parse(o_route) == NK_ROUTE_UNSET)
@@ -202,7 +209,7 @@ int cli_classify(int argc, char **argv) {
             if (r.abstain) {
                 fprintf(stderr, "nook: abstained: confidence %.3f is below the threshold %.2f (%s)\n", r.confidence,
                         s->threshold, lab != r.label || json_is_true(json_object_get(esc, "escalated"))
-                                          ? "escalated: the router's label is printed"
+                                          ? "escalated: the general model's label is printed"
                                           : "the most likely label is printed");
                 char *ej = esc ? json_dumps(esc, JSON_COMPACT) : NULL;
                 if (ej) fprintf(stderr, "nook: escalation: %s\n", ej);
@@ -217,6 +224,8 @@ int cli_classify(int argc, char **argv) {
     nk_embedder_free(g_emb);
     nk_router_free(g_rt);
     g_rt = NULL;
+    nk_zeroshot_free(g_zs);
+    g_zs = NULL;
     nk_spec_free(s);
     return rc;
 }

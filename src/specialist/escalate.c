@@ -6,7 +6,9 @@
  * nk_route_escalate: so redaction, the deny-list, strict mode, ask, pins and the egress
  * ledger apply exactly as for any escalated request. The answer is mapped back to a
  * label: an exact (case-insensitive, trimmed) match, else the one label that occurs in
- * it as a whole word; anything else is reported as not a label.
+ * it as a whole word; anything else is reported as not a label. A local general model
+ * can take the case instead (nk_spec_escalate_local: zeroshot.c's label-token
+ * log-probabilities), when the caller has one and the router kept the case here.
  */
 #include "specialist/specialist.h"
 #include "router/router.h"
@@ -93,6 +95,23 @@ done:
     return st;
 }
 
+nook_status nk_spec_escalate_local(const nk_spec *s, nk_zeroshot *z, const char *general, const char *text,
+                                   nk_spec_escalation *out, nook_error *err) {
+    double *lp = nk_alloc_array((size_t)s->k, sizeof *lp);
+    if (!lp) return nk_fail(err, NOOK_ENOMEM, "out of memory");
+    int best = -1;
+    nook_status st = nk_zeroshot_classify(z, text, strlen(text), lp, &best, err);
+    nk_free(lp);
+    if (st) return st;
+    out->asked = true;
+    out->escalated = true;
+    out->local = true;
+    out->label = best;
+    snprintf(out->route.reason, sizeof out->route.reason,
+             "specialist abstained; asked the local general model %.120s (nothing left the machine)", general);
+    return NOOK_OK;
+}
+
 void nk_spec_escalation_clear(nk_spec_escalation *e) {
     nk_free(e->answer);
     e->answer = NULL;
@@ -104,6 +123,7 @@ void *nk_spec_escalation_json(const nk_spec *s, const nk_spec_escalation *e) {
     if (!o) return NULL;
     json_object_set_new(o, "escalated", json_boolean(e->escalated));
     if (e->escalated) {
+        json_object_set_new(o, "general", json_string(e->local ? "local" : "remote"));
         json_object_set_new(o, "label", e->label >= 0 ? json_string(s->labels[e->label]) : json_null());
         json_object_set_new(o, "answer", e->answer ? json_string(e->answer) : json_null());
     }

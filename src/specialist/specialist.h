@@ -282,7 +282,8 @@ struct nk_router;
 struct nk_route_req;
 typedef struct nk_spec_escalation {
     bool asked;             /* the policy was not local (so results report the escalation) */
-    bool escalated;         /* sent, and the remote answered                              */
+    bool escalated;         /* sent, and the remote answered (or the local model did)     */
+    bool local;             /* the local general model answered (nk_spec_escalate_local)   */
     int label;              /* the label its answer names (nk_spec_match_label), or -1    */
     char *answer;           /* its answer (nk_malloc'd), NULL when not escalated          */
     struct nk_route route;  /* the decision: target, policy, reason, audit id             */
@@ -295,10 +296,17 @@ typedef struct nk_spec_escalation {
 nook_status nk_spec_escalate(const nk_spec *s, const struct nk_router *rt, const struct nk_route_req *req,
                              const char *text, const nk_class_result *res, nk_spec_escalation *out, nook_error *err);
 void nk_spec_escalation_clear(nk_spec_escalation *e);
+/* The same case given to a local general model instead (z: nk_zeroshot_open over the
+ * specialist's labels; general names it for the reason): out->escalated and ->local,
+ * ->label the zero-shot winner; nothing leaves the machine. Call after nk_spec_escalate
+ * left out->escalated false. */
+struct nk_zeroshot;
+nook_status nk_spec_escalate_local(const nk_spec *s, struct nk_zeroshot *z, const char *general, const char *text,
+                                   nk_spec_escalation *out, nook_error *err);
 /* The label an answer names: an exact match (case-insensitive, trimmed, a final '.'
  * dropped), else the only label occurring in it as a whole word; -1 otherwise. */
 int nk_spec_match_label(const nk_spec *s, const char *answer);
-/* {"escalated", "label" (when escalated; null if the answer is not a label), "answer",
+/* {"escalated", "general": "remote"|"local", "label" (when escalated; null if the answer is not a label), "answer",
  * "route": the router's route object} (a json_t*, NULL on out-of-memory). */
 void *nk_spec_escalation_json(const nk_spec *s, const nk_spec_escalation *e);
 

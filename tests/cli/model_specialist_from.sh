@@ -45,6 +45,15 @@ python3 -c 'import json,sys; a,b=(json.loads(x)["zero_shot"] for x in sys.argv[1
 run_cmd "$NOOK" specialize zs --zero-shot "$M" --data "$DATA"
 check_eq "zero-shot needs --eval" "$rc" 2
 
+# abstaining with a local general model (--local-model): the case goes to it, prompted
+# with the labels; nothing is written to the egress ledger
+NOOK_HOME="$TMP/lhome" run_cmd "$NOOK" specialize unsure --data "$DATA" --threshold 0.99
+NOOK_HOME="$TMP/lhome" run_cmd "$NOOK" classify unsure --local-model "$M" --json "The build is green."
+check_eq "local model exit" "$rc" 0
+python3 -c 'import json,sys; r=json.loads(sys.argv[1]); e=r["escalation"]; assert r["abstain"] and e["escalated"] and e["general"]=="local" and e["label"] in ("one","two") and e["route"]["target"]=="local", r' "$out" \
+    && ok || bad "local model escalation [$out]"
+[ ! -s "$TMP/lhome/egress.jsonl" ] && ok || bad "a local escalation wrote to the egress ledger"
+
 # a stored specialist with a base model through the server: the embeddings come from the
 # server's model residency, and the probabilities equal the CLI's
 . "$(dirname "$0")/serve_lib.bash"

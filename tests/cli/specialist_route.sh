@@ -32,7 +32,7 @@ check_contains "local: abstained" "$err" "the most likely label is printed"
 run_cmd "$NOOK" classify unsure --route auto "two"
 check_eq "auto exit" "$rc" 0
 check_eq "auto prints the router's label" "$out" "two"
-check_contains "auto says escalated" "$err" '"escalated":true,"label":"two"'
+check_contains "auto says escalated" "$err" '"escalated":true,"general":"remote","label":"two"'
 run_cmd "$NOOK" classify unsure --route auto --json "one"
 python3 -c 'import json,sys; r=json.loads(sys.argv[1]); e=r["escalation"]; assert r["abstain"] and e["escalated"] and e["label"]=="one" and e["route"]["target"]=="remote", r' "$out" \
     && ok || bad "json escalation [$out]"
