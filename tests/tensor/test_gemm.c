@@ -5,7 +5,8 @@
  * Bounds: the kernels compute the reference's integers (same activation codes), so
  * they differ only by float accumulation order: |gemm - ref| <= 1e-5 * sum|w_i*x_i|
  * (+1e-30), the bound test_simd.c uses for the vec_dot kernels. Shapes cover full and
- * edge tiles (rows and tokens 1..9), odd block counts (Q8_0/Q5_0/Q4_0 pair blocks),
+ * edge tiles (rows and tokens 1..9; for the K-quants every decode batch of 2..8
+ * tokens, which runs one row at a time), odd block counts (Q8_0/Q5_0/Q4_0 pair blocks),
  * and weight rows that end exactly at the end of their allocation (ASan catches an
  * over-read). Tile independence is checked bit for bit: every output of a 9 x 7
  * product equals the same element computed alone (1 x 1).
@@ -108,6 +109,10 @@ int main(void) {
             check_shape(types[i], gk, ns[a], 3, 2);
             check_shape(types[i], gk, ns[a], 6, 1);
             check_shape(types[i], gk, ns[a], 5, 13);
+            /* decode batches of 2..8 sequences: the K-quants' one-row tiles with
+             * every token in the tile (and one 2-row tile shape past them) */
+            if (k)
+                for (int nt = 2; nt <= 9; nt++) check_shape(types[i], gk, ns[a], 3, nt);
         }
     }
     if (!tested) nk_test_skip("no AVX-512 VNNI gemm kernels on this CPU");

@@ -14,6 +14,12 @@
  *       same tokens, a 16-token reply, then --turn2 new tokens, default 32) in the
  *       same session, where nook_session_prefix_match finds the cached prefix and only
  *       the rest is decoded. Prints both and the ratio.
+ *   engine_bench embed MODEL --texts FILE [--threads N] [--reps N] [--json]
+ *       Embedding throughput: the lines of FILE (empty ones skipped) embedded by one
+ *       nook_session_embed call, as `nook embed` does (a session with embeddings on,
+ *       up to 16 texts per pass, the model's pooling or mean), after one untimed
+ *       warm-up; the best of --reps (default 3) calls, as texts per second (model
+ *       load and session creation not included, like llamacpp_ext.mjs embed).
  *
  * A developer tool: it prints; the library does not.
  */
@@ -163,15 +169,75 @@ static int do_prefix(const nook_model *m, int argc, char **argv) {
     return 0;
 }
 
+static const char *arg_str(int argc, char **argv, const char *name) {
+    for (int i = 0; i + 1 < argc; i++)
+        if (!strcmp(argv[i], name)) return argv[i + 1];
+    return NULL;
+}
+
+static int do_embed(const nook_model *m, int argc, char **argv) {
+    const int threads = arg_int(argc, argv, "--threads", 2), reps = arg_int(argc, argv, "--reps", 3);
+    const char *path = arg_str(argc, argv, "--texts");
+    bool json = false;
+    for (int i = 3; i < argc; i++) json |= !strcmp(argv[i], "--json");
+    FILE *f = path ? fopen(path, "r") : NULL;
+    if (!f) return fprintf(stderr, "embed: --texts FILE (one text per line) is required and readable\n"), 2;
+    static char buf[1 << 20];
+    const size_t len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[len] = 0;
+    const char **texts = malloc(sizeof *texts * (len + 1));
+    int n = 0;
+    for (char *p = buf; *p;) {
+        char *nl = strchr(p, '\n');
+        if (nl) *nl = 0;
+        if (*p) texts[n++] = p;
+        if (!nl) break;
+        p = nl + 1;
+    }
+    if (n == 0) return fprintf(stderr, "embed: no texts in %s\n", path), 2;
+    nook_session_params sp = nook_session_default_params();
+    sp.n_threads = threads;
+    sp.embeddings = true;
+    sp.n_seq_max = NK_MIN(n, 16);
+    sp.n_ctx = 512;
+    sp.n_batch = 512;
+    nook_session *s = NULL;
+    nook_error err;
+    if (nook_session_new(m, &sp, &s, &err)) return fprintf(stderr, "session: %s\n", err.msg), 1;
+    const int n_embd = nook_model_n_embd(m);
+    float *out = malloc(sizeof *out * (size_t)n * (size_t)n_embd);
+    int n_tok = 0;
+    double best = 1e300;
+    for (int r = 0; r <= reps; r++) {   /* r == 0: warm-up */
+        const double t0 = nk_time_ms();
+        if (nook_session_embed(s, texts, n, false, true, out, &n_tok, &err))
+            return fprintf(stderr, "embed: %s\n", err.msg), 1;
+        const double t = nk_time_ms() - t0;
+        if (r > 0 && t < best) best = t;
+    }
+    if (json)
+        printf("{\"runtime\":\"nook\",\"texts\":%d,\"tokens\":%d,\"threads\":%d,\"best_ms\":%.3f,\"texts_per_s\":%.3f}\n",
+               n, n_tok, threads, best, n * 1e3 / best);
+    else
+        printf("embedded %d texts (%d tokens) in %.1f ms (best of %d, %d threads): %.2f texts/s\n", n, n_tok, best, reps,
+               threads, n * 1e3 / best);
+    nook_session_free(s);
+    free(out);
+    free(texts);
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    if (argc < 3 || (strcmp(argv[1], "cancel") && strcmp(argv[1], "prefix"))) {
-        fprintf(stderr, "usage: engine_bench cancel|prefix MODEL [options] (see the source's header)\n");
+    if (argc < 3 || (strcmp(argv[1], "cancel") && strcmp(argv[1], "prefix") && strcmp(argv[1], "embed"))) {
+        fprintf(stderr, "usage: engine_bench cancel|prefix|embed MODEL [options] (see the source's header)\n");
         return 2;
     }
     nook_model *m = NULL;
     nook_error err;
     if (nook_model_load(argv[2], NULL, &m, &err)) return fprintf(stderr, "load: %s\n", err.msg), 1;
-    const int rc = !strcmp(argv[1], "cancel") ? do_cancel(m, argc, argv) : do_prefix(m, argc, argv);
+    const int rc = !strcmp(argv[1], "cancel") ? do_cancel(m, argc, argv)
+                 : !strcmp(argv[1], "prefix") ? do_prefix(m, argc, argv) : do_embed(m, argc, argv);
     nook_model_free(m);
     return rc;
 }

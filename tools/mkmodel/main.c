@@ -1,13 +1,15 @@
 /*
  * mkmodel: write a synthetic GGUF (random weights, real shapes and tokenizer).
  *
- *   mkmodel PRESET TYPE OUT.gguf [--seed N] [--threads N] [--models DIR]
+ *   mkmodel PRESET TYPE OUT.gguf [--seed N] [--threads N] [--models DIR] [--layers N]
  *   mkmodel --quantize IN.gguf OUT.gguf TYPE [--threads N]
  *   mkmodel --list
  *
  * TYPE is a file type (F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K_S Q4_K_M Q5_K_S
  * Q5_K_M Q6_K). DIR holds hf/<family>/tokenizer.json (default $NOOK_TEST_MODELS, else
- * ../shared/models). A developer tool: it prints, the library does not.
+ * ../shared/models). --layers N keeps the preset's shapes with N of its layers (a file
+ * for measurements that depend on one layer's shape, not on the depth, made in a
+ * fraction of the time). A developer tool: it prints, the library does not.
  */
 #include "convert/convert.h"
 
@@ -16,7 +18,7 @@
 #include <string.h>
 
 static int usage(void) {
-    fprintf(stderr, "usage: mkmodel PRESET TYPE OUT.gguf [--seed N] [--threads N] [--models DIR]\n"
+    fprintf(stderr, "usage: mkmodel PRESET TYPE OUT.gguf [--seed N] [--threads N] [--models DIR] [--layers N]\n"
                     "       mkmodel --quantize IN.gguf OUT.gguf TYPE [--threads N]\n"
                     "       mkmodel --list\n");
     return 2;
@@ -46,11 +48,12 @@ int main(int argc, char **argv) {
     const char *models = getenv("NOOK_TEST_MODELS");
     if (!models || !*models) models = "../shared/models";
     unsigned long long seed = 1;
-    int threads = 0;
+    int threads = 0, layers = 0;
     for (int i = 4; i < argc; i++) {
         if (i + 1 < argc && strcmp(argv[i], "--seed") == 0) seed = strtoull(argv[++i], NULL, 0);
         else if (i + 1 < argc && strcmp(argv[i], "--threads") == 0) threads = atoi(argv[++i]);
         else if (i + 1 < argc && strcmp(argv[i], "--models") == 0) models = argv[++i];
+        else if (i + 1 < argc && strcmp(argv[i], "--layers") == 0) layers = atoi(argv[++i]);
         else return usage();
     }
     nook_error err = { 0 };
@@ -65,6 +68,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "mkmodel: unknown type '%s'\n", argv[2]);
         return 1;
     }
+    if (layers > 0 && (uint32_t)layers < p.n_layer) p.n_layer = (uint32_t)layers;
     p.seed = seed;
     p.n_threads = threads;
     nk_tensor_init();

@@ -164,7 +164,10 @@ TGT static void gemm_rl_q6_K(int n, int nr, int nt, const void *w, size_t ws, co
         const uint8_t *wr = (const uint8_t *)w + (size_t)r0 * ws;
         for (int b0 = 0; b0 < nb; b0 += RL_SLAB) {
             const int sb = nb - b0 < RL_SLAB ? nb - b0 : RL_SLAB;
-            for (int b = 0; b < sb; b++) unpack_block(&s[b], wr, ws, R, b0 + b);
+            for (int b = 0; b < sb; b++) {
+                rl_prefetch_part(wr + RL_ROWS * ws, RL_ROWS * ws, b0 + b, nb);
+                unpack_block(&s[b], wr, ws, R, b0 + b);
+            }
             for (int t0 = 0; t0 < nt; t0 += RL_TG) {
                 const int T = nt - t0 < RL_TG ? nt - t0 : RL_TG;
                 const uint8_t *ap = (const uint8_t *)a + (size_t)t0 * as;
@@ -182,10 +185,12 @@ TGT static void gemm_rl_q6_K(int n, int nr, int nt, const void *w, size_t ws, co
     }
 }
 
-/* Crossover against gemm_avx512.c's 2 x 6 tiles (K 1024, 3072 rows, one thread,
- * thread CPU time): behind at 4 tokens (61 vs 75 GMAC/s), ahead from 5 (97 vs 70),
- * 1.9x at 16, 2.7x at 64. */
-#define NK_RL_Q6_K_MIN_TOK 5
+/* Crossover against gemm_avx512.c's small-batch tiles (one row x up to 8 tokens),
+ * measured on weights streamed from DRAM as a decode step reads them (100,000 rows of
+ * K 1024 on 2 MB pages, one thread, thread CPU time, with the prefetch): the tiles
+ * lead up to 8 tokens (4 tokens 4.3-4.7 vs 5.7 ms, 8 tokens 7.0-7.2 vs 7.7-8.3);
+ * from L2 this kernel leads from 5 tokens, 1.9x at 16, 2.7x at 64. */
+#define NK_RL_Q6_K_MIN_TOK 9
 
 static const nk_gemm_kernel k_rl_q6_K = { gemm_rl_q6_K, rl6_quant, rl6_row_size, NK_RL_Q6_K_MIN_TOK };
 
