@@ -152,4 +152,26 @@ int cli_route(int argc, char **argv);          /* cli_route.c (router) */
 int cli_route_eval(int argc, char **argv);     /* cli_route_eval.c (router): `route eval` */
 int cli_serve(int argc, char **argv);
 
+/* ---- a running server (cli_client.c): the CLI as its client, as Ollama's ---------------- */
+typedef struct cli_server {
+    char base[320];     /* "http://127.0.0.1:11434" */
+    bool remote;        /* NOOK_HOST is not a loopback literal: another machine */
+} cli_server;
+/* The server NOOK_HOST (else 127.0.0.1:11434) names; CLI_EUSAGE with
+ * a message for a malformed value. */
+int cli_server_find(cli_server *s);
+/* Whether it answers GET / ("... is running"); a quick probe on loopback. */
+bool cli_server_up(const cli_server *s);
+typedef struct cli_client_req {
+    const char *model, *prompt;
+    bool raw, hide_thinking, verbose;
+    int think;                         /* -1 the template's default, 0 off, 1 on */
+    struct json_t *format;             /* "json", a schema, or NULL (borrowed) */
+    struct json_t *options;            /* Ollama's options object, or NULL (borrowed) */
+} cli_client_req;
+/* POST /api/generate, streamed: the answer to stdout, thinking to stderr (as nook run). */
+int cli_client_generate(const cli_server *s, const cli_client_req *q);
+int cli_ps(int argc, char **argv);
+int cli_stop(int argc, char **argv);
+
 #endif /* NOOK_CLI_H */

@@ -238,6 +238,80 @@ static void apply_params(const json_t *p) {
     if ((v = json_object_get(p, "seed")) && json_is_integer(v)) o.seed = json_integer_value(v);
 }
 
+/* The prompt: arguments, else stdin (see below). NULL when it cannot be read. */
+static char *read_prompt(char **argv, int npos, size_t *plen) {
+    /* the prompt: arguments, else stdin; piped stdin and arguments are joined (stdin
+     * first, then a space and the arguments, as Ollama's `cat draft.md | ollama run
+     * MODEL "summarize this"`) */
+    char *prompt;
+    if (npos > 1 && isatty(STDIN_FILENO)) prompt = cli_join_args(argv, 1, npos, plen);
+    else if (npos > 1) {
+        size_t il = 0, al = 0;
+        char *in = cli_read_stream(stdin, false, &il);
+        char *args = cli_join_args(argv, 1, npos, &al);
+        prompt = NULL;
+        if (in && args) {
+            prompt = nk_malloc(il + al + 2);
+            if (prompt) {
+                memcpy(prompt, in, il);
+                size_t k = il;
+                if (il) prompt[k++] = ' ';
+                memcpy(prompt + k, args, al + 1);
+                *plen = k + al;
+            }
+        }
+        nk_free(in);
+        nk_free(args);
+    } else if (isatty(STDIN_FILENO)) {
+        fputs(">>> ", stderr);
+        fflush(stderr);
+        prompt = cli_read_stream(stdin, true, plen);
+    } else prompt = cli_read_stream(stdin, false, plen);
+    return prompt;
+}
+
+/* Flags that only work in-process (a server has no field for them), or NULL. */
+static const char *local_only_flag(bool jsonl) {
+    return jsonl ? "--format jsonl" : o.show_prompt ? "--show-prompt" : o.grammar ? "--grammar" : o.route ? "--route"
+         : o.task ? "--task" : o.no_shift ? "--no-shift" : o.no_mmap ? "--no-mmap"
+         : strcmp(o.kv_type, "f16") ? "--kv-cache-type" : o.threads ? "--threads" : o.top_logprobs ? "--top-logprobs" : NULL;
+}
+
+/* `nook run` through a running server (cli_client.c): the options the command line
+ * changed go as Ollama's options. */
+static int run_on_server(const cli_server *srv, const run_opts *defaults, char **argv, int npos, bool json_out) {
+    size_t plen = 0;
+    char *prompt = read_prompt(argv, npos, &plen);
+    if (!prompt) return cli_fail(CLI_EFAIL, "run: cannot read the prompt");
+    if (strlen(prompt) != plen) { nk_free(prompt); return cli_fail(CLI_EFAIL, "run: the prompt contains a NUL byte"); }
+    json_t *opts = json_object(), *format = NULL;
+    if (o.num_predict != defaults->num_predict) json_object_set_new(opts, "num_predict", json_integer(o.num_predict));
+    if (o.temperature != defaults->temperature) json_object_set_new(opts, "temperature", json_real(o.temperature));
+    if (o.top_k != defaults->top_k) json_object_set_new(opts, "top_k", json_integer(o.top_k));
+    if (o.top_p != defaults->top_p) json_object_set_new(opts, "top_p", json_real(o.top_p));
+    if (o.min_p != defaults->min_p) json_object_set_new(opts, "min_p", json_real(o.min_p));
+    if (o.repeat_penalty != defaults->repeat_penalty) json_object_set_new(opts, "repeat_penalty", json_real(o.repeat_penalty));
+    if (o.repeat_last_n != defaults->repeat_last_n) json_object_set_new(opts, "repeat_last_n", json_integer(o.repeat_last_n));
+    if (o.seed >= 0) json_object_set_new(opts, "seed", json_integer(o.seed));
+    if (o.ctx > 0) json_object_set_new(opts, "num_ctx", json_integer(o.ctx));
+    if (o.keep != defaults->keep) json_object_set_new(opts, "num_keep", json_integer(o.keep));
+    int rc = CLI_OK;
+    if (json_out) format = json_string("json");
+    else if (o.schema) {
+        json_error_t je;
+        if (!(format = json_load_file(o.schema, 0, &je))) rc = cli_fail(CLI_EFAIL, "%s: %s (line %d)", o.schema, je.text, je.line);
+    }
+    if (rc == CLI_OK) {
+        cli_client_req q = { .model = argv[0], .prompt = prompt, .raw = o.raw, .hide_thinking = o.hide_thinking,
+                             .verbose = o.verbose, .think = o.think, .format = format, .options = opts };
+        rc = cli_client_generate(srv, &q);
+    }
+    json_decref(opts);
+    json_decref(format);
+    nk_free(prompt);
+    return rc;
+}
+
 int cli_run(int argc, char **argv) {
     char *argv_copy[256];   /* the arguments as given, for a second parse over a Modelfile's defaults */
     if (argc >= (int)NK_ARRAY_LEN(argv_copy)) return cli_fail(CLI_EUSAGE, "run: too many arguments");
@@ -268,6 +342,20 @@ int cli_run(int argc, char **argv) {
         return cli_fail(CLI_EUSAGE, "run: --top-logprobs needs --format jsonl");
     cli_install_log(o.verbose);
 
+    /* A running server (NOOK_HOST; cli_client.c): the answer streams from it, as with
+     * Ollama's CLI; none on this machine: in-process, below. Another machine's server
+     * is always used (no fallback). The interactive conversation and in-process-only
+     * flags stay here. */
+    cli_server srv;
+    if ((rc = cli_server_find(&srv))) return rc;
+    bool interactive = npos == 1 && isatty(STDIN_FILENO) && !o.show_prompt && !jsonl;
+    const char *local_flag = local_only_flag(jsonl);
+    if (srv.remote && (local_flag || interactive))
+        return cli_fail(CLI_EUSAGE, "run: %s works in-process only, not through the server at %s (NOOK_HOST)",
+                        local_flag ? local_flag : "the interactive conversation", srv.base);
+    if (!local_flag && !interactive && (srv.remote || cli_server_up(&srv)))
+        return run_on_server(&srv, &defaults, argv, npos, json_out);
+
     /* MODEL: a path, or a name in the store (pulled first when missing, as Ollama) */
     cli_store_set_insecure(o.insecure);
     rc = cli_resolve_model(argv[0], true, &ref);
@@ -294,34 +382,8 @@ int cli_run(int argc, char **argv) {
         return rc;
     }
 
-    /* the prompt: arguments, else stdin; piped stdin and arguments are joined (stdin
-     * first, then a space and the arguments, as Ollama's `cat draft.md | ollama run
-     * MODEL "summarize this"`) */
     size_t plen = 0;
-    char *prompt;
-    if (npos > 1 && isatty(STDIN_FILENO)) prompt = cli_join_args(argv, 1, npos, &plen);
-    else if (npos > 1) {
-        size_t il = 0, al = 0;
-        char *in = cli_read_stream(stdin, false, &il);
-        char *args = cli_join_args(argv, 1, npos, &al);
-        prompt = NULL;
-        if (in && args) {
-            prompt = nk_malloc(il + al + 2);
-            if (prompt) {
-                memcpy(prompt, in, il);
-                size_t k = il;
-                if (il) prompt[k++] = ' ';
-                memcpy(prompt + k, args, al + 1);
-                plen = k + al;
-            }
-        }
-        nk_free(in);
-        nk_free(args);
-    } else if (isatty(STDIN_FILENO)) {
-        fputs(">>> ", stderr);
-        fflush(stderr);
-        prompt = cli_read_stream(stdin, true, &plen);
-    } else prompt = cli_read_stream(stdin, false, &plen);
+    char *prompt = read_prompt(argv, npos, &plen);
     if (!prompt) { nk_model_ref_free(&ref); return cli_fail(CLI_EFAIL, "run: cannot read the prompt"); }
     if (strlen(prompt) != plen) {
         nk_free(prompt);

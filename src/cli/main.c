@@ -33,6 +33,8 @@ static const verb k_verbs[] = {
     { "rm",         cli_rm,             "Remove models from the store" },
     { "cp",         cli_cp,             "Copy a model under another name" },
     { "create",     cli_create,         "Create a model from a Modelfile" },
+    { "ps",         cli_ps,             "List the models a running server has loaded" },
+    { "stop",       cli_stop,           "Unload a model from the running server" },
     { "serve",      cli_serve,          "Serve Ollama's HTTP API and the OpenAI API (NOOK_HOST, default 127.0.0.1:11434)" },
 };
 

@@ -125,6 +125,16 @@ bool srv_reply_json(srv_req *r, int status, json_t *body) {
 }
 
 json_t *srv_error_body(srv_api api, int status, const char *msg) {
+    if (api == SRV_API_ANTHROPIC) {   /* Anthropic's error shape and types */
+        const char *type = status == 401 ? "authentication_error"
+                         : status == 403 ? "permission_error"
+                         : status == 404 ? "not_found_error"
+                         : status == 413 ? "request_too_large"
+                         : status == 429 ? "rate_limit_error"
+                         : status == 503 ? "overloaded_error"
+                         : status >= 500 ? "api_error" : "invalid_request_error";
+        return json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error", "type", type, "message", msg);
+    }
     if (api != SRV_API_OPENAI) return json_pack("{s:s}", "error", msg);
     /* OpenAI's shape; types as Ollama's openai middleware (and OpenAI for 401). */
     const char *type = status == 400 ? "invalid_request_error"
@@ -253,6 +263,7 @@ void *srv_component_get(srv_server *s, const srv_component *comp) {
 
 static const char k_allow_headers[] =
     "Authorization, Content-Type, User-Agent, Accept, X-Requested-With, OpenAI-Beta, "
+    "X-Api-Key, Anthropic-Version, Anthropic-Beta, "
     "X-Stainless-Lang, X-Stainless-Package-Version, X-Stainless-OS, X-Stainless-Arch, "
     "X-Stainless-Retry-Count, X-Stainless-Runtime, X-Stainless-Runtime-Version, X-Stainless-Async, "
     "X-Stainless-Helper-Method, X-Stainless-Poll-Helper, X-Stainless-Custom-Poll-Interval, "
@@ -273,7 +284,8 @@ static void req_free(srv_req *r) {
 static bool admit(srv_req *r, const char *upload_len_hdr) {
     const srv_config *c = &r->srv->cfg;
     const char *path = r->path;
-    r->api = strncmp(path, "/v1/", 4) == 0 ? SRV_API_OPENAI : SRV_API_OLLAMA;
+    r->api = strncmp(path, "/v1/messages", 12) == 0 ? SRV_API_ANTHROPIC
+           : strncmp(path, "/v1/", 4) == 0 ? SRV_API_OPENAI : SRV_API_OLLAMA;
 
     if (!srv_host_allowed(c, srv_req_header(r, "Host"))) {
         srv_reply_error(r, 403, "the Host header does not name this machine (DNS-rebinding protection); "
@@ -305,7 +317,8 @@ static bool admit(srv_req *r, const char *upload_len_hdr) {
         srv_reply_text(r, 204, NULL, "", 0);
         return false;
     }
-    bool auth = srv_auth_ok(c->api_key, srv_req_header(r, "Authorization"));
+    bool auth = srv_auth_ok(c->api_key, srv_req_header(r, "Authorization")) ||
+                (c->api_key && srv_req_header(r, "x-api-key") && srv_key_ok(c->api_key, srv_req_header(r, "x-api-key")));
     if (!rt && !auth) {   /* without the key, say nothing about which paths exist */
         srv_reply_header(r, "WWW-Authenticate", "Bearer");
         srv_reply_error(r, 401, "missing or wrong API key (send \"Authorization: Bearer <NOOK_API_KEY>\")");

@@ -13,6 +13,7 @@
  * event callback returns false at the next token. An error after streaming began
  * arrives as a final line ({"error": ...}), as Ollama does.
  */
+#include "server/compat.h"
 #include "server/models.h"
 #include "server/request.h"
 #include "server/route_serve.h"
@@ -45,8 +46,35 @@ static bool sb_add(strbuf *b, const char *s, size_t n) {
     return true;
 }
 
+/* OpenAI's n > 1: one gen_job per choice, sharing one reply. The first choice (the
+ * leader) is submitted at once; the others wait until its first event, when its prompt
+ * is in the cache, and are then submitted with the same prompt, so the scheduler's
+ * prefix reuse forks the leader's sequence (a copy of its K/V rows, nook_session_seq_cp)
+ * and each decodes only its last prompt token. Streamed chunks carry their choice's
+ * index; the usage chunk and [DONE] follow the last choice's end. Lock order: a job's
+ * mu, then the group's. */
+typedef struct gen_group {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int n, refs;
+    struct gen_job **jobs;        /* n choices; jobs[0] is the leader */
+    bool lead_started;            /* the leader's first event (or its end) passed */
+    bool lead_failed;             /* the leader was refused before any event */
+    int n_ended;                  /* choices whose stream end (finish chunk) was written */
+    int n_finished;               /* workers done */
+    int completion_tokens;        /* summed over the choices that ended */
+    int prompt_tokens;            /* the prompt (the same for every choice) */
+    srv_stream *stream;
+    strbuf pending;
+} gen_group;
+
 typedef struct gen_job {
     srv_server *srv;
+    gen_group *grp;               /* n > 1: the reply shared with the other choices */
+    int index;                    /* the choice's index (0 when n == 1) */
+    srv_shape shape;              /* /v1/responses, /v1/messages: translated (compat.c) */
+    srv_compat cx;                /* their answer's shape and stream state */
+    json_t *own_body;             /* their request translated to a chat request */
     srv_gen_request req;          /* owns every string the prompt and params point to */
     srv_model *model;
     int64_t load_ns;
@@ -87,6 +115,38 @@ typedef struct gen_job {
     bool held;                    /* auto / ask: the local answer waits for the decision */
 } gen_job;
 
+static void group_unref(gen_group *g) {
+    pthread_mutex_lock(&g->mu);
+    int left = --g->refs;
+    pthread_mutex_unlock(&g->mu);
+    if (left) return;
+    if (g->stream) srv_stream_end(g->stream);
+    nk_free(g->pending.p);
+    nk_free(g->jobs);
+    pthread_mutex_destroy(&g->mu);
+    pthread_cond_destroy(&g->cv);
+    nk_free(g);
+}
+
+/* The leader's prompt is cached (its first event), or it ended (failed: refused before
+ * any event): followers may start. */
+static void group_lead_started(gen_group *g, bool failed) {
+    pthread_mutex_lock(&g->mu);
+    g->lead_started = true;
+    if (failed) g->lead_failed = true;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+static bool group_lead_failed(gen_group *g) {
+    pthread_mutex_lock(&g->mu);
+    bool f = g->lead_failed;
+    pthread_mutex_unlock(&g->mu);
+    return f;
+}
+
+static int status_of(nook_status st);
+
 static void job_unref(gen_job *j) {
     pthread_mutex_lock(&j->mu);
     int left = --j->refs;
@@ -95,6 +155,7 @@ static void job_unref(gen_job *j) {
     if (j->model) srv_models_release(j->srv, j->model, j->req.has_keep_alive, j->req.keep_alive_ns);
     if (j->stream) srv_stream_end(j->stream);
     srv_gen_request_free(&j->req);
+    json_decref(j->own_body);
     nk_free(j->msgs);
     free(j->messages_json);
     nk_free(j->plain_text);
@@ -106,6 +167,8 @@ static void job_unref(gen_job *j) {
     json_decref(j->logprobs);
     json_decref(j->context);
     srv_route_free(j->route);
+    srv_compat_clear(&j->cx);
+    if (j->grp) group_unref(j->grp);
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
     nk_free(j);
@@ -194,14 +257,14 @@ static json_t *chunk(gen_job *j, const char *content, size_t cn, const char *thi
         }
         if (cn || !tn) json_object_set_new(delta, "content", json_stringn(content, cn));
         if (tn) json_object_set_new(delta, "reasoning", json_stringn(thinking, tn));
-        json_t *choice = json_pack("{s:i,s:o,s:n}", "index", 0, "delta", delta, "finish_reason");
+        json_t *choice = json_pack("{s:i,s:o,s:n}", "index", j->index, "delta", delta, "finish_reason");
         if (choice && lps) json_object_set_new(choice, "logprobs", json_pack("{s:O}", "content", lps));
         return json_pack("{s:s,s:s,s:I,s:s,s:s,s:[o]}", "id", j->id, "object", "chat.completion.chunk", "created",
                          (json_int_t)j->created, "model", j->api_model, "system_fingerprint", "fp_nook", "choices",
                          choice);
     }
     default: {
-        json_t *choice = json_pack("{s:s%,s:i,s:n,s:n}", "text", content, cn, "index", 0, "finish_reason", "logprobs");
+        json_t *choice = json_pack("{s:s%,s:i,s:n,s:n}", "text", content, cn, "index", j->index, "finish_reason", "logprobs");
         return json_pack("{s:s,s:s,s:I,s:s,s:s,s:[o]}", "id", j->id, "object", "text_completion", "created",
                          (json_int_t)j->created, "model", j->api_model, "system_fingerprint", "fp_nook", "choices",
                          choice);
@@ -257,7 +320,8 @@ static json_t *ollama_final(gen_job *j, bool whole) {
     return with_route(j, o);
 }
 
-static json_t *openai_final(gen_job *j) {
+/* One choice of a whole OpenAI reply. */
+static json_t *openai_choice(gen_job *j) {
     json_t *choice;
     if (j->req.kind == SRV_OAI_CHAT) {
         json_t *msg = json_pack("{s:s,s:s}", "role", "assistant", "content", j->content.p ? j->content.p : "");
@@ -266,26 +330,64 @@ static json_t *openai_final(gen_job *j) {
             json_object_set_new(msg, "tool_calls", srv_tool_calls_for(j->req.kind, j->tool_calls, false));
             if (!j->content.n) json_object_set_new(msg, "content", json_null());   /* as OpenAI's */
         }
-        choice = json_pack("{s:i,s:o,s:s}", "index", 0, "message", msg, "finish_reason", oai_finish(j));
+        choice = json_pack("{s:i,s:o,s:s}", "index", j->index, "message", msg, "finish_reason", oai_finish(j));
         if (choice)
             json_object_set_new(choice, "logprobs", j->logprobs ? json_pack("{s:O}", "content", j->logprobs) : json_null());
     } else {
-        choice = json_pack("{s:s,s:i,s:s,s:n}", "text", j->content.p ? j->content.p : "", "index", 0, "finish_reason",
-                           finish_reason(j->reason), "logprobs");
+        choice = json_pack("{s:s,s:i,s:s,s:n}", "text", j->content.p ? j->content.p : "", "index", j->index,
+                           "finish_reason", finish_reason(j->reason), "logprobs");
     }
-    return with_route(j, json_pack("{s:s,s:s,s:I,s:s,s:s,s:[o],s:o}", "id", j->id, "object",
+    return choice;
+}
+
+/* The whole OpenAI reply: every choice of the group (n > 1; each finished), whose
+ * usage counts the prompt once and the completions of all (as OpenAI's). */
+static json_t *openai_final(gen_job *j) {
+    if (j->shape) {
+        json_t *u = usage(j);
+        int prompt = (int)json_integer_value(json_object_get(u, "prompt_tokens"));
+        json_decref(u);
+        return with_route(j, srv_compat_whole(&j->cx, j->content.p ? j->content.p : "", j->thinking.p, j->tool_calls,
+                                              j->reason == NOOK_DONE_LENGTH, prompt, j->t.eval_count));
+    }
+    json_t *choices = json_array();
+    json_t *u = usage(j);
+    if (j->grp) {
+        int completion = 0;
+        for (int i = 0; i < j->grp->n; i++) {
+            json_array_append_new(choices, openai_choice(j->grp->jobs[i]));
+            completion += j->grp->jobs[i]->t.eval_count;
+        }
+        int prompt = (int)json_integer_value(json_object_get(u, "prompt_tokens"));
+        json_decref(u);
+        u = json_pack("{s:i,s:i,s:i}", "prompt_tokens", prompt, "completion_tokens", completion, "total_tokens",
+                      prompt + completion);
+    } else {
+        json_array_append_new(choices, openai_choice(j));
+    }
+    return with_route(j, json_pack("{s:s,s:s,s:I,s:s,s:s,s:o,s:o}", "id", j->id, "object",
                                    j->req.kind == SRV_OAI_CHAT ? "chat.completion" : "text_completion", "created",
                                    (json_int_t)j->created, "model", j->api_model, "system_fingerprint", "fp_nook",
-                                   "choices", choice, "usage", usage(j)));
+                                   "choices", choices, "usage", u));
 }
 
 /* ---- the worker ------------------------------------------------------------------------------- */
 
 /* Queues bytes for the client: to the stream when attached, else held. j->mu held. */
 static bool out_locked(gen_job *j, const char *s, size_t n) {
+    if (j->grp) {   /* n > 1: the group's reply */
+        gen_group *g = j->grp;
+        pthread_mutex_lock(&g->mu);
+        bool ok = g->stream ? srv_stream_write(g->stream, s, n) : sb_add(&g->pending, s, n);
+        pthread_mutex_unlock(&g->mu);
+        return ok;
+    }
     if (j->stream) return srv_stream_write(j->stream, s, n);
     return sb_add(&j->pending, s, n);
 }
+
+/* srv_compat's sink: out_locked. */
+static bool sink_locked(void *ud, const char *s, size_t n) { return out_locked(ud, s, n); }
 
 static bool out_json_locked(gen_job *j, json_t *v) {
     if (!v) return false;
@@ -329,16 +431,69 @@ static json_t *with_tool_calls(const gen_job *j, json_t *o) {
 /* Streamed with tools offered: the held content (and log-probabilities) and the calls,
  * as one chunk before the final one. j->mu held. */
 static bool tools_flush_locked(gen_job *j) {
+    if (j->shape)   /* the calls follow as their own blocks (stream_end_locked) */
+        return !j->content.n || srv_compat_delta(&j->cx, j->content.p, j->content.n, NULL, 0, sink_locked, j);
     if (!j->content.n && !j->tool_calls && !j->logprobs) return true;
     json_t *o = chunk(j, j->content.p ? j->content.p : "", j->content.n, "", 0, j->logprobs);
     return out_json_locked(j, with_tool_calls(j, o));
 }
+/* The usage chunk (when asked) and [DONE] of an OpenAI stream. j->mu held. */
+static void oai_stream_close_locked(gen_job *j, json_t *u) {
+    if (j->req.include_usage) {
+        json_t *uc = chunk(j, "", 0, "", 0, NULL);
+        if (uc) {
+            json_object_set_new(uc, "choices", json_array());
+            json_object_set(uc, "usage", u);
+        }
+        out_json_locked(j, uc);
+    }
+    out_locked(j, "data: [DONE]\n\n", 14);
+}
+
+/* n > 1: one more choice of the group ended (its finish chunk or error was written).
+ * Returns the group's usage when it was the last (the caller then closes the stream),
+ * else NULL. */
+static json_t *group_choice_ended(gen_job *j) {
+    gen_group *g = j->grp;
+    json_t *u = usage(j);
+    int prompt = (int)json_integer_value(json_object_get(u, "prompt_tokens"));
+    json_decref(u);
+    pthread_mutex_lock(&g->mu);
+    g->completion_tokens += j->t.eval_count;
+    if (prompt > g->prompt_tokens) g->prompt_tokens = prompt;
+    bool last_one = ++g->n_ended == g->n;
+    int completion = g->completion_tokens;
+    prompt = g->prompt_tokens;
+    pthread_mutex_unlock(&g->mu);
+    if (!last_one) return NULL;
+    return json_pack("{s:i,s:i,s:i}", "prompt_tokens", prompt, "completion_tokens", completion, "total_tokens",
+                     prompt + completion);
+}
+
 /* The end of a streamed reply: an error line, or the final object (Ollama) or chunks
- * (OpenAI: finish_reason, usage when asked, [DONE]). j->mu held. */
+ * (OpenAI: finish_reason, usage when asked, [DONE]; with n > 1 each choice's finish
+ * chunk, then the usage and [DONE] after the last). j->mu held. */
 static void stream_end_locked(gen_job *j) {
+    if (j->shape) {   /* /v1/responses, /v1/messages: their closing events */
+        if (j->reason == NOOK_DONE_ERROR) {
+            srv_compat_error(&j->cx, j->error, sink_locked, j);
+        } else {
+            json_t *u = usage(j);
+            int prompt = (int)json_integer_value(json_object_get(u, "prompt_tokens"));
+            json_decref(u);
+            srv_compat_finish(&j->cx, j->reason == NOOK_DONE_LENGTH, j->tool_calls, prompt, j->t.eval_count,
+                              sink_locked, j);
+        }
+        return;
+    }
     if (j->reason == NOOK_DONE_ERROR) {
         json_t *e = srv_error_body(is_openai(j) ? SRV_API_OPENAI : SRV_API_OLLAMA, 500, j->error);
         out_json_locked(j, e);
+        if (j->grp) {
+            json_t *u = group_choice_ended(j);
+            if (u) oai_stream_close_locked(j, u);
+            json_decref(u);
+        }
     } else if (!is_openai(j)) {
         out_json_locked(j, ollama_final(j, false));
     } else {
@@ -349,15 +504,9 @@ static void stream_end_locked(gen_job *j) {
             if (j->req.kind == SRV_OAI_CHAT) json_object_set_new(choice, "delta", json_object());
         }
         out_json_locked(j, with_route(j, last));
-        if (j->req.include_usage) {
-            json_t *u = chunk(j, "", 0, "", 0, NULL);
-            if (u) {
-                json_object_set_new(u, "choices", json_array());
-                json_object_set_new(u, "usage", usage(j));
-            }
-            out_json_locked(j, u);
-        }
-        out_locked(j, "data: [DONE]\n\n", 14);
+        json_t *u = j->grp ? group_choice_ended(j) : usage(j);
+        if (u) oai_stream_close_locked(j, u);
+        json_decref(u);
     }
 }
 
@@ -367,6 +516,7 @@ static bool on_event(const nook_event *ev, void *ud) {
     if (!j->started) {
         j->started = true;
         pthread_cond_broadcast(&j->cv);
+        if (j->grp && j->index == 0) group_lead_started(j->grp, false);
     }
     /* auto / ask: the router sees every event; the client none until the decision */
     bool ok = !j->held || srv_route_event(j->route, ev);
@@ -374,7 +524,11 @@ static bool on_event(const nook_event *ev, void *ud) {
         json_t *lp = NULL;
         if (ev->kind == NOOK_EVENT_TOKEN && j->req.logprobs) lp = logprob_item(j, ev);
         if (j->req.stream && !j->held && !j->parse_tools) {
-            if (ev->content_len || ev->thinking_len || lp) {
+            if (j->shape) {
+                if (ev->content_len || ev->thinking_len)
+                    ok = srv_compat_delta(&j->cx, ev->content, ev->content_len, ev->thinking, ev->thinking_len,
+                                          sink_locked, j);
+            } else if (ev->content_len || ev->thinking_len || lp) {
                 json_t *arr = lp ? json_array() : NULL;
                 if (arr) json_array_append(arr, lp);
                 ok = out_json_locked(j, chunk(j, ev->content ? ev->content : "", ev->content_len,
@@ -383,7 +537,9 @@ static bool on_event(const nook_event *ev, void *ud) {
             }
         } else if (j->req.stream && !j->held) {   /* tools offered: content held, reasoning streamed */
             if (ev->content_len && !sb_add(&j->content, ev->content, ev->content_len)) ok = false;
-            if (ev->thinking_len) ok = out_json_locked(j, chunk(j, "", 0, ev->thinking, ev->thinking_len, NULL)) && ok;
+            if (ev->thinking_len && j->shape)
+                ok = srv_compat_delta(&j->cx, NULL, 0, ev->thinking, ev->thinking_len, sink_locked, j) && ok;
+            else if (ev->thinking_len) ok = out_json_locked(j, chunk(j, "", 0, ev->thinking, ev->thinking_len, NULL)) && ok;
             if (lp) {
                 if (!j->logprobs) j->logprobs = json_array();
                 json_array_append(j->logprobs, lp);
@@ -425,10 +581,37 @@ static bool on_event(const nook_event *ev, void *ud) {
     return ok && !cancel;
 }
 
+static void worker_finish(gen_job *j, nook_status st, const nook_error *errp);
+
 static void *worker_main(void *arg) {
     gen_job *j = arg;
     nook_error err = { 0 };
-    nook_status st = srv_model_generate_abortable(j->model, &j->prompt, &j->gp, on_event, j, &j->cancel, &err);
+    nook_status st;
+    if (j->grp && j->index > 0) {
+        /* a follower: once the leader's prompt is cached, the same prompt forks it */
+        gen_group *g = j->grp;
+        pthread_mutex_lock(&g->mu);
+        while (!g->lead_started && !atomic_load(&j->cancel)) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 20 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+            pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+        }
+        pthread_mutex_unlock(&g->mu);
+    }
+    if (atomic_load(&j->cancel)) st = nk_fail(&err, NOOK_EABORTED, "client closed the request");
+    else if (j->grp && j->index > 0 && group_lead_failed(j->grp))
+        st = nk_fail(&err, NOOK_EABORTED, "the request failed");   /* the handler answers the leader's error */
+    else st = srv_model_generate_abortable(j->model, &j->prompt, &j->gp, on_event, j, &j->cancel, &err);
+    worker_finish(j, st, &err);
+    return NULL;
+}
+
+/* The end of a job's worker (also of one whose thread could not start): the model
+ * goes back, the outcome is published, the worker's reference dropped. */
+static void worker_finish(gen_job *j, nook_status st, const nook_error *errp) {
+    const nook_error err = *errp;
     /* Give the model back before the request can complete: once the reply is done the
      * server may stop (SIGTERM drains in-flight requests), and the registry with it. */
     srv_models_release(j->srv, j->model, j->req.has_keep_alive, j->req.keep_alive_ns);
@@ -443,15 +626,46 @@ static void *worker_main(void *arg) {
         srv_stream_end(j->stream);
         j->stream = NULL;
     }
+    bool streaming_group = j->grp && j->req.stream;
+    bool failed_early = !j->started;
     pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
+    if (j->grp) {
+        gen_group *g = j->grp;
+        if (j->index == 0) group_lead_started(g, failed_early);   /* followers stop waiting */
+        if (streaming_group && failed_early) {
+            /* a choice refused after the stream began (a full queue): an error event */
+            json_t *e = srv_error_body(SRV_API_OPENAI, status_of(j->setup_status), j->setup_err);
+            pthread_mutex_lock(&j->mu);
+            out_json_locked(j, e);
+            json_t *u = group_choice_ended(j);
+            if (u) oai_stream_close_locked(j, u);
+            json_decref(u);
+            pthread_mutex_unlock(&j->mu);
+        }
+        pthread_mutex_lock(&g->mu);
+        bool last = ++g->n_finished == g->n;
+        if (last && g->stream) {   /* the group's body is complete */
+            srv_stream_end(g->stream);
+            g->stream = NULL;
+        }
+        pthread_cond_broadcast(&g->cv);
+        pthread_mutex_unlock(&g->mu);
+    }
     job_unref(j);
-    return NULL;
 }
 
 static void on_stream_cancel(void *arg) {
     gen_job *j = arg;
     atomic_store(&j->cancel, true);
+}
+
+/* The client of an n > 1 reply went away: every choice stops. Takes no lock: a stream
+ * write made under the group's lock may run this hook (a client that stopped reading);
+ * waiting followers poll their flag. */
+static void on_group_cancel(void *arg) {
+    gen_group *g = arg;
+    for (int i = 0; i < g->n; i++) atomic_store(&g->jobs[i]->cancel, true);
 }
 
 /* ---- building the engine's request ---------------------------------------------------------------- */
@@ -613,7 +827,9 @@ static void reply_whole(srv_req *r, gen_job *j) {
     pthread_mutex_lock(&j->mu);
     j->pending.n = 0;
     bool ok = true;
-    if (j->content.n || j->thinking.n || j->logprobs || j->tool_calls)
+    if (j->shape)
+        ok = srv_compat_delta(&j->cx, j->content.p, j->content.n, j->thinking.p, j->thinking.n, sink_locked, j);
+    else if (j->content.n || j->thinking.n || j->logprobs || j->tool_calls)
         ok = out_json_locked(j, with_tool_calls(j, chunk(j, j->content.p ? j->content.p : "", j->content.n,
                                                          j->thinking.p ? j->thinking.p : "", j->thinking.n, j->logprobs)));
     if (ok) stream_end_locked(j);
@@ -658,27 +874,174 @@ static bool route_reply(srv_req *r, gen_job *j) {
     return true;
 }
 
-static void handle(srv_req *r, srv_kind kind) {
-    srv_server *s = srv_req_server(r);
-    const srv_config *cfg = srv_get_config(s);
-    json_t *body = srv_req_json(r);
-    if (!body) return;
+static gen_job *job_new(srv_server *s) {
     gen_job *j = nk_calloc(1, sizeof *j);
-    if (!j) { srv_reply_error(r, 500, "out of memory"); return; }
+    if (!j) return NULL;
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->cv, NULL);
     j->refs = 1;
     j->srv = s;
+    return j;
+}
+
+/* Readies choice `index` of an n > 1 request as the leader was: the same body read
+ * again (so it owns its strings), the same model, its own sampler seed (seed + index
+ * when a seed was given, so the choices differ yet repeat). 0 or an HTTP status. */
+static int follower_prepare(srv_req *r, gen_job *lead, gen_job *f, json_t *body, srv_kind kind, int index,
+                            char *msg, size_t cap) {
+    srv_server *s = srv_req_server(r);
+    int st = srv_gen_request_parse(body, kind, srv_get_config(s)->max_messages, &f->req, msg, cap);
+    if (st) return st;
+    f->api_model = f->req.model;
+    f->index = index;
+    f->created = lead->created;
+    memcpy(f->id, lead->id, sizeof f->id);
+    if ((st = srv_model_defaults(&f->req, msg, cap))) return st;
+    if ((st = srv_route_begin(&f->req, &f->route, msg, cap))) return st;
+    if ((st = srv_models_acquire(s, f->req.model, f->req.opt.num_ctx, &f->model, &f->load_ns, msg, cap))) return st;
+    if ((st = build(f, msg, cap))) return st;
+    if ((st = srv_route_params(f->route, srv_model_model(f->model), &f->gp, msg, cap))) return st;
+    const srv_options *o = &f->req.opt;
+    if ((o->set & SRV_OPT_SEED) && o->seed >= 0) f->gp.sampler.seed = engine_seed(o->seed + index);
+    return 0;
+}
+
+/* OpenAI's n > 1 (see gen_group): the leader `lead` is prepared; the other choices are
+ * prepared here, every worker started, and the reply is one object with n choices or
+ * one SSE stream whose chunks carry their choice's index. */
+static void handle_group(srv_req *r, gen_job *lead, json_t *body, srv_kind kind) {
+    int n = lead->req.n;
     char msg[600];
-    int st = srv_gen_request_parse(body, kind, cfg->max_messages, &j->req, msg, sizeof msg);
+    gen_group *g = nk_calloc(1, sizeof *g);
+    if (g) g->jobs = nk_calloc((size_t)n, sizeof *g->jobs);
+    if (!g || !g->jobs) {
+        if (g) nk_free(g);
+        srv_reply_error(r, 500, "out of memory");
+        job_unref(lead);
+        return;
+    }
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+    g->n = n;
+    g->refs = 1;   /* the handler's; each job holds one more */
+    g->jobs[0] = lead;
+    lead->grp = g;
+    g->refs++;
+    for (int i = 1; i < n; i++) {
+        gen_job *f = job_new(srv_req_server(r));
+        int st = f ? 0 : 500;
+        if (!f) snprintf(msg, sizeof msg, "out of memory");
+        if (f) {
+            f->grp = g;
+            g->refs++;
+            st = follower_prepare(r, lead, f, body, kind, i, msg, sizeof msg);
+        }
+        if (st) {
+            srv_reply_error(r, st, "%s", msg);
+            if (f) job_unref(f);
+            for (int k = 0; k < i; k++) job_unref(g->jobs[k]);
+            group_unref(g);
+            return;
+        }
+        g->jobs[i] = f;
+    }
+    /* every worker: the handler keeps its own reference to each job until the end */
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    for (int i = 0; i < n; i++) {
+        gen_job *j = g->jobs[i];
+        j->refs = 2;
+        pthread_t th;
+        if (pthread_create(&th, &attr, worker_main, j) != 0) {
+            nook_error e = { 0 };
+            worker_finish(j, nk_fail(&e, NOOK_ENOMEM, "cannot start a worker thread"), &e);
+        }
+    }
+    pthread_attr_destroy(&attr);
+
+    /* Wait for the leader's first event (streamed) or every choice's end; a client
+     * that leaves cancels every choice. */
+    bool stream = lead->req.stream;
+    pthread_mutex_lock(&g->mu);
+    for (;;) {
+        if (g->n_finished == n || (stream && g->lead_started)) break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+        if (pthread_cond_timedwait(&g->cv, &g->mu, &ts) == ETIMEDOUT && srv_req_client_gone(r)) {
+            pthread_mutex_unlock(&g->mu);
+            on_group_cancel(g);
+            pthread_mutex_lock(&g->mu);
+        }
+    }
+    bool lead_failed = g->lead_failed;
+    pthread_mutex_unlock(&g->mu);
+    /* a choice refused before any event (the leader, or any when not streamed) */
+    gen_job *failed = lead_failed ? lead : NULL;
+    for (int i = 0; !failed && !stream && i < n; i++) {
+        gen_job *j = g->jobs[i];
+        pthread_mutex_lock(&j->mu);
+        if (!j->started) failed = j;
+        pthread_mutex_unlock(&j->mu);
+    }
+    if (failed) {
+        int st = status_of(failed->setup_status);
+        srv_reply_error(r, st, "%s%s", failed->setup_err,
+                        failed->setup_status == NOOK_ERANGE ? " (the prompt is longer than the context length; raise num_ctx)" : "");
+    } else if (stream) {
+        srv_stream *sm = srv_reply_stream(r, "text/event-stream");
+        if (!sm) {
+            on_group_cancel(g);
+        } else {
+            srv_stream_on_cancel(sm, on_group_cancel, g);
+            pthread_mutex_lock(&g->mu);
+            if (g->pending.n) srv_stream_write(sm, g->pending.p, g->pending.n);
+            g->pending.n = 0;
+            if (g->n_finished == n) srv_stream_end(sm);
+            else g->stream = sm;   /* the last worker ends it */
+            pthread_mutex_unlock(&g->mu);
+        }
+    } else {
+        nook_done_reason worst = NOOK_DONE_STOP;
+        const char *err = "";
+        for (int i = 0; i < n; i++) {
+            gen_job *j = g->jobs[i];
+            if (j->reason == NOOK_DONE_CANCELLED) worst = NOOK_DONE_CANCELLED;
+            else if (j->reason == NOOK_DONE_ERROR && worst != NOOK_DONE_CANCELLED) { worst = NOOK_DONE_ERROR; err = j->error; }
+        }
+        if (worst == NOOK_DONE_CANCELLED) srv_reply_error(r, 499, "client closed the request");
+        else if (worst == NOOK_DONE_ERROR) srv_reply_error(r, 500, "%s", err);
+        else srv_reply_json(r, 200, openai_final(lead));
+    }
+    for (int i = 0; i < n; i++) job_unref(g->jobs[i]);
+    group_unref(g);
+}
+
+static void handle(srv_req *r, srv_kind kind, srv_shape shape) {
+    srv_server *s = srv_req_server(r);
+    const srv_config *cfg = srv_get_config(s);
+    json_t *body = srv_req_json(r);
+    if (!body) return;
+    gen_job *j = job_new(s);
+    if (!j) { srv_reply_error(r, 500, "out of memory"); return; }
+    char msg[600];
+    int st;
+    const json_t *given = body;
+    if (shape) {   /* /v1/responses, /v1/messages: as a chat request (compat.c) */
+        j->shape = shape;
+        if (!(j->own_body = srv_compat_to_chat(shape, body, msg, sizeof msg))) {
+            srv_reply_error(r, 400, "%s", msg);
+            job_unref(j);
+            return;
+        }
+        body = j->own_body;
+    }
+    st = srv_gen_request_parse(body, kind, cfg->max_messages, &j->req, msg, sizeof msg);
     if (st) { srv_reply_error(r, st, "%s", msg); job_unref(j); return; }
     srv_gen_request *q = &j->req;
     j->api_model = q->model;
-    if (q->n > 1) {
-        srv_reply_error(r, 400, "n > 1 is not supported yet (one choice per request)");
-        job_unref(j);
-        return;
-    }
     /* a store model's Modelfile settings under the request's (model_defaults.c) */
     if ((st = srv_model_defaults(q, msg, sizeof msg))) { srv_reply_error(r, st, "%s", msg); job_unref(j); return; }
     bool empty = (kind == SRV_GENERATE && (!q->prompt || !q->prompt[0]) && !q->n_context) ||
@@ -694,6 +1057,7 @@ static void handle(srv_req *r, srv_kind kind) {
     static atomic_ulong seq;
     snprintf(j->id, sizeof j->id, "%s-%lu", kind == SRV_OAI_CHAT ? "chatcmpl" : "cmpl",
              (unsigned long)atomic_fetch_add(&seq, 1) + 1);
+    if (shape) srv_compat_init(&j->cx, shape, j->api_model, j->created, given);
     /* the router: local (as always), remote (no local generation), or held (auto, ask) */
     if ((st = srv_route_begin(q, &j->route, msg, sizeof msg))) { srv_reply_error(r, st, "%s", msg); job_unref(j); return; }
     if (srv_route_get_mode(j->route) == SRV_ROUTE_REMOTE) {
@@ -701,6 +1065,11 @@ static void handle(srv_req *r, srv_kind kind) {
         if (route_reply(r, j)) { job_unref(j); return; }
     }
     j->held = srv_route_get_mode(j->route) == SRV_ROUTE_HOLD;
+    if (q->n > 1 && j->held) {
+        srv_reply_error(r, 400, "n > 1 is answered locally only (the route policy holds answers for a decision)");
+        job_unref(j);
+        return;
+    }
 
     st = srv_models_acquire(s, q->model, q->opt.num_ctx, &j->model, &j->load_ns, msg, sizeof msg);
     if (st) { srv_reply_error(r, st, "%s", msg); job_unref(j); return; }
@@ -709,6 +1078,16 @@ static void handle(srv_req *r, srv_kind kind) {
         srv_reply_error(r, st, "%s", msg);
         job_unref(j);
         return;
+    }
+    if (q->n > 1) { handle_group(r, j, body, kind); return; }
+    if (shape == SRV_SHAPE_MESSAGES && q->stream) {
+        /* message_start reports the prompt's tokens: count them now */
+        nook_token *toks = NULL;
+        int n_tok = 0;
+        nook_error te = { 0 };
+        if (nook_prompt_tokenize(srv_model_model(j->model), &j->prompt, &toks, &n_tok, NULL, &te) == NOOK_OK)
+            j->cx.input_tokens = n_tok;
+        nook_free(toks);
     }
 
     pthread_t th;
@@ -781,15 +1160,19 @@ static void handle(srv_req *r, srv_kind kind) {
     job_unref(j);
 }
 
-static void h_generate(srv_req *r) { handle(r, SRV_GENERATE); }
-static void h_chat(srv_req *r) { handle(r, SRV_CHAT); }
-static void h_oai_chat(srv_req *r) { handle(r, SRV_OAI_CHAT); }
-static void h_oai_completion(srv_req *r) { handle(r, SRV_OAI_COMPLETION); }
+static void h_generate(srv_req *r) { handle(r, SRV_GENERATE, SRV_SHAPE_CHAT); }
+static void h_chat(srv_req *r) { handle(r, SRV_CHAT, SRV_SHAPE_CHAT); }
+static void h_oai_chat(srv_req *r) { handle(r, SRV_OAI_CHAT, SRV_SHAPE_CHAT); }
+static void h_oai_completion(srv_req *r) { handle(r, SRV_OAI_COMPLETION, SRV_SHAPE_CHAT); }
+static void h_responses(srv_req *r) { handle(r, SRV_OAI_CHAT, SRV_SHAPE_RESPONSES); }
+static void h_messages(srv_req *r) { handle(r, SRV_OAI_CHAT, SRV_SHAPE_MESSAGES); }
 
 static const srv_route k_routes[] = {
     { "POST", "/api/generate",         SRV_API_OLLAMA, 0, h_generate },
     { "POST", "/api/chat",             SRV_API_OLLAMA, 0, h_chat },
     { "POST", "/v1/chat/completions",  SRV_API_OPENAI, 0, h_oai_chat },
     { "POST", "/v1/completions",       SRV_API_OPENAI, 0, h_oai_completion },
+    { "POST", "/v1/responses",         SRV_API_OPENAI, 0, h_responses },
+    { "POST", "/v1/messages",          SRV_API_ANTHROPIC, 0, h_messages },
 };
 const srv_route_table srv_routes_gen = { k_routes, NK_ARRAY_LEN(k_routes) };

@@ -107,6 +107,8 @@ bool srv_host_allowed(const srv_config *c, const char *host_header);
 
 /* Constant-time check of an "Authorization" header against "Bearer <key>". */
 bool srv_auth_ok(const char *key, const char *authorization);
+/* The same for a bare key (Anthropic's clients send "x-api-key: <key>"). */
+bool srv_key_ok(const char *key, const char *given);
 
 /* Returns the depth of the deepest JSON nesting in text (scanning brackets outside of
  * strings), stopping early once it exceeds limit (then returns limit + 1). */
@@ -142,6 +144,7 @@ typedef enum srv_api {
     SRV_API_OLLAMA = 0, /* errors {"error": "..."}                                 */
     SRV_API_OPENAI,     /* errors {"error": {"message","type","param","code"}}     */
     SRV_API_TEXT,       /* errors as plain text                                    */
+    SRV_API_ANTHROPIC,  /* errors {"type":"error","error":{"type","message"}}      */
 } srv_api;
 
 enum {

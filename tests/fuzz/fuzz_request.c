@@ -9,8 +9,12 @@
  * Any outcome is fine except a crash, a sanitizer report, a hang, or a broken
  * contract: a refusal must carry a status of 400 (500 only for out-of-memory) and a
  * message; an accepted request has a model and the options within their ranges.
+ * The same body is also read as a /v1/responses and a /v1/messages request
+ * (compat.c: translated into a chat request, then parsed as one): a refusal must carry a
+ * message, a translation must be an object with a messages list.
  * Seed corpus: tests/fuzz/corpus/request/.
  */
+#include "server/compat.h"
 #include "server/request.h"
 
 #include <stdlib.h>
@@ -62,6 +66,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             if (!r.opt.stop[i]) abort();
     }
     srv_gen_request_free(&r);
+    for (int shape = SRV_SHAPE_RESPONSES; shape <= SRV_SHAPE_MESSAGES; shape++) {
+        msg[0] = 0;
+        json_t *chat = srv_compat_to_chat((srv_shape)shape, j, msg, sizeof msg);
+        if (!chat) {
+            if (!msg[0]) abort();
+            continue;
+        }
+        if (!json_is_array(json_object_get(chat, "messages"))) abort();
+        if (srv_gen_request_parse(chat, SRV_OAI_CHAT, 64, &r, msg, sizeof msg) && !msg[0]) abort();
+        srv_gen_request_free(&r);
+        json_decref(chat);
+    }
     json_decref(j);
     return 0;
 }
