@@ -11,7 +11,8 @@
 // reports aggregate generated tokens/s (all clients' eval_count over the wall time),
 // p50/p99 time to first token (request sent -> first NDJSON line with text), and the
 // server's own overhead per request: the loopback round trip of a one-token generate
-// minus the engine's total_duration for it (p50 over 50 requests).
+// minus the engine's total_duration for it (p50 over 50 requests), next to the round
+// trip of GET /api/version (no work: the floor the machine's load sets).
 // One JSON object per line on stdout, a table on stderr.
 import { spawn } from 'node:child_process';
 
@@ -84,11 +85,20 @@ for (let i = 0; i < 50; i++) {
   const r = await generate('Hi', 1, false);
   over.push(r.wall - r.o.total_duration / 1e6);
 }
-const o = { overhead_p50_ms: +pct(over, 0.5).toFixed(3), overhead_p99_ms: +pct(over, 0.99).toFixed(3) };
+// the floor at the machine's present load: the round trip of a request that does no work
+const floor = [];
+for (let i = 0; i < 50; i++) {
+  const t0 = performance.now();
+  await (await fetch(`${base}/api/version`)).text();
+  floor.push(performance.now() - t0);
+}
+const o = { overhead_p50_ms: +pct(over, 0.5).toFixed(3), overhead_p99_ms: +pct(over, 0.99).toFixed(3),
+  version_rtt_p50_ms: +pct(floor, 0.5).toFixed(3), version_rtt_p99_ms: +pct(floor, 0.99).toFixed(3) };
 console.log(JSON.stringify(o));
 console.error('clients  requests  tokens  agg tok/s  TTFT p50 ms  TTFT p99 ms');
 for (const r of rows)
   console.error(`${String(r.clients).padStart(7)}  ${String(r.requests).padStart(8)}  ${String(r.tokens).padStart(6)}  ` +
     `${String(r.agg_tps).padStart(9)}  ${String(r.ttft_p50_ms).padStart(11)}  ${String(r.ttft_p99_ms).padStart(11)}`);
 console.error(`server overhead per request (round trip - engine total_duration): p50 ${o.overhead_p50_ms} ms, p99 ${o.overhead_p99_ms} ms`);
+console.error(`round trip of GET /api/version (no work; the floor at this load): p50 ${o.version_rtt_p50_ms} ms, p99 ${o.version_rtt_p99_ms} ms`);
 proc.kill('SIGTERM');

@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "server/server.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -45,6 +46,16 @@ int cli_serve(int argc, char **argv) {
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+
+    /* Every request allocates buffers sized by the vocabulary (its generation's sampler
+     * and work arrays: megabytes for a 152k vocabulary). Above glibc's dynamic mmap
+     * threshold they are fresh mapped pages each time, and on a VM every fresh page
+     * costs microseconds (docs/design.md): milliseconds per request, measured as the
+     * server's overhead (docs/performance.md). Blocks under 32 MiB now come from the
+     * heap and stay there for the next request; bigger ones (KV caches) are still
+     * mapped and returned to the system when freed. */
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
 
     srv_server *srv = NULL;
     if (srv_start(&cfg, &srv, &err)) {
