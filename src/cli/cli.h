@@ -147,6 +147,15 @@ int cli_embed(int argc, char **argv);
 int cli_import_tokenizer_cmd(int argc, char **argv);
 int cli_specialize(int argc, char **argv);   /* cli_specialize.c */
 int cli_classify(int argc, char **argv);     /* cli_classify.c */
+/* `nook show` of a specialist (a stored name or a file): prints what it is and returns
+ * CLI_OK; -1 when ref is not a specialist (show goes on as for a model). */
+int cli_show_specialist(const char *ref);
+/* cli_presets.c: the writing tasks (store presets nook/summarize, nook/tighten, nook/name;
+ * the specialist nook/split) */
+int cli_summarize(int argc, char **argv);
+int cli_tighten(int argc, char **argv);
+int cli_name(int argc, char **argv);
+int cli_split(int argc, char **argv);
 int cli_audit(int argc, char **argv);          /* cli_audit.c (router) */
 int cli_route(int argc, char **argv);          /* cli_route.c (router) */
 int cli_route_eval(int argc, char **argv);     /* cli_route_eval.c (router): `route eval` */

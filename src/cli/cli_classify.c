@@ -9,19 +9,24 @@
  */
 #include "cli/cli.h"
 #include "specialist/specialist.h"
+#include "router/router.h"
 
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static bool o_jsonl, o_json, o_verbose;
 static float o_threshold;
+static const char *o_route, *o_local;
 
 static const cli_opt k_cls_opts[] = {
     { "jsonl",     0, OPT_FLAG,  &o_jsonl,     0, 0, NULL, "read JSON lines {\"text\": ...} from stdin, print one JSON result per line" },
     { "json",      0, OPT_FLAG,  &o_json,      0, 0, NULL, "print the result for TEXT as a JSON object" },
     { "threshold", 0, OPT_FLOAT, &o_threshold, 0, 1, "P", "abstain below this confidence (default: the specialist's own)" },
     { "verbose",   0, OPT_FLAG,  &o_verbose,   0, 0, NULL, "also print every label's probability (on stderr)" },
+    { "local-model", 0, OPT_STR, &o_local,     0, 0, "MODEL", "an abstaining case the router keeps here goes to this local general model (a GGUF), prompted with the labels" },
+    { "route",     0, OPT_STR,   &o_route,     0, 0, "POLICY", "where an abstaining case goes: local (default), auto, remote or ask (the router's policy, docs/privacy.md)" },
 };
 static const cli_verb_info k_cls_info = {
     "classify", "NAME|FILE [TEXT...]",
@@ -59,6 +64,32 @@ static nook_status classify_text(const nk_spec *s, const char *text, size_t len,
     return nk_spec_classify(s, text, len, s->embed_dim ? g_vec : NULL, probs, r, err);
 }
 
+/* An abstaining result goes to the router (nk_spec_escalate) when the policy (--route,
+ * else the router's configuration) is not local; *esc gets the "escalation" object
+ * then (NULL otherwise). The router is opened once, on the first abstention. */
+static nk_router *g_rt;
+static nk_zeroshot *g_zs;
+static nook_status maybe_escalate(const nk_spec *s, const char *text, const nk_class_result *r, json_t **esc,
+                                  int *label, nook_error *err) {
+    *esc = NULL;
+    *label = r->label;
+    if (!r->abstain) return NOOK_OK;
+    nook_status st = NOOK_OK;
+    if (!g_rt && (st = nk_router_open(NULL, &g_rt, err))) return st;
+    nk_route_req rq = { .policy = NK_ROUTE_UNSET, .model_policy = NK_ROUTE_UNSET };
+    if (o_route) rq.policy = nk_route_policy_parse(o_route);
+    nk_spec_escalation e;
+    st = nk_spec_escalate(s, g_rt, &rq, text, r, &e, err);
+    if (!st && !e.escalated && o_local && !(e.route.target == NK_TARGET_SUGGEST)) {
+        if (!g_zs) st = nk_zeroshot_open(o_local, s->labels, s->k, &g_zs, err);
+        if (!st) st = nk_spec_escalate_local(s, g_zs, o_local, text, &e, err);
+    }
+    if (!st && e.asked) *esc = nk_spec_escalation_json(s, &e);
+    if (!st && e.escalated && e.label >= 0) *label = e.label;
+    nk_spec_escalation_clear(&e);
+    return st;
+}
+
 static bool classify_line(const nk_spec *s, double *probs, const char *line, size_t n, size_t lineno) {
     json_error_t je;
     json_t *in = json_loadb(line, n, 0, &je);
@@ -71,8 +102,13 @@ static bool classify_line(const nk_spec *s, double *probs, const char *line, siz
     } else {
         json_t *t = json_object_get(in, "text");
         nk_class_result r;
-        if (classify_text(s, json_string_value(t), json_string_length(t), probs, &r, &err) == NOOK_OK) {
+        json_t *esc = NULL;
+        int lab;
+        if (classify_text(s, json_string_value(t), json_string_length(t), probs, &r, &err) == NOOK_OK &&
+            maybe_escalate(s, json_string_value(t), &r, &esc, &lab, &err) == NOOK_OK) {
             json_t *o = nk_spec_result_json(s, probs, &r);
+            if (o && esc) json_object_set_new(o, "escalation", esc);
+            else json_decref(esc);
             print_json(o);
             json_decref(o);
             ok = true;
@@ -120,8 +156,13 @@ int cli_classify(int argc, char **argv) {
     int npos;
     o_jsonl = o_json = o_verbose = false;
     o_threshold = -1;
+    o_route = o_local = NULL;
+    g_rt = NULL;
+    g_zs = NULL;
     int rc = cli_parse(&k_cls_info, argc, argv, &npos);
     if (rc) return rc;
+    if (o_route && nk_route_policy_parse(o_route) == NK_ROUTE_UNSET)
+        return cli_fail(CLI_EUSAGE, "classify: --route must be local, auto, remote or ask (got '%s')", o_route);
     if (npos < 1) return cli_fail(CLI_EUSAGE, "classify: missing NAME (usage: nook classify NAME|FILE [TEXT])");
     if (o_jsonl && npos > 1) return cli_fail(CLI_EUSAGE, "classify: --jsonl reads stdin; give no TEXT");
     nook_error err = { 0 };
@@ -150,27 +191,75 @@ int cli_classify(int argc, char **argv) {
         size_t len = 0;
         char *text = npos > 1 ? cli_join_args(argv, 1, npos, &len) : cli_read_stream(stdin, false, &len);
         nk_class_result r;
+        json_t *esc = NULL;
+        int lab = 0;
         if (!text) {
             rc = cli_fail(CLI_EFAIL, "classify: cannot read the text");
-        } else if (classify_text(s, text, len, probs, &r, &err)) {
+        } else if (classify_text(s, text, len, probs, &r, &err) || maybe_escalate(s, text, &r, &esc, &lab, &err)) {
             rc = cli_fail(CLI_EFAIL, "classify: %s", err.msg);
         } else if (o_json) {
             json_t *o = nk_spec_result_json(s, probs, &r);
+            if (o && esc) { json_object_set_new(o, "escalation", esc); esc = NULL; }
             print_json(o);
             json_decref(o);
         } else {
-            puts(s->labels[r.label]);
+            puts(s->labels[lab]);   /* the router's label when it escalated and one came back */
             if (o_verbose)
                 for (int c = 0; c < s->k; c++) fprintf(stderr, "%s\t%.6f\n", s->labels[c], probs[c]);
-            if (r.abstain)
-                fprintf(stderr, "nook: abstained: confidence %.3f is below the threshold %.2f (the most likely label is printed)\n",
-                        r.confidence, s->threshold);
+            if (r.abstain) {
+                fprintf(stderr, "nook: abstained: confidence %.3f is below the threshold %.2f (%s)\n", r.confidence,
+                        s->threshold, lab != r.label || json_is_true(json_object_get(esc, "escalated"))
+                                          ? "escalated: the general model's label is printed"
+                                          : "the most likely label is printed");
+                char *ej = esc ? json_dumps(esc, JSON_COMPACT) : NULL;
+                if (ej) fprintf(stderr, "nook: escalation: %s\n", ej);
+                free(ej);
+            }
         }
+        json_decref(esc);
         nk_free(text);
     }
     nk_free(probs);
     nk_free(g_vec);
     nk_embedder_free(g_emb);
+    nk_router_free(g_rt);
+    g_rt = NULL;
+    nk_zeroshot_free(g_zs);
+    g_zs = NULL;
     nk_spec_free(s);
     return rc;
+}
+
+/* `nook show NAME` of a specialist: what it is, its labels, features and what
+ * cross-validation measured when it was trained. */
+int cli_show_specialist(const char *ref) {
+    nk_spec *s = NULL;
+    nook_error err = { 0 };
+    nk_map map;
+    struct stat sb;
+    if (stat(ref, &sb) == 0 && S_ISREG(sb.st_mode)) {   /* a file: only when it is a specialist */
+        if (nk_map_file(ref, false, &map, &err)) return -1;
+        bool is = nk_spec_is_specialist_mem(map.data, map.size);
+        nk_unmap(&map);
+        if (!is) return -1;
+    }
+    nook_status st = nk_spec_open(ref, &s, &err);
+    if (st == NOOK_ENOTFOUND || st == NOOK_EINVAL) return -1;   /* a model, or nothing: show says so */
+    if (st) return cli_fail(CLI_EFAIL, "show: %s", err.msg);
+    printf("  Specialist (a text classifier: nook classify %s TEXT)\n", ref);
+    printf("    %-20s %s\n", "name", s->name);
+    printf("    %-20s", "labels");
+    for (int c = 0; c < s->k; c++) printf(" %s%s", s->labels[c], c + 1 < s->k ? "," : "\n");
+    printf("    %-20s %.2f (abstains below this confidence)\n", "threshold", s->threshold);
+    printf("    %-20s %.4f\n", "temperature", s->temperature);
+    printf("    %-20s %zu", "feature columns", s->d);
+    if (s->d_text)
+        printf(" (word n-grams 1..%u, character n-grams %u..%u, 2^%u hashed ids%s)", s->feat.word_max,
+               s->feat.char_min, s->feat.char_max, s->feat.hash_bits, s->feat.idf ? ", IDF" : "");
+    putchar('\n');
+    if (s->embed_dim) printf("    %-20s %s (%u-dimensional embedding)\n", "base model", s->base_model, s->embed_dim);
+    printf("    %-20s %u examples, C=%g, out-of-fold macro-F1 %.4f, ECE %.4f -> %.4f\n", "trained on", s->n_train,
+           s->cv_C, s->cv_macro_f1, s->cv_ece_raw, s->cv_ece_cal);
+    nk_spec_free(s);
+    return fflush(stdout) == 0 ? CLI_OK : cli_fail(CLI_EFAIL, "show: writing to stdout failed");
 }

@@ -224,6 +224,7 @@ int cli_show(int argc, char **argv) {
                         npos ? "too many arguments" : "missing MODEL");
     }
     cli_install_log(o_verbose);
+    if ((rc = cli_show_specialist(argv[0])) >= 0) return rc;
     nk_model_ref ref;
     if (cli_resolve_model(argv[0], false, &ref) != CLI_OK) return CLI_EFAIL;
     if (o_modelfile || o_template || o_system || o_parameters || o_license) {

@@ -6,12 +6,13 @@
  */
 #include "cli/cli.h"
 #include "specialist/specialist.h"
+#include "store/store.h"
 
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const char *o_data, *o_output, *o_eval, *o_from;
+static const char *o_data, *o_output, *o_eval, *o_from, *o_solver, *o_zero;
 static int64_t o_seed;
 static int o_min_df, o_folds, o_hash_bits, o_word_max, o_char_min, o_char_max;
 static float o_c, o_threshold;
@@ -19,7 +20,7 @@ static bool o_no_cal, o_no_idf, o_json, o_no_text;
 
 static const cli_opt k_spec_opts[] = {
     { "data",        0, OPT_STR,   &o_data,      0, 0, "FILE", "labelled JSON lines {\"text\", \"label\"} to train on" },
-    { "output",      'o', OPT_STR, &o_output,    0, 0, "FILE", "write the specialist to FILE" },
+    { "output",      'o', OPT_STR, &o_output,    0, 0, "FILE", "write the specialist to FILE instead of storing it as NAME" },
     { "eval",        0, OPT_STR,   &o_eval,      0, 0, "FILE", "labelled JSON lines to evaluate on (after training, or an existing specialist)" },
     { "seed",        0, OPT_I64,   &o_seed,      0, 9.0e18, "N", "seed of the cross-validation folds (default 1)" },
     { "folds",       0, OPT_INT,   &o_folds,     2, 20, "N", "cross-validation folds (default 5)" },
@@ -35,6 +36,8 @@ static const cli_opt k_spec_opts[] = {
     { "from",        0, OPT_STR,   &o_from,      0, 0, "MODEL", "also use MODEL's pooled embedding of each text as features (a GGUF path)" },
     { "no-text",     0, OPT_FLAG,  &o_no_text,   0, 0, NULL, "with --from: the embedding alone, no word/character features" },
     { "json",        0, OPT_FLAG,  &o_json,      0, 0, NULL, "print the report as one JSON object" },
+    { "zero-shot",   0, OPT_STR,   &o_zero,      0, 0, "MODEL", "with --eval and no --data: evaluate MODEL prompted zero-shot with the labels (label-token log-probabilities) instead of a specialist" },
+    { "solver",      0, OPT_STR,   &o_solver,    0, 0, "S", "auto (default: kernel when examples < columns), primal or kernel" },
 };
 static const cli_verb_info k_spec_info = {
     "specialize", "NAME --data labelled.jsonl [--output FILE] | NAME|FILE --eval test.jsonl",
@@ -127,6 +130,55 @@ static int evaluate(const nk_spec *s, nk_embedder *emb, json_t *rep) {
     return CLI_OK;
 }
 
+/* --zero-shot MODEL --eval FILE: the general model prompted with the eval file's labels. */
+static int zero_shot(json_t *rep) {
+    nook_error err = { 0 };
+    nk_dataset d;
+    if (nk_dataset_read(o_eval, true, &d, &err)) return cli_fail(CLI_EFAIL, "%s", err.msg);
+    nk_zeroshot *z = NULL;
+    const int k = d.n_labels;
+    size_t *conf = nk_calloc((size_t)k * k, sizeof *conf);
+    double *lp = nk_alloc_array((size_t)k, sizeof *lp);
+    int rc = CLI_OK;
+    if (!conf || !lp) { rc = cli_fail(CLI_EFAIL, "out of memory"); goto out; }
+    if (nk_zeroshot_open(o_zero, d.label_names, k, &z, &err)) { rc = cli_fail(CLI_EFAIL, "%s", err.msg); goto out; }
+    double t0 = nk_time_ms();
+    size_t correct = 0;
+    for (size_t i = 0; i < d.n; i++) {
+        int best = 0;
+        if (nk_zeroshot_classify(z, d.texts[i], strlen(d.texts[i]), lp, &best, &err)) {
+            rc = cli_fail(CLI_EFAIL, "%s:%zu: %s", o_eval, d.lines[i], err.msg);
+            goto out;
+        }
+        conf[(size_t)d.labels[i] * k + best]++;
+        correct += best == d.labels[i];
+    }
+    double ms = nk_time_ms() - t0, f1 = nk_macro_f1(conf, k), acc = (double)correct / (double)d.n;
+    double tps = ms > 0 ? (double)d.n / (ms / 1000) : 0;
+    if (rep) {
+        json_t *e = json_object();
+        json_object_set_new(e, "model", json_string(o_zero));
+        json_object_set_new(e, "file", json_string(o_eval));
+        json_object_set_new(e, "n", json_integer((json_int_t)d.n));
+        json_object_set_new(e, "macro_f1", json_real(f1));
+        json_object_set_new(e, "accuracy", json_real(acc));
+        json_object_set_new(e, "texts_per_s", json_real(tps));
+        json_object_set_new(e, "confusion", confusion_json(d.label_names, k, conf));
+        json_object_set_new(rep, "zero_shot", e);
+    } else {
+        printf("zero-shot %s on %s (%zu examples, %d labels): macro-F1 %.4f, accuracy %.4f\n", o_zero, o_eval, d.n, k,
+               f1, acc);
+        print_confusion(d.label_names, k, conf);
+        printf("  %.1f texts/s\n", tps);
+    }
+out:
+    nk_zeroshot_free(z);
+    nk_free(conf);
+    nk_free(lp);
+    nk_dataset_free(&d);
+    return rc;
+}
+
 int cli_specialize(int argc, char **argv) {
     int npos;
     o_data = o_output = o_eval = NULL;
@@ -136,7 +188,7 @@ int cli_specialize(int argc, char **argv) {
     o_c = 0;
     o_threshold = 0.5f;
     o_no_cal = o_no_idf = o_json = o_no_text = false;
-    o_from = NULL;
+    o_from = o_solver = o_zero = NULL;
     nk_feat_cfg fd;
     nk_feat_cfg_default(&fd);
     o_hash_bits = (int)fd.hash_bits;
@@ -156,6 +208,11 @@ int cli_specialize(int argc, char **argv) {
     float *tv = NULL;
     if (o_no_text && !o_from) return cli_fail(CLI_EUSAGE, "specialize: --no-text needs --from MODEL");
     json_t *rep = o_json ? json_object() : NULL;
+    if (o_zero) {
+        if (o_data || !o_eval) { json_decref(rep); return cli_fail(CLI_EUSAGE, "specialize: --zero-shot MODEL needs --eval FILE and no --data"); }
+        rc = zero_shot(rep);
+        goto done;
+    }
     if (!o_data) {   /* evaluate an existing specialist */
         if (nk_spec_open(name, &s, &err)) { json_decref(rep); return cli_fail(CLI_EFAIL, "%s", err.msg); }
         json_object_set_new(rep, "name", json_string(s->name));
@@ -166,8 +223,13 @@ int cli_specialize(int argc, char **argv) {
         rc = evaluate(s, emb, rep);
         goto done;
     }
-    if (!o_output)
-        return cli_fail(CLI_EUSAGE, "specialize: give --output FILE (the model store does not keep specialists yet)");
+    if (!o_output) {   /* stored under NAME: check the name before spending time on training */
+        nk_name nn;
+        if (nk_name_parse(name, &nn, &err)) {
+            json_decref(rep);
+            return cli_fail(CLI_EUSAGE, "specialize: '%s' is not a valid model name (%s); give --output FILE to write a file", name, err.msg);
+        }
+    }
     nk_dataset d;
     if (nk_dataset_read(o_data, true, &d, &err)) { json_decref(rep); return cli_fail(CLI_EFAIL, "%s", err.msg); }
     nk_train_opts to;
@@ -183,6 +245,12 @@ int cli_specialize(int argc, char **argv) {
     to.feat.char_min = (uint32_t)o_char_min;
     to.feat.char_max = (uint32_t)o_char_max;
     to.feat.idf = !o_no_idf;
+    if (o_solver) {
+        if (strcmp(o_solver, "auto") == 0) to.solver = NK_SOLVER_AUTO;
+        else if (strcmp(o_solver, "primal") == 0) to.solver = NK_SOLVER_PRIMAL;
+        else if (strcmp(o_solver, "kernel") == 0) to.solver = NK_SOLVER_KERNEL;
+        else { nk_dataset_free(&d); json_decref(rep); return cli_fail(CLI_EUSAGE, "specialize: --solver must be auto, primal or kernel"); }
+    }
     if (nk_dataset_check_trainable(&d, o_data, &err)) {
         nk_dataset_free(&d);
         json_decref(rep);
@@ -219,6 +287,7 @@ int cli_specialize(int argc, char **argv) {
         json_object_set_new(rep, "columns", json_integer((json_int_t)R.d));
         json_object_set_new(rep, "embed_dim", json_integer((json_int_t)s->embed_dim));
         json_object_set_new(rep, "folds", json_integer(R.folds));
+        json_object_set_new(rep, "solver", json_string(R.kernel ? "kernel" : "primal"));
         json_object_set_new(rep, "C", json_real(R.C));
         json_t *grid = json_array();
         for (int c = 0; c < R.n_C; c++) {
@@ -244,7 +313,8 @@ int cli_specialize(int argc, char **argv) {
         printf("specialist %s: %zu examples, %d labels, %zu feature columns", name, d.n, s->k, R.d);
         if (s->embed_dim) printf(" (%u of them the embedding of %s)", s->embed_dim, s->base_model);
         putchar('\n');
-        printf("cross-validation (%d folds, stratified, seed %lld):\n  %10s %9s %9s\n", R.folds, (long long)o_seed,
+        printf("cross-validation (%d folds, stratified, seed %lld, %s solver):\n  %10s %9s %9s\n", R.folds, (long long)o_seed,
+               R.kernel ? "kernel" : "primal",
                "C", "macro-F1", "log-loss");
         for (int c = 0; c < R.n_C; c++)
             printf("  %10.4g %9.4f %9.4f%s\n", R.C_grid[c], R.cv_f1[c], R.cv_logloss[c],
@@ -260,12 +330,24 @@ int cli_specialize(int argc, char **argv) {
     }
     nk_train_report_free(&R);
     nk_dataset_free(&d);
-    if (nk_spec_save(s, o_output, &err)) {
-        rc = cli_fail(CLI_EFAIL, "%s", err.msg);
-        goto done;
+    if (o_output) {
+        if (nk_spec_save(s, o_output, &err)) {
+            rc = cli_fail(CLI_EFAIL, "%s", err.msg);
+            goto done;
+        }
+        if (rep) json_object_set_new(rep, "output", json_string(o_output));
+        else printf("wrote %s\n", o_output);
+    } else {
+        nk_store *st = NULL;
+        if (nk_store_open(NULL, &st, &err) || nk_spec_store_put(st, name, s, &err)) {
+            nk_store_free(st);
+            rc = cli_fail(CLI_EFAIL, "specialize: storing '%s': %s", name, err.msg);
+            goto done;
+        }
+        if (rep) json_object_set_new(rep, "stored", json_string(name));
+        else printf("stored as '%s' in %s (nook classify %s TEXT)\n", name, nk_store_root(st), name);
+        nk_store_free(st);
     }
-    if (rep) json_object_set_new(rep, "output", json_string(o_output));
-    else printf("wrote %s\n", o_output);
     rc = o_eval ? evaluate(s, emb, rep) : CLI_OK;
 done:
     if (rep && rc == CLI_OK) {

@@ -16,6 +16,7 @@
 static const srv_route_table *const k_tables[] = {
     &srv_routes_core,
     &srv_routes_store,    /* before routes_models: the store's /api/tags and /api/show win */
+    &srv_routes_specialist, /* before routes_gen: a specialist's name answers chat; others go on */
     &srv_routes_gen,
     &srv_routes_models,
     &srv_routes_embed,

@@ -173,6 +173,7 @@ extern const srv_route_table srv_routes_store;    /* routes_store.c: tags, show,
 extern const srv_route_table srv_routes_gen;      /* routes_gen.c: generate, chat, OpenAI completions */
 extern const srv_route_table srv_routes_models;   /* routes_models.c: show, ps, tags (shadowed by the store's), /v1/models */
 extern const srv_route_table srv_routes_embed;    /* routes_embed.c: embed, embeddings, /v1/embeddings */
+extern const srv_route_table srv_routes_specialist; /* routes_specialist.c: /api/classify; chat with a specialist */
 extern const srv_route_table srv_routes_ui;       /* routes_ui.c: the web page at /ui/, /api/audit */
 
 /* Finds the route for method+path. Returns it and stores captured {params} (up to 4,

@@ -10,6 +10,9 @@
 
 #include <string.h>
 
+/* Below this many parameters the embedder decodes on one thread (see nk_embedder_open). */
+#define NK_EMBED_SMALL_PARAMS 50000000u
+
 struct nk_embedder {
     nook_model *m;
     nook_session *s;
@@ -28,6 +31,10 @@ nook_status nk_embedder_open(const char *model_path, int n_threads, nk_embedder 
     if (st) { nk_free(e); return st; }
     nook_session_params sp = nook_session_default_params();
     sp.embeddings = true;
+    /* A small model's decode of one short text is microseconds of work per kernel:
+     * more threads only add barriers, and on a busy machine every barrier waits for a
+     * descheduled thread (measured in docs/specialist.md "Speed"). One thread then. */
+    if (n_threads <= 0 && nook_model_n_params(e->m) < NK_EMBED_SMALL_PARAMS) n_threads = 1;
     sp.n_threads = n_threads;
     sp.n_ctx = NK_MIN(nook_model_n_ctx_train(e->m), 512);
     if ((st = nook_session_new(e->m, &sp, &e->s, err))) goto fail;

@@ -12,6 +12,7 @@
  * training report (cv.macro_f1, cv.c, cv.ece_raw, cv.ece_cal, n_train).
  */
 #include "specialist/specialist.h"
+#include "store/store.h"
 #include "gguf/gguf.h"
 
 #include <math.h>
@@ -250,5 +251,13 @@ nook_status nk_spec_open(const char *ref, nk_spec **out, nook_error *err) {
     *out = NULL;
     struct stat sb;
     if (stat(ref, &sb) == 0 && S_ISREG(sb.st_mode)) return nk_spec_load(ref, out, err);
-    return nk_fail(err, NOOK_ENOTFOUND, "specialist '%s' not found (neither a file nor a stored specialist)", ref);
+    nk_store *st = NULL;
+    nook_error e2 = { 0 };
+    nook_status rc = nk_store_open(NULL, &st, &e2);
+    if (!rc) rc = nk_spec_store_open(st, ref, out, &e2);
+    nk_store_free(st);
+    if (rc == NOOK_ENOTFOUND || (rc == NOOK_EINVAL && (strchr(ref, '/') || strstr(ref, ".gguf"))))
+        return nk_fail(err, NOOK_ENOTFOUND, "specialist '%s' not found (neither a file nor a stored specialist)", ref);
+    if (rc) *err = e2;
+    return rc;
 }

@@ -19,6 +19,7 @@
 #define NOOK_SPECIALIST_H
 
 #include "base/base.h"
+#include "router/router.h"
 
 /* ---- limits on untrusted input (training files, specialist files) ---------------- */
 #define NK_SPEC_MAX_LINE     (1u << 20)   /* bytes in one JSON line of a training file */
@@ -109,6 +110,14 @@ typedef struct nk_lr_opts {
  * NOOK_ENOMEM, NOOK_EINVAL for bad arguments; *iters (optional) gets the iterations. */
 nook_status nk_lr_fit(const nk_csr *X, const int *y, int k, const size_t *rows, size_t n_rows,
                       const nk_lr_opts *o, double *W, double *b, int *iters, nook_error *err);
+/* The same problem solved in the span of the rows (logreg_kernel.c), for n rows far
+ * fewer than the columns: K is the rows' n x n Gram matrix X X^T (row-major), A the
+ * n x k coefficients (W = X^T A; warm start: the previous A, or zeros), b the biases.
+ * Stops when the gradient's Euclidean norm falls below tol of its starting value. */
+nook_status nk_lr_fit_kernel(const double *K, const int *y, size_t n, int k, const nk_lr_opts *o, double *A,
+                             double *b, int *iters, nook_error *err);
+/* *out = X X^T (n x n, row-major, nk_malloc'd). NOOK_EINVAL beyond 2^28 entries. */
+nook_status nk_csr_gram(const nk_csr *X, double **out, nook_error *err);
 /* Logits z[c] = W^T x + b for row i of X. */
 void nk_lr_logits(const nk_csr *X, size_t i, int k, const double *W, const double *b, double *z);
 /* In place: z -> softmax(z / T). */
@@ -137,6 +146,15 @@ nook_status nk_embedder_embed(nk_embedder *e, const char *text, size_t len, floa
 void nk_embedder_free(nk_embedder *e);
 /* The embeddings of every text of d, in order: *out is n x dim floats (nk_free). */
 nook_status nk_embed_dataset(nk_embedder *e, const nk_dataset *d, float **out, nook_error *err);
+
+/* ---- the zero-shot comparison (zeroshot.c) -----------------------------------------
+ * A general model prompted with the label set; the label whose tokens are most probable
+ * after the prompt wins (docs/specialist.md). One thread at a time per object. */
+typedef struct nk_zeroshot nk_zeroshot;
+nook_status nk_zeroshot_open(const char *model_path, char *const *labels, int k, nk_zeroshot **out, nook_error *err);
+/* logp[k] receives each label's log-probability; *best the winner. */
+nook_status nk_zeroshot_classify(nk_zeroshot *z, const char *text, size_t len, double *logp, int *best, nook_error *err);
+void nk_zeroshot_free(nk_zeroshot *z);
 
 /* ---- specialists ----------------------------------------------------------------------- */
 typedef struct nk_spec {
@@ -174,7 +192,10 @@ typedef struct nk_train_opts {
     const float *emb;
     uint32_t embed_dim;
     bool no_text_features;
+    int solver;             /* NK_SOLVER_AUTO (default): the kernel solver when there are
+                               fewer examples than columns (and at most 4,096), else primal */
 } nk_train_opts;
+enum { NK_SOLVER_AUTO = 0, NK_SOLVER_PRIMAL, NK_SOLVER_KERNEL };
 
 void nk_train_opts_default(nk_train_opts *o);
 
@@ -190,6 +211,7 @@ typedef struct nk_train_report {
     double coverage, accuracy_kept;   /* out-of-fold, at the threshold                   */
     int folds;
     size_t d;               /* feature columns                                            */
+    bool kernel;            /* solved in the span of the rows (logreg_kernel.c)            */
     double ms_features, ms_cv, ms_final;
 } nk_train_report;
 void nk_train_report_free(nk_train_report *r);
@@ -208,10 +230,27 @@ nook_status nk_spec_save_mem(const nk_spec *s, uint8_t **buf, uint64_t *len, noo
  * file is NOOK_EFORMAT naming the key, never a crash. */
 nook_status nk_spec_load(const char *path, nk_spec **out, nook_error *err);
 nook_status nk_spec_load_mem(const void *buf, size_t len, nk_spec **out, nook_error *err);
-/* Opens a specialist by reference: the path of a specialist file, else a name in the
- * model store (once the store holds specialists). NOOK_ENOTFOUND naming ref when it
- * is neither; a file that is not a specialist is NOOK_EFORMAT. */
+/* Opens a specialist by reference (the CLI's): the path of a specialist file, else a
+ * name in the default model store. NOOK_ENOTFOUND naming ref when it is neither; a
+ * file that is not a specialist is NOOK_EFORMAT; a stored model that is not a
+ * specialist is NOOK_EINVAL. */
 nook_status nk_spec_open(const char *ref, nk_spec **out, nook_error *err);
+
+/* ---- specialists in the model store (spec_store.c) ------------------------------------
+ * A manifest whose one layer has media type NK_MT_SPECIALIST holding the specialist's
+ * GGUF as a blob, and a config blob (model_family "nook-specialist", the labels, the
+ * base model). Listed, copied and removed like any model. */
+struct nk_store;
+/* Stores s under name (replacing a model of that name). Errors: NOOK_EINVAL for a bad
+ * name, the store's (NOOK_EIO, a full disk: nothing half-written is visible). */
+nook_status nk_spec_store_put(struct nk_store *st, const char *name, const nk_spec *s, nook_error *err);
+/* The blob path of the stored specialist name. NOOK_ENOTFOUND (no such model),
+ * NOOK_EINVAL (a bad name, or a model that is not a specialist). Only names, never
+ * paths: what the server calls with a request's "model". */
+nook_status nk_spec_store_find(const struct nk_store *st, const char *name, char *path, size_t cap, nook_error *err);
+/* Loads the stored specialist name (its name field set to name). Errors as above and
+ * nk_spec_load's. */
+nook_status nk_spec_store_open(const struct nk_store *st, const char *name, nk_spec **out, nook_error *err);
 /* Whether the file at path (or the buffer) is a specialist (a GGUF whose
  * general.architecture is "nook-specialist"). */
 bool nk_spec_is_specialist_mem(const void *buf, size_t len);
@@ -233,6 +272,43 @@ nook_status nk_spec_classify(const nk_spec *s, const char *text, size_t len, con
  * {"label","confidence","probabilities":{LABEL:p,...},"abstain"}; a jansson json_t*
  * returned as void* so this header does not pull in jansson. NULL on out-of-memory. */
 void *nk_spec_result_json(const nk_spec *s, const double *probs, const nk_class_result *res);
+
+/* ---- abstaining -> the router (escalate.c) ---------------------------------------------
+ * When a specialist abstains and the routing policy (the request's, the model's, the
+ * task's or the global one, as the router resolves it) is not local, the text goes to
+ * the router's general model prompted with the label set (nk_route_escalate: redaction,
+ * strict mode, ask and the egress ledger apply). */
+struct nk_router;
+struct nk_route_req;
+typedef struct nk_spec_escalation {
+    bool asked;             /* the policy was not local (so results report the escalation) */
+    bool escalated;         /* sent, and the remote answered (or the local model did)     */
+    bool local;             /* the local general model answered (nk_spec_escalate_local)   */
+    int label;              /* the label its answer names (nk_spec_match_label), or -1    */
+    char *answer;           /* its answer (nk_malloc'd), NULL when not escalated          */
+    struct nk_route route;  /* the decision: target, policy, reason, audit id             */
+} nk_spec_escalation;
+/* Escalates text (which s classified as res, abstaining). req: the request's routing
+ * fields (NULL: none); its labels default to the specialist's. Returns NOOK_OK with
+ * out->escalated false when the policy keeps it local (out->route.reason says why).
+ * Errors: as nk_route_plan and nk_route_escalate (policy remote with no remote, the
+ * remote failed). Clear out with nk_spec_escalation_clear either way. */
+nook_status nk_spec_escalate(const nk_spec *s, const struct nk_router *rt, const struct nk_route_req *req,
+                             const char *text, const nk_class_result *res, nk_spec_escalation *out, nook_error *err);
+void nk_spec_escalation_clear(nk_spec_escalation *e);
+/* The same case given to a local general model instead (z: nk_zeroshot_open over the
+ * specialist's labels; general names it for the reason): out->escalated and ->local,
+ * ->label the zero-shot winner; nothing leaves the machine. Call after nk_spec_escalate
+ * left out->escalated false. */
+struct nk_zeroshot;
+nook_status nk_spec_escalate_local(const nk_spec *s, struct nk_zeroshot *z, const char *general, const char *text,
+                                   nk_spec_escalation *out, nook_error *err);
+/* The label an answer names: an exact match (case-insensitive, trimmed, a final '.'
+ * dropped), else the only label occurring in it as a whole word; -1 otherwise. */
+int nk_spec_match_label(const nk_spec *s, const char *answer);
+/* {"escalated", "general": "remote"|"local", "label" (when escalated; null if the answer is not a label), "answer",
+ * "route": the router's route object} (a json_t*, NULL on out-of-memory). */
+void *nk_spec_escalation_json(const nk_spec *s, const nk_spec_escalation *e);
 
 /* Evaluation on labelled data: the confusion table over the specialist's labels
  * (conf[k*k], caller-allocated), macro-F1, accuracy, ECE, coverage at the threshold.

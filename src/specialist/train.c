@@ -19,6 +19,7 @@
 #include <string.h>
 
 #define MAX_VOCAB (1u << 18)   /* columns kept: the most frequent (by document frequency) */
+#define NK_KERNEL_MAX_N 4096u  /* the kernel solver's Gram matrix: at most 128 MiB        */
 
 void nk_train_opts_default(nk_train_opts *o) {
     memset(o, 0, sizeof *o);
@@ -81,6 +82,8 @@ typedef struct work {
     double *oof;      /* [n_C][n][k] logits */
     double *W, *b, *p;
     size_t *rows;
+    double *G, *Kr, *A;   /* kernel solver: Gram matrix, a fold's part of it, coefficients */
+    int *yr;
 } work;
 
 static void work_free(work *w, size_t n) {
@@ -100,6 +103,10 @@ static void work_free(work *w, size_t n) {
     nk_free(w->b);
     nk_free(w->p);
     nk_free(w->rows);
+    nk_free(w->G);
+    nk_free(w->Kr);
+    nk_free(w->A);
+    nk_free(w->yr);
 }
 
 /* Stratified folds: each label's examples shuffled (seeded) and dealt round-robin,
@@ -241,13 +248,45 @@ nook_status nk_spec_train(const nk_dataset *d, const char *name, const nk_train_
     if (!w.fold || !w.rows || !w.oof || !w.W || !w.b || !w.p || !R.confusion) goto oom;
     make_folds(d, F, o->seed, w.fold, w.rows);
     nk_lr_opts lo = { .tol = 1e-4, .max_iter = 300 };
+    /* Fewer examples than columns: solve in the span of the rows (logreg_kernel.c), the
+     * same iterates at a cost that grows with the examples, not the columns. */
+    const bool kernel = o->solver == NK_SOLVER_KERNEL ||
+                        (o->solver == NK_SOLVER_AUTO && n < D && n <= NK_KERNEL_MAX_N);
+    R.kernel = kernel;
+    if (kernel) {
+        if ((st = nk_csr_gram(&w.X, &w.G, err))) goto fail;
+        w.Kr = nk_alloc_array(n * n + 1, sizeof *w.Kr);
+        w.yr = nk_alloc_array(n + 1, sizeof *w.yr);
+        w.A = nk_alloc_array(n * (size_t)k + 1, sizeof *w.A);
+        if (!w.Kr || !w.yr || !w.A) goto oom;
+    }
     for (int f = 0; f < F; f++) {
         size_t nr = 0;
         for (size_t i = 0; i < n; i++) if (w.fold[i] != f) w.rows[nr++] = i;
         memset(w.W, 0, D * (size_t)k * sizeof *w.W);
         memset(w.b, 0, (size_t)k * sizeof *w.b);
+        if (kernel) {
+            for (size_t r = 0; r < nr; r++) {
+                w.yr[r] = d->labels[w.rows[r]];
+                for (size_t q = 0; q < nr; q++) w.Kr[r * nr + q] = w.G[w.rows[r] * n + w.rows[q]];
+            }
+            memset(w.A, 0, nr * (size_t)k * sizeof *w.A);
+        }
         for (int c = 0; c < R.n_C; c++) {
             lo.C = R.C_grid[c];
+            if (kernel) {
+                if ((st = nk_lr_fit_kernel(w.Kr, w.yr, nr, k, &lo, w.A, w.b, NULL, err))) goto fail;
+                for (size_t i = 0; i < n; i++) {
+                    if (w.fold[i] != f) continue;
+                    double *z = w.oof + ((size_t)c * n + i) * (size_t)k;
+                    for (int q = 0; q < k; q++) z[q] = w.b[q];
+                    for (size_t r = 0; r < nr; r++) {
+                        const double g = w.G[i * n + w.rows[r]];
+                        for (int q = 0; q < k; q++) z[q] += g * w.A[r * (size_t)k + (size_t)q];
+                    }
+                }
+                continue;
+            }
             if ((st = nk_lr_fit(&w.X, d->labels, k, w.rows, nr, &lo, w.W, w.b, NULL, err))) goto fail;
             for (size_t i = 0; i < n; i++)
                 if (w.fold[i] == f)
@@ -308,7 +347,17 @@ nook_status nk_spec_train(const nk_dataset *d, const char *name, const nk_train_
     lo.C = R.C;
     lo.tol = 1e-6;
     lo.max_iter = 1000;
-    if ((st = nk_lr_fit(&w.X, d->labels, k, NULL, 0, &lo, w.W, w.b, NULL, err))) goto fail;
+    if (kernel) {   /* W = X^T A */
+        memset(w.A, 0, n * (size_t)k * sizeof *w.A);
+        if ((st = nk_lr_fit_kernel(w.G, d->labels, n, k, &lo, w.A, w.b, NULL, err))) goto fail;
+        for (size_t i = 0; i < n; i++)
+            for (size_t p = w.X.row[i]; p < w.X.row[i + 1]; p++) {
+                double *wj = w.W + (size_t)w.X.col[p] * (size_t)k;
+                for (int q = 0; q < k; q++) wj[q] += w.X.val[p] * w.A[i * (size_t)k + (size_t)q];
+            }
+    } else if ((st = nk_lr_fit(&w.X, d->labels, k, NULL, 0, &lo, w.W, w.b, NULL, err))) {
+        goto fail;
+    }
     R.ms_final = nk_time_ms() - t2;
 
     s = nk_calloc(1, sizeof *s);

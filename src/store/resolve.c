@@ -80,6 +80,9 @@ nook_status nk_model_resolve(const nk_store *s, const char *what, nk_model_ref *
             nk_free(text);
         }
     }
+    if (!rc && !ml && nk_manifest_find(&m, NK_MT_SPECIALIST))
+        rc = nk_fail(err, NOOK_EUNSUPPORTED, "'%s' is a specialist (a classifier), not a generative model: use 'nook classify %s'",
+                     out->name, out->name);
     if (!rc && !ml) rc = nk_fail(err, NOOK_EFORMAT, "model '%s' has no model layer", out->name);
     if (!rc) {
         nk_store_blob_path(s, ml->digest, out->path, sizeof out->path);

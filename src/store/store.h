@@ -70,6 +70,7 @@ bool nk_digest_valid(const char *d);
 #define NK_MT_LICENSE  "application/vnd.ollama.image.license"
 #define NK_MT_ADAPTER  "application/vnd.ollama.image.adapter"
 #define NK_MT_PROJECTOR "application/vnd.ollama.image.projector"
+#define NK_MT_SPECIALIST "application/vnd.nook.specialist"   /* a classifier (src/specialist) */
 
 #define NK_MANIFEST_MAX (4u << 20)    /* bytes of a manifest */
 #define NK_TEXT_LAYER_MAX (4u << 20)  /* config, template, system, params, messages, license */

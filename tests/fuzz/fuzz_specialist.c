@@ -6,7 +6,10 @@
  * (labels required when the byte's bit 1 is clear) and each text featurized; odd, they
  * are a specialist file, loaded and, when it loads, used to classify a fixed text and
  * printed as the JSON result. Any outcome is fine except a crash, a sanitizer report, a
- * hang, or an error without a message. Seeds: tests/fuzz/corpus/specialist/.
+ * hang, or an error without a message. A first byte with bit 7 set and bit 0 clear
+ * instead treats the rest as a remote model's answer to an escalation, mapped to a
+ * label (nk_spec_match_label: the answer comes from off the machine).
+ * Seeds: tests/fuzz/corpus/specialist/.
  */
 #include "specialist/specialist.h"
 
@@ -22,6 +25,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     data++;
     size--;
     nook_error err = { 0 };
+    if ((mode & 0x81) == 0x80) {
+        char *answer = malloc(size + 1);
+        if (!answer) return 0;
+        memcpy(answer, data, size);
+        answer[size] = 0;
+        char *labels[] = { (char *)"one", (char *)"two", (char *)"Two things", (char *)"\xc3\xa9t\xc3\xa9" };
+        nk_spec sp = { .k = 4, .labels = labels };
+        int l = nk_spec_match_label(&sp, answer);
+        if (l < -1 || l >= sp.k) abort();
+        free(answer);
+        return 0;
+    }
     if (!(mode & 1)) {
         nk_dataset d;
         nook_status st = nk_dataset_parse((const char *)data, size, "fuzz.jsonl", !(mode & 2), &d, &err);

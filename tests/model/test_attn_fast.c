@@ -84,6 +84,123 @@ static void check_shape(int hd, int n_swa, int NH, int NKV, int NTOK, int POS0, 
 
 static void check(int hd, int n_swa) { check_shape(hd, n_swa, 4, 2, 6, 60, 70); }
 
+/* Split decoding (nk_attn.part, one token over more than NK_ATTN_CHUNK positions):
+ * the scalar description per chunk of NK_ATTN_CHUNK positions from the first one the
+ * token sees (the flash steps above from zero), then ggml's split-KV merge in chunk
+ * order and the division by the sum; bit for bit, at 1 and 2 threads, in a batch of
+ * segments (nk_attention_multi) as alone; and no further from the exact attention
+ * (double) than the unsplit kernel. */
+static void check_split(int hd, int n_swa, int NH, int NKV, int POS) {
+    const int NCTX = POS + 5, group = NH / NKV, CH = NK_ATTN_CHUNK;
+    const size_t row = (size_t)NKV * (size_t)hd, qn = (size_t)NH * (size_t)hd;
+    float *q = malloc(sizeof(float) * 2 * qn);
+    uint16_t *k = malloc(2 * NCTX * row), *v = malloc(2 * NCTX * row);
+    float *out1 = malloc(sizeof(float) * 2 * qn), *out2 = malloc(sizeof(float) * 2 * qn), *out0 = malloc(sizeof(float) * qn);
+    for (size_t i = 0; i < 2 * qn; i++) q[i] = frand() * 3;
+    for (size_t i = 0; i < NCTX * row; i++) {
+        k[i] = nk_fp32_to_fp16(frand() * 2);
+        v[i] = nk_fp32_to_fp16(frand());
+    }
+    const size_t pb = nk_attn_part_bytes(NCTX, NH, hd);
+    float *part = nk_aligned_alloc(2 * pb);
+    void *ws = nk_aligned_alloc(nk_attn_wsize(2, NCTX, hd));
+    const float scale = 1.0f / sqrtf((float)hd);
+    nk_attn a = { .n_tok = 1, .pos0 = POS, .n_head = NH, .n_head_kv = NKV, .hd_k = hd, .hd_v = hd,
+                  .n_ctx = NCTX, .n_swa = n_swa, .scale = scale, .kv_type = NK_TYPE_F16,
+                  .flash = true, .q = q, .k = k, .v = v, .out = out1, .scratch = ws, .part = part };
+    nk_attention(NULL, &a);
+    nk_pool *p2 = NULL;
+    nk_pool_new(2, &p2, NULL);
+    /* two segments in one run: this one again, and another token at POS - 37 */
+    nk_attn segs[2] = { a, a };
+    segs[0].out = out2;
+    segs[1].pos0 = POS - 37, segs[1].q = q + qn, segs[1].out = out2 + qn, segs[1].part = part + pb / sizeof(float);
+    nk_attention_multi(p2, segs, 2);
+    CHECK_MSG(memcmp(out1, out2, sizeof(float) * qn) == 0, "split hd %d: 1 vs 2 threads (batched) differ", hd);
+    nk_attn b = segs[1];
+    b.out = out1 + qn;
+    nk_attention(NULL, &b);
+    CHECK_MSG(memcmp(out1 + qn, out2 + qn, sizeof(float) * qn) == 0, "split hd %d: the second segment differs alone", hd);
+    nk_attn u = a;   /* unsplit */
+    u.part = NULL, u.out = out0;
+    nk_attention(p2, &u);
+
+    const nk_vec_dot_fn dot = nk_type_get(NK_TYPE_F16)->vec_dot;
+    uint16_t *qh = malloc(2 * (size_t)hd);
+    float *acc = malloc(sizeof(float) * (size_t)hd), *fin = malloc(sizeof(float) * (size_t)hd);
+    int mismatches = 0;
+    double err_split = 0, err_whole = 0, *sc = malloc(sizeof(double) * NCTX), *ref = malloc(sizeof(double) * hd);
+    for (int sg = 0; sg < 2; sg++) {
+        const int pos = sg ? POS - 37 : POS;
+        const int lo = n_swa > 0 ? (pos - n_swa + 1 > 0 ? pos - n_swa + 1 : 0) : 0;
+        for (int h = 0; h < NH; h++) {
+            const int kvh = h / group;
+            for (int d = 0; d < hd; d++) qh[d] = nk_fp32_to_fp16(q[sg * qn + (size_t)h * hd + d]);
+            float Mf = -INFINITY, Sf = 0;
+            memset(fin, 0, sizeof(float) * (size_t)hd);
+            for (int c0 = lo; c0 <= pos; c0 += CH) {
+                float M = -INFINITY, S = 0;
+                memset(acc, 0, sizeof(float) * (size_t)hd);
+                for (int j = c0; j <= pos && j < c0 + CH; j++) {
+                    float s;
+                    dot(hd, &s, k + (size_t)j * row + (size_t)kvh * hd, qh);
+                    s *= scale;
+                    float ms = 1, w = 1;
+                    if (s > M) { ms = expf(M - s); M = s; } else { w = expf(s - M); }
+                    S = S * ms + w;
+                    const uint16_t *vj = v + (size_t)j * row + (size_t)kvh * hd;
+                    for (int d = 0; d < hd; d++) {
+                        if (ms != 1.0f) acc[d] = r16(acc[d] * ms);
+                        acc[d] = r16(fmaf(nk_fp16_to_fp32(vj[d]), w, acc[d]));
+                    }
+                }
+                if (S == 0.0f) continue;
+                const float Mn = fmaxf(Mf, M), so = expf(Mf - Mn), sn = expf(M - Mn);
+                for (int d = 0; d < hd; d++) fin[d] = fin[d] * so + acc[d] * sn;
+                Sf = Sf * so + S * sn;
+                Mf = Mn;
+            }
+            const float inv = Sf == 0 ? 0 : 1 / Sf;
+            for (int d = 0; d < hd; d++) {
+                const float want = Sf == 0 ? fin[d] : fin[d] * inv, got = out1[sg * qn + (size_t)h * hd + d];
+                if (memcmp(&want, &got, sizeof want) != 0) mismatches++;
+            }
+            if (sg == 0) {   /* the exact attention in double, against both kernels */
+                double mx = -INFINITY, sum = 0;
+                for (int j = lo; j <= pos; j++) {
+                    double sd = 0;
+                    for (int d = 0; d < hd; d++)
+                        sd += (double)nk_fp16_to_fp32(qh[d]) * nk_fp16_to_fp32(k[(size_t)j * row + (size_t)kvh * hd + d]);
+                    sc[j] = sd * scale;
+                    mx = sc[j] > mx ? sc[j] : mx;
+                }
+                for (int d = 0; d < hd; d++) ref[d] = 0;
+                for (int j = lo; j <= pos; j++) {
+                    const double p = exp(sc[j] - mx);
+                    sum += p;
+                    for (int d = 0; d < hd; d++) ref[d] += p * nk_fp16_to_fp32(v[(size_t)j * row + (size_t)kvh * hd + d]);
+                }
+                for (int d = 0; d < hd; d++) {
+                    const double e1 = fabs(out1[(size_t)h * hd + d] - ref[d] / sum), e0 = fabs(out0[(size_t)h * hd + d] - ref[d] / sum);
+                    err_split = e1 > err_split ? e1 : err_split;
+                    err_whole = e0 > err_whole ? e0 : err_whole;
+                }
+            }
+        }
+    }
+    CHECK_MSG(mismatches == 0, "split hd %d swa %d heads %d/%d at %d: %d outputs differ from the chunked description",
+              hd, n_swa, NH, NKV, POS, mismatches);
+    /* the f16 accumulator's rounding error grows with the run it accumulates: shorter
+     * runs are no less exact than the whole one */
+    CHECK_MSG(err_split <= 1.25 * err_whole + 1e-6, "split hd %d at %d: max error %.3g vs %.3g unsplit", hd, POS,
+              err_split, err_whole);
+    if (hd == 128 && POS == 1100) printf("split decoding at 1100: max |error| %.3g (unsplit %.3g)\n", err_split, err_whole);
+    nk_pool_free(p2);
+    nk_aligned_free(ws);
+    nk_aligned_free(part);
+    free(q); free(k); free(v); free(out0); free(out1); free(out2); free(qh); free(acc); free(fin); free(sc); free(ref);
+}
+
 /* nk_f32_to_f16_row: the scalar conversion's bits (odd length, tiny and huge values) */
 static void check_f16_row(void) {
     enum { N = 1003 };
@@ -117,5 +234,15 @@ int main(void) {
     check_shape(128, 0, 16, 8, 1, 200, 260);
     check_shape(256, 30, 4, 1, 1, 90, 100);
     check_shape(96, 0, 4, 2, 11, 5, 20);
+    /* split decoding: depths over 2..9 chunks (a short last one, an exact multiple),
+     * head sizes 64/128/256, GQA 1..32, sliding windows (Gemma 3) */
+    check_split(128, 0, 16, 8, 1100);
+    check_split(64, 0, 32, 8, 600);
+    check_split(256, 0, 4, 1, 2 * NK_ATTN_CHUNK + 36);
+    check_split(128, 0, 32, 1, 3 * NK_ATTN_CHUNK - 1);
+    check_split(128, 0, 6, 6, 400);
+    check_split(64, 0, 12, 2, 2100);
+    check_split(256, 512, 8, 2, 1500);
+    check_split(128, 300, 16, 8, 900);
     NK_TEST_DONE();
 }

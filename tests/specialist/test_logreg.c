@@ -2,7 +2,8 @@
  * test_logreg.c: the specialist's logistic regression against an independent
  * double-precision reference (a dense Newton solver written here, with the last
  * class's bias pinned at 0 so its Hessian is positive definite), recovery of known
- * weights from synthetic data, temperature scaling and ECE, macro-F1.
+ * weights from synthetic data, the kernel solver against both, temperature scaling and
+ * ECE, macro-F1.
  */
 #include "nk_test.h"
 #include "specialist/specialist.h"
@@ -155,6 +156,80 @@ static void test_reference(void) {
     csr_free(&m);
 }
 
+/* The kernel solver (logreg_kernel.c) reaches the same optimum as the reference on the
+ * same data, and as the primal solver on a wide sparse problem (d >> n, k = 2 and 3,
+ * the specialist's case), with W = X^T A. */
+static void kernel_weights(const nk_csr *m, const double *A, int k, double *W) {
+    memset(W, 0, m->d * (size_t)k * sizeof *W);
+    for (size_t i = 0; i < m->n; i++)
+        for (size_t p = m->row[i]; p < m->row[i + 1]; p++)
+            for (int c = 0; c < k; c++) W[(size_t)m->col[p] * k + c] += m->val[p] * A[i * (size_t)k + c];
+}
+
+static void test_kernel(void) {
+    double X[RN * RD];
+    int y[RN];
+    rng_state = 7;   /* the data of test_reference */
+    for (int i = 0; i < RN; i++) {
+        for (int j = 0; j < RD; j++) X[i * RD + j] = nrand();
+        double s0 = X[i * RD] + 0.5 * nrand(), s1 = X[i * RD + 1] - X[i * RD + 2] + 0.5 * nrand();
+        y[i] = s0 > 0.3 ? 0 : (s1 > 0 ? 1 : 2);
+    }
+    nk_csr m = dense_csr(X, RN, RD);
+    double *K = NULL;
+    CHECK(nk_csr_gram(&m, &K, NULL) == NOOK_OK);
+    for (int ci = 0; ci < 3; ci++) {
+        double C = ci == 0 ? 0.3 : ci == 1 ? 2.0 : 50.0;
+        double Wr[RD * RK], br[RK], W[RD * RK], A[RN * RK] = { 0 }, b[RK] = { 0 };
+        ref_fit(X, y, C, Wr, br);
+        nk_lr_opts o = { .C = C, .tol = 1e-12, .max_iter = 10000 };
+        CHECK(nk_lr_fit_kernel(K, y, RN, RK, &o, A, b, NULL, NULL) == NOOK_OK);
+        kernel_weights(&m, A, RK, W);
+        double maxw = 0, maxb = 0;
+        for (int j = 0; j < RD * RK; j++) maxw = fmax(maxw, fabs(W[j] - Wr[j]));
+        for (int c = 0; c < RK; c++) maxb = fmax(maxb, fabs((b[c] - b[RK - 1]) - br[c]));
+        CHECK_MSG(maxw < 1e-6, "kernel C=%g: weights differ by %g", C, maxw);
+        CHECK_MSG(maxb < 1e-6, "kernel C=%g: biases differ by %g", C, maxb);
+    }
+    free(K);
+    csr_free(&m);
+    /* wide and sparse: 40 rows, 300 columns, about 10% filled */
+    enum { WN = 40, WD = 300 };
+    for (int k = 2; k <= 3; k++) {
+        double *Xw = calloc(WN * WD, sizeof *Xw);
+        int yw[WN];
+        rng_state = 11 + (uint64_t)k;
+        for (int i = 0; i < WN; i++) {
+            yw[i] = i % k;
+            for (int j = 0; j < WD; j++)
+                if (urand() < 0.1) Xw[i * WD + j] = fabs(nrand()) + (j % k == yw[i] ? 0.5 : 0);
+        }
+        nk_csr mw = dense_csr(Xw, WN, WD);
+        double *Kw = NULL;
+        CHECK(nk_csr_gram(&mw, &Kw, NULL) == NOOK_OK);
+        double *Wp = calloc(WD * 3, sizeof *Wp), *Wk = calloc(WD * 3, sizeof *Wk), A[WN * 3] = { 0 };
+        double bp[3] = { 0 }, bk[3] = { 0 };
+        nk_lr_opts o = { .C = 10.0, .tol = 1e-12, .max_iter = 10000 };
+        CHECK(nk_lr_fit(&mw, yw, k, NULL, 0, &o, Wp, bp, NULL, NULL) == NOOK_OK);
+        CHECK(nk_lr_fit_kernel(Kw, yw, WN, k, &o, A, bk, NULL, NULL) == NOOK_OK);
+        kernel_weights(&mw, A, k, Wk);
+        double md = 0, mp = 0;
+        for (int j = 0; j < WD * k; j++) md = fmax(md, fabs(Wp[j] - Wk[j]));
+        for (int i = 0; i < WN; i++) {
+            double zp[3], zk[3];
+            nk_lr_logits(&mw, (size_t)i, k, Wp, bp, zp);
+            nk_lr_logits(&mw, (size_t)i, k, Wk, bk, zk);
+            nk_lr_softmax(zp, k, 1.0);
+            nk_lr_softmax(zk, k, 1.0);
+            for (int c = 0; c < k; c++) mp = fmax(mp, fabs(zp[c] - zk[c]));
+        }
+        CHECK_MSG(md < 1e-6, "wide k=%d: kernel and primal weights differ by %g", k, md);
+        CHECK_MSG(mp < 1e-8, "wide k=%d: probabilities differ by %g", k, mp);
+        free(Kw); free(Wp); free(Wk); free(Xw);
+        csr_free(&mw);
+    }
+}
+
 static void test_recovery(void) {
     enum { N = 20000, D = 5, K = 3 };
     /* true weights with rows summing to zero across classes (the representative L2 picks) */
@@ -230,6 +305,7 @@ static void test_f1(void) {
 
 int main(void) {
     test_reference();
+    test_kernel();
     test_recovery();
     test_calibration();
     test_f1();
