@@ -128,7 +128,6 @@ static bool forward(nook_session *s, int n_tok, float *out) {
                 .scale = hp->attn_scale, .kv_type = s->kv_type, .flash = s->flash,
                 .q = s->q + (size_t)r0 * (size_t)n_q, .k = nk_sess_k(s, l, seq), .v = nk_sess_v(s, l, seq),
                 .out = s->att + (size_t)r0 * (size_t)n_o, .scratch = s->attn_ws,
-                .part = s->attn_part + (size_t)g * s->attn_part_stride,
             };
             r0 += a->n_tok;
         }

@@ -21,20 +21,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-
-/* MADV_HUGEPAGE on the 2 MB-aligned pages inside [p, p + n) (large blocks only: the
- * allocator gives those their own mapping) */
-static void advise_huge(void *p, size_t n) {
-#ifdef MADV_HUGEPAGE
-    const uintptr_t huge = (uintptr_t)2 << 20;
-    if (n < 2 * huge) return;
-    const uintptr_t a = ((uintptr_t)p + huge - 1) & ~(huge - 1), e = ((uintptr_t)p + n) & ~(huge - 1);
-    if (e > a) (void)madvise((void *)a, (size_t)(e - a), MADV_HUGEPAGE);
-#else
-    (void)p, (void)n;
-#endif
-}
 
 nook_session_params nook_session_default_params(void) {
     return (nook_session_params){ .n_ctx = 0, .n_batch = 0, .n_threads = 0, .pooling = NOOK_POOLING_UNSPECIFIED };
@@ -49,7 +35,6 @@ void nook_session_free(nook_session *s) {
     for (size_t i = 0; i < NK_ARRAY_LEN(bufs); i++) nk_aligned_free(*bufs[i]);
     nk_aligned_free(s->wbuf);
     nk_aligned_free(s->attn_ws);
-    nk_aligned_free(s->attn_part);
     void *plain[] = { s->seq_len, s->seq_tok, s->next_pos, s->segs, s->c_tok, s->c_pos, s->c_seq, s->c_out,
                       s->c_src, s->c_cnt, s->out_map, s->pooled_n };
     for (size_t i = 0; i < NK_ARRAY_LEN(plain); i++) nk_free(plain[i]);
@@ -149,10 +134,6 @@ nook_status nook_session_new(const nook_model *m, const nook_session_params *p,
                      (unsigned long long)total, s->n_ctx);
         goto fail;
     }
-    /* Decoding at depth streams the whole cache every step: 4 KiB pages would cost a
-     * TLB miss (a page walk, slow on a VM) every two rows of a head, so the cache asks
-     * for transparent 2 MB pages (advice only: the 2 MB-aligned inside of the block) */
-    advise_huge(s->kv, (size_t)total);
     /* not cleared: positions >= n_past are never read, and touching gigabytes here
      * (8B model, 4096 positions: 1.2 GB) would delay the first token; the pages
      * fault in as decoding writes them */
@@ -199,13 +180,6 @@ nook_status nook_session_new(const nook_model *m, const nook_session_params *p,
     const size_t aw = nk_attn_wsize(nk_pool_size(s->pool), s->n_ctx, NK_MAX(hp->head_dim_k, hp->head_dim_v));
     if (!(s->attn_ws = nk_aligned_alloc(aw))) {
         st = nk_fail(err, NOOK_ENOMEM, "cannot allocate %zu bytes of attention scratch", aw);
-        goto fail;
-    }
-    /* split decoding's partials, one region per sequence (a pass has one segment per sequence) */
-    const size_t pb = nk_attn_part_bytes(s->n_ctx, hp->n_head, NK_MAX(hp->head_dim_k, hp->head_dim_v));
-    s->attn_part_stride = pb / sizeof(float);
-    if (!(s->attn_part = nk_aligned_alloc(pb * (size_t)s->n_seq))) {
-        st = nk_fail(err, NOOK_ENOMEM, "cannot allocate %zu bytes of attention partials", pb * (size_t)s->n_seq);
         goto fail;
     }
     nk_log(NK_LOG_DEBUG, "session: n_ctx %d x %d sequences (KV %.1f MiB), n_batch %d, up to %d threads", s->n_ctx,

@@ -40,8 +40,6 @@ struct nook_session {
     float *rope_cs;          /* cos/sin per token, n_rot */
     void *wbuf;              /* quantized activations for matmul */
     void *attn_ws;           /* attention scratch */
-    float *attn_part;        /* [n_seq] split-decoding partials (nk_attn.part), attn_part_stride floats each */
-    size_t attn_part_stride;
     nk_attn *segs;           /* [n_seq] attention segments of a pass */
 
     /* the pass being run: entries sorted by sequence (stable), [n_batch] each */

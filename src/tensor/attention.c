@@ -83,13 +83,6 @@ static tile_plan tile_plan_make(const nk_attn *a, int nth) {
     return p;
 }
 
-/* split decoding (dec_task): one token, more than one chunk, an f16 or Q8_0 cache */
-static int dec_chunks(const nk_attn *a);
-static bool dec_ok(const nk_attn *a) {
-    return a->flash && a->part && a->n_tok == 1 && (a->kv_type == NK_TYPE_F16 || a->kv_type == NK_TYPE_Q8_0) &&
-           a->hd_k % 32 == 0 && a->hd_k <= 256 && a->hd_v % 64 == 0 && a->hd_v <= 256 && dec_chunks(a) > 1;
-}
-
 static bool tile_ok(const nk_attn *a) {
     return a->flash && a->kv_type == NK_TYPE_F16 && a->hd_k % 32 == 0 && a->hd_k <= 256 && a->hd_v % 64 == 0 &&
            a->hd_v <= 256;
@@ -103,12 +96,6 @@ static size_t attn_thread_bytes(int n_ctx, int hd) {
 
 size_t nk_attn_wsize(int n_threads, int n_ctx, int hd) {
     return (size_t)n_threads * attn_thread_bytes(n_ctx, hd);
-}
-
-static size_t dec_head_floats(int hd);
-size_t nk_attn_part_bytes(int n_ctx, int n_head, int hd) {
-    const size_t n_c = ((size_t)n_ctx + NK_ATTN_CHUNK - 1) / NK_ATTN_CHUNK;
-    return n_c * 2 * (size_t)n_head * dec_head_floats(hd) * sizeof(float);
 }
 
 static inline float round_f16(float x) { return nk_fp16_to_fp32(nk_fp32_to_fp16(x)); }
@@ -556,309 +543,10 @@ ATTN_TGT512 static void tile_task(const nk_attn *a, const tile_plan *pl, int tas
             _mm512_storeu_ps(out + d, _mm512_mul_ps(_mm512_loadu_ps(t.acc + (size_t)r * hd_v + d), inv));
     }
 }
-
-/* ---- split decoding (flash-decoding), f16 cache, AVX-512 ----
- *
- * One query token over a long cache is a tall, thin problem: a few query rows per KV
- * head against thousands of positions, bound by reading K and V once. The positions
- * are cut into chunks of NK_ATTN_CHUNK (counted from the first position the token
- * sees, so the cut depends only on the sequence); a task is one chunk for every head,
- * walked in blocks of 16 positions: for each block the K rows of all KV heads (one
- * contiguous stretch of the cache) and then their V rows, so the cache streams
- * sequentially once, in 2 MB pages (session.c), and both threads read their own
- * stretch. Per block and KV head: the 16 K rows to f32 (L1), each query row's 16
- * scores (the F16 vec_dot's arithmetic, tile_scores' reduction tree), the online
- * softmax of the 16 positions at once (the running max as a prefix scan, then the
- * exponentials of the 16 lanes), the sum in position order, and the V accumulation
- * with the f16 rounding of the scalar description. The chunk's max, sum and f16
- * accumulator (as f32) go to the segment's partials; the thread finishing a
- * segment's last chunk merges them in chunk order (dec_merge). */
-#define DEC_B 16
-#define DEC_AHEAD 2   /* blocks prefetched ahead */
-
-/* floats per head in the partials: the accumulator, then M and S, 64-byte rows
- * (hd = max(hd_k, hd_v)). A chunk's region: [n_head] of these, then [n_head][hd_k]
- * queries (a Q8_0 cache: the query as K's dot partner sees it, dequantized). */
-static size_t dec_head_floats(int hd) { return ((size_t)hd + 2 + 15) & ~(size_t)15; }
-static size_t dec_hf(const nk_attn *a) { return dec_head_floats(NK_MAX(a->hd_k, a->hd_v)); }
-static float *dec_part(const nk_attn *a, int c) { return a->part + (size_t)c * 2 * (size_t)a->n_head * dec_hf(a); }
-
-/* positions the token at pos0 attends: [lo, pos0] */
-static int dec_lo(const nk_attn *a) { return a->n_swa > 0 ? NK_MAX(0, a->pos0 - a->n_swa + 1) : 0; }
-static int dec_chunks(const nk_attn *a) { return (a->pos0 + 1 - dec_lo(a) + NK_ATTN_CHUNK - 1) / NK_ATTN_CHUNK; }
-
-/* the 16 scores of one query row (q: f32, rounded to f16 here) against 16 f32 K rows,
- * in position order, scaled; tile_scores' arithmetic */
-TILE_INLINE __m512 dec_scores16(const int NQ, const bool RT, const float *q, const float *kf, float scale) {
-    __m512 qr[16];
-    TILE_UNROLL
-    for (int i = 0; i < NQ; i++) qr[i] = RT ? rt_f16_512(_mm512_loadu_ps(q + 16 * i)) : _mm512_loadu_ps(q + 16 * i);
-    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-    __m512 z[4];
-    TILE_UNROLL
-    for (int g = 0; g < 4; g++) {
-        const float *kg = kf + (size_t)(4 * g) * (size_t)(16 * NQ);
-        const __m512 y0 = tile_pair1(tile_dot(NQ, qr, kg), tile_dot(NQ, qr, kg + 16 * NQ));
-        const __m512 y1 = tile_pair1(tile_dot(NQ, qr, kg + 32 * NQ), tile_dot(NQ, qr, kg + 48 * NQ));
-        z[g] = tile_pair2(y0, y1);
-    }
-    const __m512 u0 = _mm512_add_ps(_mm512_shuffle_ps(z[0], z[1], 0x44), _mm512_shuffle_ps(z[0], z[1], 0xEE));
-    const __m512 u1 = _mm512_add_ps(_mm512_shuffle_ps(z[2], z[3], 0x44), _mm512_shuffle_ps(z[2], z[3], 0xEE));
-    const __m512 r = _mm512_add_ps(_mm512_shuffle_ps(u0, u1, 0x88), _mm512_shuffle_ps(u0, u1, 0xDD));
-    return _mm512_mul_ps(_mm512_permutexvar_ps(order, r), _mm512_set1_ps(scale));
-}
-
-/* rt: round the query to f16 (an f16 cache) or take it as it is (Q8_0: dequantized) */
-ATTN_TGT512 static void dec_scores_any(int hd_k, bool rt, const float *q, const float *kf, float scale, float *out) {
-    __m512 s;
-#define DEC_SC(NQ) s = rt ? dec_scores16(NQ, true, q, kf, scale) : dec_scores16(NQ, false, q, kf, scale)
-    switch (hd_k / 16) {
-    case 2: DEC_SC(2); break;
-    case 4: DEC_SC(4); break;
-    case 6: DEC_SC(6); break;
-    case 8: DEC_SC(8); break;
-    case 10: DEC_SC(10); break;
-    case 12: DEC_SC(12); break;
-    case 14: DEC_SC(14); break;
-    default: DEC_SC(16); break;
-    }
-#undef DEC_SC
-    _mm512_storeu_ps(out, s);
-}
-
-/* 16 values of a Q8_0 row from element e (a multiple of 16): code * d, the product
- * dequantize_row_q8_0 forms */
-TILE_INLINE __m512 q8_16(const uint8_t *row, int e) {
-    const uint8_t *blk = row + (size_t)(e / 32) * 34;
-    uint16_t dh;
-    memcpy(&dh, blk, 2);
-    const __m128i c = _mm_loadu_si128((const __m128i *)(blk + 2 + e % 32));
-    return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(c)), _mm512_set1_ps(_cvtsh_ss(dh)));
-}
-
-/* K rows of a block (Q8_0) to f32, rows n..npad-1 zero */
-TILE_INLINE void dec_kf_q8(int hd_k, int n, int npad, const uint8_t *kb, size_t k_row, float *kf) {
-    for (int j = 0; j < n; j++)
-        for (int d = 0; d < hd_k; d += 16) _mm512_storeu_ps(kf + (size_t)j * hd_k + d, q8_16(kb + (size_t)j * k_row, d));
-    for (int j = n; j < npad; j++)
-        for (int d = 0; d < hd_k; d += 16) _mm512_storeu_ps(kf + (size_t)j * hd_k + d, _mm512_setzero_ps());
-}
-
-/* lanes shifted up by k (lane i takes lane i - k), the first k lanes fill */
-TILE_INLINE __m512 dec_shift(__m512 x, int k, __m512 fill) {
-    const __m512i idx = _mm512_sub_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                         _mm512_set1_epi32(k));
-    return _mm512_mask_permutexvar_ps(fill, (__mmask16)(0xFFFFu << k), idx, x);
-}
-
-/* The online softmax of one row over n (<= 16) positions with scores x (lanes >= n
- * unused): the scalar steps "if (s > M) { ms = expf(M - s); M = s; } else w = expf(s -
- * M); S = S * ms + w" with the running max before each position taken from a prefix
- * scan (max_ps(a, b) is "a > b ? a : b", the scalar update itself). Writes ms and w
- * (16 floats each; the caller sums S), returns the bits of the positions whose ms != 1. */
-ATTN_TGT512 static uint32_t dec_softmax(__m512 x, int n, float *M, float *ms, float *w) {
-    const __m512 ninf = _mm512_set1_ps(-INFINITY), one = _mm512_set1_ps(1.0f);
-    const __mmask16 valid = (__mmask16)((1u << n) - 1);
-    x = _mm512_mask_mov_ps(ninf, valid, x);
-    __m512 incl = x;   /* running max of the block through each lane */
-    incl = _mm512_max_ps(incl, dec_shift(incl, 1, ninf));
-    incl = _mm512_max_ps(incl, dec_shift(incl, 2, ninf));
-    incl = _mm512_max_ps(incl, dec_shift(incl, 4, ninf));
-    incl = _mm512_max_ps(incl, dec_shift(incl, 8, ninf));
-    const __m512 m0 = _mm512_set1_ps(*M);
-    /* the running max before each position: the block's prefix, then the old max */
-    const __m512 prev = _mm512_max_ps(dec_shift(incl, 1, ninf), m0);
-    const __mmask16 gt = valid & _mm512_cmp_ps_mask(x, prev, _CMP_GT_OQ);
-    const __m512 arg = _mm512_mask_sub_ps(_mm512_sub_ps(x, prev), gt, prev, x);
-    float e[16];
-    _mm512_storeu_ps(e, arg);
-    tile_expf(e, n);
-    const __m512 ev = _mm512_loadu_ps(e);
-    const __m512 vms = _mm512_mask_mov_ps(one, gt, ev), vw = _mm512_mask_mov_ps(ev, gt, one);
-    _mm512_storeu_ps(ms, vms);
-    _mm512_storeu_ps(w, vw);
-    float last[16];
-    _mm512_storeu_ps(last, _mm512_max_ps(incl, m0));
-    *M = last[15];
-    return (uint32_t)(valid & _mm512_cmp_ps_mask(vms, one, _CMP_NEQ_UQ));
-}
-
-/* The V accumulation of P rows over positions 0..n-1 of a block, D zmm of dims (16 *
- * D): tile_v's steps with each row's ms and w in its own 16 floats (ms + 16 p) and
- * every position valid. rescale: per row, the positions whose ms != 1. Each step of a
- * row is a chain (fma, round to f16 and back) that cannot be reordered, so a call
- * keeps P * D = 16 chains in flight. */
-TILE_INLINE void dec_v(const int P, const int D, const bool Q8, int n, const uint8_t *vb, int d0, size_t v_row,
-                       const float *ms, const float *w, const uint32_t *rescale, float *acc, size_t acc_stride) {
-    __m512 a[4][8];
-    TILE_UNROLL
-    for (int p = 0; p < P; p++)
-        TILE_UNROLL
-        for (int i = 0; i < D; i++) a[p][i] = _mm512_loadu_ps(acc + (size_t)p * acc_stride + 16 * i);
-    uint32_t any = 0;
-    TILE_UNROLL
-    for (int p = 0; p < P; p++) any |= rescale[p];
-    for (int j = 0; j < n; j++) {
-        __m512 v[8];
-        if (Q8) {
-            TILE_UNROLL
-            for (int i = 0; i < D; i++) v[i] = q8_16(vb + (size_t)j * v_row, d0 + 16 * i);
-        } else {
-            const uint16_t *h = (const uint16_t *)(vb + (size_t)j * v_row) + d0;
-            TILE_UNROLL
-            for (int i = 0; i < D; i++) v[i] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + 16 * i)));
-        }
-        /* Q8_0: ggml's f32 accumulator (vec_scale_f32, vec_mad_f32); f16: rounded */
-        if (any >> j & 1)
-            TILE_UNROLL
-            for (int p = 0; p < P; p++)
-                if (rescale[p] >> j & 1) {
-                    const __m512 s = _mm512_set1_ps(ms[16 * p + j]);
-                    TILE_UNROLL
-                    for (int i = 0; i < D; i++)
-                        a[p][i] = Q8 ? _mm512_mul_ps(a[p][i], s) : rt_f16_512(_mm512_mul_ps(a[p][i], s));
-                }
-        TILE_UNROLL
-        for (int p = 0; p < P; p++) {
-            const __m512 s = _mm512_set1_ps(w[16 * p + j]);
-            TILE_UNROLL
-            for (int i = 0; i < D; i++)
-                a[p][i] = Q8 ? _mm512_fmadd_ps(v[i], s, a[p][i]) : rt_f16_512(_mm512_fmadd_ps(v[i], s, a[p][i]));
-        }
-    }
-    TILE_UNROLL
-    for (int p = 0; p < P; p++)
-        TILE_UNROLL
-        for (int i = 0; i < D; i++) _mm512_storeu_ps(acc + (size_t)p * acc_stride + 16 * i, a[p][i]);
-}
-
-/* D = 8 (128 dims) with up to 2 rows, or D = 4 (64 dims) with up to 4 */
-#define DEC_V_ANY(Q8)                                                                                               \
-    do {                                                                                                           \
-        if (D == 8) {                                                                                              \
-            if (P == 1) dec_v(1, 8, Q8, n, vb, d0, v_row, ms, w, rescale, acc, acc_stride);                        \
-            else dec_v(2, 8, Q8, n, vb, d0, v_row, ms, w, rescale, acc, acc_stride);                               \
-        } else if (P == 1) dec_v(1, 4, Q8, n, vb, d0, v_row, ms, w, rescale, acc, acc_stride);                     \
-        else if (P == 2) dec_v(2, 4, Q8, n, vb, d0, v_row, ms, w, rescale, acc, acc_stride);                       \
-        else if (P == 3) dec_v(3, 4, Q8, n, vb, d0, v_row, ms, w, rescale, acc, acc_stride);                       \
-        else dec_v(4, 4, Q8, n, vb, d0, v_row, ms, w, rescale, acc, acc_stride);                                   \
-    } while (0)
-ATTN_TGT512 static void dec_v_any(bool q8, int P, int D, int n, const uint8_t *vb, int d0, size_t v_row, const float *ms,
-                                  const float *w, const uint32_t *rescale, float *acc, size_t acc_stride) {
-    if (q8) DEC_V_ANY(true);
-    else DEC_V_ANY(false);
-}
-#undef DEC_V_ANY
-
-/* Chunk c of segment a: its partials (every head's max, sum and accumulator). An f16
- * cache keeps the accumulator in f16 (the scalar description); a Q8_0 cache is ggml's
- * f32 path: the query quantized to Q8_0 (K's dot partner), K and V rows dequantized
- * (code * d), the accumulator in f32. */
-ATTN_TGT512 static void dec_task(const nk_attn *a, int c, void *scratch) {
-    const int group = a->n_head / a->n_head_kv, hd_k = a->hd_k, hd_v = a->hd_v;
-    const bool q8 = a->kv_type == NK_TYPE_Q8_0;
-    const size_t hf = dec_hf(a);
-    const int lo = dec_lo(a), j0 = lo + c * NK_ATTN_CHUNK, j1 = NK_MIN(j0 + NK_ATTN_CHUNK, a->pos0 + 1);
-    const tile_ws t = tile_carve(scratch, NK_MAX(hd_k, hd_v));
-    const size_t k_head = nk_row_size(a->kv_type, hd_k), v_head = nk_row_size(a->kv_type, hd_v);
-    const size_t k_row = (size_t)a->n_head_kv * k_head, v_row = (size_t)a->n_head_kv * v_head;
-    float *part = dec_part(a, c), *qd = part + (size_t)a->n_head * hf;
-    for (int h = 0; h < a->n_head; h++) {
-        float *ph = part + (size_t)h * hf;
-        memset(ph, 0, (size_t)hd_v * sizeof(float));
-        ph[hd_v] = -INFINITY;
-        ph[hd_v + 1] = 0.0f;
-        if (q8) {   /* the query through Q8_0 and back (t.kf is free until the first block) */
-            const nk_type_traits *tt = nk_type_get(NK_TYPE_Q8_0);
-            tt->from_float(a->q + (size_t)h * (size_t)hd_k, t.kf, hd_k);
-            tt->to_float(t.kf, qd + (size_t)h * (size_t)hd_k, hd_k);
-        }
-    }
-    const float *qh = q8 ? qd : a->q;
-    /* row blocks of the V accumulation (dec_v_any), as even as they can be */
-    const int D = hd_v % 128 == 0 ? 8 : 4, pmax = D == 8 ? 2 : 4;
-    const int n_blk = (group + pmax - 1) / pmax;
-    float *ms = t.ms, *w = t.w;   /* [group][16] */
-    for (int b0 = j0; b0 < j1; b0 += DEC_B) {
-        const int n = NK_MIN(DEC_B, j1 - b0);
-        const uint8_t *kblk = (const uint8_t *)a->k + (size_t)b0 * k_row;
-        const uint8_t *vblk = (const uint8_t *)a->v + (size_t)b0 * v_row;
-        /* the rows DEC_AHEAD blocks on, this block's share of them per KV head: the
-         * hardware prefetchers lose the stream that hops from head to head */
-        const int pf_n = NK_MIN(DEC_B, j1 - (b0 + DEC_AHEAD * DEC_B));
-        for (int kvh = 0; kvh < a->n_head_kv; kvh++) {
-            for (int j = 0; j < pf_n; j++) {
-                const uint8_t *pk = kblk + (size_t)(DEC_AHEAD * DEC_B + j) * k_row + (size_t)kvh * k_head;
-                const uint8_t *pv = vblk + (size_t)(DEC_AHEAD * DEC_B + j) * v_row + (size_t)kvh * v_head;
-                for (size_t o = 0; o < k_head; o += 64) _mm_prefetch((const char *)pk + o, _MM_HINT_T0);
-                for (size_t o = 0; o < v_head; o += 64) _mm_prefetch((const char *)pv + o, _MM_HINT_T0);
-            }
-            if (q8) dec_kf_q8(hd_k, n, DEC_B, kblk + (size_t)kvh * k_head, k_row, t.kf);
-            else tile_kf(hd_k, n, DEC_B, kblk + (size_t)kvh * k_head, k_row, t.kf);
-            float *acc0 = part + (size_t)kvh * (size_t)group * hf;
-            for (int g = 0; g < group; g++) {
-                const int h = kvh * group + g;
-                float *ph = acc0 + (size_t)g * hf;
-                float sc[16];
-                dec_scores_any(hd_k, !q8, qh + (size_t)h * (size_t)hd_k, t.kf, a->scale, sc);
-                t.resc[g] = dec_softmax(_mm512_loadu_ps(sc), n, ph + hd_v, ms + 16 * g, w + 16 * g);
-            }
-            /* the sums S = S * ms + w in position order, the rows' chains interleaved */
-            for (int g0 = 0; g0 < group; g0 += 4) {
-                const int ng = NK_MIN(4, group - g0);
-                float S[4];
-                for (int g = 0; g < ng; g++) S[g] = acc0[(size_t)(g0 + g) * hf + hd_v + 1];
-                for (int j = 0; j < n; j++)
-                    for (int g = 0; g < ng; g++) S[g] = S[g] * ms[16 * (g0 + g) + j] + w[16 * (g0 + g) + j];
-                for (int g = 0; g < ng; g++) acc0[(size_t)(g0 + g) * hf + hd_v + 1] = S[g];
-            }
-            for (int bl = 0, r0 = 0; bl < n_blk; bl++) {
-                const int P = (group - r0) / (n_blk - bl);
-                for (int d = 0; d < hd_v; d += 16 * D)
-                    dec_v_any(q8, P, D, n, vblk + (size_t)kvh * v_head, d, v_row, ms + 16 * r0, w + 16 * r0,
-                              t.resc + r0, acc0 + (size_t)r0 * hf + d, hf);
-                r0 += P;
-            }
-        }
-    }
-}
-
-/* The merge of segment a's chunks, in chunk order, per head: ggml's split-KV
- * reduction (ggml_flash_attn_ext_reduce_partials), then the division by the sum. */
-ATTN_TGT512 static void dec_merge(const nk_attn *a) {
-    const int hd_v = a->hd_v, n_c = dec_chunks(a);
-    const size_t hf = dec_hf(a);
-    for (int h = 0; h < a->n_head; h++) {
-        float *out = a->out + (size_t)h * (size_t)hd_v;
-        float M = -INFINITY, S = 0.0f;
-        for (int d = 0; d < hd_v; d += 16) _mm512_storeu_ps(out + d, _mm512_setzero_ps());
-        for (int c = 0; c < n_c; c++) {
-            const float *ph = dec_part(a, c) + (size_t)h * hf;
-            const float Mc = ph[hd_v], Sc = ph[hd_v + 1];
-            if (Sc == 0.0f) continue;
-            const float Mn = fmaxf(M, Mc);
-            const float so = expf(M - Mn), sn = expf(Mc - Mn);
-            const __m512 vso = _mm512_set1_ps(so), vsn = _mm512_set1_ps(sn);
-            for (int d = 0; d < hd_v; d += 16)
-                _mm512_storeu_ps(out + d, _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(out + d), vso),
-                                                        _mm512_mul_ps(_mm512_loadu_ps(ph + d), vsn)));
-            S = S * so + Sc * sn;
-            M = Mn;
-        }
-        if (S != 0.0f) {
-            const __m512 inv = _mm512_set1_ps(1.0f / S);
-            for (int d = 0; d < hd_v; d += 16) _mm512_storeu_ps(out + d, _mm512_mul_ps(_mm512_loadu_ps(out + d), inv));
-        }
-    }
-}
 #else
 static void tile_task(const nk_attn *a, const tile_plan *pl, int task, void *scratch) {
     (void)a, (void)pl, (void)task, (void)scratch;
 }
-static void dec_task(const nk_attn *a, int c, void *scratch) { (void)a, (void)c, (void)scratch; }
-static void dec_merge(const nk_attn *a) { (void)a; }
-static size_t dec_head_floats(int hd) { return ((size_t)hd + 2 + 15) & ~(size_t)15; }
-static int dec_chunks(const nk_attn *a) { (void)a; return 0; }
 #endif
 
 /* Segments per pool run (nk_attention_multi runs more in several). */
@@ -872,8 +560,6 @@ typedef struct attn_run {
     nk_pool *ctl;               /* whose abort flag the tasks check (may differ from the run's pool) */
     int first[ATTN_MAX_SEG + 1];   /* tasks of segment i: [first[i], first[i+1]) */
     tile_plan plan[ATTN_MAX_SEG];  /* tiled path: each segment's tasks */
-    bool dec[ATTN_MAX_SEG];        /* the segment is split decoding: its tasks are chunks */
-    atomic_int done[ATTN_MAX_SEG]; /* split decoding: chunks finished (the last merges) */
     atomic_int next;
 } attn_run;
 
@@ -881,14 +567,6 @@ static int attn_seg_of(const attn_run *run, int task) {
     int i = 0;
     while (task >= run->first[i + 1]) i++;
     return i;
-}
-
-/* A split-decoding task: one chunk; the thread that finishes a segment's last chunk
- * merges them (acq_rel: it sees every other thread's partials). */
-static void dec_run(attn_run *run, int sg, int task, void *ws) {
-    dec_task(&run->segs[sg], task - run->first[sg], ws);
-    const int n_c = run->first[sg + 1] - run->first[sg];
-    if (atomic_fetch_add_explicit(&run->done[sg], 1, memory_order_acq_rel) + 1 == n_c) dec_merge(&run->segs[sg]);
 }
 
 /* Threads take tasks in order (per segment the heaviest first) until none are left:
@@ -903,11 +581,7 @@ static void attn_tile_fn(void *ctx, int ith, int nth) {
     for (int task; (task = atomic_fetch_add_explicit(&run->next, 1, memory_order_relaxed)) < n_task;) {
         if (nk_pool_should_stop(run->ctl, ith)) return;
         const int sg = attn_seg_of(run, task);
-        if (!run->dec[sg]) {
-            tile_task(&run->segs[sg], &run->plan[sg], task - run->first[sg], ws);
-            continue;
-        }
-        dec_run(run, sg, task, ws);
+        tile_task(&run->segs[sg], &run->plan[sg], task - run->first[sg], ws);
     }
 }
 
@@ -1010,7 +684,7 @@ static void attn_one(const attn_run *run, const nk_attn *a, int t, int h, uint8_
 
 /* The per-query path: (token, head) tasks over all segments, strided by thread. */
 static void attn_fn(void *ctx, int ith, int nth) {
-    attn_run *run = ctx;
+    const attn_run *run = ctx;
     const nk_attn *a0 = &run->segs[0];
     uint8_t *base = (uint8_t *)a0->scratch + (size_t)ith * attn_thread_bytes(a0->n_ctx, NK_MAX(a0->hd_k, a0->hd_v));
     const int n_task = run->first[run->n_seg];
@@ -1018,10 +692,6 @@ static void attn_fn(void *ctx, int ith, int nth) {
     for (int task = ith; task < n_task; task += nth) {
         if (nk_pool_should_stop(run->ctl, ith)) return;
         while (task >= run->first[sg + 1]) sg++;
-        if (run->dec[sg]) {
-            dec_run(run, sg, task, base);
-            continue;
-        }
         const nk_attn *a = &run->segs[sg];
         const int local = task - run->first[sg];
         attn_one(run, a, local / a->n_head, local % a->n_head, base);
@@ -1050,11 +720,8 @@ void nk_attention_multi(nk_pool *pool, const nk_attn *segs, int n_seg) {
         run.first[0] = 0;
         for (int i = 0; i < run.n_seg; i++) {
             const nk_attn *a = &run.segs[i];
-            run.dec[i] = run.simd512 && dec_ok(a);
-            atomic_init(&run.done[i], 0);
             if (run.tiled) run.plan[i] = tile_plan_make(a, use ? nk_pool_size(use) : 1);
-            run.first[i + 1] = run.first[i] + (run.dec[i] ? dec_chunks(a) : run.tiled ? run.plan[i].n_task
-                                                                                     : a->n_tok * a->n_head);
+            run.first[i + 1] = run.first[i] + (run.tiled ? run.plan[i].n_task : a->n_tok * a->n_head);
         }
         atomic_init(&run.next, 0);
         nk_pool_run(use, run.tiled ? attn_tile_fn : attn_fn, &run);

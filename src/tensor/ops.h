@@ -120,18 +120,10 @@ typedef struct nk_attn {
     const void *v;
     float *out;
     void *scratch;        /* nk_attn_wsize bytes */
-    float *part;          /* NULL, or nk_attn_part_bytes(n_ctx, n_head, hd_v) bytes of this
-                             segment's own: single-token decoding over a long cache then
-                             splits the positions into fixed chunks (see nk_attention) */
 } nk_attn;
 
 /* Scratch bytes for n_threads threads; hd = max(hd_k, hd_v). */
 size_t nk_attn_wsize(int n_threads, int n_ctx, int hd);
-
-/* Bytes of one segment's split-decoding partials (nk_attn.part): per chunk of
- * NK_ATTN_CHUNK positions and query head, the running max, sum and accumulator. */
-#define NK_ATTN_CHUNK 256
-size_t nk_attn_part_bytes(int n_ctx, int n_head, int hd_v);
 
 /* Two numerics, both as ggml computes them on the CPU with the same cache:
  *  - flash = false (ggml's plain path): softmax over all scores, probabilities
@@ -140,13 +132,7 @@ size_t nk_attn_part_bytes(int n_ctx, int n_head, int hd_v);
  *    whose running V accumulator is kept in the cache type (f16: rounded after
  *    every rescale and every multiply-add), divided by the sum at the end.
  * The results differ by ~1e-3 relative with an f16 cache; llama.cpp picks flash
- * attention on the CPU by default (-fa auto).
- * Split decoding: with a.part set, one token (n_tok 1) and more than NK_ATTN_CHUNK
- * positions to attend, the flash numerics run per chunk of NK_ATTN_CHUNK positions
- * (each chunk its own max, sum and accumulator from zero, the chunks spread over the
- * threads), then the chunks are merged in position order as ggml's split-KV reduction
- * does (acc = acc * expf(M - M') + acc_c * expf(M_c - M')). ggml sizes its chunks by
- * the thread count; nook's are fixed, so the bits never depend on the threads. */
+ * attention on the CPU by default (-fa auto). */
 void nk_attention(nk_pool *pool, const nk_attn *a);
 
 /* n_seg attentions with the same shapes and types (n_head, hd, kv_type, flash,
