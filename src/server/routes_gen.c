@@ -178,7 +178,9 @@ static void job_unref(gen_job *j) {
 
 static bool is_openai(const gen_job *j) { return j->req.kind == SRV_OAI_CHAT || j->req.kind == SRV_OAI_COMPLETION; }
 
-static void created_at(char *buf, size_t cap) {
+/* Declared in server.h: Ollama's created_at, the current UTC time in RFC 3339 with
+ * nanoseconds. The one copy, for every route that answers in Ollama's shape. */
+void srv_created_at(char *buf, size_t cap) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
@@ -234,7 +236,7 @@ static json_t *chunk(gen_job *j, const char *content, size_t cn, const char *thi
     char ts[48];
     switch (j->req.kind) {
     case SRV_GENERATE: {
-        created_at(ts, sizeof ts);
+        srv_created_at(ts, sizeof ts);
         json_t *o = json_pack("{s:s,s:s,s:s%,s:b}", "model", j->api_model, "created_at", ts, "response", content, cn,
                               "done", 0);
         if (o && tn) json_object_set_new(o, "thinking", json_stringn(thinking, tn));
@@ -242,7 +244,7 @@ static json_t *chunk(gen_job *j, const char *content, size_t cn, const char *thi
         return o;
     }
     case SRV_CHAT: {
-        created_at(ts, sizeof ts);
+        srv_created_at(ts, sizeof ts);
         json_t *msg = json_pack("{s:s,s:s%}", "role", "assistant", "content", content, cn);
         if (msg && tn) json_object_set_new(msg, "thinking", json_stringn(thinking, tn));
         json_t *o = json_pack("{s:s,s:s,s:o,s:b}", "model", j->api_model, "created_at", ts, "message", msg, "done", 0);
@@ -298,7 +300,7 @@ static json_t *with_route(const gen_job *j, json_t *o) {
 /* The final object of an Ollama reply: streamed (empty text) or whole. */
 static json_t *ollama_final(gen_job *j, bool whole) {
     char ts[48];
-    created_at(ts, sizeof ts);
+    srv_created_at(ts, sizeof ts);
     json_t *o;
     const char *c = whole && j->content.p ? j->content.p : "";
     if (j->req.kind == SRV_GENERATE) {
@@ -796,7 +798,7 @@ static int status_of(nook_status st) {
 static void preload(srv_req *r, srv_gen_request *q) {
     srv_server *s = srv_req_server(r);
     char ts[48];
-    created_at(ts, sizeof ts);
+    srv_created_at(ts, sizeof ts);
     const char *reason = "load";
     if (q->has_keep_alive && q->keep_alive_ns == 0) {
         srv_models_unload(s, q->model);

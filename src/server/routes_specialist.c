@@ -178,15 +178,6 @@ static char *last_user_text(const json_t *msgs) {
     return NULL;
 }
 
-static void created_at(char *buf, size_t cap) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, cap - n, ".%09ldZ", ts.tv_nsec);
-}
-
 /* Hands the request on to the generation route of the same method and path. */
 static void delegate(srv_req *r) {
     for (size_t i = 0; i < srv_routes_gen.n; i++) {
@@ -230,7 +221,7 @@ static void chat(srv_req *r, bool openai) {
     json_int_t ns = (json_int_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
     if (!openai) {
         char ts[64];
-        created_at(ts, sizeof ts);
+        srv_created_at(ts, sizeof ts);
         json_t *fin = json_pack("{s:s,s:s,s:{s:s,s:s},s:b,s:s,s:I,s:I,s:i,s:i,s:O}", "model", model, "created_at", ts,
                                 "message", "role", "assistant", "content", stream ? "" : label, "done", 1, "done_reason",
                                 "stop", "total_duration", ns, "load_duration", (json_int_t)0, "prompt_eval_count", 0,

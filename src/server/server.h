@@ -171,6 +171,8 @@ typedef struct srv_route_table {
 extern const srv_route_table srv_routes_core;     /* routes.c: /, /health, /metrics, /api/version */
 extern const srv_route_table srv_routes_store;    /* routes_store.c: tags, show, pull, create, blobs, copy, delete */
 extern const srv_route_table srv_routes_gen;      /* routes_gen.c: generate, chat, OpenAI completions */
+/* Ollama's "created_at": now in UTC, RFC 3339 with nanoseconds, into buf (48 bytes hold it). */
+void srv_created_at(char *buf, size_t cap);
 extern const srv_route_table srv_routes_models;   /* routes_models.c: show, ps, tags (shadowed by the store's), /v1/models */
 extern const srv_route_table srv_routes_embed;    /* routes_embed.c: embed, embeddings, /v1/embeddings */
 extern const srv_route_table srv_routes_specialist; /* routes_specialist.c: /api/classify; chat with a specialist */
