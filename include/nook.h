@@ -586,8 +586,10 @@ typedef enum nook_event_kind {
  *    entropy (nats) of the model's untempered distribution and the n_top best tokens.
  *  SHIFT: shift_keep tokens kept, shift_discard dropped.
  *  DONE: done_reason, status/error (NOOK_DONE_ERROR), context_full (ended because the
- *    context filled), timings, and context (prompt + generated tokens: Ollama's
- *    `context`, to pass back as nook_prompt.context). */
+ *    context filled), timings, context (prompt + generated tokens: Ollama's
+ *    `context`, to pass back as nook_prompt.context), and stop: the stop string that
+ *    ended generation (NULL when none did; Anthropic's `stop_sequence`), valid during
+ *    the callback. */
 typedef struct nook_event {
     nook_event_kind kind;
     const char *content;  size_t content_len;
@@ -607,6 +609,7 @@ typedef struct nook_event {
     const nook_timings *timings;
     const nook_token *context;
     int   n_context;
+    const char *stop;
 } nook_event;
 
 /* The event callback. Return false to cancel (the DONE event still follows, with
@@ -639,8 +642,11 @@ typedef struct nook_gen nook_gen;
 nook_status nook_gen_new(const nook_model *m, int n_ctx, nook_gen **out, nook_error *err);
 void nook_gen_free(nook_gen *g);
 
-/* Start a request (allocates what its params need; the steps allocate nothing). The
- * prompt (copied) seeds the penalties and the DONE event's context; split_thinking
+/* Start a request, on a new nook_gen or one whose earlier request is over (its DONE
+ * was sent): every per-request state is reset, and the buffers an earlier request
+ * sized (sampler, text, context array, the grammar's vocabulary trie) are reused,
+ * grown only when this one needs more; the steps allocate nothing. An error leaves
+ * the nook_gen ready for another begin. The prompt (copied) seeds the penalties and the DONE event's context; split_thinking
  * comes from nook_prompt_tokenize (a prompt ending in "<think>" starts inside the
  * reasoning). Errors: NOOK_EINVAL (params), NOOK_EFORMAT (a malformed grammar, with its
  * line and column), NOOK_EUNSUPPORTED (a schema keyword the converter refuses, named),
@@ -700,6 +706,9 @@ bool nook_gen_may_shift(const nook_gen *g);
  * decodes the new messages only. A finished request's tokens stay cached in its slot
  * until another request needs the slot. A full context is shifted as nook_generate
  * does (keep num_keep, drop half of the rest, decode the kept tail again), per slot.
+ *
+ * Generation states (nook_gen) are reused across requests: at most n_parallel are kept
+ * for the next submits, so a request allocates nothing sized by the vocabulary.
  *
  * Events go to the request's callback on the worker thread (see nook_event_fn: keep it
  * short, it holds up the other sequences); DONE is always the last event, and after it
