@@ -47,6 +47,7 @@ typedef struct problem {
     const size_t *rows;
     size_t n_rows;
     double C;
+    const double *cw;   /* [k] class weights, or NULL */
     size_t nw;      /* d*k */
     double *z;      /* [k] scratch */
 } problem;
@@ -65,9 +66,10 @@ static double eval_fg(const problem *P, const double *th, double *g) {
         nk_lr_logits(P->X, i, k, W, b, z);
         double l = logsumexp(z, k);
         int yi = P->y[i];
-        f += P->C * (l - z[yi]);
-        for (int c = 0; c < k; c++) z[c] = P->C * exp(z[c] - l);
-        z[yi] -= P->C;
+        const double Ci = P->cw ? P->C * P->cw[yi] : P->C;
+        f += Ci * (l - z[yi]);
+        for (int c = 0; c < k; c++) z[c] = Ci * exp(z[c] - l);
+        z[yi] -= Ci;
         for (int c = 0; c < k; c++) gb[c] += z[c];
         for (size_t p = P->X->row[i]; p < P->X->row[i + 1]; p++) {
             double *gw = g + (size_t)P->X->col[p] * (size_t)k;
@@ -183,7 +185,7 @@ nook_status nk_lr_fit(const nk_csr *X, const int *y, int k, const size_t *rows, 
     if (!nk_mul_ok(X->d, (uint64_t)k, &nw64) || nw64 > (1ull << 34))
         return nk_fail(err, NOOK_EINVAL, "logistic regression: %zu columns x %d labels is too large", X->d, k);
     problem P = { .X = X, .y = y, .k = k, .rows = rows, .n_rows = rows ? n_rows : X->n, .C = o->C,
-                  .nw = (size_t)nw64 };
+                  .cw = o->class_w, .nw = (size_t)nw64 };
     const size_t n = P.nw + (size_t)k;
     /* memory: at most ~256 MiB of history, between 3 and 10 pairs */
     int m = (int)NK_MIN((size_t)10, NK_MAX((size_t)3, (size_t)(256u << 20) / (16 * n)));

@@ -28,6 +28,7 @@ typedef struct kprob {
     size_t n;
     int k;
     double C;
+    const double *cw;   /* [k] class weights, or NULL */
     size_t nk, L;
     double *z, *Z;      /* scratch: [k], [nk] */
 } kprob;
@@ -90,10 +91,11 @@ static double keval(const kprob *P, const double *th, double *g) {
         for (int c = 0; c < k; c++) z[c] = KA[i * (size_t)k + (size_t)c] + b[c];
         double l = logsumexp(z, k);
         int yi = P->y[i];
-        f += P->C * (l - z[yi]);
+        const double Ci = P->cw ? P->C * P->cw[yi] : P->C;
+        f += Ci * (l - z[yi]);
         double *Zi = P->Z + i * (size_t)k;
-        for (int c = 0; c < k; c++) Zi[c] = P->C * exp(z[c] - l);
-        Zi[yi] -= P->C;
+        for (int c = 0; c < k; c++) Zi[c] = Ci * exp(z[c] - l);
+        Zi[yi] -= Ci;
         for (int c = 0; c < k; c++) gb[c] += Zi[c];
     }
     /* g.a = A + Z;  g.Ka = KA + K Z */
@@ -111,7 +113,7 @@ nook_status nk_lr_fit_kernel(const double *K, const int *y, size_t n, int k, con
                              double *b, int *iters, nook_error *err) {
     if (k < 2 || !(o->C > 0) || !isfinite(o->C) || n == 0)
         return nk_fail(err, NOOK_EINVAL, "logistic regression: need k >= 2, C > 0 and at least one example");
-    kprob P = { .K = K, .y = y, .n = n, .k = k, .C = o->C, .nk = n * (size_t)k };
+    kprob P = { .K = K, .y = y, .n = n, .k = k, .C = o->C, .cw = o->class_w, .nk = n * (size_t)k };
     P.L = 2 * P.nk + (size_t)k;
     double *th = nk_alloc_array(P.L + (size_t)k + P.nk, sizeof(double));
     if (!th) return nk_fail(err, NOOK_ENOMEM, "logistic regression: out of memory (%zu examples)", n);

@@ -103,6 +103,8 @@ typedef struct nk_lr_opts {
     double C;               /* inverse regularisation strength (> 0)                  */
     double tol;             /* default 1e-6                                            */
     int max_iter;           /* default 500                                             */
+    const double *class_w;  /* NULL, or [k] weights: example i's loss counts class_w[y_i]
+                               times (class balancing: n / (k * n_c))                    */
 } nk_lr_opts;
 
 /* Fits W (d*k) and b (k) in place, starting from their values (warm start: pass the
@@ -192,6 +194,8 @@ typedef struct nk_train_opts {
     const float *emb;
     uint32_t embed_dim;
     bool no_text_features;
+    bool balance;           /* weight each label's examples by n / (k * n_label) in the loss
+                               (default true; false: every example counts once)           */
     int solver;             /* NK_SOLVER_AUTO (default): the kernel solver when there are
                                fewer examples than columns (and at most 4,096), else primal */
 } nk_train_opts;
