@@ -246,20 +246,35 @@ int cli_show_specialist(const char *ref) {
     nook_status st = nk_spec_open(ref, &s, &err);
     if (st == NOOK_ENOTFOUND || st == NOOK_EINVAL) return -1;   /* a model, or nothing: show says so */
     if (st) return cli_fail(CLI_EFAIL, "show: %s", err.msg);
-    printf("  Specialist (a text classifier: nook classify %s TEXT)\n", ref);
-    printf("    %-20s %s\n", "name", s->name);
-    printf("    %-20s", "labels");
-    for (int c = 0; c < s->k; c++) printf(" %s%s", s->labels[c], c + 1 < s->k ? "," : "\n");
-    printf("    %-20s %.2f (abstains below this confidence)\n", "threshold", s->threshold);
-    printf("    %-20s %.4f\n", "temperature", s->temperature);
-    printf("    %-20s %zu", "feature columns", s->d);
-    if (s->d_text)
-        printf(" (word n-grams 1..%u, character n-grams %u..%u, 2^%u hashed ids%s)", s->feat.word_max,
-               s->feat.char_min, s->feat.char_max, s->feat.hash_bits, s->feat.idf ? ", IDF" : "");
-    putchar('\n');
-    if (s->embed_dim) printf("    %-20s %s (%u-dimensional embedding)\n", "base model", s->base_model, s->embed_dim);
-    printf("    %-20s %u examples, C=%g, out-of-fold macro-F1 %.4f, ECE %.4f -> %.4f\n", "trained on", s->n_train,
-           s->cv_C, s->cv_macro_f1, s->cv_ece_raw, s->cv_ece_cal);
+    /* printed from the library's description, the one the server's /api/show gives */
+    json_t *o = nk_spec_show_json(s, ref);
     nk_spec_free(s);
+    if (!o) return cli_fail(CLI_EFAIL, "show: out of memory");
+    const json_t *mi = json_object_get(o, "model_info");
+#define MI(k) json_object_get(mi, "specialist." k)
+    printf("  Specialist (a text classifier: nook classify %s TEXT)\n", ref);
+    printf("    %-20s %s\n", "name", json_string_value(json_object_get(mi, "general.name")));
+    printf("    %-20s", "labels");
+    size_t i, nl = json_array_size(MI("labels"));
+    const json_t *l;
+    json_array_foreach(MI("labels"), i, l) printf(" %s%s", json_string_value(l), i + 1 < nl ? "," : "");
+    putchar('\n');
+    printf("    %-20s %.2f (abstains below this confidence)\n", "threshold", json_real_value(MI("threshold")));
+    printf("    %-20s %.4f\n", "temperature", json_real_value(MI("temperature")));
+    printf("    %-20s %lld", "feature columns", (long long)json_integer_value(MI("columns")));
+    if (json_integer_value(MI("text_columns")))
+        printf(" (word n-grams 1..%lld, character n-grams %lld..%lld, 2^%lld hashed ids%s)",
+               (long long)json_integer_value(MI("features.word_max")), (long long)json_integer_value(MI("features.char_min")),
+               (long long)json_integer_value(MI("features.char_max")), (long long)json_integer_value(MI("features.hash_bits")),
+               json_integer_value(MI("features.idf")) ? ", IDF" : "");
+    putchar('\n');
+    if (json_integer_value(MI("embed_dim")))
+        printf("    %-20s %s (%lld-dimensional embedding)\n", "base model", json_string_value(MI("base_model")),
+               (long long)json_integer_value(MI("embed_dim")));
+    printf("    %-20s %lld examples, C=%g, out-of-fold macro-F1 %.4f, ECE %.4f -> %.4f\n", "trained on",
+           (long long)json_integer_value(MI("n_train")), json_real_value(MI("cv.c")), json_real_value(MI("cv.macro_f1")),
+           json_real_value(MI("cv.ece_raw")), json_real_value(MI("cv.ece_cal")));
+#undef MI
+    json_decref(o);
     return fflush(stdout) == 0 ? CLI_OK : cli_fail(CLI_EFAIL, "show: writing to stdout failed");
 }

@@ -178,16 +178,17 @@ static char *last_user_text(const json_t *msgs) {
     return NULL;
 }
 
-/* Hands the request on to the generation route of the same method and path. */
-static void delegate(srv_req *r) {
-    for (size_t i = 0; i < srv_routes_gen.n; i++) {
-        const srv_route *rt = &srv_routes_gen.routes[i];
+/* Hands the request on to the route of the same method and path in table t (the
+ * generation routes for chat, the store's for /api/show). */
+static void delegate(srv_req *r, const srv_route_table *t) {
+    for (size_t i = 0; i < t->n; i++) {
+        const srv_route *rt = &t->routes[i];
         if (strcmp(rt->method, srv_req_method(r)) == 0 && strcmp(rt->pattern, srv_req_path(r)) == 0) {
             rt->handler(r);
             return;
         }
     }
-    srv_reply_error(r, 500, "no generation route for %s", srv_req_path(r));
+    srv_reply_error(r, 500, "no route for %s to hand on to", srv_req_path(r));
 }
 
 static void chat(srv_req *r, bool openai) {
@@ -197,7 +198,7 @@ static void chat(srv_req *r, bool openai) {
     char msg[600];
     nk_spec *s = NULL;
     int st = lookup(model, &s, msg, sizeof msg);
-    if (st == 0) { delegate(r); return; }
+    if (st == 0) { delegate(r, &srv_routes_gen); return; }
     if (st != 1) { srv_reply_error(r, st, "%s", msg); return; }
     char *text = last_user_text(json_object_get(body, "messages"));
     if (!text) {
@@ -275,6 +276,25 @@ static void chat(srv_req *r, bool openai) {
     nk_spec_free(s);
 }
 
+/* POST /api/show with a specialist's name ("model", or the older "name"): the library's
+ * description (nk_spec_show_json, what `nook show` prints); any other name goes on to
+ * the store's /api/show (routes_store.c). */
+static void h_show(srv_req *r) {
+    json_t *body = srv_req_json(r);
+    if (!body) return;
+    const char *model = json_string_value(json_object_get(body, "model"));
+    if (!model || !*model) model = json_string_value(json_object_get(body, "name"));
+    char msg[600];
+    nk_spec *s = NULL;
+    int st = lookup(model, &s, msg, sizeof msg);
+    if (st == 0) { delegate(r, &srv_routes_store); return; }
+    if (st != 1) { srv_reply_error(r, st, "%s", msg); return; }
+    json_t *o = nk_spec_show_json(s, model);
+    nk_spec_free(s);
+    if (!o) { srv_reply_error(r, 500, "out of memory"); return; }
+    srv_reply_json(r, 200, o);
+}
+
 static void h_chat(srv_req *r) { chat(r, false); }
 static void h_oai_chat(srv_req *r) { chat(r, true); }
 
@@ -282,5 +302,6 @@ static const srv_route k_routes[] = {
     { "POST", "/api/classify",         SRV_API_OLLAMA, 0, h_classify },
     { "POST", "/api/chat",             SRV_API_OLLAMA, 0, h_chat },       /* other models: routes_gen.c */
     { "POST", "/v1/chat/completions",  SRV_API_OPENAI, 0, h_oai_chat },
+    { "POST", "/api/show",             SRV_API_OLLAMA, 0, h_show },       /* other models: routes_store.c */
 };
 const srv_route_table srv_routes_specialist = { k_routes, NK_ARRAY_LEN(k_routes) };

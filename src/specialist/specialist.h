@@ -277,6 +277,19 @@ nook_status nk_spec_classify(const nk_spec *s, const char *text, size_t len, con
  * returned as void* so this header does not pull in jansson. NULL on out-of-memory. */
 void *nk_spec_result_json(const nk_spec *s, const double *probs, const nk_class_result *res);
 
+/* What the specialist is, in the shape of Ollama's /api/show answer (spec_show.c):
+ * {"modelfile" (a comment saying how to use it), "parameters", "template", "system",
+ * "license" (empty), "details": {"parent_model": base model, "format": "gguf",
+ * "family": "specialist", "families", "parameter_size", "quantization_level": "F32"},
+ * "model_info": {"general.architecture": "nook-specialist", "specialist.labels",
+ * "specialist.threshold", "specialist.temperature", "specialist.features.*",
+ * "specialist.base_model", "specialist.embed_dim", "specialist.n_train",
+ * "specialist.cv.c", "specialist.cv.macro_f1", "specialist.cv.ece_raw"/"ece_cal", ...},
+ * "capabilities": ["classify"]}. ref: the name it was asked by (NULL: s->name). The one
+ * description `nook show` prints and the server's /api/show answers. A json_t* (NULL on
+ * out-of-memory). */
+void *nk_spec_show_json(const nk_spec *s, const char *ref);
+
 /* ---- abstaining -> the router (escalate.c) ---------------------------------------------
  * When a specialist abstains and the routing policy (the request's, the model's, the
  * task's or the global one, as the router resolves it) is not local, the text goes to
