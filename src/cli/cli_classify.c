@@ -266,7 +266,7 @@ int cli_show_specialist(const char *ref) {
         printf(" (word n-grams 1..%lld, character n-grams %lld..%lld, 2^%lld hashed ids%s)",
                (long long)json_integer_value(MI("features.word_max")), (long long)json_integer_value(MI("features.char_min")),
                (long long)json_integer_value(MI("features.char_max")), (long long)json_integer_value(MI("features.hash_bits")),
-               json_integer_value(MI("features.idf")) ? ", IDF" : "");
+               json_is_true(MI("features.idf")) ? ", IDF" : "");
     putchar('\n');
     if (json_integer_value(MI("embed_dim")))
         printf("    %-20s %s (%lld-dimensional embedding)\n", "base model", json_string_value(MI("base_model")),

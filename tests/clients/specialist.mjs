@@ -116,7 +116,7 @@ try {
     JSON.stringify(sh.details));
   check('show model_info', mi['general.architecture'] === 'nook-specialist' && mi['specialist.labels']?.join() === 'one,two' &&
     Math.abs(mi['specialist.threshold'] - 0.5) < 1e-6 && mi['specialist.features.word_max'] === 2 &&
-    mi['specialist.features.char_min'] === 2 && mi['specialist.features.char_max'] === 5 && mi['specialist.n_train'] === 48 &&
+    mi['specialist.features.char_min'] === 2 && mi['specialist.features.char_max'] === 5 && mi['specialist.features.idf'] === true && mi['specialist.n_train'] === 48 &&
     mi['specialist.cv.macro_f1'] > 0 && mi['specialist.cv.macro_f1'] <= 1 && sh.capabilities?.join() === 'classify',
     JSON.stringify(sh));
   const cliShow = spawnSync(process.env.NOOK, ['show', 'split'], { env, encoding: 'utf8' });
