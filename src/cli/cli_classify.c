@@ -25,7 +25,7 @@ static const cli_opt k_cls_opts[] = {
     { "json",      0, OPT_FLAG,  &o_json,      0, 0, NULL, "print the result for TEXT as a JSON object" },
     { "threshold", 0, OPT_FLOAT, &o_threshold, 0, 1, "P", "abstain below this confidence (default: the specialist's own)" },
     { "verbose",   0, OPT_FLAG,  &o_verbose,   0, 0, NULL, "also print every label's probability (on stderr)" },
-    { "local-model", 0, OPT_STR, &o_local,     0, 0, "MODEL", "an abstaining case the router keeps here goes to this local general model (a GGUF), prompted with the labels" },
+    { "local-model", 0, OPT_STR, &o_local,     0, 0, "MODEL", "an abstaining case the router keeps here goes to this local general model (a GGUF or a stored name; default $NOOK_SPECIALIST_GENERAL), prompted with the labels" },
     { "route",     0, OPT_STR,   &o_route,     0, 0, "POLICY", "where an abstaining case goes: local (default), auto, remote or ask (the router's policy, docs/privacy.md)" },
 };
 static const cli_verb_info k_cls_info = {
@@ -69,6 +69,7 @@ static nook_status classify_text(const nk_spec *s, const char *text, size_t len,
  * then (NULL otherwise). The router is opened once, on the first abstention. */
 static nk_router *g_rt;
 static nk_zeroshot *g_zs;
+static char g_general[4400];   /* the local general model's path (--local-model, $NOOK_SPECIALIST_GENERAL); "" none */
 static nook_status maybe_escalate(const nk_spec *s, const char *text, const nk_class_result *r, json_t **esc,
                                   int *label, nook_error *err) {
     *esc = NULL;
@@ -79,11 +80,7 @@ static nook_status maybe_escalate(const nk_spec *s, const char *text, const nk_c
     nk_route_req rq = { .policy = NK_ROUTE_UNSET, .model_policy = NK_ROUTE_UNSET };
     if (o_route) rq.policy = nk_route_policy_parse(o_route);
     nk_spec_escalation e;
-    st = nk_spec_escalate(s, g_rt, &rq, text, r, &e, err);
-    if (!st && !e.escalated && o_local && !(e.route.target == NK_TARGET_SUGGEST)) {
-        if (!g_zs) st = nk_zeroshot_open(o_local, s->labels, s->k, &g_zs, err);
-        if (!st) st = nk_spec_escalate_local(s, g_zs, o_local, text, &e, err);
-    }
+    st = nk_spec_escalate_with(s, g_rt, &rq, text, r, g_general[0] ? g_general : NULL, &g_zs, &e, err);
     if (!st && e.asked) *esc = nk_spec_escalation_json(s, &e);
     if (!st && e.escalated && e.label >= 0) *label = e.label;
     nk_spec_escalation_clear(&e);
@@ -166,6 +163,10 @@ int cli_classify(int argc, char **argv) {
     if (npos < 1) return cli_fail(CLI_EUSAGE, "classify: missing NAME (usage: nook classify NAME|FILE [TEXT])");
     if (o_jsonl && npos > 1) return cli_fail(CLI_EUSAGE, "classify: --jsonl reads stdin; give no TEXT");
     nook_error err = { 0 };
+    g_general[0] = 0;
+    const char *gref = o_local ? o_local : getenv("NOOK_SPECIALIST_GENERAL");
+    if (gref && *gref && nk_spec_general_path(gref, g_general, sizeof g_general, &err))
+        return cli_fail(CLI_EFAIL, "classify: %s", err.msg);
     nk_spec *s = NULL;
     if (nk_spec_open(argv[0], &s, &err)) return cli_fail(CLI_EFAIL, "%s", err.msg);
     g_emb = NULL;

@@ -11,13 +11,16 @@
  * a path), so a request cannot make the server open a file. An abstaining result still
  * carries the most likely label; with a routing policy other than local (the request's
  * "route", or the router's configuration) it goes to the router's general model
- * prompted with the label set (nk_spec_escalate), and "escalation" says what came back.
+ * prompted with the label set (nk_spec_escalate), and "escalation" says what came back;
+ * a case the router keeps here goes to the local general model the operator names in
+ * $NOOK_SPECIALIST_GENERAL (a GGUF path or stored name), when set: nothing leaves.
  */
 #include "server/models.h"
 #include "specialist/specialist.h"
 #include "store/store.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -64,7 +67,9 @@ static int embed(srv_server *srv, const nk_spec *s, char *const *texts, int n, f
 }
 
 /* Classifies texts[0..n): a JSON array of result objects (escalating abstentions as
- * routed), or NULL with an HTTP status and msg. */
+ * routed: to the router's remote, or, when the router keeps the case here, to the local
+ * general model $NOOK_SPECIALIST_GENERAL names, loaded for the request:
+ * nk_spec_escalate_with), or NULL with an HTTP status and msg. */
 static json_t *classify_all(srv_server *srv, const nk_spec *s, char *const *texts, int n, const json_t *route,
                             int *status, char *msg, size_t cap) {
     float *emb = NULL;
@@ -72,8 +77,10 @@ static json_t *classify_all(srv_server *srv, const nk_spec *s, char *const *text
     double *probs = nk_alloc_array((size_t)s->k, sizeof *probs);
     json_t *arr = json_array();
     nk_router *rt = NULL;
+    nk_zeroshot *zs = NULL;
     nk_route_req rq = { .policy = NK_ROUTE_UNSET, .model_policy = NK_ROUTE_UNSET };
     nook_error err = { 0 };
+    char general[4400] = "";
     if (!probs || !arr) { *status = 500; snprintf(msg, cap, "out of memory"); goto fail; }
     if (nk_route_req_from_json((json_t *)route, &rq, &err)) { *status = 400; snprintf(msg, cap, "route: %s", err.msg); goto fail; }
     for (int i = 0; i < n; i++) {
@@ -88,8 +95,15 @@ static json_t *classify_all(srv_server *srv, const nk_spec *s, char *const *text
         json_array_append_new(arr, o);
         if (!res.abstain) continue;
         if (!rt && nk_router_open(NULL, &rt, &err)) { *status = 500; snprintf(msg, cap, "router configuration: %s", err.msg); goto fail; }
+        /* the operator's local general model (the environment, never the request) */
+        const char *gref = getenv("NOOK_SPECIALIST_GENERAL");
+        if (gref && *gref && !general[0] && nk_spec_general_path(gref, general, sizeof general, &err)) {
+            *status = 500;
+            snprintf(msg, cap, "NOOK_SPECIALIST_GENERAL: %s", err.msg);
+            goto fail;
+        }
         nk_spec_escalation e;
-        nook_status st = nk_spec_escalate(s, rt, &rq, texts[i], &res, &e, &err);
+        nook_status st = nk_spec_escalate_with(s, rt, &rq, texts[i], &res, general[0] ? general : NULL, &zs, &e, &err);
         if (st) {
             nk_spec_escalation_clear(&e);
             *status = st == NOOK_EINVAL ? 400 : 502;
@@ -102,12 +116,14 @@ static json_t *classify_all(srv_server *srv, const nk_spec *s, char *const *text
     nk_free(probs);
     nk_free(emb);
     nk_router_free(rt);
+    nk_zeroshot_free(zs);
     return arr;
 fail:
     json_decref(arr);
     nk_free(probs);
     nk_free(emb);
     nk_router_free(rt);
+    nk_zeroshot_free(zs);
     return NULL;
 }
 

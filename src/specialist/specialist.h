@@ -320,6 +320,21 @@ void nk_spec_escalation_clear(nk_spec_escalation *e);
 struct nk_zeroshot;
 nook_status nk_spec_escalate_local(const nk_spec *s, struct nk_zeroshot *z, const char *general, const char *text,
                                    nk_spec_escalation *out, nook_error *err);
+/* The whole escalation of an abstaining case, as the CLI and the server do it:
+ * nk_spec_escalate, then, when that sent nothing out (the policy is local, a pin or a
+ * missing remote kept the case here; not for ask, whose suggestion stands) and a local
+ * general model is given (general: a GGUF path, see nk_spec_general_path), that model
+ * answers (nk_spec_escalate_local): nothing leaves the machine, the egress ledger is not
+ * written. *zs: the general model's scorer over s's labels, opened on first use and kept
+ * for the caller (who frees it with nk_zeroshot_free; NULL to start). Errors: as
+ * nk_spec_escalate, nk_zeroshot_open (naming the model), nk_zeroshot_classify. */
+nook_status nk_spec_escalate_with(const nk_spec *s, const struct nk_router *rt, const struct nk_route_req *req,
+                                  const char *text, const nk_class_result *res, const char *general,
+                                  struct nk_zeroshot **zs, nk_spec_escalation *out, nook_error *err);
+/* The GGUF path of a local general model given by reference: the path of a file, else a
+ * name in the default model store (nk_model_resolve). Only for references an operator
+ * gives (the command line, the environment), never a request's. */
+nook_status nk_spec_general_path(const char *ref, char *path, size_t cap, nook_error *err);
 /* The label an answer names: an exact match (case-insensitive, trimmed, a final '.'
  * dropped), else the only label occurring in it as a whole word; -1 otherwise. */
 int nk_spec_match_label(const nk_spec *s, const char *answer);
