@@ -219,7 +219,13 @@ static void finish(srv_req *r, pull_ctx *c, nook_status st, const nook_error *er
     }
 }
 
-static void h_pull(srv_req *r) {
+/* POST /api/pull and /api/push {model|name, insecure, stream}: one transfer through
+ * nk_pull or nk_push, progress streamed as NDJSON lines (or one object at the end), a
+ * client that goes away cancels it. Push is off unless NOOK_ALLOW_PUSH=1 in the server's
+ * environment (nk_push checks it: the one place). */
+typedef nook_status (*transfer_fn)(nk_store *s, const char *name, const nk_pull_opts *o, nook_error *err);
+
+static void transfer(srv_req *r, transfer_fn fn) {
     json_t *j = srv_req_json(r);
     if (!j) return;
     const char *name = model_field(j);
@@ -234,32 +240,13 @@ static void h_pull(srv_req *r) {
     nk_pull_opts po = { .insecure = json_is_true(json_object_get(j, "insecure")), .progress = pull_progress,
                         .ud = &c, .cancel = &c.cancel };
     nook_error err = { 0 };
-    nook_status st = nk_pull(s, name, &po, &err);
+    nook_status st = fn(s, name, &po, &err);
     nk_store_free(s);
     finish(r, &c, st, &err);
 }
 
-/* POST /api/push {model|name, insecure, stream}: nk_push (off unless NOOK_ALLOW_PUSH=1
- * in the server's environment), progress as /api/pull's. */
-static void h_push(srv_req *r) {
-    json_t *j = srv_req_json(r);
-    if (!j) return;
-    const char *name = model_field(j);
-    if (!name) { srv_reply_error(r, 400, "model is required"); return; }
-    nk_store *s = open_store(r);
-    if (!s) return;
-    pull_ctx c = { 0 };
-    if (want_stream(j)) {
-        c.st = srv_reply_stream(r, "application/x-ndjson");
-        if (c.st) srv_stream_on_cancel(c.st, on_cancel, &c);
-    }
-    nk_pull_opts po = { .insecure = json_is_true(json_object_get(j, "insecure")), .progress = pull_progress,
-                        .ud = &c, .cancel = &c.cancel };
-    nook_error err = { 0 };
-    nook_status st = nk_push(s, name, &po, &err);
-    nk_store_free(s);
-    finish(r, &c, st, &err);
-}
+static void h_pull(srv_req *r) { transfer(r, nk_pull); }
+static void h_push(srv_req *r) { transfer(r, nk_push); }
 
 static void h_create(srv_req *r) {
     json_t *j = srv_req_json(r);

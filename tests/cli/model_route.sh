@@ -22,7 +22,7 @@ unset NOOK_ESCALATE_URL NOOK_ESCALATE_MODEL NOOK_ESCALATE_KEY_ENV NOOK_OFFLINE N
 
 start_mock() {  # LOG [ARGS...]: sets $MOCK_PID, $PORT
     local log="$1"; shift
-    python3 "$MOCK" "$log" --lifetime 60 "$@" >"$TMP/port" &
+    python3 "$MOCK" "$log" --lifetime 240 "$@" >"$TMP/port" &
     MOCK_PID=$!
     for _ in $(seq 50); do [ -s "$TMP/port" ] && break; sleep 0.1; done
     PORT=$(cat "$TMP/port")

@@ -28,7 +28,7 @@ unset NOOK_ESCALATE_URL NOOK_ESCALATE_MODEL NOOK_ESCALATE_KEY_ENV NOOK_OFFLINE N
 start_mock() {  # LOG [ARGS...]: sets $MOCK_PID, $MPORT
     local log="$1"; shift
     : >"$TMP/mport"
-    python3 "$MOCK" "$log" --lifetime 60 "$@" >"$TMP/mport" &
+    python3 "$MOCK" "$log" --lifetime 240 "$@" >"$TMP/mport" &
     MOCK_PID=$!
     for _ in $(seq 50); do [ -s "$TMP/mport" ] && break; sleep 0.1; done
     MPORT=$(cat "$TMP/mport")

@@ -17,7 +17,7 @@ expect_fail "remote without a remote" "$NOOK" classify unsure --route remote "tw
 check_contains "says nothing was sent" "$err" "nothing was sent"
 expect_fail "bad policy" "$NOOK" classify unsure --route never "two"
 
-python3 "$MOCK" "$TMP/mock.log" --lifetime 30 >"$TMP/port" &
+python3 "$MOCK" "$TMP/mock.log" --lifetime 180 >"$TMP/port" &
 MOCK_PID=$!
 for _ in $(seq 50); do [ -s "$TMP/port" ] && break; sleep 0.1; done
 export NOOK_ESCALATE_URL="http://127.0.0.1:$(cat "$TMP/port")/v1" NOOK_ESCALATE_MODEL=mock-big

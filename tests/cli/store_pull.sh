@@ -16,7 +16,7 @@ GGUF="$MODELS/stories260K.gguf"
 SHA=$(sha256sum "$GGUF" | cut -d' ' -f1)
 SIZE=$(stat -c %s "$GGUF")
 
-python3 "$(dirname "$0")/../fixtures/registry.py" --port-file "$TMP/port" --ttl 300 \
+python3 "$(dirname "$0")/../fixtures/registry.py" --port-file "$TMP/port" --ttl 600 \
     --model "library/tiny:latest=$GGUF" --hf "someone/tiny-GGUF=$GGUF" &
 SRV=$!
 trap 'kill $SRV 2>/dev/null; rm -rf "$TMP"' EXIT
