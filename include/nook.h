@@ -586,8 +586,10 @@ typedef enum nook_event_kind {
  *    entropy (nats) of the model's untempered distribution and the n_top best tokens.
  *  SHIFT: shift_keep tokens kept, shift_discard dropped.
  *  DONE: done_reason, status/error (NOOK_DONE_ERROR), context_full (ended because the
- *    context filled), timings, and context (prompt + generated tokens: Ollama's
- *    `context`, to pass back as nook_prompt.context). */
+ *    context filled), timings, context (prompt + generated tokens: Ollama's
+ *    `context`, to pass back as nook_prompt.context), and stop: the stop string that
+ *    ended generation (NULL when none did; Anthropic's `stop_sequence`), valid during
+ *    the callback. */
 typedef struct nook_event {
     nook_event_kind kind;
     const char *content;  size_t content_len;
@@ -607,6 +609,7 @@ typedef struct nook_event {
     const nook_timings *timings;
     const nook_token *context;
     int   n_context;
+    const char *stop;
 } nook_event;
 
 /* The event callback. Return false to cancel (the DONE event still follows, with

@@ -46,6 +46,7 @@ struct nook_gen {
     char **stop;
     size_t *stop_len;
     int n_stop;
+    int stop_hit;                /* the stop string that ended generation, or -1    */
     size_t max_stop;
     char *hold;
     size_t n_hold, cap_hold;
@@ -243,6 +244,7 @@ nook_status nook_gen_begin(nook_gen *g, const nook_gen_params *p, const nook_tok
     g->t_begin = now_ns();
     g->t_prompt = 0;
     g->done = false;
+    g->stop_hit = -1;
     g->began = true;
     return NOOK_OK;
 oom:
@@ -321,12 +323,14 @@ static bool stop_feed(nook_gen *g, const char *piece, size_t len) {
     memcpy(g->hold + g->n_hold, piece, len);
     g->n_hold += len;
     size_t first = SIZE_MAX;
+    int hit = -1;
     for (int i = 0; i < g->n_stop; i++) {
         size_t l = g->stop_len[i];
         for (size_t at = 0; at + l <= g->n_hold && at < first; at++)
-            if (memcmp(g->hold + at, g->stop[i], l) == 0) { first = at; break; }
+            if (memcmp(g->hold + at, g->stop[i], l) == 0) { first = at; hit = i; break; }
     }
     if (first != SIZE_MAX) {
+        g->stop_hit = hit;
         release(g, g->hold, first);
         g->n_hold = 0;
         return true;
@@ -403,6 +407,7 @@ static void finish(nook_gen *g, nook_done_reason r, bool context_full, nook_stat
         .done_reason = r, .context_full = context_full, .status = st,
         .error = msg, .timings = &g->t, .context = g->ctx, .n_context = g->n_ctxt,
         .logprob = NAN, .entropy = NAN,
+        .stop = stopped_by_string && g->stop_hit >= 0 ? g->stop[g->stop_hit] : NULL,
     };
     send(g, &ev);
 }

@@ -352,7 +352,21 @@ void srv_compat_init(srv_compat *c, srv_shape shape, const char *model, int64_t 
     }
 }
 
+void srv_compat_set_stop(srv_compat *c, const char *stop) {
+    nk_free(c->stop_seq);
+    c->stop_seq = stop ? nk_strdup(stop) : NULL;   /* out of memory: reported as end_turn */
+}
+
+/* Anthropic's stop_reason, and its stop_sequence (a string or null) */
+static const char *stop_reason(const srv_compat *c, bool called, bool length) {
+    return called ? "tool_use" : length ? "max_tokens" : c->stop_seq ? "stop_sequence" : "end_turn";
+}
+static json_t *stop_sequence(const srv_compat *c, bool called, bool length) {
+    return !called && !length && c->stop_seq ? json_string(c->stop_seq) : json_null();
+}
+
 void srv_compat_clear(srv_compat *c) {
+    nk_free(c->stop_seq);
     nk_free(c->text);
     nk_free(c->think);
     json_decref(c->items);
@@ -591,8 +605,8 @@ bool srv_compat_finish(srv_compat *c, bool length, const json_t *calls, int inpu
     if (!close_block(c, sink, ud)) return false;
     if (called && !stream_calls(c, calls, sink, ud)) return false;
     if (c->shape == SRV_SHAPE_MESSAGES) {
-        json_t *d = json_pack("{s:{s:s,s:n},s:o}", "delta", "stop_reason",
-                              called ? "tool_use" : length ? "max_tokens" : "end_turn", "stop_sequence", "usage",
+        json_t *d = json_pack("{s:{s:s,s:o},s:o}", "delta", "stop_reason", stop_reason(c, called, length),
+                              "stop_sequence", stop_sequence(c, called, length), "usage",
                               usage_json(c, input_tokens, output_tokens));
         return emit(c, "message_delta", d, sink, ud) && emit(c, "message_stop", json_object(), sink, ud);
     }
@@ -625,9 +639,9 @@ json_t *srv_compat_whole(srv_compat *c, const char *content, const char *thinkin
                 json_array_append_new(blocks, json_pack("{s:s,s:s,s:s,s:O}", "type", "tool_use", "id", id, "name", name,
                                                         "input", args));
         }
-        return json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:n,s:o}", "id", c->id, "type", "message", "role", "assistant", "model",
-                         c->model, "content", blocks, "stop_reason",
-                         called ? "tool_use" : length ? "max_tokens" : "end_turn", "stop_sequence", "usage",
+        return json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:o,s:o}", "id", c->id, "type", "message", "role", "assistant", "model",
+                         c->model, "content", blocks, "stop_reason", stop_reason(c, called, length),
+                         "stop_sequence", stop_sequence(c, called, length), "usage",
                          usage_json(c, input_tokens, output_tokens));
     }
     json_t *out = json_array();

@@ -51,10 +51,14 @@ typedef struct srv_compat {
     size_t text_n, think_n;
     json_t *items;          /* Responses: the finished output items              */
     json_t *echo;           /* Responses: request fields echoed in the response  */
+    char *stop_seq;         /* Messages: the stop string that ended it (nk_strdup) */
 } srv_compat;
 
 void srv_compat_init(srv_compat *c, srv_shape shape, const char *model, int64_t created, const json_t *request);
 void srv_compat_clear(srv_compat *c);
+/* The stop string that ended the local generation (the DONE event's `stop`): Anthropic
+ * answers stop_reason "stop_sequence" with it. A copy is kept; NULL clears it. */
+void srv_compat_set_stop(srv_compat *c, const char *stop);
 
 /* Streamed text (content and/or thinking) as the API's delta events, preceded by the
  * opening events the first time. */

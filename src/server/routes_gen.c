@@ -560,6 +560,7 @@ static bool on_event(const nook_event *ev, void *ud) {
     }
     if (ev->kind == NOOK_EVENT_DONE) {
         j->reason = ev->done_reason;
+        if (j->shape == SRV_SHAPE_MESSAGES) srv_compat_set_stop(&j->cx, ev->stop);
         if (ev->timings) j->t = *ev->timings;
         srv_metric_add(SRV_M_PROMPT_TOKENS, (uint64_t)j->t.prompt_eval_count);
         if (ev->done_reason == NOOK_DONE_CANCELLED) srv_metric_add(SRV_M_CANCELLED, 1);

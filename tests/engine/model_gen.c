@@ -28,6 +28,7 @@ typedef struct rec {
     char pieces[8192];
     size_t n_pieces;
     nook_done_reason reason;
+    char stop[64];                  /* the DONE event's stop string ("" when NULL) */
     bool context_full, done_last_ok, after_done;
     nook_timings t;
     nook_token ctx[MAXT + 64];
@@ -70,6 +71,7 @@ static bool on_ev(const nook_event *ev, void *ud) {
         counting = false;
         r->n_done++;
         r->reason = ev->done_reason;
+        snprintf(r->stop, sizeof r->stop, "%s", ev->stop ? ev->stop : "");
         r->context_full = ev->context_full;
         r->t = *ev->timings;
         r->n_ctx = ev->n_context < (int)NK_ARRAY_LEN(r->ctx) ? ev->n_context : (int)NK_ARRAY_LEN(r->ctx);
@@ -154,6 +156,7 @@ int main(void) {
     CHECK_EQ_INT(r->n_done, 1);
     CHECK(!r->after_done);
     CHECK_EQ_INT(r->reason, NOOK_DONE_LENGTH);
+    CHECK_MSG(r->stop[0] == 0, "stop [%s]", r->stop);   /* held and released, never matched */
     int same = 0;
     for (int i = 0; i < N; i++) same += r->ids[i] == ref[i];
     CHECK_EQ_INT(same, N);
@@ -222,6 +225,7 @@ int main(void) {
     CHECK_EQ_INT(r->reason, NOOK_DONE_STOP);
     CHECK_MSG(r->n_text == cut && memcmp(r->text, ref_text, cut) == 0, "stop '%s': got [%.*s]", stop,
               (int)r->n_text, r->text);
+    CHECK_MSG(strcmp(r->stop, stop) == 0, "DONE stop [%s], want [%s]", r->stop, stop);   /* names the string that matched */
 
     /* cancel from the callback: the DONE event follows, reason cancelled */
     p = greedy(N);
