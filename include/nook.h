@@ -642,8 +642,11 @@ typedef struct nook_gen nook_gen;
 nook_status nook_gen_new(const nook_model *m, int n_ctx, nook_gen **out, nook_error *err);
 void nook_gen_free(nook_gen *g);
 
-/* Start a request (allocates what its params need; the steps allocate nothing). The
- * prompt (copied) seeds the penalties and the DONE event's context; split_thinking
+/* Start a request, on a new nook_gen or one whose earlier request is over (its DONE
+ * was sent): every per-request state is reset, and the buffers an earlier request
+ * sized (sampler, text, context array, the grammar's vocabulary trie) are reused,
+ * grown only when this one needs more; the steps allocate nothing. An error leaves
+ * the nook_gen ready for another begin. The prompt (copied) seeds the penalties and the DONE event's context; split_thinking
  * comes from nook_prompt_tokenize (a prompt ending in "<think>" starts inside the
  * reasoning). Errors: NOOK_EINVAL (params), NOOK_EFORMAT (a malformed grammar, with its
  * line and column), NOOK_EUNSUPPORTED (a schema keyword the converter refuses, named),
@@ -703,6 +706,9 @@ bool nook_gen_may_shift(const nook_gen *g);
  * decodes the new messages only. A finished request's tokens stay cached in its slot
  * until another request needs the slot. A full context is shifted as nook_generate
  * does (keep num_keep, drop half of the rest, decode the kept tail again), per slot.
+ *
+ * Generation states (nook_gen) are reused across requests: at most n_parallel are kept
+ * for the next submits, so a request allocates nothing sized by the vocabulary.
  *
  * Events go to the request's callback on the worker thread (see nook_event_fn: keep it
  * short, it holds up the other sequences); DONE is always the last event, and after it

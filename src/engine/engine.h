@@ -15,6 +15,12 @@ bool nk_template_thinks(const char *tmpl);
  * scheduler calls it when a queued request gets its slot. */
 void nk_gen_restart_clock(nook_gen *g);
 
+/* The request is over (its DONE event was sent, or it never began): drop what belongs
+ * to it alone (grammar, stop strings, the caller's callback and ud) and keep the
+ * buffers, so the nook_gen can serve the next request (nook_gen_begin resets it). The
+ * scheduler's spare generation states are kept this way. */
+void nk_gen_release(nook_gen *g);
+
 /* ---- grammar constraint (constrain.c): nook_gen_params.grammar / .format ---- */
 typedef struct nk_constrain nk_constrain;
 typedef struct nk_gvocab nk_gvocab;

@@ -15,6 +15,7 @@
 #include "engine/engine.h"
 #include "chat/chat.h"
 #include "grammar/grammar.h"
+#include "sampling/sampler.h"
 
 #include <math.h>
 #include <stdatomic.h>
@@ -50,6 +51,8 @@ struct nook_gen {
     size_t max_stop;
     char *hold;
     size_t n_hold, cap_hold;
+    size_t cap_hold_alloc;       /* hold's allocation; content and thinking have
+                                    cap_hold_alloc + EV_TEXT_EXTRA bytes              */
 
     /* text of the current event */
     char *content, *thinking;
@@ -63,7 +66,7 @@ struct nook_gen {
 
     /* prompt + generated tokens: the DONE event's context */
     nook_token *ctx;
-    int n_ctxt, cap_ctx;
+    int n_ctxt, cap_ctx, cap_ctx_alloc;
 
     int n_gen;
     bool done, began;
@@ -115,28 +118,39 @@ nook_status nook_gen_new(const nook_model *m, int n_ctx, nook_gen **out, nook_er
     return NOOK_OK;
 }
 
-static void free_request(nook_gen *g) {
+/* Drops what belongs to one request only (its grammar, its stop strings, the caller's
+ * callback). The buffers sized by the vocabulary or the context (sampler, text, context
+ * array) stay for the next request: nook_gen_begin resets them (grow-only). */
+static void end_request(nook_gen *g) {
     for (int i = 0; i < g->n_stop; i++) nk_free(g->stop[i]);
     nk_free(g->stop);
     nk_free(g->stop_len);
+    nk_constrain_free(g->grammar);
+    g->grammar = NULL;
+    g->stop = NULL;
+    g->stop_len = NULL;
+    g->n_stop = 0;
+    g->max_stop = 0;
+    g->p.constraint = (nook_constraint){ 0 };
+    g->cb = NULL;
+    g->ud = NULL;
+}
+
+void nk_gen_release(nook_gen *g) {
+    if (!g) return;
+    end_request(g);
+    g->done = true;
+    g->began = false;
+}
+
+void nook_gen_free(nook_gen *g) {
+    if (!g) return;
+    end_request(g);
     nk_free(g->hold);
     nk_free(g->content);
     nk_free(g->thinking);
     nk_free(g->ctx);
     if (g->smp) nook_sampler_free(g->smp);
-    nk_constrain_free(g->grammar);
-    g->grammar = NULL;
-    g->stop = NULL;
-    g->stop_len = NULL;
-    g->hold = g->content = g->thinking = NULL;
-    g->ctx = NULL;
-    g->smp = NULL;
-    g->n_stop = 0;
-}
-
-void nook_gen_free(nook_gen *g) {
-    if (!g) return;
-    free_request(g);
     nk_gvocab_free(g->gvocab);
     nk_free(g->work);
     nk_free(g);
@@ -173,12 +187,25 @@ nook_status nook_gen_begin(nook_gen *g, const nook_gen_params *p, const nook_tok
     for (int i = 0; i < p->n_stop; i++)
         if (!p->stop[i] || !p->stop[i][0]) return nk_fail(err, NOOK_EINVAL, "stop string %d is empty", i);
 
-    free_request(g);
+    /* A nook_gen serves one request after another (the scheduler keeps one per
+     * sequence): everything below is reset here, and the buffers sized by the
+     * vocabulary or the context are reused, not allocated again. */
+    nook_sampler_params sp = p->sampler;
+    if (sp.repeat_last_n < 0) sp.repeat_last_n = g->n_ctx;
+    nk_constrain *grammar = NULL;
     if (constrained) {   /* compiled before anything else so a bad grammar changes nothing */
         nook_status cst = nk_constrain_vocab(g->m, &g->gvocab, err);
-        if (cst == NOOK_OK) cst = nk_constrain_new(g->gvocab, p->grammar, p->format, &g->grammar, err);
+        if (cst == NOOK_OK) cst = nk_constrain_new(g->gvocab, p->grammar, p->format, &grammar, err);
         if (cst != NOOK_OK) return cst;
     }
+    /* the sampler: reconfigured in place (validated first: bad params change nothing) */
+    nook_status st = g->smp ? nk_sampler_reinit(g->smp, &sp, err) : nook_sampler_new(&sp, g->n_vocab, &g->smp, err);
+    if (st != NOOK_OK) {
+        nk_constrain_free(grammar);
+        return st;
+    }
+    end_request(g);
+    g->grammar = grammar;
     g->done = true;
     g->began = false;
     g->p = *p;
@@ -189,10 +216,6 @@ nook_status nook_gen_begin(nook_gen *g, const nook_gen_params *p, const nook_tok
     g->cb = on_event;
     g->ud = ud;
 
-    nook_sampler_params sp = p->sampler;
-    if (sp.repeat_last_n < 0) sp.repeat_last_n = g->n_ctx;
-    nook_status st = nook_sampler_new(&sp, g->n_vocab, &g->smp, err);
-    if (st != NOOK_OK) return st;
     for (int i = 0; i < n_prompt; i++) nook_sampler_accept(g->smp, prompt[i]);
 
     /* the generation limit; -1 with shifting could run forever: Ollama bounds it at 10
@@ -215,17 +238,30 @@ nook_status nook_gen_begin(nook_gen *g, const nook_gen_params *p, const nook_tok
             if (l > g->max_stop) g->max_stop = l;
         }
     } else g->max_stop = 0;
-    g->cap_hold = g->max_stop + 1024 + 16;
-    g->cap_text = g->cap_hold + EV_TEXT_EXTRA;
-    g->hold = nk_malloc(g->cap_hold);
-    g->content = nk_malloc(g->cap_text);
-    g->thinking = nk_malloc(g->cap_text);
+    /* text buffers and the context array: grown when this request needs more than the
+     * last one had, else reused */
+    size_t cap_hold = g->max_stop + 1024 + 16, cap_text = cap_hold + EV_TEXT_EXTRA;
+    if (cap_hold > g->cap_hold_alloc) {
+        char *h = nk_realloc(g->hold, cap_hold), *c = h ? nk_realloc(g->content, cap_text) : NULL;
+        if (h) g->hold = h;
+        if (c) g->content = c;
+        char *t = c ? nk_realloc(g->thinking, cap_text) : NULL;
+        if (!t) goto oom;
+        g->thinking = t;
+        g->cap_hold_alloc = cap_hold;
+    }
+    g->cap_hold = cap_hold;
+    g->cap_text = cap_text;
     /* the context: prompt + what may be generated (at most 10 contexts' worth kept) */
     int64_t gen_cap = g->limit < 10 * (int64_t)g->n_ctx ? g->limit : 10 * (int64_t)g->n_ctx;
     if (gen_cap > (1 << 26)) gen_cap = 1 << 26;
     g->cap_ctx = (int)(n_prompt + gen_cap + 1);
-    g->ctx = nk_alloc_array((size_t)g->cap_ctx, sizeof *g->ctx);
-    if (!g->hold || !g->content || !g->thinking || !g->ctx) goto oom;
+    if (g->cap_ctx > g->cap_ctx_alloc) {
+        nook_token *c = nk_realloc(g->ctx, (size_t)g->cap_ctx * sizeof *g->ctx);
+        if (!c) goto oom;
+        g->ctx = c;
+        g->cap_ctx_alloc = g->cap_ctx;
+    }
     if (n_prompt) memcpy(g->ctx, prompt, (size_t)n_prompt * sizeof *prompt);
     g->n_ctxt = n_prompt;
     g->n_prompt = n_prompt;
@@ -248,7 +284,7 @@ nook_status nook_gen_begin(nook_gen *g, const nook_gen_params *p, const nook_tok
     g->began = true;
     return NOOK_OK;
 oom:
-    free_request(g);
+    end_request(g);
     return nk_fail(err, NOOK_ENOMEM, "out of memory");
 }
 

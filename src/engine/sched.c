@@ -13,8 +13,16 @@
  * context shift (which cuts the cache to num_keep tokens and decodes the tail again at
  * its new positions, exactly as nook_session_shift does for one sequence).
  *
- * Locking: mu guards the queue, each slot's request pointer and the stop flag; the
- * session, the batch and hist[] belong to the worker alone. No lock is held during a
+ * Generation states are reused: a finished request's nook_gen goes back to a list of
+ * spares (at most one per slot) and the next submit resets it (nook_gen_begin) instead
+ * of making a new one, so a request allocates nothing sized by the vocabulary (the
+ * sampler's and the mask's buffers: 3.6 MB for a 152k vocabulary) or the context, and
+ * a constrained request reuses the vocabulary trie an earlier one built. A submit still
+ * sets its request up in the caller's thread (errors before any event); a request
+ * waiting in the queue holds its own state, so more than n_parallel may exist at once.
+ *
+ * Locking: mu guards the queue, each slot's request pointer, the spares and the stop
+ * flag; the session, the batch and hist[] belong to the worker alone. No lock is held during a
  * decode or a callback, so callbacks may submit or cancel.
  */
 #include "engine/engine.h"
@@ -61,6 +69,8 @@ struct nook_sched {
     uint64_t next_id;
     bool stopping;
     atomic_bool stop_flag;
+    nook_gen **spare;    /* n_spare generation states ready for reuse (<= n_par)      */
+    int n_spare;
     nook_sched_stats st;
 };
 
@@ -68,9 +78,31 @@ nook_sched_params nook_sched_default_params(void) {
     return (nook_sched_params){ .n_parallel = 4, .n_batch = 512, .max_queue = 64 };
 }
 
-static void req_free(req *r) {
+/* A generation state for a new request: a spare one, else a new one. Any thread. */
+static nook_status gen_take(nook_sched *s, nook_gen **out, nook_error *err) {
+    pthread_mutex_lock(&s->mu);
+    *out = s->n_spare ? s->spare[--s->n_spare] : NULL;
+    pthread_mutex_unlock(&s->mu);
+    return *out ? NOOK_OK : nook_gen_new(s->m, s->n_ctx, out, err);
+}
+
+/* Back to the spares (its request's grammar and strings dropped), or freed when there
+ * are enough. Any thread, mu not held. */
+static void gen_give(nook_sched *s, nook_gen *g) {
+    if (!g) return;
+    nk_gen_release(g);
+    pthread_mutex_lock(&s->mu);
+    if (s->n_spare < s->n_par) {
+        s->spare[s->n_spare++] = g;
+        g = NULL;
+    }
+    pthread_mutex_unlock(&s->mu);
+    nook_gen_free(g);
+}
+
+static void req_free(nook_sched *s, req *r) {
     if (!r) return;
-    nook_gen_free(r->g);
+    gen_give(s, r->g);
     nk_free(r->toks);
     nk_free(r);
 }
@@ -146,7 +178,7 @@ static void release(nook_sched *s, slot *sl) {
     req *r = sl->r;
     sl->r = NULL;
     pthread_mutex_unlock(&s->mu);
-    req_free(r);
+    req_free(s, r);
 }
 
 /* ---- the step ------------------------------------------------------------------------- */
@@ -283,7 +315,7 @@ static void *worker(void *arg) {
         for (req *r = drop, *nx; r; r = nx) {
             nx = r->next;
             nook_gen_finish(r->g, NOOK_DONE_CANCELLED, false, NOOK_OK, NULL);
-            req_free(r);
+            req_free(s, r);
         }
         int active = 0;
         for (int i = 0; i < s->n_par; i++) {
@@ -336,7 +368,8 @@ nook_status nook_sched_new(const nook_model *m, const nook_sched_params *p, nook
     s->slots = nk_calloc((size_t)s->n_par, sizeof *s->slots);
     s->ent_slot = nk_alloc_array((size_t)n_batch, sizeof *s->ent_slot);
     s->busy = nk_alloc_array((size_t)s->n_par, sizeof *s->busy);
-    if (!s->slots || !s->ent_slot || !s->busy) goto oom;
+    s->spare = nk_calloc((size_t)s->n_par, sizeof *s->spare);
+    if (!s->slots || !s->ent_slot || !s->busy || !s->spare) goto oom;
     for (int i = 0; i < s->n_par; i++) {
         s->slots[i].hist = nk_alloc_array((size_t)s->n_ctx + 1, sizeof *s->slots[i].hist);
         if (!s->slots[i].hist) goto oom;
@@ -379,6 +412,8 @@ void nook_sched_free(nook_sched *s) {
     nk_free(s->slots);
     nk_free(s->ent_slot);
     nk_free(s->busy);
+    for (int i = 0; i < s->n_spare; i++) nook_gen_free(s->spare[i]);
+    nk_free(s->spare);
     nook_batch_free(&s->batch);
     if (s->sess) nook_session_free(s->sess);
     nk_free(s);
@@ -401,7 +436,7 @@ nook_status nook_sched_submit(nook_sched *s, const nook_prompt *prompt, const no
         st = nk_fail(err, NOOK_ERANGE, "the prompt is %d tokens, longer than the context (%d)", r->n_tok, s->n_ctx);
         goto fail;
     }
-    if ((st = nook_gen_new(s->m, s->n_ctx, &r->g, err)) != NOOK_OK) goto fail;
+    if ((st = gen_take(s, &r->g, err)) != NOOK_OK) goto fail;
     if ((st = nook_gen_begin(r->g, p, r->toks, r->n_tok, split, on_event, ud, err)) != NOOK_OK) goto fail;
 
     pthread_mutex_lock(&s->mu);
@@ -427,7 +462,7 @@ nook_status nook_sched_submit(nook_sched *s, const nook_prompt *prompt, const no
     pthread_mutex_unlock(&s->mu);
     return NOOK_OK;
 fail:
-    req_free(r);
+    req_free(s, r);
     return st;
 }
 

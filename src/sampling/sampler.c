@@ -40,6 +40,7 @@ struct nook_sampler {
 
     nook_token *ring;    /* [ring_cap] the last tokens accepted, oldest at ring_head  */
     int ring_cap, ring_len, ring_head;
+    int ring_alloc;      /* ring's allocation (>= ring_cap after a reinit)            */
 
     uint64_t seed;       /* resolved seed, kept so reset replays the stream */
     uint64_t rng[4];     /* xoshiro256** state                                        */
@@ -101,12 +102,8 @@ nook_sampler_params nook_sampler_default_params(void) {
 
 /* Validates p (NOOK_EINVAL naming the bad field) and allocates every buffer the
  * chain needs for n_vocab tokens. The caller owns *out (nook_sampler_free). */
-nook_status nook_sampler_new(const nook_sampler_params *p, int n_vocab,
-                             nook_sampler **out, nook_error *err) {
-    if (!out) return nk_fail(err, NOOK_EINVAL, "sampler: out is NULL");
-    *out = NULL;
-    nook_sampler_params prm = p ? *p : nook_sampler_default_params();
-    if (n_vocab <= 0) return nk_fail(err, NOOK_EINVAL, "sampler: n_vocab %d must be positive", n_vocab);
+static nook_status check_params(const nook_sampler_params *p, nook_error *err) {
+    const nook_sampler_params prm = *p;
     if (isnan(prm.temperature))
         return nk_fail(err, NOOK_EINVAL, "sampler: temperature is NaN");
     if (!(prm.top_p >= 0.0f && prm.top_p <= 1.0f))
@@ -121,13 +118,27 @@ nook_status nook_sampler_new(const nook_sampler_params *p, int n_vocab,
     if (prm.repeat_last_n < -1)
         return nk_fail(err, NOOK_EINVAL, "sampler: repeat_last_n %d (use -1, 0 or a count)",
                        prm.repeat_last_n);
+    return NOOK_OK;
+}
+
+static int ring_cap_for(const nook_sampler_params *p) {
+    return p->repeat_last_n > 0 ? p->repeat_last_n : p->repeat_last_n < 0 ? NK_SAMPLER_HISTORY_MAX : 0;
+}
+
+nook_status nook_sampler_new(const nook_sampler_params *p, int n_vocab,
+                             nook_sampler **out, nook_error *err) {
+    if (!out) return nk_fail(err, NOOK_EINVAL, "sampler: out is NULL");
+    *out = NULL;
+    nook_sampler_params prm = p ? *p : nook_sampler_default_params();
+    if (n_vocab <= 0) return nk_fail(err, NOOK_EINVAL, "sampler: n_vocab %d must be positive", n_vocab);
+    nook_status st = check_params(&prm, err);
+    if (st != NOOK_OK) return st;
 
     nook_sampler *smp = nk_calloc(1, sizeof *smp);
     if (!smp) return nk_fail(err, NOOK_ENOMEM, "sampler: out of memory");
     smp->p = prm;
     smp->n_vocab = n_vocab;
-    smp->ring_cap = prm.repeat_last_n > 0 ? prm.repeat_last_n
-                  : prm.repeat_last_n < 0 ? NK_SAMPLER_HISTORY_MAX : 0;
+    smp->ring_cap = smp->ring_alloc = ring_cap_for(&prm);
     smp->work  = nk_alloc_array((size_t)n_vocab, sizeof(float));
     smp->buf_a = nk_alloc_array((size_t)n_vocab, sizeof(nook_token));
     smp->buf_b = nk_alloc_array((size_t)n_vocab, sizeof(nook_token));
@@ -156,13 +167,39 @@ void nook_sampler_free(nook_sampler *smp) {
     nk_free(smp);
 }
 
+/* Empties the penalty history. count[t] is the number of times t is in the ring, so
+ * zeroing the counts of the ring's tokens zeroes them all: O(history), not
+ * O(vocabulary). */
+static void clear_history(nook_sampler *smp) {
+    for (int i = 0; i < smp->ring_len; i++) smp->count[smp->ring[i]] = 0;
+    smp->ring_len = smp->ring_head = 0;
+}
+
 /* Forgets the history and restarts the PRNG from the same seed, so a reset sampler
  * replays exactly the sequence a fresh one with that seed would. */
 void nook_sampler_reset(nook_sampler *smp) {
     if (!smp) return;
-    memset(smp->count, 0, (size_t)smp->n_vocab * sizeof(int32_t));
-    smp->ring_len = smp->ring_head = 0;
+    clear_history(smp);
     rng_seed(smp);
+}
+
+nook_status nk_sampler_reinit(nook_sampler *smp, const nook_sampler_params *p, nook_error *err) {
+    if (!smp || !p) return nk_fail(err, NOOK_EINVAL, "sampler: bad arguments");
+    nook_status st = check_params(p, err);
+    if (st != NOOK_OK) return st;
+    const int cap = ring_cap_for(p);
+    clear_history(smp);
+    if (cap > smp->ring_alloc) {
+        nook_token *r = nk_realloc(smp->ring, (size_t)cap * sizeof *r);
+        if (!r) return nk_fail(err, NOOK_ENOMEM, "sampler: out of memory for a %d-token history", cap);
+        smp->ring = r;
+        smp->ring_alloc = cap;
+    }
+    smp->ring_cap = cap;
+    smp->p = *p;
+    smp->seed = p->seed == NOOK_SEED_RANDOM ? clock_seed(smp) : p->seed;
+    rng_seed(smp);
+    return NOOK_OK;
 }
 
 /* Records tok in the penalty history (ids outside the vocabulary are ignored: there

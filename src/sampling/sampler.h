@@ -26,4 +26,11 @@ double nk_sampler_uniform(nook_sampler *smp);
  * applies it (repeat, then frequency and presence). For tests. */
 float nk_sampler_penalized(const nook_sampler *smp, nook_token tok, float logit);
 
+/* Reconfigures smp for new params as if made by nook_sampler_new(p) with the same
+ * vocabulary (history empty, PRNG seeded from p), reusing its buffers: what the
+ * generation loop does between requests instead of a new sampler (n_vocab-sized
+ * buffers). Invalid params: NOOK_EINVAL and smp is unchanged. NOOK_ENOMEM only when a
+ * longer history than any before needs a bigger ring (the history is then empty). */
+nook_status nk_sampler_reinit(nook_sampler *smp, const nook_sampler_params *p, nook_error *err);
+
 #endif /* NOOK_SAMPLING_SAMPLER_H */

@@ -394,12 +394,12 @@ static void update_queue_gauge(registry *g, srv_model *e) {
 
 nook_status srv_model_generate(srv_model *e, const nook_prompt *prompt, const nook_gen_params *p, nook_event_fn fn,
                                void *ud, nook_error *err) {
-    return srv_model_generate_abortable(e, prompt, p, fn, ud, NULL, err);
+    return srv_model_generate_abortable(e, prompt, p, fn, ud, NULL, NULL, NULL, err);
 }
 
 nook_status srv_model_generate_abortable(srv_model *e, const nook_prompt *prompt, const nook_gen_params *p,
                                          nook_event_fn fn, void *ud, const _Atomic bool *abort_flag,
-                                         nook_error *err) {
+                                         bool (*gone)(void *), void *gone_ud, nook_error *err) {
     registry *g = e->g;
     relay rl = { .fn = fn, .ud = ud };
     pthread_mutex_init(&rl.mu, NULL);
@@ -427,7 +427,7 @@ nook_status srv_model_generate_abortable(srv_model *e, const nook_prompt *prompt
         ts.tv_nsec += 20 * 1000000L;
         if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
         pthread_cond_timedwait(&rl.cv, &rl.mu, &ts);
-        if (!rl.done && !cancelled && abort_flag && atomic_load(abort_flag)) {
+        if (!rl.done && !cancelled && ((abort_flag && atomic_load(abort_flag)) || (gone && gone(gone_ud)))) {
             cancelled = true;
             pthread_mutex_unlock(&rl.mu);
             nook_sched_cancel(e->sched, id);

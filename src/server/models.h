@@ -42,10 +42,12 @@ int srv_model_n_ctx(const srv_model *m);
 nook_status srv_model_generate(srv_model *m, const nook_prompt *prompt, const nook_gen_params *p,
                                nook_event_fn fn, void *ud, nook_error *err);
 /* The same, with a flag the decode watches (nook_session_set_abort): set from any thread,
- * it stops even a long prompt evaluation within milliseconds. */
+ * it stops even a long prompt evaluation within milliseconds. gone (may be NULL) is
+ * asked every 20 ms while waiting, on this thread (a client that left: the caller
+ * runs this on the connection's thread); true cancels as the flag does. */
 nook_status srv_model_generate_abortable(srv_model *m, const nook_prompt *prompt, const nook_gen_params *p,
                                          nook_event_fn fn, void *ud, const _Atomic bool *abort_flag,
-                                         nook_error *err);
+                                         bool (*gone)(void *), void *gone_ud, nook_error *err);
 
 /* Embeddings of n texts (Ollama's /api/embed): each tokenized (BOS/EOS as the
  * vocabulary adds them), decoded on the model's embedding session (created on first

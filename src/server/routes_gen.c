@@ -113,6 +113,8 @@ typedef struct gen_job {
     char error[512];
     srv_routing *route;           /* the router's plan and decision (route_serve.h) */
     bool held;                    /* auto / ask: the local answer waits for the decision */
+    srv_req *inline_req;          /* run on the connection's thread (not streamed): its
+                                     client is polled while the generation runs       */
 } gen_job;
 
 static void group_unref(gen_group *g) {
@@ -586,6 +588,15 @@ static bool on_event(const nook_event *ev, void *ud) {
 
 static void worker_finish(gen_job *j, nook_status st, const nook_error *errp);
 
+/* A generation run on the connection's thread: its client left (polled every 20 ms). */
+static bool job_client_gone(void *arg) {
+    gen_job *j = arg;
+    if (atomic_load(&j->cancel)) return true;
+    if (!srv_req_client_gone(j->inline_req)) return false;
+    atomic_store(&j->cancel, true);
+    return true;
+}
+
 static void *worker_main(void *arg) {
     gen_job *j = arg;
     nook_error err = { 0 };
@@ -606,7 +617,8 @@ static void *worker_main(void *arg) {
     if (atomic_load(&j->cancel)) st = nk_fail(&err, NOOK_EABORTED, "client closed the request");
     else if (j->grp && j->index > 0 && group_lead_failed(j->grp))
         st = nk_fail(&err, NOOK_EABORTED, "the request failed");   /* the handler answers the leader's error */
-    else st = srv_model_generate_abortable(j->model, &j->prompt, &j->gp, on_event, j, &j->cancel, &err);
+    else st = srv_model_generate_abortable(j->model, &j->prompt, &j->gp, on_event, j, &j->cancel,
+                                           j->inline_req ? job_client_gone : NULL, j, &err);
     worker_finish(j, st, &err);
     return NULL;
 }
@@ -949,19 +961,14 @@ static void handle_group(srv_req *r, gen_job *lead, json_t *body, srv_kind kind)
         g->jobs[i] = f;
     }
     /* every worker: the handler keeps its own reference to each job until the end */
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     for (int i = 0; i < n; i++) {
         gen_job *j = g->jobs[i];
         j->refs = 2;
-        pthread_t th;
-        if (pthread_create(&th, &attr, worker_main, j) != 0) {
+        if (srv_spawn(worker_main, j) != 0) {
             nook_error e = { 0 };
             worker_finish(j, nk_fail(&e, NOOK_ENOMEM, "cannot start a worker thread"), &e);
         }
     }
-    pthread_attr_destroy(&attr);
 
     /* Wait for the leader's first event (streamed) or every choice's end; a client
      * that leaves cancels every choice. */
@@ -1093,19 +1100,18 @@ static void handle(srv_req *r, srv_kind kind, srv_shape shape) {
         nook_free(toks);
     }
 
-    pthread_t th;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     j->refs = 2;   /* the handler's and the worker's */
-    if (pthread_create(&th, &attr, worker_main, j) != 0) {
-        pthread_attr_destroy(&attr);
+    if (!q->stream || j->held) {
+        /* the handler waits for the end anyway: run the generation here, which spares
+         * a thread hand-off at each end (the server's overhead per request) */
+        j->inline_req = r;
+        worker_main(j);
+    } else if (srv_spawn(worker_main, j) != 0) {
         j->refs = 1;
         srv_reply_error(r, 500, "cannot start a worker thread");
         job_unref(j);
         return;
     }
-    pthread_attr_destroy(&attr);
 
     /* Wait for the first event (or an error before it); then the end, when not streamed.
      * The socket is polled meanwhile: a client that leaves cancels. */

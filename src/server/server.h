@@ -128,6 +128,12 @@ const srv_config *srv_get_config(const srv_server *s);
  * (streams included), then close everything and free the server. */
 void srv_stop(srv_server *s, int drain_ms);
 
+/* Runs fn(arg) on a thread of its own, detached, as pthread_create would, but on a
+ * parked thread from a process-wide cache when one is idle (spawn.c: creating a thread
+ * per request costs about a millisecond under load). Returns 0, or an errno value when
+ * no thread could be started (fn is then not run). Any thread. */
+int srv_spawn(void *(*fn)(void *), void *arg);
+
 /* Something that lives as long as the server (the model registry of the generation
  * routes): created lazily, freed at srv_stop in reverse order of creation. */
 typedef struct srv_component {

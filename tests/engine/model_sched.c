@@ -8,7 +8,9 @@
  *  - a full queue answers NOOK_EBUSY;
  *  - prefix reuse: the next turn (the previous answer's context + new text) decodes
  *    only what the cache does not hold (prompt_eval_count), with the same output as a
- *    fresh run; a context shift inside the scheduler matches nook_generate's.
+ *    fresh run; a context shift inside the scheduler matches nook_generate's;
+ *  - reused generation states leak nothing: after a request with a grammar, stop
+ *    strings, log-probabilities and penalties, a plain one gives what it gives alone.
  */
 #include "nk_test.h"
 #include "base/base.h"
@@ -26,7 +28,17 @@ typedef struct job {
     nook_token ctx[MAXT * 2];
     int n_ctx;
     int cancel_at_tok;          /* signal the main thread when this many tokens arrived */
+    char text[4096];            /* content and thinking of every event, in order    */
+    size_t n_text;
+    int n_logprob_events;       /* events that carried a log-probability or top list */
 } job;
+
+static void add_text(job *j, const char *s, size_t n) {
+    if (n > sizeof j->text - 1 - j->n_text) n = sizeof j->text - 1 - j->n_text;
+    memcpy(j->text + j->n_text, s, n);
+    j->n_text += n;
+    j->text[j->n_text] = 0;
+}
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
@@ -35,6 +47,9 @@ static bool on_ev(const nook_event *ev, void *ud) {
     job *j = ud;
     pthread_mutex_lock(&mu);
     if (ev->kind == NOOK_EVENT_TOKEN && j->n_tok < MAXT) j->ids[j->n_tok++] = ev->id;
+    add_text(j, ev->thinking ? ev->thinking : "", ev->thinking_len);
+    add_text(j, ev->content ? ev->content : "", ev->content_len);
+    if (ev->kind == NOOK_EVENT_TOKEN && (ev->n_top > 0 || ev->logprob == ev->logprob)) j->n_logprob_events++;
     if (ev->kind == NOOK_EVENT_DONE) {
         j->reason = ev->done_reason;
         j->t = *ev->timings;
@@ -96,6 +111,13 @@ static void alone(const nook_model *m, const nook_prompt *pr, const nook_gen_par
 static bool same(const job *a, const job *b) {
     return a->n_tok == b->n_tok && memcmp(a->ids, b->ids, (size_t)a->n_tok * sizeof *a->ids) == 0 &&
            a->reason == b->reason;
+}
+
+/* Exactly the same outcome: tokens, text, done reason, what was reported. */
+static bool identical(const job *a, const job *b) {
+    return same(a, b) && a->n_text == b->n_text && memcmp(a->text, b->text, a->n_text) == 0 &&
+           a->n_logprob_events == b->n_logprob_events && a->n_ctx == b->n_ctx &&
+           memcmp(a->ctx, b->ctx, (size_t)a->n_ctx * sizeof *a->ctx) == 0;
 }
 
 int main(void) {
@@ -264,6 +286,63 @@ int main(void) {
     nook_sched_free(s);
     CHECK_EQ_INT(q[0].n_done + q[1].n_done + q[2].n_done + q[3].n_done, 3);
     CHECK(q[0].reason == NOOK_DONE_CANCELLED || q[0].reason == NOOK_DONE_STOP);
+
+    /* 7. generation states are reused (one slot: every request gets the state the one
+     * before it used): a request with a grammar, stop strings, log-probabilities,
+     * penalties and a seeded sampler, then one cancelled mid-way, then plain ones; each
+     * plain one gives exactly what it gives alone on a fresh state, so nothing of an
+     * earlier request leaks into a later one */
+    {
+        sp.n_parallel = 1;
+        sp.max_queue = 4;
+        CHECK(nook_sched_new(m, &sp, &s, &err) == NOOK_OK);
+        nook_prompt pf = text_prompt(prompts[1]);
+        nook_gen_params fancy = nook_gen_default_params();
+        fancy.num_predict = 30;
+        fancy.sampler.temperature = 1.5f;
+        fancy.sampler.seed = 7;
+        fancy.sampler.repeat_penalty = 1.3f;
+        fancy.sampler.repeat_last_n = -1;
+        fancy.sampler.presence_penalty = 0.5f;
+        const char *stops[] = { "the", "." };
+        fancy.stop = stops;
+        fancy.n_stop = 2;
+        fancy.top_logprobs = 5;
+        fancy.grammar = "root ::= [a-z ]+";
+        static job jf, jc, plain[2], plain_ref[2];
+        CHECK(nook_sched_submit(s, &pf, &fancy, on_ev, &jf, NULL, &err) == NOOK_OK);
+        wait_done(&jf);
+        CHECK(jf.n_tok > 0 && jf.n_logprob_events > 0);
+        uint64_t idc = 0;
+        nook_gen_params gc = greedy(150);
+        gc.logprobs = true;
+        CHECK(nook_sched_submit(s, &pa, &gc, on_ev, &jc, &idc, &err) == NOOK_OK);
+        wait_tokens(&jc, 3);
+        nook_sched_cancel(s, idc);
+        wait_done(&jc);
+        /* plain: greedy, and sampled with a seed (the PRNG and the penalty history
+         * must start afresh) */
+        nook_gen_params gplain[2] = { greedy(40), nook_gen_default_params() };
+        gplain[1].num_predict = 40;
+        gplain[1].sampler.seed = 11;
+        gplain[1].sampler.repeat_penalty = 1.1f;
+        const char *pp[2] = { prompts[1], prompts[2] };
+        for (int i = 0; i < 2; i++) {
+            nook_prompt pr = text_prompt(pp[i]);
+            CHECK(nook_sched_submit(s, &pr, &gplain[i], on_ev, &plain[i], NULL, &err) == NOOK_OK);
+            wait_done(&plain[i]);
+            alone(m, &pr, &gplain[i], N_CTX, &plain_ref[i]);
+            CHECK_MSG(identical(&plain[i], &plain_ref[i]), "plain request %d after reuse: %d tokens \"%s\" vs alone %d \"%s\"",
+                      i, plain[i].n_tok, plain[i].text, plain_ref[i].n_tok, plain_ref[i].text);
+            CHECK_EQ_INT(plain[i].n_logprob_events, 0);
+        }
+        /* and the fancy one again gives what it gave the first time */
+        static job jf2;
+        CHECK(nook_sched_submit(s, &pf, &fancy, on_ev, &jf2, NULL, &err) == NOOK_OK);
+        wait_done(&jf2);
+        CHECK(identical(&jf, &jf2));
+        nook_sched_free(s);
+    }
 
     nook_model_free(m);
     NK_TEST_DONE();
