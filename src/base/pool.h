@@ -20,8 +20,10 @@
  *
  * Cancellation: a team may carry an abort callback (nk_pool_set_abort). Long kernels
  * call nk_pool_should_stop(pool, ith) between chunks of work: thread 0 polls the
- * callback (so it runs on the caller's thread) and raises the team's flag, which the
- * other threads see. Once raised, the flag stays up until nk_pool_clear_abort.
+ * callback (so it runs on the caller's thread; nk_pool_run also polls it while the
+ * caller waits for the workers to finish a run) and raises the team's flag, which
+ * every thread checks before its next chunk. Once raised, the flag stays up until
+ * nk_pool_clear_abort.
  *
  * Threads: one thread at a time may use a given team (a session is used by one thread
  * at a time). nk_pool_run allocates nothing; the worker threads start at the first

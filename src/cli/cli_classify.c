@@ -25,7 +25,7 @@ static const cli_opt k_cls_opts[] = {
     { "json",      0, OPT_FLAG,  &o_json,      0, 0, NULL, "print the result for TEXT as a JSON object" },
     { "threshold", 0, OPT_FLOAT, &o_threshold, 0, 1, "P", "abstain below this confidence (default: the specialist's own)" },
     { "verbose",   0, OPT_FLAG,  &o_verbose,   0, 0, NULL, "also print every label's probability (on stderr)" },
-    { "local-model", 0, OPT_STR, &o_local,     0, 0, "MODEL", "an abstaining case the router keeps here goes to this local general model (a GGUF), prompted with the labels" },
+    { "local-model", 0, OPT_STR, &o_local,     0, 0, "MODEL", "an abstaining case the router keeps here goes to this local general model (a GGUF or a stored name; default $NOOK_SPECIALIST_GENERAL), prompted with the labels" },
     { "route",     0, OPT_STR,   &o_route,     0, 0, "POLICY", "where an abstaining case goes: local (default), auto, remote or ask (the router's policy, docs/privacy.md)" },
 };
 static const cli_verb_info k_cls_info = {
@@ -69,6 +69,7 @@ static nook_status classify_text(const nk_spec *s, const char *text, size_t len,
  * then (NULL otherwise). The router is opened once, on the first abstention. */
 static nk_router *g_rt;
 static nk_zeroshot *g_zs;
+static char g_general[4400];   /* the local general model's path (--local-model, $NOOK_SPECIALIST_GENERAL); "" none */
 static nook_status maybe_escalate(const nk_spec *s, const char *text, const nk_class_result *r, json_t **esc,
                                   int *label, nook_error *err) {
     *esc = NULL;
@@ -79,11 +80,7 @@ static nook_status maybe_escalate(const nk_spec *s, const char *text, const nk_c
     nk_route_req rq = { .policy = NK_ROUTE_UNSET, .model_policy = NK_ROUTE_UNSET };
     if (o_route) rq.policy = nk_route_policy_parse(o_route);
     nk_spec_escalation e;
-    st = nk_spec_escalate(s, g_rt, &rq, text, r, &e, err);
-    if (!st && !e.escalated && o_local && !(e.route.target == NK_TARGET_SUGGEST)) {
-        if (!g_zs) st = nk_zeroshot_open(o_local, s->labels, s->k, &g_zs, err);
-        if (!st) st = nk_spec_escalate_local(s, g_zs, o_local, text, &e, err);
-    }
+    st = nk_spec_escalate_with(s, g_rt, &rq, text, r, g_general[0] ? g_general : NULL, &g_zs, &e, err);
     if (!st && e.asked) *esc = nk_spec_escalation_json(s, &e);
     if (!st && e.escalated && e.label >= 0) *label = e.label;
     nk_spec_escalation_clear(&e);
@@ -166,6 +163,10 @@ int cli_classify(int argc, char **argv) {
     if (npos < 1) return cli_fail(CLI_EUSAGE, "classify: missing NAME (usage: nook classify NAME|FILE [TEXT])");
     if (o_jsonl && npos > 1) return cli_fail(CLI_EUSAGE, "classify: --jsonl reads stdin; give no TEXT");
     nook_error err = { 0 };
+    g_general[0] = 0;
+    const char *gref = o_local ? o_local : getenv("NOOK_SPECIALIST_GENERAL");
+    if (gref && *gref && nk_spec_general_path(gref, g_general, sizeof g_general, &err))
+        return cli_fail(CLI_EFAIL, "classify: %s", err.msg);
     nk_spec *s = NULL;
     if (nk_spec_open(argv[0], &s, &err)) return cli_fail(CLI_EFAIL, "%s", err.msg);
     g_emb = NULL;
@@ -246,20 +247,35 @@ int cli_show_specialist(const char *ref) {
     nook_status st = nk_spec_open(ref, &s, &err);
     if (st == NOOK_ENOTFOUND || st == NOOK_EINVAL) return -1;   /* a model, or nothing: show says so */
     if (st) return cli_fail(CLI_EFAIL, "show: %s", err.msg);
-    printf("  Specialist (a text classifier: nook classify %s TEXT)\n", ref);
-    printf("    %-20s %s\n", "name", s->name);
-    printf("    %-20s", "labels");
-    for (int c = 0; c < s->k; c++) printf(" %s%s", s->labels[c], c + 1 < s->k ? "," : "\n");
-    printf("    %-20s %.2f (abstains below this confidence)\n", "threshold", s->threshold);
-    printf("    %-20s %.4f\n", "temperature", s->temperature);
-    printf("    %-20s %zu", "feature columns", s->d);
-    if (s->d_text)
-        printf(" (word n-grams 1..%u, character n-grams %u..%u, 2^%u hashed ids%s)", s->feat.word_max,
-               s->feat.char_min, s->feat.char_max, s->feat.hash_bits, s->feat.idf ? ", IDF" : "");
-    putchar('\n');
-    if (s->embed_dim) printf("    %-20s %s (%u-dimensional embedding)\n", "base model", s->base_model, s->embed_dim);
-    printf("    %-20s %u examples, C=%g, out-of-fold macro-F1 %.4f, ECE %.4f -> %.4f\n", "trained on", s->n_train,
-           s->cv_C, s->cv_macro_f1, s->cv_ece_raw, s->cv_ece_cal);
+    /* printed from the library's description, the one the server's /api/show gives */
+    json_t *o = nk_spec_show_json(s, ref);
     nk_spec_free(s);
+    if (!o) return cli_fail(CLI_EFAIL, "show: out of memory");
+    const json_t *mi = json_object_get(o, "model_info");
+#define MI(k) json_object_get(mi, "specialist." k)
+    printf("  Specialist (a text classifier: nook classify %s TEXT)\n", ref);
+    printf("    %-20s %s\n", "name", json_string_value(json_object_get(mi, "general.name")));
+    printf("    %-20s", "labels");
+    size_t i, nl = json_array_size(MI("labels"));
+    const json_t *l;
+    json_array_foreach(MI("labels"), i, l) printf(" %s%s", json_string_value(l), i + 1 < nl ? "," : "");
+    putchar('\n');
+    printf("    %-20s %.2f (abstains below this confidence)\n", "threshold", json_real_value(MI("threshold")));
+    printf("    %-20s %.4f\n", "temperature", json_real_value(MI("temperature")));
+    printf("    %-20s %lld", "feature columns", (long long)json_integer_value(MI("columns")));
+    if (json_integer_value(MI("text_columns")))
+        printf(" (word n-grams 1..%lld, character n-grams %lld..%lld, 2^%lld hashed ids%s)",
+               (long long)json_integer_value(MI("features.word_max")), (long long)json_integer_value(MI("features.char_min")),
+               (long long)json_integer_value(MI("features.char_max")), (long long)json_integer_value(MI("features.hash_bits")),
+               json_is_true(MI("features.idf")) ? ", IDF" : "");
+    putchar('\n');
+    if (json_integer_value(MI("embed_dim")))
+        printf("    %-20s %s (%lld-dimensional embedding)\n", "base model", json_string_value(MI("base_model")),
+               (long long)json_integer_value(MI("embed_dim")));
+    printf("    %-20s %lld examples, C=%g, out-of-fold macro-F1 %.4f, ECE %.4f -> %.4f\n", "trained on",
+           (long long)json_integer_value(MI("n_train")), json_real_value(MI("cv.c")), json_real_value(MI("cv.macro_f1")),
+           json_real_value(MI("cv.ece_raw")), json_real_value(MI("cv.ece_cal")));
+#undef MI
+    json_decref(o);
     return fflush(stdout) == 0 ? CLI_OK : cli_fail(CLI_EFAIL, "show: writing to stdout failed");
 }

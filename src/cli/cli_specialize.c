@@ -16,7 +16,7 @@ static const char *o_data, *o_output, *o_eval, *o_from, *o_solver, *o_zero;
 static int64_t o_seed;
 static int o_min_df, o_folds, o_hash_bits, o_word_max, o_char_min, o_char_max;
 static float o_c, o_threshold;
-static bool o_no_cal, o_no_idf, o_json, o_no_text;
+static bool o_no_cal, o_no_idf, o_json, o_no_text, o_no_balance;
 
 static const cli_opt k_spec_opts[] = {
     { "data",        0, OPT_STR,   &o_data,      0, 0, "FILE", "labelled JSON lines {\"text\", \"label\"} to train on" },
@@ -33,6 +33,7 @@ static const cli_opt k_spec_opts[] = {
     { "char-max",    0, OPT_INT,   &o_char_max,  0, 8, "N", "longest character n-gram (default 5; 0 = none)" },
     { "min-df",      0, OPT_INT,   &o_min_df,    1, 1000000, "N", "keep features seen in at least N training texts (default 2)" },
     { "no-idf",      0, OPT_FLAG,  &o_no_idf,    0, 0, NULL, "log-counts without IDF weighting" },
+    { "no-balance",  0, OPT_FLAG,  &o_no_balance, 0, 0, NULL, "every example counts once in the loss (default: each label's examples weighted n / (labels x its count))" },
     { "from",        0, OPT_STR,   &o_from,      0, 0, "MODEL", "also use MODEL's pooled embedding of each text as features (a GGUF path)" },
     { "no-text",     0, OPT_FLAG,  &o_no_text,   0, 0, NULL, "with --from: the embedding alone, no word/character features" },
     { "json",        0, OPT_FLAG,  &o_json,      0, 0, NULL, "print the report as one JSON object" },
@@ -187,7 +188,7 @@ int cli_specialize(int argc, char **argv) {
     o_min_df = 2;
     o_c = 0;
     o_threshold = 0.5f;
-    o_no_cal = o_no_idf = o_json = o_no_text = false;
+    o_no_cal = o_no_idf = o_json = o_no_text = o_no_balance = false;
     o_from = o_solver = o_zero = NULL;
     nk_feat_cfg fd;
     nk_feat_cfg_default(&fd);
@@ -245,6 +246,7 @@ int cli_specialize(int argc, char **argv) {
     to.feat.char_min = (uint32_t)o_char_min;
     to.feat.char_max = (uint32_t)o_char_max;
     to.feat.idf = !o_no_idf;
+    if (o_no_balance) to.balance = false;
     if (o_solver) {
         if (strcmp(o_solver, "auto") == 0) to.solver = NK_SOLVER_AUTO;
         else if (strcmp(o_solver, "primal") == 0) to.solver = NK_SOLVER_PRIMAL;
@@ -288,6 +290,7 @@ int cli_specialize(int argc, char **argv) {
         json_object_set_new(rep, "embed_dim", json_integer((json_int_t)s->embed_dim));
         json_object_set_new(rep, "folds", json_integer(R.folds));
         json_object_set_new(rep, "solver", json_string(R.kernel ? "kernel" : "primal"));
+        json_object_set_new(rep, "balanced", json_boolean(to.balance));
         json_object_set_new(rep, "C", json_real(R.C));
         json_t *grid = json_array();
         for (int c = 0; c < R.n_C; c++) {
@@ -313,8 +316,8 @@ int cli_specialize(int argc, char **argv) {
         printf("specialist %s: %zu examples, %d labels, %zu feature columns", name, d.n, s->k, R.d);
         if (s->embed_dim) printf(" (%u of them the embedding of %s)", s->embed_dim, s->base_model);
         putchar('\n');
-        printf("cross-validation (%d folds, stratified, seed %lld, %s solver):\n  %10s %9s %9s\n", R.folds, (long long)o_seed,
-               R.kernel ? "kernel" : "primal",
+        printf("cross-validation (%d folds, stratified, seed %lld, %s solver, %s):\n  %10s %9s %9s\n", R.folds,
+               (long long)o_seed, R.kernel ? "kernel" : "primal", to.balance ? "labels balanced" : "unweighted",
                "C", "macro-F1", "log-loss");
         for (int c = 0; c < R.n_C; c++)
             printf("  %10.4g %9.4f %9.4f%s\n", R.C_grid[c], R.cv_f1[c], R.cv_logloss[c],

@@ -15,8 +15,12 @@
  * the largest number of outputs a batch has asked for and is then reused.
  *
  * Cancellation: the pool's abort flag is checked by the kernels between chunks of
- * work and here between layers; an aborted pass leaves the sequences' lengths as
- * they were (its rows in the cache lie past them and are never read).
+ * work and here between layers and after each pool run of a layer, so the rest of
+ * an aborted layer (norms, RoPE, cache writes, the next products' activation
+ * conversion) is not run: with the check between layers only, a 512-token pass on
+ * the 8B's shapes took p50 17.7 ms from the cancel to returning, 3.2 ms with these.
+ * An aborted pass leaves the sequences' lengths as they were (its rows in the cache
+ * lie past them and are never read).
  */
 #include "model/session.h"
 
@@ -40,11 +44,11 @@ static void rows_norm(float *y, const float *x, const nk_tensor *w, int n_tok, i
 
 /* Write the pass's K and V (after RoPE) into layer l's cache, each row at its
  * sequence's slot and position. */
-static void store_kv(nook_session *s, int l, int n_tok) {
+static void store_kv(nook_session *s, int l, int t0, int t1) {
     const nk_hparams *hp = &s->m->hp;
     const int n_k = hp->n_head_kv * hp->head_dim_k, n_v = hp->n_head_kv * hp->head_dim_v;
     const nk_type_traits *kt = nk_type_get(s->kv_type);
-    for (int t = 0; t < n_tok; t++) {
+    for (int t = t0; t < t1; t++) {
         const size_t pos = (size_t)s->c_pos[t];
         uint8_t *kc = nk_sess_k(s, l, s->c_seq[t]) + pos * s->k_row;
         uint8_t *vc = nk_sess_v(s, l, s->c_seq[t]) + pos * s->v_row;
@@ -58,6 +62,47 @@ static void store_kv(nook_session *s, int l, int n_tok) {
         kt->from_float(k, kc, n_k);
         kt->from_float(v, vc, n_v);
     }
+}
+
+/* What follows the Q/K/V products, per row: biases, the per-head norms, RoPE, the
+ * query scale and the cache writes. Rows are independent (each writes its own cache
+ * row), so a batch splits them over the pool: on one thread these were ~5% of a step
+ * of 8 sequences (the norms sum in double, one add after another), time the other
+ * threads sat idle. Every element sees the same operations in the same order as
+ * when the rows run one after another. */
+typedef struct qkv_job {
+    nook_session *s;
+    const nk_layer *L;
+    const nk_rope *rope;
+    int l;
+    int n_tok;
+} qkv_job;
+
+static void qkv_rows(nook_session *s, const nk_layer *L, const nk_rope *rope, int l, int t0, int t1) {
+    const nk_hparams *hp = &s->m->hp;
+    const int n_q = hp->n_head * hp->head_dim_k, n_k = hp->n_head_kv * hp->head_dim_k;
+    const int n_v = hp->n_head_kv * hp->head_dim_v;
+    const float eps = hp->rms_eps;
+    for (int t = t0; t < t1; t++) {
+        float *q = s->q + (size_t)t * (size_t)n_q, *k = s->k + (size_t)t * (size_t)n_k;
+        add_bias(q, &L->bq, 1, n_q);
+        add_bias(k, &L->bk, 1, n_k);
+        add_bias(s->v + (size_t)t * (size_t)n_v, &L->bv, 1, n_v);
+        head_norm(q, &L->q_norm, 1, hp->n_head, hp->head_dim_k, eps);
+        head_norm(k, &L->k_norm, 1, hp->n_head_kv, hp->head_dim_k, eps);
+        const float *cs = s->rope_cs + (size_t)t * (size_t)rope->n_rot;
+        nk_rope_apply(rope, cs, q, hp->n_head, hp->head_dim_k);
+        nk_rope_apply(rope, cs, k, hp->n_head_kv, hp->head_dim_k);
+        if (hp->q_scale != 1.0f)
+            for (int i = 0; i < n_q; i++) q[i] *= hp->q_scale;
+    }
+    store_kv(s, l, t0, t1);
+}
+
+static void qkv_fn(void *ctx, int ith, int nth) {
+    const qkv_job *j = ctx;
+    const int t0 = (int)((int64_t)j->n_tok * ith / nth), t1 = (int)((int64_t)j->n_tok * (ith + 1) / nth);
+    qkv_rows(j->s, j->L, j->rope, j->l, t0, t1);
 }
 
 /* One forward pass over the n_tok sorted entries in s->c_*. Writes, for the rows
@@ -106,19 +151,13 @@ static bool forward(nook_session *s, int n_tok, float *out) {
             const size_t YS[3] = { (size_t)n_q, (size_t)n_k, (size_t)n_v };
             nk_matmul_n(pool, 3, W, s->xb, (size_t)n_embd, n_tok, Y, YS, s->wbuf);
         }
-        add_bias(s->q, &L->bq, n_tok, n_q);
-        add_bias(s->k, &L->bk, n_tok, n_k);
-        add_bias(s->v, &L->bv, n_tok, n_v);
-        head_norm(s->q, &L->q_norm, n_tok, hp->n_head, hp->head_dim_k, eps);
-        head_norm(s->k, &L->k_norm, n_tok, hp->n_head_kv, hp->head_dim_k, eps);
-        for (int t = 0; t < n_tok; t++) {
-            const float *cs = s->rope_cs + (size_t)t * (size_t)rope->n_rot;
-            nk_rope_apply(rope, cs, s->q + (size_t)t * (size_t)n_q, hp->n_head, hp->head_dim_k);
-            nk_rope_apply(rope, cs, s->k + (size_t)t * (size_t)n_k, hp->n_head_kv, hp->head_dim_k);
+        if (nk_pool_aborted(pool)) return false;
+        if (n_tok == 1) {
+            qkv_rows(s, L, rope, l, 0, 1);   /* one row: not worth waking the workers */
+        } else {
+            qkv_job qj = { .s = s, .L = L, .rope = rope, .l = l, .n_tok = n_tok };
+            nk_pool_run(pool, qkv_fn, &qj);
         }
-        if (hp->q_scale != 1.0f)
-            for (size_t i = 0; i < (size_t)n_tok * (size_t)n_q; i++) s->q[i] *= hp->q_scale;
-        store_kv(s, l, n_tok);
         for (int g = 0, r0 = 0; g < n_seg; g++) {
             nk_attn *a = &s->segs[g];
             const int seq = s->c_seq[r0];
@@ -132,7 +171,9 @@ static bool forward(nook_session *s, int n_tok, float *out) {
             r0 += a->n_tok;
         }
         nk_attention_multi(pool, s->segs, n_seg);
+        if (nk_pool_aborted(pool)) return false;
         nk_matmul(pool, &L->wo, s->att, (size_t)n_o, n_tok, s->tmp, (size_t)n_embd, s->wbuf);
+        if (nk_pool_aborted(pool)) return false;
         add_bias(s->tmp, &L->bo, n_tok, n_embd);
         if (L->post_attn_norm.data) rows_norm(s->tmp, s->tmp, &L->post_attn_norm, n_tok, n_embd, eps);
         nk_add(s->x, s->tmp, (size_t)n_tok * (size_t)n_embd);
@@ -145,6 +186,7 @@ static bool forward(nook_session *s, int n_tok, float *out) {
             const size_t YS[2] = { (size_t)n_ff, (size_t)n_ff };
             nk_matmul_n(pool, 2, W, s->xb, (size_t)n_embd, n_tok, Y, YS, s->wbuf);
         }
+        if (nk_pool_aborted(pool)) return false;
         nk_glu(pool, hp->ffn_act == NK_FFN_GEGLU, s->gate, s->up, (size_t)n_tok * (size_t)n_ff);
         nk_matmul(pool, &L->ffn_down, s->gate, (size_t)n_ff, n_tok, s->tmp, (size_t)n_embd, s->wbuf);
         if (L->post_ffn_norm.data) rows_norm(s->tmp, s->tmp, &L->post_ffn_norm, n_tok, n_embd, eps);

@@ -15,8 +15,9 @@
 /* In order: the first matching route wins. Add your table here (one line). */
 static const srv_route_table *const k_tables[] = {
     &srv_routes_core,
+    &srv_routes_specialist, /* before routes_store and routes_gen: a specialist's name answers
+                               show and chat; other names go on to those */
     &srv_routes_store,    /* before routes_models: the store's /api/tags and /api/show win */
-    &srv_routes_specialist, /* before routes_gen: a specialist's name answers chat; others go on */
     &srv_routes_gen,
     &srv_routes_models,
     &srv_routes_embed,

@@ -11,13 +11,16 @@
  * a path), so a request cannot make the server open a file. An abstaining result still
  * carries the most likely label; with a routing policy other than local (the request's
  * "route", or the router's configuration) it goes to the router's general model
- * prompted with the label set (nk_spec_escalate), and "escalation" says what came back.
+ * prompted with the label set (nk_spec_escalate), and "escalation" says what came back;
+ * a case the router keeps here goes to the local general model the operator names in
+ * $NOOK_SPECIALIST_GENERAL (a GGUF path or stored name), when set: nothing leaves.
  */
 #include "server/models.h"
 #include "specialist/specialist.h"
 #include "store/store.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -64,7 +67,9 @@ static int embed(srv_server *srv, const nk_spec *s, char *const *texts, int n, f
 }
 
 /* Classifies texts[0..n): a JSON array of result objects (escalating abstentions as
- * routed), or NULL with an HTTP status and msg. */
+ * routed: to the router's remote, or, when the router keeps the case here, to the local
+ * general model $NOOK_SPECIALIST_GENERAL names, loaded for the request:
+ * nk_spec_escalate_with), or NULL with an HTTP status and msg. */
 static json_t *classify_all(srv_server *srv, const nk_spec *s, char *const *texts, int n, const json_t *route,
                             int *status, char *msg, size_t cap) {
     float *emb = NULL;
@@ -72,8 +77,10 @@ static json_t *classify_all(srv_server *srv, const nk_spec *s, char *const *text
     double *probs = nk_alloc_array((size_t)s->k, sizeof *probs);
     json_t *arr = json_array();
     nk_router *rt = NULL;
+    nk_zeroshot *zs = NULL;
     nk_route_req rq = { .policy = NK_ROUTE_UNSET, .model_policy = NK_ROUTE_UNSET };
     nook_error err = { 0 };
+    char general[4400] = "";
     if (!probs || !arr) { *status = 500; snprintf(msg, cap, "out of memory"); goto fail; }
     if (nk_route_req_from_json((json_t *)route, &rq, &err)) { *status = 400; snprintf(msg, cap, "route: %s", err.msg); goto fail; }
     for (int i = 0; i < n; i++) {
@@ -88,8 +95,15 @@ static json_t *classify_all(srv_server *srv, const nk_spec *s, char *const *text
         json_array_append_new(arr, o);
         if (!res.abstain) continue;
         if (!rt && nk_router_open(NULL, &rt, &err)) { *status = 500; snprintf(msg, cap, "router configuration: %s", err.msg); goto fail; }
+        /* the operator's local general model (the environment, never the request) */
+        const char *gref = getenv("NOOK_SPECIALIST_GENERAL");
+        if (gref && *gref && !general[0] && nk_spec_general_path(gref, general, sizeof general, &err)) {
+            *status = 500;
+            snprintf(msg, cap, "NOOK_SPECIALIST_GENERAL: %s", err.msg);
+            goto fail;
+        }
         nk_spec_escalation e;
-        nook_status st = nk_spec_escalate(s, rt, &rq, texts[i], &res, &e, &err);
+        nook_status st = nk_spec_escalate_with(s, rt, &rq, texts[i], &res, general[0] ? general : NULL, &zs, &e, &err);
         if (st) {
             nk_spec_escalation_clear(&e);
             *status = st == NOOK_EINVAL ? 400 : 502;
@@ -102,12 +116,14 @@ static json_t *classify_all(srv_server *srv, const nk_spec *s, char *const *text
     nk_free(probs);
     nk_free(emb);
     nk_router_free(rt);
+    nk_zeroshot_free(zs);
     return arr;
 fail:
     json_decref(arr);
     nk_free(probs);
     nk_free(emb);
     nk_router_free(rt);
+    nk_zeroshot_free(zs);
     return NULL;
 }
 
@@ -178,16 +194,17 @@ static char *last_user_text(const json_t *msgs) {
     return NULL;
 }
 
-/* Hands the request on to the generation route of the same method and path. */
-static void delegate(srv_req *r) {
-    for (size_t i = 0; i < srv_routes_gen.n; i++) {
-        const srv_route *rt = &srv_routes_gen.routes[i];
+/* Hands the request on to the route of the same method and path in table t (the
+ * generation routes for chat, the store's for /api/show). */
+static void delegate(srv_req *r, const srv_route_table *t) {
+    for (size_t i = 0; i < t->n; i++) {
+        const srv_route *rt = &t->routes[i];
         if (strcmp(rt->method, srv_req_method(r)) == 0 && strcmp(rt->pattern, srv_req_path(r)) == 0) {
             rt->handler(r);
             return;
         }
     }
-    srv_reply_error(r, 500, "no generation route for %s", srv_req_path(r));
+    srv_reply_error(r, 500, "no route for %s to hand on to", srv_req_path(r));
 }
 
 static void chat(srv_req *r, bool openai) {
@@ -197,7 +214,7 @@ static void chat(srv_req *r, bool openai) {
     char msg[600];
     nk_spec *s = NULL;
     int st = lookup(model, &s, msg, sizeof msg);
-    if (st == 0) { delegate(r); return; }
+    if (st == 0) { delegate(r, &srv_routes_gen); return; }
     if (st != 1) { srv_reply_error(r, st, "%s", msg); return; }
     char *text = last_user_text(json_object_get(body, "messages"));
     if (!text) {
@@ -275,6 +292,25 @@ static void chat(srv_req *r, bool openai) {
     nk_spec_free(s);
 }
 
+/* POST /api/show with a specialist's name ("model", or the older "name"): the library's
+ * description (nk_spec_show_json, what `nook show` prints); any other name goes on to
+ * the store's /api/show (routes_store.c). */
+static void h_show(srv_req *r) {
+    json_t *body = srv_req_json(r);
+    if (!body) return;
+    const char *model = json_string_value(json_object_get(body, "model"));
+    if (!model || !*model) model = json_string_value(json_object_get(body, "name"));
+    char msg[600];
+    nk_spec *s = NULL;
+    int st = lookup(model, &s, msg, sizeof msg);
+    if (st == 0) { delegate(r, &srv_routes_store); return; }
+    if (st != 1) { srv_reply_error(r, st, "%s", msg); return; }
+    json_t *o = nk_spec_show_json(s, model);
+    nk_spec_free(s);
+    if (!o) { srv_reply_error(r, 500, "out of memory"); return; }
+    srv_reply_json(r, 200, o);
+}
+
 static void h_chat(srv_req *r) { chat(r, false); }
 static void h_oai_chat(srv_req *r) { chat(r, true); }
 
@@ -282,5 +318,6 @@ static const srv_route k_routes[] = {
     { "POST", "/api/classify",         SRV_API_OLLAMA, 0, h_classify },
     { "POST", "/api/chat",             SRV_API_OLLAMA, 0, h_chat },       /* other models: routes_gen.c */
     { "POST", "/v1/chat/completions",  SRV_API_OPENAI, 0, h_oai_chat },
+    { "POST", "/api/show",             SRV_API_OLLAMA, 0, h_show },       /* other models: routes_store.c */
 };
 const srv_route_table srv_routes_specialist = { k_routes, NK_ARRAY_LEN(k_routes) };

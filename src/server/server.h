@@ -181,7 +181,7 @@ extern const srv_route_table srv_routes_gen;      /* routes_gen.c: generate, cha
 void srv_created_at(char *buf, size_t cap);
 extern const srv_route_table srv_routes_models;   /* routes_models.c: show, ps, tags (shadowed by the store's), /v1/models */
 extern const srv_route_table srv_routes_embed;    /* routes_embed.c: embed, embeddings, /v1/embeddings */
-extern const srv_route_table srv_routes_specialist; /* routes_specialist.c: /api/classify; chat with a specialist */
+extern const srv_route_table srv_routes_specialist; /* routes_specialist.c: /api/classify; show and chat with a specialist */
 extern const srv_route_table srv_routes_ui;       /* routes_ui.c: the web page at /ui/, /api/audit */
 
 /* Finds the route for method+path. Returns it and stores captured {params} (up to 4,

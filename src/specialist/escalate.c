@@ -12,10 +12,12 @@
  */
 #include "specialist/specialist.h"
 #include "router/router.h"
+#include "store/store.h"
 
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static bool word_char(unsigned char c) { return isalnum(c) || c == '_' || c >= 0x80; }
 
@@ -110,6 +112,39 @@ nook_status nk_spec_escalate_local(const nk_spec *s, nk_zeroshot *z, const char 
     snprintf(out->route.reason, sizeof out->route.reason,
              "specialist abstained; asked the local general model %.120s (nothing left the machine)", general);
     return NOOK_OK;
+}
+
+nook_status nk_spec_general_path(const char *ref, char *path, size_t cap, nook_error *err) {
+    struct stat sb;
+    if (stat(ref, &sb) == 0 && S_ISREG(sb.st_mode)) {
+        if ((size_t)snprintf(path, cap, "%s", ref) >= cap) return nk_fail(err, NOOK_EINVAL, "path too long: %.100s", ref);
+        return NOOK_OK;
+    }
+    nk_store *st = NULL;
+    nook_status rc = nk_store_open(NULL, &st, err);
+    if (rc) return rc;
+    nk_model_ref mr;
+    rc = nk_model_resolve(st, ref, &mr, err);
+    nk_store_free(st);
+    if (rc) {
+        nk_prefix(err, "the local general model: ");
+        return rc;
+    }
+    if ((size_t)snprintf(path, cap, "%s", mr.path) >= cap) rc = nk_fail(err, NOOK_EINVAL, "path too long: %.100s", mr.path);
+    nk_model_ref_free(&mr);
+    return rc;
+}
+
+nook_status nk_spec_escalate_with(const nk_spec *s, const nk_router *rt, const nk_route_req *req, const char *text,
+                                  const nk_class_result *res, const char *general, nk_zeroshot **zs,
+                                  nk_spec_escalation *out, nook_error *err) {
+    nook_status st = nk_spec_escalate(s, rt, req, text, res, out, err);
+    if (st || out->escalated || !general || !*general || out->route.target == NK_TARGET_SUGGEST) return st;
+    if (!*zs && (st = nk_zeroshot_open(general, s->labels, s->k, zs, err))) {
+        nk_prefix(err, "the local general model %.200s: ", general);
+        return st;
+    }
+    return nk_spec_escalate_local(s, *zs, general, text, out, err);
 }
 
 void nk_spec_escalation_clear(nk_spec_escalation *e) {

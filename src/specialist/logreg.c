@@ -11,6 +11,7 @@
  * with s.y <= 0 are skipped, which keeps the inverse-Hessian estimate positive.
  */
 #include "specialist/specialist.h"
+#include "specialist/spec_internal.h"
 
 #include <float.h>
 #include <math.h>
@@ -46,6 +47,7 @@ typedef struct problem {
     const size_t *rows;
     size_t n_rows;
     double C;
+    const double *cw;   /* [k] class weights, or NULL */
     size_t nw;      /* d*k */
     double *z;      /* [k] scratch */
 } problem;
@@ -64,9 +66,10 @@ static double eval_fg(const problem *P, const double *th, double *g) {
         nk_lr_logits(P->X, i, k, W, b, z);
         double l = logsumexp(z, k);
         int yi = P->y[i];
-        f += P->C * (l - z[yi]);
-        for (int c = 0; c < k; c++) z[c] = P->C * exp(z[c] - l);
-        z[yi] -= P->C;
+        const double Ci = P->cw ? P->C * P->cw[yi] : P->C;
+        f += Ci * (l - z[yi]);
+        for (int c = 0; c < k; c++) z[c] = Ci * exp(z[c] - l);
+        z[yi] -= Ci;
         for (int c = 0; c < k; c++) gb[c] += z[c];
         for (size_t p = P->X->row[i]; p < P->X->row[i + 1]; p++) {
             double *gw = g + (size_t)P->X->col[p] * (size_t)k;
@@ -89,57 +92,49 @@ static double max_abs(const double *a, size_t n) {
     return m;
 }
 
-nook_status nk_lr_fit(const nk_csr *X, const int *y, int k, const size_t *rows, size_t n_rows,
-                      const nk_lr_opts *o, double *W, double *b, int *iters, nook_error *err) {
-    if (k < 2 || !(o->C > 0) || !isfinite(o->C) || X->d == 0)
-        return nk_fail(err, NOOK_EINVAL, "logistic regression: need k >= 2, C > 0 and at least one column");
-    uint64_t nw64;
-    if (!nk_mul_ok(X->d, (uint64_t)k, &nw64) || nw64 > (1ull << 34))
-        return nk_fail(err, NOOK_EINVAL, "logistic regression: %zu columns x %d labels is too large", X->d, k);
-    problem P = { .X = X, .y = y, .k = k, .rows = rows, .n_rows = rows ? n_rows : X->n, .C = o->C,
-                  .nw = (size_t)nw64 };
-    const size_t n = P.nw + (size_t)k;
-    /* memory: at most ~256 MiB of history, between 3 and 10 pairs */
-    int m = (int)NK_MIN((size_t)10, NK_MAX((size_t)3, (size_t)(256u << 20) / (16 * n)));
-    double *buf = nk_alloc_array(n * (size_t)(5 + 2 * m) + (size_t)k + (size_t)m * 2, sizeof(double));
-    if (!buf) return nk_fail(err, NOOK_ENOMEM, "logistic regression: out of memory (%zu parameters)", n);
-    double *th = buf, *g = th + n, *d = g + n, *th2 = d + n, *g2 = th2 + n;
+/* The L-BFGS loop both solvers share (here and logreg_kernel.c): two-loop recursion,
+ * backtracking Armijo line search from the unit step (a scaled gradient step while
+ * there is no history), curvature pairs with s.y <= 0 skipped, stops when
+ * gnorm(g) <= tol * gnorm(g at the start), when no step decreases f at double precision,
+ * or after five steps in a row that gain nothing. Only the inner product, the norm of
+ * the stopping test and f/g differ between the solvers; they come as callbacks. */
+int nk_lbfgs(const nk_lbfgs_prob *P, double *th, double tol, int max_iter) {
+    const size_t n = P->L;
+    const int m = P->m;
+    void *cx = P->ctx;
+    double *buf = nk_alloc_array(n * (size_t)(4 + 2 * m) + (size_t)m * 2, sizeof(double));
+    if (!buf) return -1;
+    double *g = buf, *d = g + n, *th2 = d + n, *g2 = th2 + n;
     double *S = g2 + n, *Yv = S + n * (size_t)m, *rho = Yv + n * (size_t)m, *alpha = rho + m;
-    P.z = alpha + m;
-    memcpy(th, W, P.nw * sizeof *th);
-    memcpy(th + P.nw, b, (size_t)k * sizeof *th);
-
-    const double tol = o->tol > 0 ? o->tol : 1e-6;
-    const int max_iter = o->max_iter > 0 ? o->max_iter : 500;
-    double f = eval_fg(&P, th, g);
-    const double g0 = NK_MAX(max_abs(g, n), 1e-300);
+    double f = P->eval(cx, th, g);
+    const double g0 = NK_MAX(P->gnorm(cx, g), 1e-300);
     int it = 0, hist = 0, head = 0, stalls = 0;
     for (; it < max_iter; it++) {
-        if (max_abs(g, n) <= tol * g0) break;
+        if (P->gnorm(cx, g) <= tol * g0) break;
         /* two-loop recursion: d = -H g */
         for (size_t i = 0; i < n; i++) d[i] = -g[i];
         for (int h = 0; h < hist; h++) {
             int j = (head - 1 - h + m) % m;
-            alpha[j] = rho[j] * dot(S + (size_t)j * n, d, n);
+            alpha[j] = rho[j] * P->dot(cx, S + (size_t)j * n, d);
             const double *yj = Yv + (size_t)j * n;
             for (size_t i = 0; i < n; i++) d[i] -= alpha[j] * yj[i];
         }
         if (hist) {
             int j = (head - 1 + m) % m;
             const double *yj = Yv + (size_t)j * n;
-            double gamma = 1.0 / (rho[j] * dot(yj, yj, n));
+            double gamma = 1.0 / (rho[j] * P->dot(cx, yj, yj));
             for (size_t i = 0; i < n; i++) d[i] *= gamma;
         }
         for (int h = hist - 1; h >= 0; h--) {
             int j = (head - 1 - h + m) % m;
-            double beta = rho[j] * dot(Yv + (size_t)j * n, d, n);
+            double beta = rho[j] * P->dot(cx, Yv + (size_t)j * n, d);
             const double *sj = S + (size_t)j * n;
             for (size_t i = 0; i < n; i++) d[i] += (alpha[j] - beta) * sj[i];
         }
-        double gd = dot(g, d, n);
+        double gd = P->dot(cx, g, d);
         if (!(gd < 0)) {   /* not a descent direction (numerical trouble): restart */
             for (size_t i = 0; i < n; i++) d[i] = -g[i];
-            gd = -dot(g, g, n);
+            gd = -P->dot(cx, g, g);
             hist = 0;
         }
         double step = hist ? 1.0 : 1.0 / NK_MAX(sqrt(-gd), 1.0);
@@ -147,7 +142,7 @@ nook_status nk_lr_fit(const nk_csr *X, const int *y, int k, const size_t *rows, 
         int ls = 0;
         for (; ls < 40; ls++) {
             for (size_t i = 0; i < n; i++) th2[i] = th[i] + step * d[i];
-            f2 = eval_fg(&P, th2, g2);
+            f2 = P->eval(cx, th2, g2);
             if (isfinite(f2) && f2 <= f + 1e-4 * step * gd) break;
             step *= 0.5;
         }
@@ -155,8 +150,8 @@ nook_status nk_lr_fit(const nk_csr *X, const int *y, int k, const size_t *rows, 
         /* curvature pair */
         double *sj = S + (size_t)head * n, *yj = Yv + (size_t)head * n;
         for (size_t i = 0; i < n; i++) { sj[i] = th2[i] - th[i]; yj[i] = g2[i] - g[i]; }
-        double sy = dot(sj, yj, n);
-        if (sy > 1e-12 * sqrt(dot(sj, sj, n) * dot(yj, yj, n))) {
+        double sy = P->dot(cx, sj, yj);
+        if (sy > 1e-12 * sqrt(NK_MAX(P->dot(cx, sj, sj), 0) * NK_MAX(P->dot(cx, yj, yj), 0))) {
             rho[head] = 1.0 / sy;
             head = (head + 1) % m;
             if (hist < m) hist++;
@@ -168,10 +163,48 @@ nook_status nk_lr_fit(const nk_csr *X, const int *y, int k, const size_t *rows, 
         f = f2;
         if (stalls >= 5) { it++; break; }
     }
+    nk_free(buf);
+    return it;
+}
+
+static double primal_eval(void *ctx, const double *th, double *g) { return eval_fg(ctx, th, g); }
+static double primal_dot(void *ctx, const double *u, const double *v) {
+    const problem *P = ctx;
+    return dot(u, v, P->nw + (size_t)P->k);
+}
+static double primal_gnorm(void *ctx, const double *g) {
+    const problem *P = ctx;
+    return max_abs(g, P->nw + (size_t)P->k);
+}
+
+nook_status nk_lr_fit(const nk_csr *X, const int *y, int k, const size_t *rows, size_t n_rows,
+                      const nk_lr_opts *o, double *W, double *b, int *iters, nook_error *err) {
+    if (k < 2 || !(o->C > 0) || !isfinite(o->C) || X->d == 0)
+        return nk_fail(err, NOOK_EINVAL, "logistic regression: need k >= 2, C > 0 and at least one column");
+    uint64_t nw64;
+    if (!nk_mul_ok(X->d, (uint64_t)k, &nw64) || nw64 > (1ull << 34))
+        return nk_fail(err, NOOK_EINVAL, "logistic regression: %zu columns x %d labels is too large", X->d, k);
+    problem P = { .X = X, .y = y, .k = k, .rows = rows, .n_rows = rows ? n_rows : X->n, .C = o->C,
+                  .cw = o->class_w, .nw = (size_t)nw64 };
+    const size_t n = P.nw + (size_t)k;
+    /* memory: at most ~256 MiB of history, between 3 and 10 pairs */
+    int m = (int)NK_MIN((size_t)10, NK_MAX((size_t)3, (size_t)(256u << 20) / (16 * n)));
+    double *th = nk_alloc_array(n + (size_t)k, sizeof(double));
+    if (!th) return nk_fail(err, NOOK_ENOMEM, "logistic regression: out of memory (%zu parameters)", n);
+    P.z = th + n;
+    memcpy(th, W, P.nw * sizeof *th);
+    memcpy(th + P.nw, b, (size_t)k * sizeof *th);
+    const nk_lbfgs_prob LP = { .L = n, .m = m, .eval = primal_eval, .dot = primal_dot, .gnorm = primal_gnorm,
+                               .ctx = &P };
+    int it = nk_lbfgs(&LP, th, o->tol > 0 ? o->tol : 1e-6, o->max_iter > 0 ? o->max_iter : 500);
+    if (it < 0) {
+        nk_free(th);
+        return nk_fail(err, NOOK_ENOMEM, "logistic regression: out of memory (%zu parameters)", n);
+    }
     memcpy(W, th, P.nw * sizeof *th);
     memcpy(b, th + P.nw, (size_t)k * sizeof *th);
     if (iters) *iters = it;
-    nk_free(buf);
+    nk_free(th);
     return NOOK_OK;
 }
 

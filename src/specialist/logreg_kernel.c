@@ -16,8 +16,8 @@
  * its starting value, where logreg.c uses the max norm.
  */
 #include "specialist/specialist.h"
+#include "specialist/spec_internal.h"
 
-#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -28,6 +28,7 @@ typedef struct kprob {
     size_t n;
     int k;
     double C;
+    const double *cw;   /* [k] class weights, or NULL */
     size_t nk, L;
     double *z, *Z;      /* scratch: [k], [nk] */
 } kprob;
@@ -90,10 +91,11 @@ static double keval(const kprob *P, const double *th, double *g) {
         for (int c = 0; c < k; c++) z[c] = KA[i * (size_t)k + (size_t)c] + b[c];
         double l = logsumexp(z, k);
         int yi = P->y[i];
-        f += P->C * (l - z[yi]);
+        const double Ci = P->cw ? P->C * P->cw[yi] : P->C;
+        f += Ci * (l - z[yi]);
         double *Zi = P->Z + i * (size_t)k;
-        for (int c = 0; c < k; c++) Zi[c] = P->C * exp(z[c] - l);
-        Zi[yi] -= P->C;
+        for (int c = 0; c < k; c++) Zi[c] = Ci * exp(z[c] - l);
+        Zi[yi] -= Ci;
         for (int c = 0; c < k; c++) gb[c] += Zi[c];
     }
     /* g.a = A + Z;  g.Ka = KA + K Z */
@@ -103,84 +105,34 @@ static double keval(const kprob *P, const double *th, double *g) {
     return f;
 }
 
+static double kprob_eval(void *ctx, const double *th, double *g) { return keval(ctx, th, g); }
+static double kprob_dot(void *ctx, const double *u, const double *v) { return kdot(ctx, u, v); }
+static double kprob_gnorm(void *ctx, const double *g) { return sqrt(NK_MAX(kdot(ctx, g, g), 0)); }
+
 nook_status nk_lr_fit_kernel(const double *K, const int *y, size_t n, int k, const nk_lr_opts *o, double *A,
                              double *b, int *iters, nook_error *err) {
     if (k < 2 || !(o->C > 0) || !isfinite(o->C) || n == 0)
         return nk_fail(err, NOOK_EINVAL, "logistic regression: need k >= 2, C > 0 and at least one example");
-    kprob P = { .K = K, .y = y, .n = n, .k = k, .C = o->C, .nk = n * (size_t)k };
+    kprob P = { .K = K, .y = y, .n = n, .k = k, .C = o->C, .cw = o->class_w, .nk = n * (size_t)k };
     P.L = 2 * P.nk + (size_t)k;
-    const size_t L = P.L;
-    const int m = 10;
-    double *buf = nk_alloc_array(L * (size_t)(5 + 2 * m) + (size_t)k + P.nk + (size_t)m * 2, sizeof(double));
-    if (!buf) return nk_fail(err, NOOK_ENOMEM, "logistic regression: out of memory (%zu examples)", n);
-    double *th = buf, *g = th + L, *d = g + L, *th2 = d + L, *g2 = th2 + L;
-    double *S = g2 + L, *Yv = S + L * (size_t)m, *rho = Yv + L * (size_t)m, *alpha = rho + m;
-    P.z = alpha + m;
+    double *th = nk_alloc_array(P.L + (size_t)k + P.nk, sizeof(double));
+    if (!th) return nk_fail(err, NOOK_ENOMEM, "logistic regression: out of memory (%zu examples)", n);
+    P.z = th + P.L;
     P.Z = P.z + k;
     memcpy(th, A, P.nk * sizeof *th);
     memcpy(th + P.nk, b, (size_t)k * sizeof *th);
     kmul(&P, th, th + P.nk + (size_t)k, false);
-
-    const double tol = o->tol > 0 ? o->tol : 1e-6;
-    const int max_iter = o->max_iter > 0 ? o->max_iter : 500;
-    double f = keval(&P, th, g);
-    const double g0 = NK_MAX(sqrt(NK_MAX(kdot(&P, g, g), 0)), 1e-300);
-    int it = 0, hist = 0, head = 0, stalls = 0;
-    for (; it < max_iter; it++) {
-        if (sqrt(NK_MAX(kdot(&P, g, g), 0)) <= tol * g0) break;
-        for (size_t i = 0; i < L; i++) d[i] = -g[i];
-        for (int h = 0; h < hist; h++) {
-            int j = (head - 1 - h + m) % m;
-            alpha[j] = rho[j] * kdot(&P, S + (size_t)j * L, d);
-            const double *yj = Yv + (size_t)j * L;
-            for (size_t i = 0; i < L; i++) d[i] -= alpha[j] * yj[i];
-        }
-        if (hist) {
-            int j = (head - 1 + m) % m;
-            const double *yj = Yv + (size_t)j * L;
-            double gamma = 1.0 / (rho[j] * kdot(&P, yj, yj));
-            for (size_t i = 0; i < L; i++) d[i] *= gamma;
-        }
-        for (int h = hist - 1; h >= 0; h--) {
-            int j = (head - 1 - h + m) % m;
-            double beta = rho[j] * kdot(&P, Yv + (size_t)j * L, d);
-            const double *sj = S + (size_t)j * L;
-            for (size_t i = 0; i < L; i++) d[i] += (alpha[j] - beta) * sj[i];
-        }
-        double gd = kdot(&P, g, d);
-        if (!(gd < 0)) {
-            for (size_t i = 0; i < L; i++) d[i] = -g[i];
-            gd = -kdot(&P, g, g);
-            hist = 0;
-        }
-        double step = hist ? 1.0 : 1.0 / NK_MAX(sqrt(-gd), 1.0);
-        double f2 = 0;
-        int ls = 0;
-        for (; ls < 40; ls++) {
-            for (size_t i = 0; i < L; i++) th2[i] = th[i] + step * d[i];
-            f2 = keval(&P, th2, g2);
-            if (isfinite(f2) && f2 <= f + 1e-4 * step * gd) break;
-            step *= 0.5;
-        }
-        if (ls == 40) break;
-        double *sj = S + (size_t)head * L, *yj = Yv + (size_t)head * L;
-        for (size_t i = 0; i < L; i++) { sj[i] = th2[i] - th[i]; yj[i] = g2[i] - g[i]; }
-        double sy = kdot(&P, sj, yj);
-        if (sy > 1e-12 * sqrt(NK_MAX(kdot(&P, sj, sj), 0) * NK_MAX(kdot(&P, yj, yj), 0))) {
-            rho[head] = 1.0 / sy;
-            head = (head + 1) % m;
-            if (hist < m) hist++;
-        }
-        stalls = f - f2 <= 4 * DBL_EPSILON * fabs(f) ? stalls + 1 : 0;
-        memcpy(th, th2, L * sizeof *th);
-        memcpy(g, g2, L * sizeof *g);
-        f = f2;
-        if (stalls >= 5) { it++; break; }
+    const nk_lbfgs_prob LP = { .L = P.L, .m = 10, .eval = kprob_eval, .dot = kprob_dot, .gnorm = kprob_gnorm,
+                               .ctx = &P };
+    int it = nk_lbfgs(&LP, th, o->tol > 0 ? o->tol : 1e-6, o->max_iter > 0 ? o->max_iter : 500);
+    if (it < 0) {
+        nk_free(th);
+        return nk_fail(err, NOOK_ENOMEM, "logistic regression: out of memory (%zu examples)", n);
     }
     memcpy(A, th, P.nk * sizeof *th);
     memcpy(b, th + P.nk, (size_t)k * sizeof *th);
     if (iters) *iters = it;
-    nk_free(buf);
+    nk_free(th);
     return NOOK_OK;
 }
 

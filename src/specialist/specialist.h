@@ -103,6 +103,8 @@ typedef struct nk_lr_opts {
     double C;               /* inverse regularisation strength (> 0)                  */
     double tol;             /* default 1e-6                                            */
     int max_iter;           /* default 500                                             */
+    const double *class_w;  /* NULL, or [k] weights: example i's loss counts class_w[y_i]
+                               times (class balancing: n / (k * n_c))                    */
 } nk_lr_opts;
 
 /* Fits W (d*k) and b (k) in place, starting from their values (warm start: pass the
@@ -192,6 +194,8 @@ typedef struct nk_train_opts {
     const float *emb;
     uint32_t embed_dim;
     bool no_text_features;
+    bool balance;           /* weight each label's examples by n / (k * n_label) in the loss
+                               (default true; false: every example counts once)           */
     int solver;             /* NK_SOLVER_AUTO (default): the kernel solver when there are
                                fewer examples than columns (and at most 4,096), else primal */
 } nk_train_opts;
@@ -273,6 +277,19 @@ nook_status nk_spec_classify(const nk_spec *s, const char *text, size_t len, con
  * returned as void* so this header does not pull in jansson. NULL on out-of-memory. */
 void *nk_spec_result_json(const nk_spec *s, const double *probs, const nk_class_result *res);
 
+/* What the specialist is, in the shape of Ollama's /api/show answer (spec_show.c):
+ * {"modelfile" (a comment saying how to use it), "parameters", "template", "system",
+ * "license" (empty), "details": {"parent_model": base model, "format": "gguf",
+ * "family": "specialist", "families", "parameter_size", "quantization_level": "F32"},
+ * "model_info": {"general.architecture": "nook-specialist", "specialist.labels",
+ * "specialist.threshold", "specialist.temperature", "specialist.features.*",
+ * "specialist.base_model", "specialist.embed_dim", "specialist.n_train",
+ * "specialist.cv.c", "specialist.cv.macro_f1", "specialist.cv.ece_raw"/"ece_cal", ...},
+ * "capabilities": ["classify"]}. ref: the name it was asked by (NULL: s->name). The one
+ * description `nook show` prints and the server's /api/show answers. A json_t* (NULL on
+ * out-of-memory). */
+void *nk_spec_show_json(const nk_spec *s, const char *ref);
+
 /* ---- abstaining -> the router (escalate.c) ---------------------------------------------
  * When a specialist abstains and the routing policy (the request's, the model's, the
  * task's or the global one, as the router resolves it) is not local, the text goes to
@@ -303,6 +320,21 @@ void nk_spec_escalation_clear(nk_spec_escalation *e);
 struct nk_zeroshot;
 nook_status nk_spec_escalate_local(const nk_spec *s, struct nk_zeroshot *z, const char *general, const char *text,
                                    nk_spec_escalation *out, nook_error *err);
+/* The whole escalation of an abstaining case, as the CLI and the server do it:
+ * nk_spec_escalate, then, when that sent nothing out (the policy is local, a pin or a
+ * missing remote kept the case here; not for ask, whose suggestion stands) and a local
+ * general model is given (general: a GGUF path, see nk_spec_general_path), that model
+ * answers (nk_spec_escalate_local): nothing leaves the machine, the egress ledger is not
+ * written. *zs: the general model's scorer over s's labels, opened on first use and kept
+ * for the caller (who frees it with nk_zeroshot_free; NULL to start). Errors: as
+ * nk_spec_escalate, nk_zeroshot_open (naming the model), nk_zeroshot_classify. */
+nook_status nk_spec_escalate_with(const nk_spec *s, const struct nk_router *rt, const struct nk_route_req *req,
+                                  const char *text, const nk_class_result *res, const char *general,
+                                  struct nk_zeroshot **zs, nk_spec_escalation *out, nook_error *err);
+/* The GGUF path of a local general model given by reference: the path of a file, else a
+ * name in the default model store (nk_model_resolve). Only for references an operator
+ * gives (the command line, the environment), never a request's. */
+nook_status nk_spec_general_path(const char *ref, char *path, size_t cap, nook_error *err);
 /* The label an answer names: an exact match (case-insensitive, trimmed, a final '.'
  * dropped), else the only label occurring in it as a whole word; -1 otherwise. */
 int nk_spec_match_label(const nk_spec *s, const char *answer);

@@ -29,6 +29,7 @@ void nk_train_opts_default(nk_train_opts *o) {
     o->threshold = 0.5;
     o->calibrate = true;
     o->min_df = 2;
+    o->balance = true;
 }
 
 void nk_train_report_free(nk_train_report *r) {
@@ -248,6 +249,13 @@ nook_status nk_spec_train(const nk_dataset *d, const char *name, const nk_train_
     if (!w.fold || !w.rows || !w.oof || !w.W || !w.b || !w.p || !R.confusion) goto oom;
     make_folds(d, F, o->seed, w.fold, w.rows);
     nk_lr_opts lo = { .tol = 1e-4, .max_iter = 300 };
+    double cw[NK_SPEC_MAX_LABELS];
+    if (o->balance) {   /* n / (k * n_c): every label weighs the same in the loss */
+        for (int c = 0; c < k; c++) cw[c] = 0;
+        for (size_t i = 0; i < n; i++) cw[d->labels[i]] += 1;
+        for (int c = 0; c < k; c++) cw[c] = (double)n / ((double)k * cw[c]);
+        lo.class_w = cw;
+    }
     /* Fewer examples than columns: solve in the span of the rows (logreg_kernel.c), the
      * same iterates at a cost that grows with the examples, not the columns. */
     const bool kernel = o->solver == NK_SOLVER_KERNEL ||

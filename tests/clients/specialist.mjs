@@ -108,6 +108,25 @@ try {
   catch (e) { err = e; }
   check('other models reach the generation routes', err?.status === 404, String(err));
 
+  // ---- /api/show: the library's description, as for a model ----
+  const sh = await ol.show({ model: 'split' });
+  const mi = sh.model_info ?? {};
+  check('show details', sh.details?.family === 'specialist' && sh.details.format === 'gguf' &&
+    sh.details.families?.[0] === 'specialist' && sh.details.parent_model === '' && /^[\d.]+K?$/.test(sh.details.parameter_size ?? ''),
+    JSON.stringify(sh.details));
+  check('show model_info', mi['general.architecture'] === 'nook-specialist' && mi['specialist.labels']?.join() === 'one,two' &&
+    Math.abs(mi['specialist.threshold'] - 0.5) < 1e-6 && mi['specialist.features.word_max'] === 2 &&
+    mi['specialist.features.char_min'] === 2 && mi['specialist.features.char_max'] === 5 && mi['specialist.features.idf'] === true && mi['specialist.n_train'] === 48 &&
+    mi['specialist.cv.macro_f1'] > 0 && mi['specialist.cv.macro_f1'] <= 1 && sh.capabilities?.join() === 'classify',
+    JSON.stringify(sh));
+  const cliShow = spawnSync(process.env.NOOK, ['show', 'split'], { env, encoding: 'utf8' });
+  check('nook show says the same', cliShow.status === 0 && cliShow.stdout.includes(
+    `out-of-fold macro-F1 ${mi['specialist.cv.macro_f1']?.toFixed(4)}`), cliShow.stdout);
+  r = await post('/api/show', { name: 'unsure' });
+  check('show by "name"', r.status === 200 && Math.abs(r.body.model_info?.['specialist.threshold'] - 0.99) < 1e-6, JSON.stringify(r.body));
+  r = await post('/api/show', { model: 'nosuch-model' });
+  check('show: other names reach the store', r.status === 404, JSON.stringify(r.body));
+
   // ---- abstain -> router (mock remote) ----
   r = await post('/api/classify', { model: 'unsure', input: ['two', 'The build is green.'], route: { policy: 'remote' } });
   const e0 = r.body.results?.[0]?.escalation, e1 = r.body.results?.[1]?.escalation;

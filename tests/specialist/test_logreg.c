@@ -230,6 +230,53 @@ static void test_kernel(void) {
     }
 }
 
+/* Class weights (class balancing): weighting label c's examples by an integer w_c is
+ * the same objective as repeating each of them w_c times, so both solvers with weights
+ * must land where the primal solver lands on the repeated rows; weights of 1 are the
+ * unweighted fit exactly. */
+static void test_class_weights(void) {
+    enum { N = 30, D = 6, K = 3 };
+    const double w[K] = { 1, 3, 2 };
+    double X[N * D], Xr[N * 3 * D];
+    int y[N], yr[N * 3];
+    size_t nr = 0;
+    rng_state = 23;
+    for (int i = 0; i < N; i++) {
+        y[i] = i % K;
+        for (int j = 0; j < D; j++) X[i * D + j] = nrand() + (j % K == y[i] ? 0.7 : 0);
+        for (int r = 0; r < (int)w[y[i]]; r++, nr++) {
+            memcpy(Xr + nr * D, X + i * D, D * sizeof *X);
+            yr[nr] = y[i];
+        }
+    }
+    nk_csr m = dense_csr(X, N, D), mr = dense_csr(Xr, nr, D);
+    double Wd[D * K] = { 0 }, bd[K] = { 0 }, Ww[D * K] = { 0 }, bw[K] = { 0 }, Wk[D * K], A[N * K] = { 0 }, bk[K] = { 0 };
+    nk_lr_opts o = { .C = 2.0, .tol = 1e-12, .max_iter = 10000 };
+    CHECK(nk_lr_fit(&mr, yr, K, NULL, 0, &o, Wd, bd, NULL, NULL) == NOOK_OK);
+    o.class_w = w;
+    CHECK(nk_lr_fit(&m, y, K, NULL, 0, &o, Ww, bw, NULL, NULL) == NOOK_OK);
+    double *G = NULL;
+    CHECK(nk_csr_gram(&m, &G, NULL) == NOOK_OK);
+    CHECK(nk_lr_fit_kernel(G, y, N, K, &o, A, bk, NULL, NULL) == NOOK_OK);
+    kernel_weights(&m, A, K, Wk);
+    double mw = 0, mk = 0;
+    for (int j = 0; j < D * K; j++) { mw = fmax(mw, fabs(Ww[j] - Wd[j])); mk = fmax(mk, fabs(Wk[j] - Wd[j])); }
+    for (int c = 0; c < K; c++) { mw = fmax(mw, fabs(bw[c] - bd[c])); mk = fmax(mk, fabs(bk[c] - bd[c])); }
+    CHECK_MSG(mw < 1e-6, "class weights: primal differs from repeated rows by %g", mw);
+    CHECK_MSG(mk < 1e-6, "class weights: kernel differs from repeated rows by %g", mk);
+    /* all ones: bit-identical to no weights */
+    const double ones[K] = { 1, 1, 1 };
+    double W0[D * K] = { 0 }, b0[K] = { 0 }, W1[D * K] = { 0 }, b1[K] = { 0 };
+    o.class_w = NULL;
+    CHECK(nk_lr_fit(&m, y, K, NULL, 0, &o, W0, b0, NULL, NULL) == NOOK_OK);
+    o.class_w = ones;
+    CHECK(nk_lr_fit(&m, y, K, NULL, 0, &o, W1, b1, NULL, NULL) == NOOK_OK);
+    CHECK(memcmp(W0, W1, sizeof W0) == 0 && memcmp(b0, b1, sizeof b0) == 0);
+    free(G);
+    csr_free(&m);
+    csr_free(&mr);
+}
+
 static void test_recovery(void) {
     enum { N = 20000, D = 5, K = 3 };
     /* true weights with rows summing to zero across classes (the representative L2 picks) */
@@ -306,6 +353,7 @@ static void test_f1(void) {
 int main(void) {
     test_reference();
     test_kernel();
+    test_class_weights();
     test_recovery();
     test_calibration();
     test_f1();
