@@ -115,6 +115,19 @@ int cli_fail_open(const char *path, const char *msg);
  * "12.5ms", "830µs", "2m3.5s". */
 void cli_fmt_duration(char *buf, size_t cap, double ms);
 
+/* ---- the answer printer of `nook run` (cli_util.c) ---------------------------------------
+ * One printer for the in-process run and the run through a server: reasoning goes to
+ * stderr between Ollama's CLI lines "Thinking...\n" and "\n...done thinking.\n\n"
+ * (nothing when hide), the answer to stdout, flushed per piece. failed: a write to
+ * stdout failed; ends_newline: the last answer byte was a newline. */
+typedef struct cli_answer_out {
+    bool hide, opened, closed, failed, ends_newline;
+} cli_answer_out;
+void cli_out_thinking(cli_answer_out *o, const char *p, size_t n);
+void cli_out_content(cli_answer_out *o, const char *p, size_t n);
+/* Closes an open thinking block (no-op otherwise). */
+void cli_out_think_close(cli_answer_out *o);
+
 /* ---- the interactive session (cli_chat.c) -------------------------------------------------- */
 
 /* What `nook run MODEL` on a terminal starts the conversation with: the run options

@@ -113,30 +113,11 @@ typedef struct stream_state {
     cli_obj_fn on_obj;          /* set: every line's object goes here (cli_client_stream) */
     void *obj_ud;
     bool obj_stop;              /* on_obj returned false */
-    bool hide, opened, closed, ends_newline, failed, done;
+    cli_answer_out out;         /* the printer nook run uses in-process too (cli_util.c) */
+    bool done;
     char error[1024];
     json_t *final;              /* the done:true object */
 } stream_state;
-
-static void think_out(stream_state *st, const char *p, size_t n) {
-    if (st->hide || !n) return;
-    if (!st->opened) {
-        fflush(stdout);
-        fputs("Thinking...\n", stderr);
-        st->opened = true;
-    }
-    fwrite(p, 1, n, stderr);
-}
-
-static void content_out(stream_state *st, const char *p, size_t n) {
-    if (!n) return;
-    if (st->opened && !st->closed) {
-        fputs("\n...done thinking.\n\n", stderr);
-        st->closed = true;
-    }
-    if (fwrite(p, 1, n, stdout) != n || fflush(stdout) != 0) st->failed = true;
-    st->ends_newline = p[n - 1] == '\n';
-}
 
 static void on_line(stream_state *st, const char *line, size_t n) {
     json_t *o = json_loadb(line, n, 0, NULL);
@@ -155,8 +136,8 @@ static void on_line(stream_state *st, const char *line, size_t n) {
     const char *e = json_string_value(json_object_get(o, "error"));
     if (e) snprintf(st->error, sizeof st->error, "%s", e);
     const json_t *t = json_object_get(o, "thinking"), *r = json_object_get(o, "response");
-    if (json_is_string(t)) think_out(st, json_string_value(t), json_string_length(t));
-    if (json_is_string(r)) content_out(st, json_string_value(r), json_string_length(r));
+    if (json_is_string(t)) cli_out_thinking(&st->out, json_string_value(t), json_string_length(t));
+    if (json_is_string(r)) cli_out_content(&st->out, json_string_value(r), json_string_length(r));
     if (json_is_true(json_object_get(o, "done"))) {
         st->done = true;
         json_decref(st->final);
@@ -185,7 +166,7 @@ static bool on_data(const void *data, size_t n, long status, void *ud) {
         }
         st->line[st->n++] = p[i];
     }
-    return !st->failed && !st->obj_stop;
+    return !st->out.failed && !st->obj_stop;
 }
 
 static volatile int g_client_cancel;
@@ -225,7 +206,7 @@ int cli_client_generate(const cli_server *s, const cli_client_req *q) {
         return cli_fail(CLI_EFAIL, "nothing was sent: the egress ledger cannot be written: %s", err.msg);
     }
     const char *hdrs[3] = { "Content-Type: application/json", auth_header(auth, sizeof auth), NULL };
-    stream_state st = { .hide = q->hide_thinking, .ends_newline = true };
+    stream_state st = { .out = { .hide = q->hide_thinking, .ends_newline = true } };
     g_client_cancel = 0;
     void (*old)(int) = signal(SIGINT, on_sigint);
     nk_http_req rq = { .method = "POST", .url = url, .headers = hdrs, .body = text, .body_len = strlen(text),
@@ -242,7 +223,7 @@ int cli_client_generate(const cli_server *s, const cli_client_req *q) {
         nk_ledger_close(ledger);
     }
     free(text);
-    if (st.opened && !st.closed) fputs("\n...done thinking.\n\n", stderr);
+    cli_out_think_close(&st.out);
     int rc = CLI_OK;
     if (g_client_cancel) {
         rc = 130;
@@ -254,14 +235,14 @@ int cli_client_generate(const cli_server *s, const cli_client_req *q) {
         rc = cli_fail(resp.status == 404 ? CLI_EFAIL : CLI_EFAIL, "%s", m);
     } else if (st.error[0]) {
         rc = cli_fail(CLI_EFAIL, "%s", st.error);
-    } else if (st.failed) {
+    } else if (st.out.failed) {
         rc = cli_fail(CLI_EFAIL, "run: writing to stdout failed");
     } else if (!st.done) {
         rc = cli_fail(CLI_EFAIL, "%s: the stream ended before the answer was done", s->base);
     }
-    if (rc == CLI_OK && !st.ends_newline && isatty(STDOUT_FILENO)) putchar('\n');
+    if (rc == CLI_OK && !st.out.ends_newline && isatty(STDOUT_FILENO)) putchar('\n');
     if (rc == CLI_OK && q->verbose && st.final) {
-        if (!st.ends_newline && !isatty(STDOUT_FILENO) && cli_same_file(STDOUT_FILENO, STDERR_FILENO)) fputc('\n', stderr);
+        if (!st.out.ends_newline && !isatty(STDOUT_FILENO) && cli_same_file(STDOUT_FILENO, STDERR_FILENO)) fputc('\n', stderr);
         fflush(stdout);
         const json_t *f = st.final;
 #define NS(k) ((double)json_integer_value(json_object_get(f, k)) / 1e6)

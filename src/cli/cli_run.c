@@ -86,7 +86,8 @@ static void on_sigint(int sig) { (void)sig; g_interrupted = 1; }
 
 /* What the event callback needs: the output mode and what it saw, for --verbose. */
 typedef struct run_out {
-    bool jsonl, hide, opened, closed, failed, ends_newline;
+    bool jsonl;
+    cli_answer_out out;         /* thinking to stderr, the answer to stdout (cli_util.c) */
     int64_t shift_at[8];
     int n_shift, shift_keep, shift_discard;
     nook_done_reason reason;
@@ -95,32 +96,6 @@ typedef struct run_out {
     nook_status status;
     char error[512];
 } run_out;
-
-/* Reasoning goes to stderr between Ollama's CLI lines "Thinking...\n" and
- * "...done thinking.\n\n" (nothing with --hidethinking), the answer to stdout. */
-static void think_close(run_out *r) {
-    if (r->opened && !r->closed) {
-        fputs("\n...done thinking.\n\n", stderr);
-        r->closed = true;
-    }
-}
-
-static void out_think(run_out *r, const char *p, size_t n) {
-    if (r->hide || n == 0) return;
-    if (!r->opened) {
-        fflush(stdout);
-        fputs("Thinking...\n", stderr);
-        r->opened = true;
-    }
-    fwrite(p, 1, n, stderr);
-}
-
-static void out_content(run_out *r, const char *p, size_t n) {
-    if (n == 0) return;
-    think_close(r);
-    if (fwrite(p, 1, n, stdout) != n || fflush(stdout) != 0) r->failed = true;
-    r->ends_newline = p[n - 1] == '\n';
-}
 
 /* One token's object: id, its text, whether it is reasoning (when the template thinks),
  * its log-probability and the top alternatives. */
@@ -140,7 +115,7 @@ static void emit_jsonl(run_out *r, const nook_event *ev) {
     json_object_set_new(obj, "top_logprobs", arr);
     int rc = json_dumpf(obj, stdout, JSON_COMPACT | JSON_REAL_PRECISION(8));
     json_decref(obj);
-    if (rc != 0 || putchar('\n') == EOF || fflush(stdout) != 0) r->failed = true;
+    if (rc != 0 || putchar('\n') == EOF || fflush(stdout) != 0) r->out.failed = true;
 }
 
 static bool on_event(const nook_event *ev, void *ud) {
@@ -151,8 +126,8 @@ static bool on_event(const nook_event *ev, void *ud) {
         if (r->jsonl) {
             if (ev->kind == NOOK_EVENT_TOKEN) emit_jsonl(r, ev);
         } else {
-            out_think(r, ev->thinking, ev->thinking_len);
-            out_content(r, ev->content, ev->content_len);
+            cli_out_thinking(&r->out, ev->thinking, ev->thinking_len);
+            cli_out_content(&r->out, ev->content, ev->content_len);
         }
         break;
     case NOOK_EVENT_SHIFT:
@@ -169,9 +144,9 @@ static bool on_event(const nook_event *ev, void *ud) {
                 if (obj) { json_dumpf(obj, stdout, JSON_COMPACT); putchar('\n'); json_decref(obj); }
             }
         } else {
-            out_think(r, ev->thinking, ev->thinking_len);
-            out_content(r, ev->content, ev->content_len);
-            think_close(r);
+            cli_out_thinking(&r->out, ev->thinking, ev->thinking_len);
+            cli_out_content(&r->out, ev->content, ev->content_len);
+            cli_out_think_close(&r->out);
         }
         r->reason = ev->done_reason;
         r->context_full = ev->context_full;
@@ -180,7 +155,7 @@ static bool on_event(const nook_event *ev, void *ud) {
         if (ev->error) snprintf(r->error, sizeof r->error, "%s", ev->error);
         break;
     }
-    return !r->failed && !g_interrupted;
+    return !r->out.failed && !g_interrupted;
 }
 
 /* ---- verbose timings (Ollama's api.Metrics.Summary) ------------------------------------- */
@@ -492,7 +467,7 @@ int cli_run(int argc, char **argv) {
         gp.stop = stops;
     }
 
-    run_out r = { .jsonl = jsonl, .hide = o.hide_thinking, .ends_newline = true };
+    run_out r = { .jsonl = jsonl, .out = { .hide = o.hide_thinking, .ends_newline = true } };
     signal(SIGINT, on_sigint);
     /* the router: local requests run nook_generate as they are; auto/ask hold the local
      * answer back until the decision; remote answers come back whole (router.h) */
@@ -511,10 +486,10 @@ int cli_run(int argc, char **argv) {
         json_t *rj = nk_route_json(&route);
         char *line = rj ? json_dumps(rj, JSON_COMPACT) : NULL;
         /* on its own line, like the timings, when stdout and stderr are one pipe */
-        if (line && !jsonl && !r.ends_newline && cli_same_file(STDOUT_FILENO, STDERR_FILENO)) {
+        if (line && !jsonl && !r.out.ends_newline && cli_same_file(STDOUT_FILENO, STDERR_FILENO)) {
             fflush(stdout);
             fputc('\n', stderr);
-            r.ends_newline = true;
+            r.out.ends_newline = true;
         }
         if (line) fprintf(stderr, "route: %s\n", line);
         free(line);
@@ -522,7 +497,7 @@ int cli_run(int argc, char **argv) {
     }
     if (st == NOOK_OK && answer) {   /* held back or remote: the whole answer at once */
         r.reason = NOOK_DONE_STOP;
-        out_content(&r, answer, strlen(answer));
+        cli_out_content(&r.out, answer, strlen(answer));
         nk_free(answer);
     }
     if (st != NOOK_OK && r.reason == NOOK_DONE_NONE) {   /* refused before generating */
@@ -533,13 +508,13 @@ int cli_run(int argc, char **argv) {
         else rc = cli_fail(CLI_EFAIL, "%s", err.msg);
         goto done;
     }
-    if (r.failed) { rc = cli_fail(CLI_EFAIL, "run: writing to stdout failed"); goto done; }
+    if (r.out.failed) { rc = cli_fail(CLI_EFAIL, "run: writing to stdout failed"); goto done; }
     if (r.reason == NOOK_DONE_ERROR) { rc = cli_fail(CLI_EFAIL, "%s", r.error); goto done; }
-    if (!jsonl && !r.ends_newline && isatty(STDOUT_FILENO)) putchar('\n');
+    if (!jsonl && !r.out.ends_newline && isatty(STDOUT_FILENO)) putchar('\n');
     if (fflush(stdout) != 0) { rc = cli_fail(CLI_EFAIL, "run: writing to stdout failed"); goto done; }
     if (o.verbose) {
         /* the timings start on their own line even when stdout and stderr are one pipe */
-        if (!jsonl && !r.ends_newline && !isatty(STDOUT_FILENO) && cli_same_file(STDOUT_FILENO, STDERR_FILENO))
+        if (!jsonl && !r.out.ends_newline && !isatty(STDOUT_FILENO) && cli_same_file(STDOUT_FILENO, STDERR_FILENO))
             fputc('\n', stderr);
         for (int i = 0; i < r.n_shift && i < (int)NK_ARRAY_LEN(r.shift_at); i++)
             fprintf(stderr, "context shift at token %lld (kept %d, discarded %d)\n", (long long)r.shift_at[i],

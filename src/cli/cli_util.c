@@ -337,3 +337,29 @@ char *cli_join_args(char **argv, int from, int n, size_t *len) {
     *len = k;
     return s;
 }
+
+/* ---- the answer printer of `nook run` (cli.h) -------------------------------------------- */
+
+void cli_out_think_close(cli_answer_out *o) {
+    if (o->opened && !o->closed) {
+        fputs("\n...done thinking.\n\n", stderr);
+        o->closed = true;
+    }
+}
+
+void cli_out_thinking(cli_answer_out *o, const char *p, size_t n) {
+    if (o->hide || n == 0) return;
+    if (!o->opened) {
+        fflush(stdout);
+        fputs("Thinking...\n", stderr);
+        o->opened = true;
+    }
+    fwrite(p, 1, n, stderr);
+}
+
+void cli_out_content(cli_answer_out *o, const char *p, size_t n) {
+    if (n == 0) return;
+    cli_out_think_close(o);
+    if (fwrite(p, 1, n, stdout) != n || fflush(stdout) != 0) o->failed = true;
+    o->ends_newline = p[n - 1] == '\n';
+}
