@@ -4,10 +4,10 @@
 // stream_options.include_usage; completions; models.list; an error's shape).
 // Run by ctest (label model): node clients.mjs, with NOOK (the binary) and
 // NOOK_TEST_MODELS set. Exits 77 (skip) when the fixture or node_modules is missing.
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startServer } from './serve_lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 if (!existsSync(resolve(here, 'node_modules/ollama')) || !existsSync(resolve(here, 'node_modules/openai'))) {
@@ -26,20 +26,8 @@ const check = (name, cond, detail = '') => {
 };
 
 // start the server on a free port
-const srv = spawn(process.env.NOOK, ['serve'], {
-  env: { ...process.env, NOOK_HOST: '127.0.0.1:0' }, stdio: ['ignore', 'ignore', 'pipe'],
-});
-const port = await new Promise((ok, no) => {
-  let log = '';
-  const t = setTimeout(() => no(new Error(`server did not start: ${log}`)), 10000);
-  srv.stderr.on('data', (d) => {
-    log += d;
-    const m = /Listening on [^ ]*:(\d+) /.exec(log);
-    if (m) { clearTimeout(t); ok(Number(m[1])); }
-  });
-  srv.on('exit', (c) => no(new Error(`server exited ${c}: ${log}`)));
-});
-const base = `http://127.0.0.1:${port}`;
+const srv = await startServer();
+const base = srv.base;
 const want = ', there was a little girl named Lily. She';
 const opts = { num_predict: 12, temperature: 0 };
 
@@ -139,10 +127,8 @@ try {
 } catch (e) {
   fail++;
   console.error('FAIL: exception', e);
-} finally {
-  srv.kill('SIGTERM');
 }
-const code = await new Promise((r) => srv.on('exit', (c) => r(c)));
+const code = await srv.stop();
 check('server exits 0 on SIGTERM', code === 0, `${code}`);
 console.log(`${pass} passed, ${fail} failed`);
 process.exit(fail ? 1 : 0);
