@@ -132,6 +132,12 @@ typedef struct cli_chat_cfg {
     int  think;                  /* -1 template default, 0 off, 1 on             */
     int  threads;
     bool verbose, no_mmap;
+    /* A running server (cli_client.c) to talk to instead of loading the model here:
+     * then model is MODEL as given (the server resolves it), each turn is a streamed
+     * /api/chat with the conversation so far, and options (Ollama's, the ones the
+     * command line set; borrowed) go with every turn, with those /set adds. */
+    const struct cli_server *server;
+    struct json_t *options;
 } cli_chat_cfg;
 /* Runs the conversation until /bye or Ctrl-D; returns an exit code. */
 int cli_chat(const cli_chat_cfg *cfg);
@@ -162,10 +168,11 @@ int cli_route_eval(int argc, char **argv);     /* cli_route_eval.c (router): `ro
 int cli_serve(int argc, char **argv);
 
 /* ---- a running server (cli_client.c): the CLI as its client, as Ollama's ---------------- */
-typedef struct cli_server {
+typedef struct cli_server cli_server;
+struct cli_server {
     char base[320];     /* "http://127.0.0.1:11434" */
     bool remote;        /* NOOK_HOST is not a loopback literal: another machine */
-} cli_server;
+};
 /* The server NOOK_HOST (else 127.0.0.1:11434) names; CLI_EUSAGE with
  * a message for a malformed value. */
 int cli_server_find(cli_server *s);
@@ -180,6 +187,20 @@ typedef struct cli_client_req {
 } cli_client_req;
 /* POST /api/generate, streamed: the answer to stdout, thinking to stderr (as nook run). */
 int cli_client_generate(const cli_server *s, const cli_client_req *q);
+/* One streamed request to a server on this machine (NDJSON, e.g. /api/chat): every
+ * line's object goes to fn (false stops the transfer), as it arrives. cancel (may be
+ * NULL) aborts it when nonzero (the connection is closed: the server cancels the
+ * generation). Returns 0 (the done:true line came), 1 (cancelled or stopped by fn) or
+ * -1 with msg (transport error, an HTTP error's text, an error line, a cut stream). */
+typedef bool (*cli_obj_fn)(const struct json_t *o, void *ud);
+int cli_client_stream(const cli_server *s, const char *path, const struct json_t *body, cli_obj_fn fn, void *ud,
+                      const volatile int *cancel, char *msg, size_t cap);
+/* MODEL as the server should read it (a local file as its absolute path). */
+void cli_client_model(const cli_server *s, const char *model, char *out, size_t cap);
+/* POST path with a JSON body, the whole answer: its JSON (owned by the caller), or NULL
+ * with msg (transport error, the server's error text). */
+struct json_t *cli_client_post(const cli_server *s, const char *path, const struct json_t *body, long timeout_ms,
+                               char *msg, size_t cap);
 int cli_ps(int argc, char **argv);
 int cli_stop(int argc, char **argv);
 

@@ -23,6 +23,12 @@
  * at the prompt it clears the line; Ctrl-D on an empty line leaves.
  *
  * Generation is the library's loop (nook_generate): nothing here samples or decodes.
+ * With a server running (cli_chat_cfg.server), the same conversation talks to it: no
+ * model is loaded here, each turn is a streamed /api/chat carrying the conversation so
+ * far (the server's prefix cache decodes only what is new), its lines go through the
+ * same printing as the library's events, and Ctrl-C closes the stream (the server
+ * cancels that generation) and returns to the prompt. Everything else (input, /set,
+ * /clear, /save, history) is this one REPL for both backends.
  * Output is word-wrapped to the terminal width as Ollama's CLI does, thinking is
  * printed dimmed between "Thinking..." and "...done thinking.".
  */
@@ -30,6 +36,7 @@
 #include "cli/cli_store.h"
 
 #include <editline/readline.h>
+#include <limits.h>
 #include <jansson.h>
 #include <errno.h>
 #include <pthread.h>
@@ -62,6 +69,10 @@ typedef struct chat_state {
     /* the conversation: role, content, thinking (owned strings) */
     nook_message *msgs;
     int n_msgs;
+    /* a running server instead of a model here (cli_chat_cfg.server) */
+    const cli_server *srv;
+    char srv_model[PATH_MAX + 1];   /* MODEL as the server reads it */
+    json_t *opts;                   /* Ollama's options sent with every turn */
 } chat_state;
 
 static volatile sig_atomic_t g_sigint;
@@ -291,12 +302,71 @@ oom:
     return NULL;
 }
 
-static void turn(chat_state *c, char *user) {
-    if (!push_msg(c, "user", user, NULL)) {
-        nk_free(user);
-        cli_fail(CLI_EFAIL, "the conversation is too long; /clear starts a new one");
-        return;
+/* ---- the server backend: a turn is a streamed /api/chat ---------------------------------- */
+
+/* One NDJSON object of the answer, given to on_event as the library's event would be. */
+static bool on_chat_obj(const json_t *o, void *ud) {
+    turn_out *out = ud;
+    const json_t *msg = json_object_get(o, "message");
+    const json_t *ct = json_object_get(msg, "content"), *th = json_object_get(msg, "thinking");
+    nook_event ev = { .kind = NOOK_EVENT_TOKEN, .id = -1 };
+    if (json_is_string(th)) { ev.thinking = json_string_value(th); ev.thinking_len = json_string_length(th); }
+    if (json_is_string(ct)) { ev.content = json_string_value(ct); ev.content_len = json_string_length(ct); }
+    nook_timings t = { 0 };
+    const char *err = json_string_value(json_object_get(o, "error"));
+    if (json_is_true(json_object_get(o, "done")) || err) {
+        ev.kind = NOOK_EVENT_DONE;
+        const char *why = json_string_value(json_object_get(o, "done_reason"));
+        ev.done_reason = err ? NOOK_DONE_ERROR : why && !strcmp(why, "length") ? NOOK_DONE_LENGTH : NOOK_DONE_STOP;
+        ev.error = err;
+#define NS(k) ((int64_t)json_integer_value(json_object_get(o, k)))
+        t = (nook_timings){ .total_ns = NS("total_duration"), .load_ns = NS("load_duration"),
+                            .prompt_eval_ns = NS("prompt_eval_duration"), .eval_ns = NS("eval_duration"),
+                            .prompt_eval_count = (int)NS("prompt_eval_count"), .eval_count = (int)NS("eval_count") };
+#undef NS
+        ev.timings = &t;
     }
+    return on_event(&ev, out);
+}
+
+/* The request for this turn: the conversation (system first), options, think, format. */
+static json_t *chat_body(const chat_state *c) {
+    json_t *msgs = json_array();
+    if (c->system) json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "system", "content", c->system));
+    for (int i = 0; i < c->n_msgs; i++)
+        json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", c->msgs[i].role, "content", c->msgs[i].content));
+    json_t *b = json_pack("{s:s,s:o,s:b}", "model", c->srv_model, "messages", msgs, "stream", 1);
+    if (!b) return NULL;
+    if (c->think >= 0) json_object_set_new(b, "think", json_boolean(c->think));
+    if (c->format_json) json_object_set_new(b, "format", json_string("json"));
+    if (json_object_size(c->opts)) json_object_set(b, "options", c->opts);
+    return b;
+}
+
+/* The server backend of a turn. Ctrl-C closes the stream (the server cancels the
+ * generation when its client leaves). */
+static nook_status server_turn(chat_state *c, turn_out *o, nook_error *err) {
+    json_t *body = chat_body(c);
+    if (!body) return nk_fail(err, NOOK_ENOMEM, "out of memory");
+    char msg[1024];
+    int rc = cli_client_stream(c->srv, "/api/chat", body, on_chat_obj, o, (const volatile int *)&g_sigint, msg, sizeof msg);
+    json_decref(body);
+    if (rc == 1) {
+        if (o->reason == NOOK_DONE_NONE) o->reason = NOOK_DONE_CANCELLED;
+        return NOOK_OK;
+    }
+    if (rc < 0 && o->reason == NOOK_DONE_NONE && !o->n_content && !o->n_thinking)
+        return nk_fail(err, NOOK_EINVAL, "%s", msg);   /* refused: nothing was answered */
+    if (rc < 0) {
+        if (!o->error[0]) snprintf(o->error, sizeof o->error, "%.500s", msg);
+        o->reason = NOOK_DONE_ERROR;
+    }
+    return NOOK_OK;
+}
+
+/* The in-process backend: the conversation through the chat template (or as plain
+ * text), nook_generate on the session. */
+static nook_status local_turn(chat_state *c, turn_out *o, nook_error *err) {
     const char *tmpl = c->template_src ? c->template_src : nook_model_chat_template(c->m);
     nook_prompt pr = nook_prompt_default();
     pr.template_src = c->template_src;
@@ -305,7 +375,7 @@ static void turn(chat_state *c, char *user) {
     if (tmpl && tmpl[0]) {
         /* the system prompt first, then the turns */
         all = nk_alloc_array((size_t)c->n_msgs + 1, sizeof *all);
-        if (!all) { cli_fail(CLI_EFAIL, "out of memory"); goto undo; }
+        if (!all) return nk_fail(err, NOOK_ENOMEM, "out of memory");
         int k = 0;
         if (c->system) all[k++] = (nook_message){ .role = "system", .content = c->system };
         memcpy(all + k, c->msgs, (size_t)c->n_msgs * sizeof *all);
@@ -314,22 +384,36 @@ static void turn(chat_state *c, char *user) {
         pr.think = c->think;
     } else {
         text = plain_text(c);
-        if (!text) { cli_fail(CLI_EFAIL, "out of memory"); goto undo; }
+        if (!text) return nk_fail(err, NOOK_ENOMEM, "out of memory");
         pr.text = text;
     }
     nook_gen_params gp = c->gp;
     gp.stop = (const char *const *)c->stop;
     gp.n_stop = c->n_stop;
     gp.format = c->format_json ? "json" : NULL;
+    nook_session_truncate(c->s, 0);
+    nook_status st = nook_generate(c->s, &pr, &gp, on_event, o, err);
+    nk_free(all);
+    nk_free(text);
+    return st;
+}
+
+/* One turn, on either backend: the answer is printed as it comes and joins the
+ * conversation (a cancelled one too, as far as it got). */
+static void turn(chat_state *c, char *user) {
+    if (!push_msg(c, "user", user, NULL)) {
+        nk_free(user);
+        cli_fail(CLI_EFAIL, "the conversation is too long; /clear starts a new one");
+        return;
+    }
     turn_out o = { .w = { .width = c->wordwrap ? term_width() : 0 } };
     nook_error err = { 0 };
     g_sigint = 0;
-    nook_session_truncate(c->s, 0);
-    nook_status st = nook_generate(c->s, &pr, &gp, on_event, &o, &err);
-    nk_free(all);
-    nk_free(text);
+    nook_status st = c->srv ? server_turn(c, &o, &err) : local_turn(c, &o, &err);
     bool cancelled = g_sigint != 0 || o.reason == NOOK_DONE_CANCELLED;
     g_sigint = 0;
+    think_close(&o);
+    wrap_flush_word(&o.w);
     if (o.w.col > 0 || o.n_content || o.n_thinking) fputc('\n', stdout);
     fflush(stdout);
     if (st != NOOK_OK && o.reason == NOOK_DONE_NONE) {   /* refused before generating */
@@ -338,20 +422,17 @@ static void turn(chat_state *c, char *user) {
         else cli_fail(CLI_EFAIL, "%s", err.msg);
         nk_free(o.content);
         nk_free(o.thinking);
-        goto undo;
+        nk_free((char *)c->msgs[--c->n_msgs].content);
+        return;
     }
     if (o.reason == NOOK_DONE_ERROR) cli_fail(CLI_EFAIL, "%s", o.error);
-    if (c->verbose) print_metrics(&o.t);
+    if (c->verbose && (!c->srv || !cancelled)) print_metrics(&o.t);
     fputc('\n', stdout);
-    /* the answer joins the conversation (a cancelled one too, as far as it got) */
     if (!o.content) o.content = dup_str("");
     if (!o.content || !push_msg(c, "assistant", o.content, o.thinking)) {
         nk_free(o.content);
         nk_free(o.thinking);
     }
-    return;
-undo:
-    nk_free((char *)c->msgs[--c->n_msgs].content);
 }
 
 /* ---- commands ------------------------------------------------------------------------------ */
@@ -441,6 +522,7 @@ static void set_parameter(chat_state *c, char *args) {
                 json_array_append_new(arr, json_string(c->stop[c->n_stop]));
                 c->n_stop++;
             }
+        if (c->opts && arr) json_object_set(c->opts, "stop", arr);
         if (c->params && arr) json_object_set_new(c->params, "stop", arr);
         else json_decref(arr);
         printf("Set parameter 'stop' to '%s'\n", val);
@@ -469,8 +551,12 @@ static void set_parameter(chat_state *c, char *args) {
     case 7: sp->repeat_last_n = (int)x; break;
     case 8:
         c->sp.n_ctx = (int)x;
-        if (!new_session(c)) return;
+        if (!c->srv && !new_session(c)) return;
         break;
+    }
+    if (c->opts) {   /* the server backend: sent with every turn from now on */
+        bool is_int = i == 1 || i == 4 || i == 5 || i == 7 || i == 8;
+        json_object_set_new(c->opts, name, is_int ? json_integer((json_int_t)x) : json_real(x));
     }
     if (c->params) {   /* kept as /save will write it: integers stay integers */
         bool is_int = i == 1 || i == 4 || i == 5 || i == 7 || i == 8;
@@ -513,8 +599,37 @@ static void cmd_set(chat_state *c, char *args) {
     help_set();
 }
 
+/* /show info and /show template from the server's /api/show. */
+static void show_from_server(chat_state *c, const char *what) {
+    char msg[1024];
+    json_t *b = json_pack("{s:s}", "model", c->srv_model);
+    json_t *j = b ? cli_client_post(c->srv, "/api/show", b, 30000, msg, sizeof msg) : NULL;
+    json_decref(b);
+    if (!j) { cli_fail(CLI_EFAIL, "%s", b ? msg : "out of memory"); return; }
+    if (!strcmp(what, "template")) {
+        const char *t = json_string_value(json_object_get(j, "template"));
+        printf("%s\n", t && t[0] ? t : "No prompt template was specified for this model.");
+    } else {
+        const json_t *d = json_object_get(j, "details"), *mi = json_object_get(j, "model_info");
+        const char *arch = json_string_value(json_object_get(mi, "general.architecture"));
+        char key[128];
+        printf("  Model\n    architecture        %s\n    parameters          %s\n",
+               arch ? arch : "?", json_string_value(json_object_get(d, "parameter_size")) ? json_string_value(json_object_get(d, "parameter_size")) : "?");
+        snprintf(key, sizeof key, "%s.context_length", arch ? arch : "");
+        printf("    context length      %lld\n", (long long)json_integer_value(json_object_get(mi, key)));
+        snprintf(key, sizeof key, "%s.embedding_length", arch ? arch : "");
+        printf("    embedding length    %lld\n", (long long)json_integer_value(json_object_get(mi, key)));
+        printf("    quantization        %s\n    served by           %s\n\n",
+               json_string_value(json_object_get(d, "quantization_level")) ? json_string_value(json_object_get(d, "quantization_level")) : "?",
+               c->srv->base);
+    }
+    json_decref(j);
+}
+
 static void cmd_show(chat_state *c, const char *what) {
-    if (!strcmp(what, "info")) {
+    if (c->srv && (!strcmp(what, "info") || !strcmp(what, "template"))) {
+        show_from_server(c, what);
+    } else if (!strcmp(what, "info")) {
         printf("  Model\n    architecture        %s\n    parameters          %.2fM\n"
                "    context length      %d\n    embedding length    %d\n\n",
                nook_model_arch(c->m), nook_model_n_params(c->m) / 1e6, nook_model_n_ctx_train(c->m),
@@ -529,7 +644,7 @@ static void cmd_show(chat_state *c, const char *what) {
         printf("User defined parameters:\n%-16s %g\n%-16s %d\n%-16s %g\n%-16s %g\n%-16s %g\n%-16s %d\n%-16s %d\n%-16s %d\n",
                "temperature", sp->temperature, "top_k", sp->top_k, "top_p", sp->top_p, "min_p", sp->min_p,
                "repeat_penalty", sp->repeat_penalty, "repeat_last_n", sp->repeat_last_n,
-               "num_predict", c->gp.num_predict, "num_ctx", nook_session_n_ctx(c->s));
+               "num_predict", c->gp.num_predict, "num_ctx", c->s ? nook_session_n_ctx(c->s) : c->sp.n_ctx);
         for (int i = 0; i < c->n_stop; i++) printf("%-16s \"%s\"\n", "stop", c->stop[i]);
     } else {
         help_show();
@@ -585,6 +700,26 @@ static void cmd_save(chat_state *c, const char *name) {
  * first load gets the path the caller resolved; /load resolves a name through the store
  * (the new model's SYSTEM replaces the old one; a TEMPLATE of it is not carried over). */
 static bool load(chat_state *c, const char *what, bool resolve) {
+    if (c->srv) {
+        /* the server loads it: an empty chat is Ollama's preload (and says 404 for an
+         * unknown model); names resolve there */
+        cli_client_model(c->srv, what, c->srv_model, sizeof c->srv_model);
+        if (resolve) {
+            nk_free(c->system);
+            c->system = NULL;
+            set_origin(c, what, NULL);
+        }
+        json_t *b = json_pack("{s:s,s:[]}", "model", c->srv_model, "messages");
+        char msg[1024];
+        spinner sp;
+        spin_start(&sp);
+        json_t *j = b ? cli_client_post(c->srv, "/api/chat", b, 30 * 60 * 1000, msg, sizeof msg) : NULL;
+        spin_stop(&sp);
+        json_decref(b);
+        if (!j) { cli_fail(CLI_EFAIL, "%s", b ? msg : "out of memory"); return false; }
+        json_decref(j);
+        return true;
+    }
     char path[4096];
     snprintf(path, sizeof path, "%s", what);
     if (resolve) {
@@ -681,10 +816,14 @@ int cli_chat(const cli_chat_cfg *cfg) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);   /* no SA_RESTART: a read at the prompt returns */
 
+    if (cfg->server) {
+        c.srv = cfg->server;
+        c.opts = cfg->options ? json_deep_copy(cfg->options) : json_object();
+    }
     if (cfg->system) c.system = dup_str(cfg->system);
     set_origin(&c, cfg->name ? cfg->name : cfg->model, cfg->params);
     if (!load(&c, cfg->model, false)) {
-        nk_free(c.msgs); nk_free(c.system); nk_free(c.name); json_decref(c.params);
+        nk_free(c.msgs); nk_free(c.system); nk_free(c.name); json_decref(c.params); json_decref(c.opts);
         return CLI_EFAIL;
     }
     seed_messages(&c, cfg->messages);
@@ -721,7 +860,7 @@ int cli_chat(const cli_chat_cfg *cfg) {
             else if (!strcmp(cmd, "/show")) cmd_show(&c, arg);
             else if (!strcmp(cmd, "/clear")) {
                 clear_conversation(&c);
-                nook_session_truncate(c.s, 0);
+                if (c.s) nook_session_truncate(c.s, 0);
                 fputs("Cleared session context\n", stdout);
             } else if (!strcmp(cmd, "/save")) {
                 cmd_save(&c, arg);
@@ -730,7 +869,7 @@ int cli_chat(const cli_chat_cfg *cfg) {
                 else {
                     printf("Loading model '%s'\n", arg);
                     clear_conversation(&c);
-                    if (!load(&c, arg, true) && !c.s) { free(line); rc = CLI_EFAIL; break; }
+                    if (!load(&c, arg, true) && !c.s && !c.srv) { free(line); rc = CLI_EFAIL; break; }
                 }
             } else {
                 printf("Unknown command '%s'. Type /? for help\n", cmd);
@@ -748,6 +887,7 @@ int cli_chat(const cli_chat_cfg *cfg) {
     nk_free(c.system);
     nk_free(c.name);
     json_decref(c.params);
+    json_decref(c.opts);
     for (int i = 0; i < c.n_stop; i++) nk_free(c.stop[i]);
     if (c.s) nook_session_free(c.s);
     if (c.m) nook_model_free(c.m);

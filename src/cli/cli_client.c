@@ -110,6 +110,9 @@ static void model_arg(const cli_server *s, const char *model, char *out, size_t 
 typedef struct stream_state {
     char *line;                 /* a partial NDJSON line */
     size_t n, cap;
+    cli_obj_fn on_obj;          /* set: every line's object goes here (cli_client_stream) */
+    void *obj_ud;
+    bool obj_stop;              /* on_obj returned false */
     bool hide, opened, closed, ends_newline, failed, done;
     char error[1024];
     json_t *final;              /* the done:true object */
@@ -139,6 +142,14 @@ static void on_line(stream_state *st, const char *line, size_t n) {
     json_t *o = json_loadb(line, n, 0, NULL);
     if (!o) {
         snprintf(st->error, sizeof st->error, "the server sent a line that is not JSON");
+        return;
+    }
+    if (st->on_obj) {
+        const char *e = json_string_value(json_object_get(o, "error"));
+        if (e) snprintf(st->error, sizeof st->error, "%s", e);
+        if (json_is_true(json_object_get(o, "done"))) st->done = true;
+        if (!st->on_obj(o, st->obj_ud)) st->obj_stop = true;
+        json_decref(o);
         return;
     }
     const char *e = json_string_value(json_object_get(o, "error"));
@@ -174,7 +185,7 @@ static bool on_data(const void *data, size_t n, long status, void *ud) {
         }
         st->line[st->n++] = p[i];
     }
-    return !st->failed;
+    return !st->failed && !st->obj_stop;
 }
 
 static volatile int g_client_cancel;
@@ -279,6 +290,55 @@ int cli_client_generate(const cli_server *s, const cli_client_req *q) {
     nk_free(st.line);
     nk_http_resp_free(&resp);
     return rc;
+}
+
+int cli_client_stream(const cli_server *s, const char *path, const json_t *body, cli_obj_fn fn, void *ud,
+                      const volatile int *cancel, char *msg, size_t cap) {
+    msg[0] = 0;
+    if (s->remote) {   /* the egress ledger covers /api/generate only (cli_client_generate) */
+        snprintf(msg, cap, "only a server on this machine is used for this (NOOK_HOST is %s)", s->base);
+        return -1;
+    }
+    char *text = json_dumps(body, JSON_COMPACT);
+    if (!text) { snprintf(msg, cap, "out of memory"); return -1; }
+    char url[600], auth[512];
+    snprintf(url, sizeof url, "%s%s", s->base, path);
+    const char *hdrs[3] = { "Content-Type: application/json", auth_header(auth, sizeof auth), NULL };
+    stream_state st = { .on_obj = fn, .obj_ud = ud };
+    nk_http_req rq = { .method = "POST", .url = url, .headers = hdrs, .body = text, .body_len = strlen(text),
+                       .connect_timeout_ms = 2000, .stall_ms = 30 * 60 * 1000, .allow_http = true,
+                       .max_redirects = -1, .purpose = "client", .on_data = on_data, .ud = &st, .cancel = cancel };
+    nk_http_resp resp = { 0 };
+    nook_error err = { 0 };
+    nook_status hs = nk_http_do(&rq, &resp, &err);
+    if (st.n && !st.obj_stop && !(cancel && *cancel)) on_line(&st, st.line, st.n);   /* a last line without its newline */
+    free(text);
+    int rc = 0;
+    if ((cancel && *cancel) || st.obj_stop) rc = 1;
+    else if (hs != NOOK_OK) { snprintf(msg, cap, "%s: %s", s->base, err.msg); rc = -1; }
+    else if (resp.status != 200) { error_text(&resp, msg, cap); rc = -1; }
+    else if (st.error[0]) { snprintf(msg, cap, "%s", st.error); rc = -1; }
+    else if (!st.done) { snprintf(msg, cap, "%s: the stream ended before the answer was done", s->base); rc = -1; }
+    nk_free(st.line);
+    nk_http_resp_free(&resp);
+    return rc;
+}
+
+void cli_client_model(const cli_server *s, const char *model, char *out, size_t cap) { model_arg(s, model, out, cap); }
+
+json_t *cli_client_post(const cli_server *s, const char *path, const json_t *body, long timeout_ms, char *msg,
+                        size_t cap) {
+    char *text = json_dumps(body, JSON_COMPACT);
+    if (!text) { snprintf(msg, cap, "out of memory"); return NULL; }
+    nk_http_resp resp;
+    nook_error err = { 0 };
+    json_t *j = NULL;
+    if (call(s, "POST", path, text, timeout_ms, &resp, &err) != NOOK_OK) snprintf(msg, cap, "%s: %s", s->base, err.msg);
+    else if (resp.status != 200) error_text(&resp, msg, cap);
+    else if (!(j = json_loads(resp.body ? resp.body : "", 0, NULL))) snprintf(msg, cap, "%s%s: the answer is not JSON", s->base, path);
+    free(text);
+    nk_http_resp_free(&resp);
+    return j;
 }
 
 /* ---- nook ps / nook stop ----------------------------------------------------------------- */

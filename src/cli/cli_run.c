@@ -277,14 +277,10 @@ static const char *local_only_flag(bool jsonl) {
          : strcmp(o.kv_type, "f16") ? "--kv-cache-type" : o.threads ? "--threads" : o.top_logprobs ? "--top-logprobs" : NULL;
 }
 
-/* `nook run` through a running server (cli_client.c): the options the command line
- * changed go as Ollama's options. */
-static int run_on_server(const cli_server *srv, const run_opts *defaults, char **argv, int npos, bool json_out) {
-    size_t plen = 0;
-    char *prompt = read_prompt(argv, npos, &plen);
-    if (!prompt) return cli_fail(CLI_EFAIL, "run: cannot read the prompt");
-    if (strlen(prompt) != plen) { nk_free(prompt); return cli_fail(CLI_EFAIL, "run: the prompt contains a NUL byte"); }
-    json_t *opts = json_object(), *format = NULL;
+/* The options the command line changed, as Ollama's options object (new; for a server,
+ * which applies the model's Modelfile PARAMETERs under them). */
+static json_t *changed_options(const run_opts *defaults) {
+    json_t *opts = json_object();
     if (o.num_predict != defaults->num_predict) json_object_set_new(opts, "num_predict", json_integer(o.num_predict));
     if (o.temperature != defaults->temperature) json_object_set_new(opts, "temperature", json_real(o.temperature));
     if (o.top_k != defaults->top_k) json_object_set_new(opts, "top_k", json_integer(o.top_k));
@@ -295,6 +291,17 @@ static int run_on_server(const cli_server *srv, const run_opts *defaults, char *
     if (o.seed >= 0) json_object_set_new(opts, "seed", json_integer(o.seed));
     if (o.ctx > 0) json_object_set_new(opts, "num_ctx", json_integer(o.ctx));
     if (o.keep != defaults->keep) json_object_set_new(opts, "num_keep", json_integer(o.keep));
+    return opts;
+}
+
+/* `nook run` through a running server (cli_client.c): the options the command line
+ * changed go as Ollama's options. */
+static int run_on_server(const cli_server *srv, const run_opts *defaults, char **argv, int npos, bool json_out) {
+    size_t plen = 0;
+    char *prompt = read_prompt(argv, npos, &plen);
+    if (!prompt) return cli_fail(CLI_EFAIL, "run: cannot read the prompt");
+    if (strlen(prompt) != plen) { nk_free(prompt); return cli_fail(CLI_EFAIL, "run: the prompt contains a NUL byte"); }
+    json_t *opts = changed_options(defaults), *format = NULL;
     int rc = CLI_OK;
     if (json_out) format = json_string("json");
     else if (o.schema) {
@@ -344,8 +351,8 @@ int cli_run(int argc, char **argv) {
 
     /* A running server (NOOK_HOST; cli_client.c): the answer streams from it, as with
      * Ollama's CLI; none on this machine: in-process, below. Another machine's server
-     * is always used (no fallback). The interactive conversation and in-process-only
-     * flags stay here. */
+     * is always used (no fallback). The interactive conversation talks to a server on
+     * this machine too (cli_chat.c, its server backend); in-process-only flags stay here. */
     cli_server srv;
     if ((rc = cli_server_find(&srv))) return rc;
     bool interactive = npos == 1 && isatty(STDIN_FILENO) && !o.show_prompt && !jsonl;
@@ -355,6 +362,17 @@ int cli_run(int argc, char **argv) {
                         local_flag ? local_flag : "the interactive conversation", srv.base);
     if (!local_flag && !interactive && (srv.remote || cli_server_up(&srv)))
         return run_on_server(&srv, &defaults, argv, npos, json_out);
+    if (!local_flag && interactive && !o.schema && !json_out && cli_server_up(&srv)) {
+        json_t *opts = changed_options(&defaults);
+        nook_gen_params gp;
+        gen_params(&gp, false);
+        cli_chat_cfg cc = { .model = argv[0], .name = argv[0], .think = o.think, .verbose = o.verbose, .gp = gp,
+                            .sp = nook_session_default_params(), .server = &srv, .options = opts };
+        cc.sp.n_ctx = o.ctx;
+        rc = cli_chat(&cc);
+        json_decref(opts);
+        return rc;
+    }
 
     /* MODEL: a path, or a name in the store (pulled first when missing, as Ollama) */
     cli_store_set_insecure(o.insecure);
