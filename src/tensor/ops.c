@@ -202,20 +202,33 @@ void nk_rope_apply(const nk_rope *r, const float *cs, float *x, int n_head, int 
 
 /* ---- matmul -------------------------------------------------------------------- */
 
+/* The matmul kernel choice, decided once per process (issue 9: not a getenv per
+ * matmul): the tensor layer installs AVX-512 kernels only when the CPU has them and
+ * NOOK_NO_SIMD is unset, and this follows its decision; NOOK_NO_GEMM=1 keeps the
+ * vec_dot path, NOOK_NO_RL=1 the one-token kernels for batches (comparisons,
+ * debugging). */
+static bool g_gemm_on, g_rl_on;
+static pthread_once_t g_gemm_once = PTHREAD_ONCE_INIT;
+
+static void gemm_choice_once(void) {
+    const char *no_gemm = getenv("NOOK_NO_GEMM"), *no_rl = getenv("NOOK_NO_RL");
+    g_gemm_on = strcmp(nk_tensor_isa(), "avx512vnni") == 0 && !(no_gemm && no_gemm[0] == '1');
+    g_rl_on = g_gemm_on && !(no_rl && no_rl[0] == '1');
+}
+
+void nk_gemm_reread_env(void) {
+    pthread_once(&g_gemm_once, gemm_choice_once);
+    gemm_choice_once();
+}
+
 const nk_gemm_kernel *nk_gemm_get(uint32_t wtype) {
-    /* the tensor layer installs AVX-512 kernels only when the CPU has them and
-     * NOOK_NO_SIMD is unset; follow its decision */
-    if (strcmp(nk_tensor_isa(), "avx512vnni") != 0) return NULL;
-    /* NOOK_NO_GEMM=1: the vec_dot path (comparisons, debugging) */
-    const char *off = getenv("NOOK_NO_GEMM");
-    if (off && off[0] == '1') return NULL;
-    return nk_gemm_avx512(wtype);
+    pthread_once(&g_gemm_once, gemm_choice_once);
+    return g_gemm_on ? nk_gemm_avx512(wtype) : NULL;
 }
 
 static const nk_gemm_kernel *gemm_batch_get(uint32_t wtype) {
-    if (!nk_gemm_get(wtype)) return NULL;   /* same ISA and NOOK_NO_GEMM rules */
-    const char *off = getenv("NOOK_NO_RL");
-    if (off && off[0] == '1') return NULL;
+    pthread_once(&g_gemm_once, gemm_choice_once);
+    if (!g_rl_on || !nk_gemm_avx512(wtype)) return NULL;   /* same ISA and NOOK_NO_GEMM rules */
     switch (wtype) {
     case NK_TYPE_Q4_K: return nk_gemm_rl_q4_K();
     case NK_TYPE_Q6_K: return nk_gemm_rl_q6_K();

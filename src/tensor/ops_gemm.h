@@ -62,4 +62,8 @@ const nk_gemm_kernel *nk_gemm_rl_q4_0(void);
  * nk_gemm_get's. */
 const nk_gemm_kernel *nk_gemm_pick(uint32_t wtype, int n_tok);
 
+/* NOOK_NO_GEMM and NOOK_NO_RL are read once, at the first matmul. Tests that switch
+ * them inside one process call this after setenv/unsetenv; never while a matmul runs. */
+void nk_gemm_reread_env(void);
+
 #endif /* NOOK_TENSOR_OPS_GEMM_H */

@@ -24,6 +24,7 @@
  * the bits of an uncancelled run.
  */
 #include "model_arch.h"
+#include "tensor/ops_gemm.h"
 
 static char g_path[1024];
 
@@ -204,11 +205,13 @@ static void run_model(const char *what, const char *path, float tol, bool thread
     CHECK(n_vocab <= MAXV);
     g_worst = 0;
     setenv("NOOK_NO_RL", "1", 1);
+    nk_gemm_reread_env();
     run_alone(m, n_vocab);
     run_batched(what, m, n_vocab, 0.0f, 1);
     if (threads2) run_batched(what, m, n_vocab, 0.0f, 2);
     printf("%-16s small-batch kernels: worst relative logit difference batched vs alone %.2e\n", what, g_worst);
     unsetenv("NOOK_NO_RL");
+    nk_gemm_reread_env();
     g_worst = 0;
     run_alone(m, n_vocab);
     run_batched(what, m, n_vocab, tol, threads2 ? 2 : 1);
