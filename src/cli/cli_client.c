@@ -182,6 +182,36 @@ static nook_status ledger_egress(const char *url, const char *model, const char 
     return nk_ledger_egress(*l, &e, ref, err);
 }
 
+/* A request body sent to another machine: its ledger line is written before the send
+ * (nothing is sent when that fails) and completed after. On this machine: nothing. */
+typedef struct remote_send {
+    nk_ledger *ledger;
+    nk_ledger_ref ref;
+} remote_send;
+
+static bool remote_begin(const cli_server *s, const char *url, const json_t *body, const char *text, remote_send *rs,
+                         char *msg, size_t cap) {
+    memset(rs, 0, sizeof *rs);
+    if (!s->remote) return true;
+    nook_error err = { 0 };
+    const char *model = json_string_value(json_object_get(body, "model"));
+    if (ledger_egress(url, model ? model : "", text, &rs->ledger, &rs->ref, &err) != NOOK_OK) {
+        nk_ledger_close(rs->ledger);
+        rs->ledger = NULL;
+        snprintf(msg, cap, "nothing was sent: the egress ledger cannot be written: %s", err.msg);
+        return false;
+    }
+    return true;
+}
+
+static void remote_end(remote_send *rs, const nk_http_resp *resp, const char *error) {
+    if (!rs->ledger) return;
+    nook_error err = { 0 };
+    nk_ledger_complete(rs->ledger, &rs->ref, NULL, resp->status, NULL, 0, -1, 0.0 / 0.0, error, &err);
+    nk_ledger_close(rs->ledger);
+    rs->ledger = NULL;
+}
+
 int cli_client_generate(const cli_server *s, const cli_client_req *q) {
     char model[PATH_MAX + 1];
     model_arg(s, q->model, model, sizeof model);
@@ -276,14 +306,12 @@ int cli_client_generate(const cli_server *s, const cli_client_req *q) {
 int cli_client_stream(const cli_server *s, const char *path, const json_t *body, cli_obj_fn fn, void *ud,
                       const volatile int *cancel, char *msg, size_t cap) {
     msg[0] = 0;
-    if (s->remote) {   /* the egress ledger covers /api/generate only (cli_client_generate) */
-        snprintf(msg, cap, "only a server on this machine is used for this (NOOK_HOST is %s)", s->base);
-        return -1;
-    }
     char *text = json_dumps(body, JSON_COMPACT);
     if (!text) { snprintf(msg, cap, "out of memory"); return -1; }
     char url[600], auth[512];
     snprintf(url, sizeof url, "%s%s", s->base, path);
+    remote_send rs;
+    if (!remote_begin(s, url, body, text, &rs, msg, cap)) { free(text); return -1; }
     const char *hdrs[3] = { "Content-Type: application/json", auth_header(auth, sizeof auth), NULL };
     stream_state st = { .on_obj = fn, .obj_ud = ud };
     nk_http_req rq = { .method = "POST", .url = url, .headers = hdrs, .body = text, .body_len = strlen(text),
@@ -293,6 +321,7 @@ int cli_client_stream(const cli_server *s, const char *path, const json_t *body,
     nook_error err = { 0 };
     nook_status hs = nk_http_do(&rq, &resp, &err);
     if (st.n && !st.obj_stop && !(cancel && *cancel)) on_line(&st, st.line, st.n);   /* a last line without its newline */
+    remote_end(&rs, &resp, hs == NOOK_OK ? NULL : err.msg);
     free(text);
     int rc = 0;
     if ((cancel && *cancel) || st.obj_stop) rc = 1;
@@ -311,10 +340,16 @@ json_t *cli_client_post(const cli_server *s, const char *path, const json_t *bod
                         size_t cap) {
     char *text = json_dumps(body, JSON_COMPACT);
     if (!text) { snprintf(msg, cap, "out of memory"); return NULL; }
+    char url[600];
+    snprintf(url, sizeof url, "%s%s", s->base, path);
+    remote_send rs;
+    if (!remote_begin(s, url, body, text, &rs, msg, cap)) { free(text); return NULL; }
     nk_http_resp resp;
     nook_error err = { 0 };
     json_t *j = NULL;
-    if (call(s, "POST", path, text, timeout_ms, &resp, &err) != NOOK_OK) snprintf(msg, cap, "%s: %s", s->base, err.msg);
+    nook_status hs = call(s, "POST", path, text, timeout_ms, &resp, &err);
+    remote_end(&rs, &resp, hs == NOOK_OK ? NULL : err.msg);
+    if (hs != NOOK_OK) snprintf(msg, cap, "%s: %s", s->base, err.msg);
     else if (resp.status != 200) error_text(&resp, msg, cap);
     else if (!(j = json_loads(resp.body ? resp.body : "", 0, NULL))) snprintf(msg, cap, "%s%s: the answer is not JSON", s->base, path);
     free(text);

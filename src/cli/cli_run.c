@@ -332,12 +332,15 @@ int cli_run(int argc, char **argv) {
     if ((rc = cli_server_find(&srv))) return rc;
     bool interactive = npos == 1 && isatty(STDIN_FILENO) && !o.show_prompt && !jsonl;
     const char *local_flag = local_only_flag(jsonl);
-    if (srv.remote && (local_flag || interactive))
+    const char *remote_refused = local_flag ? local_flag
+                                 : interactive && o.schema ? "--schema in the interactive conversation"
+                                 : interactive && json_out ? "--format json in the interactive conversation" : NULL;
+    if (srv.remote && remote_refused)
         return cli_fail(CLI_EUSAGE, "run: %s works in-process only, not through the server at %s (NOOK_HOST)",
-                        local_flag ? local_flag : "the interactive conversation", srv.base);
+                        remote_refused, srv.base);
     if (!local_flag && !interactive && (srv.remote || cli_server_up(&srv)))
         return run_on_server(&srv, &defaults, argv, npos, json_out);
-    if (!local_flag && interactive && !o.schema && !json_out && cli_server_up(&srv)) {
+    if (!local_flag && interactive && !o.schema && !json_out && (srv.remote || cli_server_up(&srv))) {
         json_t *opts = changed_options(&defaults);
         nook_gen_params gp;
         gen_params(&gp, false);

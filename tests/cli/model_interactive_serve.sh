@@ -6,7 +6,9 @@
 # the work, /set parameter travels with the next turn, """ multi-line input and /clear
 # work, and Ctrl-C in the middle of a reply closes the stream (the server counts a
 # cancelled generation and its active sequences fall to 0) and returns to the prompt
-# with the session still usable. Latency limits are generous (a loaded machine).
+# with the session still usable. Against a server on another machine (NOOK_HOST not a
+# loopback literal) the conversation goes there with each body in the egress ledger.
+# Latency limits are generous (a loaded machine).
 . "$(dirname "$0")/lib.bash"
 . "$(dirname "$0")/serve_lib.bash"
 need_model stories260K.gguf
@@ -29,8 +31,12 @@ wait_count() {   # wait_count TEXT N SECONDS: until the pane shows TEXT N times
 }
 metric() { curl -s "$BASE/metrics" | sed -n "s/^$1 //p"; }
 start() {   # start ARGS...: nook run against the server in a fresh tmux session
+    start_at "127.0.0.1:$PORT" "$@"
+}
+start_at() {   # start_at NOOK_HOST ARGS...
+    local host="$1"; shift
     T kill-session -t t 2>/dev/null
-    T new-session -d -s t -x 100 -y 50 "NOOK_HOST=127.0.0.1:$PORT NOOK_HOME=$NOOK_HOME $NOOK run $* ; echo EXIT=\$?; sleep 60"
+    T new-session -d -s t -x 100 -y 50 "NOOK_HOST=$host NOOK_HOME=$NOOK_HOME $NOOK run $* ; echo EXIT=\$?; sleep 60"
     wait_count ">>> " 1 60 || bad "no prompt after start: $(screen | tail -5)"
 }
 
@@ -94,5 +100,31 @@ fi
 
 T send-keys -t t "/bye" Enter
 wait_count "EXIT=0" 1 20 && ok || bad "/bye: $(screen | tail -3)"
+
+# Another machine's server (a NOOK_HOST that is not a loopback literal; the name
+# resolves to this machine): the conversation goes there, and every body that leaves
+# is in the egress ledger before it is sent, completed after
+rm -f "$NOOK_HOME/egress.jsonl"
+start_at "http://nook-test.localhost:$PORT" "$M" --temperature 0 -n 12
+before=$(metric nook_generated_tokens_total)
+T send-keys -t t "Once upon a time" Enter
+wait_count ">>> " 2 30 && ok || bad "remote turn did not end: $(screen | tail -5)"
+check_contains "remote: the turn streamed from that server" "$(screen)" "there was a little girl"
+check_eq "remote: that server generated it" "$(( $(metric nook_generated_tokens_total) - before ))" 12
+T send-keys -t t "/bye" Enter
+wait_count "EXIT=0" 1 20 && ok || bad "remote /bye: $(screen | tail -3)"
+led="$(cat "$NOOK_HOME/egress.jsonl" 2>/dev/null)"
+check_contains "remote: the chat turn is in the egress ledger" "$led" "nook-test.localhost:$PORT/api/chat"
+check_contains "remote: its prompt was recorded as sent" "$led" '"policy":"client"'
+check_eq "remote: every egress line completed" \
+    "$(grep -c '"kind":"egress"' <<<"$led") $(grep -c '"kind":"complete"' <<<"$led")" \
+    "$(grep -c '"kind":"egress"' <<<"$led") $(grep -c '"kind":"egress"' <<<"$led")"
+run_cmd "$NOOK" audit verify
+check_eq "remote: the ledger verifies" "$rc" 0
+echo '{"type":"string"}' >"$TMP/s.json"
+T kill-session -t t 2>/dev/null
+T new-session -d -s t -x 100 -y 50 "NOOK_HOST=http://nook-test.localhost:$PORT NOOK_HOME=$NOOK_HOME $NOOK run $M --schema $TMP/s.json; echo EXIT=\$?; sleep 60"
+wait_count "EXIT=2" 1 20 && ok || bad "remote interactive --schema not refused: $(screen | tail -3)"
+check_contains "remote: the refusal names it" "$(screen)" "--schema in the interactive conversation works in-process only"
 serve_stop
 finish
