@@ -40,17 +40,22 @@ start_at() {   # start_at NOOK_HOST ARGS...
     wait_count ">>> " 1 60 || bad "no prompt after start: $(screen | tail -5)"
 }
 
+first_turn() {   # first_turn LABEL: the session's first turn, streamed from the server
+    local before
+    before=$(metric nook_generated_tokens_total)
+    T send-keys -t t "Once upon a time" Enter
+    wait_count ">>> " 2 30 && ok || bad "${1}turn 1 did not end: $(screen | tail -5)"
+    check_contains "${1}turn 1 streamed from the server" "$(screen)" "there was a little girl"
+    check_eq "${1}the server generated turn 1" "$(( $(metric nook_generated_tokens_total) - before ))" 12
+}
+
 serve_start NOOK_KEEP_ALIVE=-1
 
 # turn 1 through the server: the in-process answer (model_interactive.sh checks the same text)
 start "$M" --temperature 0 -n 12
 req GET /api/ps
 check_contains "the session preloaded the model on the server" "$body" "$(realpath "$M")"
-before=$(metric nook_generated_tokens_total)
-T send-keys -t t "Once upon a time" Enter
-wait_count ">>> " 2 30 && ok || bad "turn 1 did not end: $(screen | tail -5)"
-check_contains "turn 1 streamed from the server" "$(screen)" "there was a little girl"
-check_eq "the server generated turn 1" "$(( $(metric nook_generated_tokens_total) - before ))" 12
+first_turn ""
 
 # turn 2 carries the conversation so far; /set parameter goes with the next turn
 T send-keys -t t "/set parameter num_predict 3" Enter
@@ -106,11 +111,7 @@ wait_count "EXIT=0" 1 20 && ok || bad "/bye: $(screen | tail -3)"
 # is in the egress ledger before it is sent, completed after
 rm -f "$NOOK_HOME/egress.jsonl"
 start_at "http://nook-test.localhost:$PORT" "$M" --temperature 0 -n 12
-before=$(metric nook_generated_tokens_total)
-T send-keys -t t "Once upon a time" Enter
-wait_count ">>> " 2 30 && ok || bad "remote turn did not end: $(screen | tail -5)"
-check_contains "remote: the turn streamed from that server" "$(screen)" "there was a little girl"
-check_eq "remote: that server generated it" "$(( $(metric nook_generated_tokens_total) - before ))" 12
+first_turn "remote: "
 T send-keys -t t "/bye" Enter
 wait_count "EXIT=0" 1 20 && ok || bad "remote /bye: $(screen | tail -3)"
 led="$(cat "$NOOK_HOME/egress.jsonl" 2>/dev/null)"
