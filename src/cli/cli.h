@@ -115,6 +115,14 @@ int cli_fail_open(const char *path, const char *msg);
  * "12.5ms", "830µs", "2m3.5s". */
 void cli_fmt_duration(char *buf, size_t cap, double ms);
 
+/* Ollama's --verbose summary of one answer (total, load, prompt eval and eval counts,
+ * durations and rates) on stderr: the in-process run, the interactive session and the
+ * run through a server print it from here. */
+void cli_print_timings(const nook_timings *t);
+/* The timings of an Ollama final object (done:true; absent fields are 0). */
+struct json_t;
+nook_timings cli_timings_json(const struct json_t *o);
+
 /* ---- the answer printer of `nook run` (cli_util.c) ---------------------------------------
  * One printer for the in-process run and the run through a server: reasoning goes to
  * stderr between Ollama's CLI lines "Thinking...\n" and "\n...done thinking.\n\n"

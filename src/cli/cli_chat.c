@@ -249,23 +249,6 @@ static bool on_event(const nook_event *ev, void *ud) {
     return !o->failed && !g_sigint;
 }
 
-static void print_metrics(const nook_timings *t) {
-    char b[64];
-    cli_fmt_duration(b, sizeof b, t->total_ns / 1e6);
-    fprintf(stderr, "total duration:       %s\n", b);
-    cli_fmt_duration(b, sizeof b, t->load_ns / 1e6);
-    fprintf(stderr, "load duration:        %s\n", b);
-    fprintf(stderr, "prompt eval count:    %d token(s)\n", t->prompt_eval_count);
-    cli_fmt_duration(b, sizeof b, t->prompt_eval_ns / 1e6);
-    fprintf(stderr, "prompt eval duration: %s\n", b);
-    if (t->prompt_eval_ns > 0)
-        fprintf(stderr, "prompt eval rate:     %.2f tokens/s\n", t->prompt_eval_count / (t->prompt_eval_ns / 1e9));
-    fprintf(stderr, "eval count:           %d token(s)\n", t->eval_count);
-    cli_fmt_duration(b, sizeof b, t->eval_ns / 1e6);
-    fprintf(stderr, "eval duration:        %s\n", b);
-    if (t->eval_ns > 0) fprintf(stderr, "eval rate:            %.2f tokens/s\n", t->eval_count / (t->eval_ns / 1e9));
-}
-
 static char *dup_str(const char *s) {
     size_t n = strlen(s);
     char *d = nk_malloc(n + 1);
@@ -319,11 +302,7 @@ static bool on_chat_obj(const json_t *o, void *ud) {
         const char *why = json_string_value(json_object_get(o, "done_reason"));
         ev.done_reason = err ? NOOK_DONE_ERROR : why && !strcmp(why, "length") ? NOOK_DONE_LENGTH : NOOK_DONE_STOP;
         ev.error = err;
-#define NS(k) ((int64_t)json_integer_value(json_object_get(o, k)))
-        t = (nook_timings){ .total_ns = NS("total_duration"), .load_ns = NS("load_duration"),
-                            .prompt_eval_ns = NS("prompt_eval_duration"), .eval_ns = NS("eval_duration"),
-                            .prompt_eval_count = (int)NS("prompt_eval_count"), .eval_count = (int)NS("eval_count") };
-#undef NS
+        t = cli_timings_json(o);
         ev.timings = &t;
     }
     return on_event(&ev, out);
@@ -426,7 +405,7 @@ static void turn(chat_state *c, char *user) {
         return;
     }
     if (o.reason == NOOK_DONE_ERROR) cli_fail(CLI_EFAIL, "%s", o.error);
-    if (c->verbose && (!c->srv || !cancelled)) print_metrics(&o.t);
+    if (c->verbose && (!c->srv || !cancelled)) cli_print_timings(&o.t);
     fputc('\n', stdout);
     if (!o.content) o.content = dup_str("");
     if (!o.content || !push_msg(c, "assistant", o.content, o.thinking)) {

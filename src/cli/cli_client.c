@@ -274,27 +274,10 @@ int cli_client_generate(const cli_server *s, const cli_client_req *q) {
     if (rc == CLI_OK && q->verbose && st.final) {
         if (!st.out.ends_newline && !isatty(STDOUT_FILENO) && cli_same_file(STDOUT_FILENO, STDERR_FILENO)) fputc('\n', stderr);
         fflush(stdout);
-        const json_t *f = st.final;
-#define NS(k) ((double)json_integer_value(json_object_get(f, k)) / 1e6)
-        char b[64];
         fprintf(stderr, "server:               %s\n", s->base);
-        fprintf(stderr, "done reason: %s\n", str_or(json_object_get(f, "done_reason"), "?"));
-        cli_fmt_duration(b, sizeof b, NS("total_duration"));
-        fprintf(stderr, "total duration:       %s\n", b);
-        cli_fmt_duration(b, sizeof b, NS("load_duration"));
-        fprintf(stderr, "load duration:        %s\n", b);
-        int pc = (int)json_integer_value(json_object_get(f, "prompt_eval_count"));
-        int ec = (int)json_integer_value(json_object_get(f, "eval_count"));
-        double pm = NS("prompt_eval_duration"), em = NS("eval_duration");
-        fprintf(stderr, "prompt eval count:    %d token(s)\n", pc);
-        cli_fmt_duration(b, sizeof b, pm);
-        fprintf(stderr, "prompt eval duration: %s\n", b);
-        if (pm > 0) fprintf(stderr, "prompt eval rate:     %.2f tokens/s\n", pc / (pm / 1e3));
-        fprintf(stderr, "eval count:           %d token(s)\n", ec);
-        cli_fmt_duration(b, sizeof b, em);
-        fprintf(stderr, "eval duration:        %s\n", b);
-        if (em > 0) fprintf(stderr, "eval rate:            %.2f tokens/s\n", ec / (em / 1e3));
-#undef NS
+        fprintf(stderr, "done reason: %s\n", str_or(json_object_get(st.final, "done_reason"), "?"));
+        const nook_timings t = cli_timings_json(st.final);
+        cli_print_timings(&t);
     }
     fflush(stdout);
     json_decref(st.final);

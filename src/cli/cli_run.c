@@ -158,25 +158,6 @@ static bool on_event(const nook_event *ev, void *ud) {
     return !r->out.failed && !g_interrupted;
 }
 
-/* ---- verbose timings (Ollama's api.Metrics.Summary) ------------------------------------- */
-
-static void print_metrics(double total_ms, double load_ms, int p_count, double p_ms,
-                          int e_count, double e_ms) {
-    char b[64];
-    cli_fmt_duration(b, sizeof b, total_ms);
-    fprintf(stderr, "total duration:       %s\n", b);
-    cli_fmt_duration(b, sizeof b, load_ms);
-    fprintf(stderr, "load duration:        %s\n", b);
-    fprintf(stderr, "prompt eval count:    %d token(s)\n", p_count);
-    cli_fmt_duration(b, sizeof b, p_ms);
-    fprintf(stderr, "prompt eval duration: %s\n", b);
-    if (p_ms > 0) fprintf(stderr, "prompt eval rate:     %.2f tokens/s\n", p_count / (p_ms / 1e3));
-    fprintf(stderr, "eval count:           %d token(s)\n", e_count);
-    cli_fmt_duration(b, sizeof b, e_ms);
-    fprintf(stderr, "eval duration:        %s\n", b);
-    if (e_ms > 0) fprintf(stderr, "eval rate:            %.2f tokens/s\n", e_count / (e_ms / 1e3));
-}
-
 /* The generation parameters the options ask for. */
 static void gen_params(nook_gen_params *gp_out, bool jsonl) {
     *gp_out = nook_gen_default_params();
@@ -527,8 +508,7 @@ int cli_run(int argc, char **argv) {
         if (r.context_full) fprintf(stderr, "context full (%d tokens)\n", n_ctx);
         if (g_interrupted) fprintf(stderr, "interrupted\n");
         else fprintf(stderr, "done reason: %s\n", nook_done_reason_str(r.reason));
-        print_metrics(r.t.total_ns / 1e6, r.t.load_ns / 1e6, r.t.prompt_eval_count, r.t.prompt_eval_ns / 1e6,
-                      r.t.eval_count, r.t.eval_ns / 1e6);
+        cli_print_timings(&r.t);
     }
     if (g_interrupted) rc = 130;
 

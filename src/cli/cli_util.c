@@ -6,6 +6,7 @@
 #include "cli/cli_store.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -362,4 +363,29 @@ void cli_out_content(cli_answer_out *o, const char *p, size_t n) {
     cli_out_think_close(o);
     if (fwrite(p, 1, n, stdout) != n || fflush(stdout) != 0) o->failed = true;
     o->ends_newline = p[n - 1] == '\n';
+}
+
+void cli_print_timings(const nook_timings *t) {
+    char b[64];
+    cli_fmt_duration(b, sizeof b, t->total_ns / 1e6);
+    fprintf(stderr, "total duration:       %s\n", b);
+    cli_fmt_duration(b, sizeof b, t->load_ns / 1e6);
+    fprintf(stderr, "load duration:        %s\n", b);
+    fprintf(stderr, "prompt eval count:    %d token(s)\n", t->prompt_eval_count);
+    cli_fmt_duration(b, sizeof b, t->prompt_eval_ns / 1e6);
+    fprintf(stderr, "prompt eval duration: %s\n", b);
+    if (t->prompt_eval_ns > 0)
+        fprintf(stderr, "prompt eval rate:     %.2f tokens/s\n", t->prompt_eval_count / (t->prompt_eval_ns / 1e9));
+    fprintf(stderr, "eval count:           %d token(s)\n", t->eval_count);
+    cli_fmt_duration(b, sizeof b, t->eval_ns / 1e6);
+    fprintf(stderr, "eval duration:        %s\n", b);
+    if (t->eval_ns > 0) fprintf(stderr, "eval rate:            %.2f tokens/s\n", t->eval_count / (t->eval_ns / 1e9));
+}
+
+nook_timings cli_timings_json(const json_t *o) {
+#define NS(k) ((int64_t)json_integer_value(json_object_get(o, k)))
+    return (nook_timings){ .total_ns = NS("total_duration"), .load_ns = NS("load_duration"),
+                           .prompt_eval_ns = NS("prompt_eval_duration"), .eval_ns = NS("eval_duration"),
+                           .prompt_eval_count = (int)NS("prompt_eval_count"), .eval_count = (int)NS("eval_count") };
+#undef NS
 }
