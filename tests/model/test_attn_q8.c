@@ -2,7 +2,11 @@
  * against a double-precision reference of what ggml's flash kernel computes for such
  * a cache: the query quantized to Q8_0 (K's dot partner), scores from the quantized
  * codes, softmax, and the dequantized V rows summed. GQA, several tokens at a causal
- * offset, a sliding window, 1 and 2 threads (bit for bit). */
+ * offset, a sliding window, 1 and 2 threads (bit for bit), depths of hundreds of
+ * positions. Bit for bit also: the scalar description of the per-query path (the
+ * Q8_0 dot, expf, acc = acc * ms + v * w in f32, each product rounded), which the
+ * tiled path must reproduce, and each query decoded alone (one token) against the
+ * same query in the prefill batch. */
 #include "tensor/ops.h"
 #include "tensor/quants.h"
 #include "nk_test.h"
@@ -44,6 +48,48 @@ static void check(int hd, int n_head, int n_head_kv, int n_tok, int pos0, int n_
     a.n_tok = n_tok;
     nk_attention(pool, &a);
     CHECK_MSG(memcmp(out1, out2, sizeof(float) * (size_t)n_tok * n_head * hd) == 0, "hd %d: 1 vs 2 threads differ", hd);
+
+    /* the scalar description, bit for bit; and each query alone (n_tok 1) */
+    float *one = malloc(sizeof(float) * (size_t)n_head * hd), *sacc = malloc(sizeof(float) * hd);
+    uint8_t *qs = malloc(head);
+    float *vrow = malloc(sizeof(float) * hd);
+    int bad = 0, bad_one = 0;
+    for (int t = 0; t < n_tok; t++) {
+        nk_attn a1 = a;
+        a1.n_tok = 1, a1.pos0 = pos0 + t, a1.q = q + (size_t)t * n_head * hd, a1.out = one, a1.scratch = ws2;
+        nk_attention(t % 2 ? pool : NULL, &a1);
+        bad_one += memcmp(one, out1 + (size_t)t * n_head * hd, sizeof(float) * (size_t)n_head * hd) != 0;
+        for (int h = 0; h < n_head; h++) {
+            const int kvh = h / (n_head / n_head_kv), pos = pos0 + t;
+            const int lo = n_swa > 0 && pos - n_swa + 1 > 0 ? pos - n_swa + 1 : 0;
+            q8->from_float(q + ((size_t)t * n_head + h) * hd, qs, hd);
+            float M = -INFINITY, S = 0;
+            memset(sacc, 0, sizeof(float) * hd);
+            for (int j = lo; j <= pos; j++) {
+                float sj;
+                q8->vec_dot(hd, &sj, K + (size_t)j * row + (size_t)kvh * head, qs);
+                sj *= a.scale;
+                float ms = 1, w = 1;
+                if (sj > M) { ms = expf(M - sj); M = sj; } else { w = expf(sj - M); }
+                S = S * ms + w;
+                q8->to_float(V + (size_t)j * row + (size_t)kvh * head, vrow, hd);
+                for (int d = 0; d < hd; d++) {
+                    const float x = sacc[d] * ms;
+                    const float y = vrow[d] * w;
+                    sacc[d] = x + y;
+                }
+            }
+            const float inv = S == 0 ? 0 : 1 / S;
+            for (int d = 0; d < hd; d++) {
+                const float want = sacc[d] * inv;
+                bad += memcmp(&want, &out1[((size_t)t * n_head + h) * hd + d], sizeof want) != 0;
+            }
+        }
+    }
+    CHECK_MSG(bad == 0, "hd %d heads %d/%d tokens %d at %d swa %d: %d outputs differ from the scalar description", hd,
+              n_head, n_head_kv, n_tok, pos0, n_swa, bad);
+    CHECK_MSG(bad_one == 0, "hd %d: %d tokens decoded alone differ from the batch", hd, bad_one);
+    free(one); free(sacc); free(qs); free(vrow);
 
     double maxerr = 0;
     float *qd = malloc(sizeof(float) * hd), *kd = malloc(sizeof(float) * hd), *vd = malloc(sizeof(float) * hd);
@@ -92,5 +138,10 @@ int main(void) {
     check(128, 4, 4, 3, 30, 0);
     check(128, 6, 2, 9, 20, 8);   /* sliding window */
     check(256, 2, 1, 4, 11, 0);
+    /* at depth: tiles over hundreds of positions, windows, GQA 1..8 */
+    check(128, 16, 8, 20, 600, 0);
+    check(64, 8, 1, 9, 700, 0);
+    check(128, 8, 2, 17, 500, 200);
+    check(96, 4, 2, 5, 300, 0);   /* no tiles (hd_v % 64): the per-query path */
     NK_TEST_DONE();
 }
