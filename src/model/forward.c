@@ -34,12 +34,11 @@ static void add_bias(float *y, const nk_tensor *b, int n_tok, int64_t width) {
 /* Per-head RMSNorm (qwen3/gemma3 q/k norms), weights [head_dim] shared by heads. */
 static void head_norm(float *x, const nk_tensor *w, int n_tok, int n_head, int hd, float eps) {
     if (!w->data) return;
-    for (int64_t i = 0; i < (int64_t)n_tok * n_head; i++) nk_rmsnorm(x + i * hd, x + i * hd, w->data, hd, eps);
+    nk_rmsnorm_rows(x, x, (size_t)hd, w->data, hd, n_tok * n_head, eps);
 }
 
 static void rows_norm(float *y, const float *x, const nk_tensor *w, int n_tok, int n, float eps) {
-    for (int t = 0; t < n_tok; t++)
-        nk_rmsnorm(y + (size_t)t * (size_t)n, x + (size_t)t * (size_t)n, w->data, n, eps);
+    nk_rmsnorm_rows(y, x, (size_t)n, w->data, n, n_tok, eps);
 }
 
 /* Write the pass's K and V (after RoPE) into layer l's cache, each row at its

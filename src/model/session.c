@@ -21,6 +21,20 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+
+/* MADV_HUGEPAGE on the 2 MB-aligned pages inside [p, p + n) (large blocks only: the
+ * allocator gives those their own mapping) */
+static void advise_huge(void *p, size_t n) {
+#ifdef MADV_HUGEPAGE
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    if (n < 2 * huge) return;
+    const uintptr_t a = ((uintptr_t)p + huge - 1) & ~(huge - 1), e = ((uintptr_t)p + n) & ~(huge - 1);
+    if (e > a) (void)madvise((void *)a, (size_t)(e - a), MADV_HUGEPAGE);
+#else
+    (void)p, (void)n;
+#endif
+}
 
 nook_session_params nook_session_default_params(void) {
     return (nook_session_params){ .n_ctx = 0, .n_batch = 0, .n_threads = 0, .pooling = NOOK_POOLING_UNSPECIFIED };
@@ -134,6 +148,10 @@ nook_status nook_session_new(const nook_model *m, const nook_session_params *p,
                      (unsigned long long)total, s->n_ctx);
         goto fail;
     }
+    /* Decoding at depth streams the whole cache every step: 4 KiB pages would cost a
+     * TLB miss (a page walk, slow on a VM) every two rows of a head, so the cache asks
+     * for transparent 2 MB pages (advice only: the 2 MB-aligned inside of the block) */
+    advise_huge(s->kv, (size_t)total);
     /* not cleared: positions >= n_past are never read, and touching gigabytes here
      * (8B model, 4096 positions: 1.2 GB) would delay the first token; the pages
      * fault in as decoding writes them */

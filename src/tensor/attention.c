@@ -88,10 +88,28 @@ static bool tile_ok(const nk_attn *a) {
            a->hd_v <= 256;
 }
 
-/* per-thread scratch: the per-query path's or the tiled path's, whichever is larger */
+/* Decoding at depth (dec_task): one token over more than DEC_MIN positions, an f16
+ * cache, tiled head sizes, at most TILE_RMAX query heads per KV head and enough KV
+ * heads to keep every thread busy (else the tiled path, which splits a group). */
+#define DEC_MIN 256
+static bool dec_ok(const nk_attn *a, int nth) {
+    const int lo = a->n_swa > 0 ? NK_MAX(0, a->pos0 - a->n_swa + 1) : 0;
+    return a->n_tok == 1 && tile_ok(a) && a->pos0 + 1 - lo > DEC_MIN && a->n_head / a->n_head_kv <= TILE_RMAX &&
+           a->n_head_kv >= nth;
+}
+/* KV heads per task: about two tasks per thread, at most TILE_RMAX query rows each */
+static int dec_hpt(const nk_attn *a, int nth) {
+    const int hpt = NK_MAX(1, a->n_head_kv / (2 * nth));
+    return NK_MIN(hpt, TILE_RMAX / (a->n_head / a->n_head_kv));
+}
+/* floats per query row of dec_task's accumulators: hd, then M and S, 64-byte rows */
+static size_t dec_head_floats(int hd) { return ((size_t)hd + 2 + 15) & ~(size_t)15; }
+
+/* per-thread scratch: the per-query path's, the tiled path's or decoding's (the tiled
+ * path's and TILE_RMAX accumulator rows), whichever is larger */
 static size_t attn_thread_bytes(int n_ctx, int hd) {
     const size_t plain = 2 * round64((size_t)n_ctx * 4) + 3 * round64((size_t)hd * 4);
-    return NK_MAX(plain, tile_bytes(hd));
+    return NK_MAX(plain, tile_bytes(hd) + round64((size_t)TILE_RMAX * dec_head_floats(hd) * 4));
 }
 
 size_t nk_attn_wsize(int n_threads, int n_ctx, int hd) {
@@ -543,9 +561,236 @@ ATTN_TGT512 static void tile_task(const nk_attn *a, const tile_plan *pl, int tas
             _mm512_storeu_ps(out + d, _mm512_mul_ps(_mm512_loadu_ps(t.acc + (size_t)r * hd_v + d), inv));
     }
 }
+/* ---- decoding at depth: the cache streamed in position order (f16 cache, AVX-512) ----
+ *
+ * One query token over a long cache is a tall, thin problem: a few query rows per KV
+ * head against thousands of positions, bound by reading K and V once. A task is a run
+ * of consecutive KV heads (dec_plan) over all the positions the token sees, walked in
+ * blocks of 16 positions: for each block the K rows of the task's heads (one
+ * contiguous stretch of every cache row) and then their V rows, so each thread streams
+ * its own columns of the cache in order, in 2 MB pages (session.c), with software
+ * prefetch ahead. Per block and KV head: the 16 K rows to f32 (L1), each query row's
+ * 16 scores (the F16 vec_dot's arithmetic, tile_scores' reduction tree), the online
+ * softmax of the 16 positions at once (the running max as a prefix scan, then the
+ * exponentials of the 16 lanes), the sum in position order, and the V accumulation
+ * with the f16 rounding of the scalar description, one pass over all positions.
+ * The cache is not split over its length: ggml's f16 accumulator rounds after every
+ * position, so any cut (flash-decoding's chunks, merged afterwards) gives other bits
+ * than the one pass the tiled prefill and llama.cpp's prefill make (0.1 in log-prob
+ * at 4,300 positions on tests/model/model_long_context), and a request served from
+ * the prefix cache would sample differently from the same request decoded whole. Every
+ * head is independent, so the bits are those of the tiled and per-query paths and do
+ * not depend on the plan or the thread count. */
+#define DEC_B 16
+#define DEC_AHEAD 4   /* blocks prefetched ahead */
+
+/* the 16 scores of one query row (q: f32, rounded to f16 here) against 16 f32 K rows,
+ * in position order, scaled; tile_scores' arithmetic */
+TILE_INLINE __m512 dec_scores16(const int NQ, const float *q, const float *kf, float scale) {
+    __m512 qr[16];
+    TILE_UNROLL
+    for (int i = 0; i < NQ; i++) qr[i] = rt_f16_512(_mm512_loadu_ps(q + 16 * i));
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    __m512 z[4];
+    TILE_UNROLL
+    for (int g = 0; g < 4; g++) {
+        const float *kg = kf + (size_t)(4 * g) * (size_t)(16 * NQ);
+        const __m512 y0 = tile_pair1(tile_dot(NQ, qr, kg), tile_dot(NQ, qr, kg + 16 * NQ));
+        const __m512 y1 = tile_pair1(tile_dot(NQ, qr, kg + 32 * NQ), tile_dot(NQ, qr, kg + 48 * NQ));
+        z[g] = tile_pair2(y0, y1);
+    }
+    const __m512 u0 = _mm512_add_ps(_mm512_shuffle_ps(z[0], z[1], 0x44), _mm512_shuffle_ps(z[0], z[1], 0xEE));
+    const __m512 u1 = _mm512_add_ps(_mm512_shuffle_ps(z[2], z[3], 0x44), _mm512_shuffle_ps(z[2], z[3], 0xEE));
+    const __m512 r = _mm512_add_ps(_mm512_shuffle_ps(u0, u1, 0x88), _mm512_shuffle_ps(u0, u1, 0xDD));
+    return _mm512_mul_ps(_mm512_permutexvar_ps(order, r), _mm512_set1_ps(scale));
+}
+
+ATTN_TGT512 static void dec_scores_any(int hd_k, const float *q, const float *kf, float scale, float *out) {
+    __m512 s;
+    switch (hd_k / 16) {
+    case 2: s = dec_scores16(2, q, kf, scale); break;
+    case 4: s = dec_scores16(4, q, kf, scale); break;
+    case 6: s = dec_scores16(6, q, kf, scale); break;
+    case 8: s = dec_scores16(8, q, kf, scale); break;
+    case 10: s = dec_scores16(10, q, kf, scale); break;
+    case 12: s = dec_scores16(12, q, kf, scale); break;
+    case 14: s = dec_scores16(14, q, kf, scale); break;
+    default: s = dec_scores16(16, q, kf, scale); break;
+    }
+    _mm512_storeu_ps(out, s);
+}
+
+/* lanes shifted up by k (lane i takes lane i - k), the first k lanes fill */
+TILE_INLINE __m512 dec_shift(__m512 x, int k, __m512 fill) {
+    const __m512i idx = _mm512_sub_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                         _mm512_set1_epi32(k));
+    return _mm512_mask_permutexvar_ps(fill, (__mmask16)(0xFFFFu << k), idx, x);
+}
+
+/* The online softmax of one row over n (<= 16) positions with scores x (lanes >= n
+ * unused): the scalar steps "if (s > M) { ms = expf(M - s); M = s; } else w = expf(s -
+ * M); S = S * ms + w" with the running max before each position taken from a prefix
+ * scan (max_ps(a, b) is "a > b ? a : b", the scalar update itself). Writes ms and w
+ * (16 floats each; the caller sums S), returns the bits of the positions whose ms != 1. */
+ATTN_TGT512 static uint32_t dec_softmax(__m512 x, int n, float *M, float *ms, float *w) {
+    const __m512 ninf = _mm512_set1_ps(-INFINITY), one = _mm512_set1_ps(1.0f);
+    const __mmask16 valid = (__mmask16)((1u << n) - 1);
+    x = _mm512_mask_mov_ps(ninf, valid, x);
+    __m512 incl = x;   /* running max of the block through each lane */
+    incl = _mm512_max_ps(incl, dec_shift(incl, 1, ninf));
+    incl = _mm512_max_ps(incl, dec_shift(incl, 2, ninf));
+    incl = _mm512_max_ps(incl, dec_shift(incl, 4, ninf));
+    incl = _mm512_max_ps(incl, dec_shift(incl, 8, ninf));
+    const __m512 m0 = _mm512_set1_ps(*M);
+    /* the running max before each position: the block's prefix, then the old max */
+    const __m512 prev = _mm512_max_ps(dec_shift(incl, 1, ninf), m0);
+    const __mmask16 gt = valid & _mm512_cmp_ps_mask(x, prev, _CMP_GT_OQ);
+    const __m512 arg = _mm512_mask_sub_ps(_mm512_sub_ps(x, prev), gt, prev, x);
+    float e[16];
+    _mm512_storeu_ps(e, arg);
+    tile_expf(e, n);
+    const __m512 ev = _mm512_loadu_ps(e);
+    const __m512 vms = _mm512_mask_mov_ps(one, gt, ev), vw = _mm512_mask_mov_ps(ev, gt, one);
+    _mm512_storeu_ps(ms, vms);
+    _mm512_storeu_ps(w, vw);
+    float last[16];
+    _mm512_storeu_ps(last, _mm512_max_ps(incl, m0));
+    *M = last[15];
+    return (uint32_t)(valid & _mm512_cmp_ps_mask(vms, one, _CMP_NEQ_UQ));
+}
+
+/* The V accumulation of P rows over positions 0..n-1 of a block, D zmm of dims (16 *
+ * D): tile_v's steps with each row's ms and w in its own 16 floats (ms + 16 p) and
+ * every position valid. rescale: per row, the positions whose ms != 1. Each step of a
+ * row is a chain (fma, round to f16 and back) that cannot be reordered, so a call
+ * keeps P * D = 16 chains in flight. */
+TILE_INLINE void dec_v(const int P, const int D, int n, const uint8_t *vb, int d0, size_t v_row,
+                       const float *ms, const float *w, const uint32_t *rescale, float *acc, size_t acc_stride) {
+    __m512 a[4][8];
+    TILE_UNROLL
+    for (int p = 0; p < P; p++)
+        TILE_UNROLL
+        for (int i = 0; i < D; i++) a[p][i] = _mm512_loadu_ps(acc + (size_t)p * acc_stride + 16 * i);
+    uint32_t any = 0;
+    TILE_UNROLL
+    for (int p = 0; p < P; p++) any |= rescale[p];
+    for (int j = 0; j < n; j++) {
+        __m512 v[8];
+        const uint16_t *h = (const uint16_t *)(vb + (size_t)j * v_row) + d0;
+        TILE_UNROLL
+        for (int i = 0; i < D; i++) v[i] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + 16 * i)));
+        if (any >> j & 1)
+            TILE_UNROLL
+            for (int p = 0; p < P; p++)
+                if (rescale[p] >> j & 1) {
+                    const __m512 s = _mm512_set1_ps(ms[16 * p + j]);
+                    TILE_UNROLL
+                    for (int i = 0; i < D; i++)
+                        a[p][i] = rt_f16_512(_mm512_mul_ps(a[p][i], s));
+                }
+        TILE_UNROLL
+        for (int p = 0; p < P; p++) {
+            const __m512 s = _mm512_set1_ps(w[16 * p + j]);
+            TILE_UNROLL
+            for (int i = 0; i < D; i++)
+                a[p][i] = rt_f16_512(_mm512_fmadd_ps(v[i], s, a[p][i]));
+        }
+    }
+    TILE_UNROLL
+    for (int p = 0; p < P; p++)
+        TILE_UNROLL
+        for (int i = 0; i < D; i++) _mm512_storeu_ps(acc + (size_t)p * acc_stride + 16 * i, a[p][i]);
+}
+
+/* D = 8 (128 dims) with up to 2 rows, or D = 4 (64 dims) with up to 4 */
+ATTN_TGT512 static void dec_v_any(int P, int D, int n, const uint8_t *vb, int d0, size_t v_row, const float *ms,
+                                  const float *w, const uint32_t *rescale, float *acc, size_t acc_stride) {
+    if (D == 8) {
+        if (P == 1) dec_v(1, 8, n, vb, d0, v_row, ms, w, rescale, acc, acc_stride);
+        else dec_v(2, 8, n, vb, d0, v_row, ms, w, rescale, acc, acc_stride);
+    } else if (P == 1) dec_v(1, 4, n, vb, d0, v_row, ms, w, rescale, acc, acc_stride);
+    else if (P == 2) dec_v(2, 4, n, vb, d0, v_row, ms, w, rescale, acc, acc_stride);
+    else if (P == 3) dec_v(3, 4, n, vb, d0, v_row, ms, w, rescale, acc, acc_stride);
+    else dec_v(4, 4, n, vb, d0, v_row, ms, w, rescale, acc, acc_stride);
+}
+
+/* Task `task` of segment a under plan (kv0 = task * hpt): its heads' outputs. */
+ATTN_TGT512 static void dec_task(const nk_attn *a, int hpt, int task, void *scratch) {
+    const int group = a->n_head / a->n_head_kv, hd_k = a->hd_k, hd_v = a->hd_v;
+    const int kv0 = task * hpt, kv1 = NK_MIN(kv0 + hpt, a->n_head_kv);
+    const int hd = NK_MAX(hd_k, hd_v);
+    const size_t hf = dec_head_floats(hd);
+    const int lo = a->n_swa > 0 ? NK_MAX(0, a->pos0 - a->n_swa + 1) : 0, j1 = a->pos0 + 1;
+    const tile_ws t = tile_carve(scratch, hd);
+    /* per query row of the task: the f16 accumulator (as f32), then M and S */
+    float *accs = (float *)((uint8_t *)scratch + tile_bytes(hd));
+    const size_t k_head = (size_t)hd_k * 2, v_head = (size_t)hd_v * 2;
+    const size_t k_row = (size_t)a->n_head_kv * k_head, v_row = (size_t)a->n_head_kv * v_head;
+    for (int r = 0; r < (kv1 - kv0) * group; r++) {
+        float *ph = accs + (size_t)r * hf;
+        memset(ph, 0, (size_t)hd_v * sizeof(float));
+        ph[hd_v] = -INFINITY;
+        ph[hd_v + 1] = 0.0f;
+    }
+    /* row blocks of the V accumulation (dec_v_any), as even as they can be */
+    const int D = hd_v % 128 == 0 ? 8 : 4, pmax = D == 8 ? 2 : 4;
+    const int n_blk = (group + pmax - 1) / pmax;
+    for (int b0 = lo; b0 < j1; b0 += DEC_B) {
+        const int n = NK_MIN(DEC_B, j1 - b0);
+        const uint8_t *kblk = (const uint8_t *)a->k + (size_t)b0 * k_row;
+        const uint8_t *vblk = (const uint8_t *)a->v + (size_t)b0 * v_row;
+        /* the rows DEC_AHEAD blocks on: the hardware prefetchers lose a stream that
+         * hops from row to row */
+        const int pf_n = NK_MIN(DEC_B, j1 - (b0 + DEC_AHEAD * DEC_B));
+        for (int j = 0; j < pf_n; j++) {
+            const uint8_t *pk = kblk + (size_t)(DEC_AHEAD * DEC_B + j) * k_row + (size_t)kv0 * k_head;
+            const uint8_t *pv = vblk + (size_t)(DEC_AHEAD * DEC_B + j) * v_row + (size_t)kv0 * v_head;
+            for (size_t o = 0; o < (size_t)(kv1 - kv0) * k_head; o += 64) _mm_prefetch((const char *)pk + o, _MM_HINT_T0);
+            for (size_t o = 0; o < (size_t)(kv1 - kv0) * v_head; o += 64) _mm_prefetch((const char *)pv + o, _MM_HINT_T0);
+        }
+        for (int kvh = kv0; kvh < kv1; kvh++) {
+            tile_kf(hd_k, n, DEC_B, kblk + (size_t)kvh * k_head, k_row, t.kf);
+            float *acc0 = accs + (size_t)(kvh - kv0) * (size_t)group * hf;
+            float *ms = t.ms, *w = t.w;   /* [group][16] */
+            for (int g = 0; g < group; g++) {
+                const int h = kvh * group + g;
+                float *ph = acc0 + (size_t)g * hf;
+                float sc[16];
+                dec_scores_any(hd_k, a->q + (size_t)h * (size_t)hd_k, t.kf, a->scale, sc);
+                t.resc[g] = dec_softmax(_mm512_loadu_ps(sc), n, ph + hd_v, ms + 16 * g, w + 16 * g);
+            }
+            /* the sums S = S * ms + w in position order, the rows' chains interleaved */
+            for (int g0 = 0; g0 < group; g0 += 4) {
+                const int ng = NK_MIN(4, group - g0);
+                float S[4];
+                for (int g = 0; g < ng; g++) S[g] = acc0[(size_t)(g0 + g) * hf + hd_v + 1];
+                for (int j = 0; j < n; j++)
+                    for (int g = 0; g < ng; g++) S[g] = S[g] * ms[16 * (g0 + g) + j] + w[16 * (g0 + g) + j];
+                for (int g = 0; g < ng; g++) acc0[(size_t)(g0 + g) * hf + hd_v + 1] = S[g];
+            }
+            for (int bl = 0, r0 = 0; bl < n_blk; bl++) {
+                const int P = (group - r0) / (n_blk - bl);
+                for (int d = 0; d < hd_v; d += 16 * D)
+                    dec_v_any(P, D, n, vblk + (size_t)kvh * v_head, d, v_row, ms + 16 * r0, w + 16 * r0,
+                              t.resc + r0, acc0 + (size_t)r0 * hf + d, hf);
+                r0 += P;
+            }
+        }
+    }
+    for (int r = 0; r < (kv1 - kv0) * group; r++) {
+        const float *ph = accs + (size_t)r * hf;
+        const float S = ph[hd_v + 1];
+        float *out = a->out + (size_t)(kv0 * group + r) * (size_t)hd_v;
+        const __m512 inv = _mm512_set1_ps(S == 0.0f ? 0.0f : 1.0f / S);
+        for (int d = 0; d < hd_v; d += 16) _mm512_storeu_ps(out + d, _mm512_mul_ps(_mm512_loadu_ps(ph + d), inv));
+    }
+}
 #else
 static void tile_task(const nk_attn *a, const tile_plan *pl, int task, void *scratch) {
     (void)a, (void)pl, (void)task, (void)scratch;
+}
+static void dec_task(const nk_attn *a, int hpt, int task, void *scratch) {
+    (void)a, (void)hpt, (void)task, (void)scratch;
 }
 #endif
 
@@ -560,6 +805,7 @@ typedef struct attn_run {
     nk_pool *ctl;               /* whose abort flag the tasks check (may differ from the run's pool) */
     int first[ATTN_MAX_SEG + 1];   /* tasks of segment i: [first[i], first[i+1]) */
     tile_plan plan[ATTN_MAX_SEG];  /* tiled path: each segment's tasks */
+    int dec[ATTN_MAX_SEG];         /* > 0: decoding at depth, KV heads per task (dec_task) */
     atomic_int next;
 } attn_run;
 
@@ -581,7 +827,8 @@ static void attn_tile_fn(void *ctx, int ith, int nth) {
     for (int task; (task = atomic_fetch_add_explicit(&run->next, 1, memory_order_relaxed)) < n_task;) {
         if (nk_pool_should_stop(run->ctl, ith)) return;
         const int sg = attn_seg_of(run, task);
-        tile_task(&run->segs[sg], &run->plan[sg], task - run->first[sg], ws);
+        if (run->dec[sg]) dec_task(&run->segs[sg], run->dec[sg], task - run->first[sg], ws);
+        else tile_task(&run->segs[sg], &run->plan[sg], task - run->first[sg], ws);
     }
 }
 
@@ -720,8 +967,12 @@ void nk_attention_multi(nk_pool *pool, const nk_attn *segs, int n_seg) {
         run.first[0] = 0;
         for (int i = 0; i < run.n_seg; i++) {
             const nk_attn *a = &run.segs[i];
-            if (run.tiled) run.plan[i] = tile_plan_make(a, use ? nk_pool_size(use) : 1);
-            run.first[i + 1] = run.first[i] + (run.tiled ? run.plan[i].n_task : a->n_tok * a->n_head);
+            const int nth = use ? nk_pool_size(use) : 1;
+            run.dec[i] = run.tiled && dec_ok(a, nth) ? dec_hpt(a, nth) : 0;
+            if (run.tiled) run.plan[i] = tile_plan_make(a, nth);
+            run.first[i + 1] = run.first[i] + (run.dec[i]     ? (a->n_head_kv + run.dec[i] - 1) / run.dec[i]
+                                               : run.tiled ? run.plan[i].n_task
+                                                           : a->n_tok * a->n_head);
         }
         atomic_init(&run.next, 0);
         nk_pool_run(use, run.tiled ? attn_tile_fn : attn_fn, &run);

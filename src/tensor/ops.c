@@ -35,6 +35,123 @@ void nk_rmsnorm(float *y, const float *x, const float *w, int n, float eps) {
     }
 }
 
+/* Scale rows r0..r1 of a group whose sums are done (ggml's float steps). */
+static void rmsnorm_apply(float *y, const float *x, size_t stride, const float *w, int n, const double *sum, int R,
+                          float eps) {
+    for (int r = 0; r < R; r++) {
+        const float mean = (float)(sum[r] / n);
+        const float scale = 1.0f / sqrtf(mean + eps);
+        float *yr = y + (size_t)r * stride;
+        const float *xr = x + (size_t)r * stride;
+        if (w) {
+            for (int i = 0; i < n; i++) yr[i] = (xr[i] * scale) * w[i];
+        } else {
+            for (int i = 0; i < n; i++) yr[i] = xr[i] * scale;
+        }
+    }
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define NK_HAVE_SUMS8 1
+/* The sums of squares of 8 rows, each the sequential chain nk_rmsnorm adds (float
+ * square, widened, added in double in element order), the 8 chains in the lanes of
+ * two double vectors: 8 x 8 blocks of squares are transposed so that one vector add
+ * takes element i of every row. One add per element and 8 rows instead of one per
+ * element and row, and the chain's latency is paid once for the 8. */
+__attribute__((target("avx2,fma"))) static void sums8_avx2(const float *const *row, int n, double *out) {
+    __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 r[8];
+        for (int k = 0; k < 8; k++) {
+            const __m256 v = _mm256_loadu_ps(row[k] + i);
+            r[k] = _mm256_mul_ps(v, v);
+        }
+        const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+        const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+        const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+        const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+        /* c[j] lane k = square of row k's element i + j */
+        const __m256 c[8] = {
+            _mm256_permute2f128_ps(u0, u4, 0x20), _mm256_permute2f128_ps(u1, u5, 0x20),
+            _mm256_permute2f128_ps(u2, u6, 0x20), _mm256_permute2f128_ps(u3, u7, 0x20),
+            _mm256_permute2f128_ps(u0, u4, 0x31), _mm256_permute2f128_ps(u1, u5, 0x31),
+            _mm256_permute2f128_ps(u2, u6, 0x31), _mm256_permute2f128_ps(u3, u7, 0x31),
+        };
+        for (int j = 0; j < 8; j++) {
+            lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(c[j])));
+            hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(c[j], 1)));
+        }
+    }
+    for (; i < n; i++) {
+        float sq[8];
+        for (int k = 0; k < 8; k++) {
+            const float v = row[k][i];
+            sq[k] = v * v;
+        }
+        lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm_loadu_ps(sq)));
+        hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm_loadu_ps(sq + 4)));
+    }
+    _mm256_storeu_pd(out, lo);
+    _mm256_storeu_pd(out + 4, hi);
+}
+
+/* rmsnorm_apply's products, 8 lanes at a time (the same two float multiplies per
+ * element, in the same order). */
+__attribute__((target("avx2,fma"))) static void apply8_avx2(float *y, const float *x, size_t stride, const float *w,
+                                                             int n, const double *sum, int R, float eps) {
+    for (int r = 0; r < R; r++) {
+        const float mean = (float)(sum[r] / n);
+        const float scale = 1.0f / sqrtf(mean + eps);
+        const __m256 sc = _mm256_set1_ps(scale);
+        float *yr = y + (size_t)r * stride;
+        const float *xr = x + (size_t)r * stride;
+        int i = 0;
+        for (; i + 8 <= n; i += 8) {
+            const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(xr + i), sc);
+            _mm256_storeu_ps(yr + i, w ? _mm256_mul_ps(v, _mm256_loadu_ps(w + i)) : v);
+        }
+        for (; i < n; i++) yr[i] = w ? (xr[i] * scale) * w[i] : xr[i] * scale;
+    }
+}
+#endif
+
+void nk_rmsnorm_rows(float *y, const float *x, size_t stride, const float *w, int n, int rows, float eps) {
+    int r = 0;
+#ifdef NK_HAVE_SUMS8
+    if (rows >= 2 && strncmp(nk_tensor_isa(), "avx", 3) == 0) {
+        /* groups of 8; a last group of 2..7 rows reads its first row in the unused
+         * lanes (their sums are dropped) */
+        for (; r + 2 <= rows; r += 8) {
+            const int R = NK_MIN(8, rows - r);
+            const float *row[8];
+            for (int k = 0; k < 8; k++) row[k] = x + (size_t)(r + (k < R ? k : 0)) * stride;
+            double sum[8];
+            sums8_avx2(row, n, sum);
+            apply8_avx2(y + (size_t)r * stride, x + (size_t)r * stride, stride, w, n, sum, R, eps);
+        }
+        r = NK_MIN(r, rows);
+    }
+#endif
+    /* the rest: 4 rows' scalar chains side by side (same order per row), then one */
+    for (; r + 4 <= rows; r += 4) {
+        const float *xr = x + (size_t)r * stride;
+        double sum[4] = { 0 };
+        for (int i = 0; i < n; i++)
+            for (int k = 0; k < 4; k++) {
+                const float v = xr[(size_t)k * stride + (size_t)i];
+                sum[k] += (double)(v * v);
+            }
+        rmsnorm_apply(y + (size_t)r * stride, xr, stride, w, n, sum, 4, eps);
+    }
+    for (; r < rows; r++) nk_rmsnorm(y + (size_t)r * stride, x + (size_t)r * stride, w, n, eps);
+}
+
 void nk_swiglu(float *g, const float *up, size_t n) {
     for (size_t i = 0; i < n; i++) {
         const float x = g[i];
@@ -115,10 +232,16 @@ static void glu_fn(void *ctx, int ith, int nth) {
     else nk_swiglu(j->g + a, j->up + a, b - a);
 }
 
+/* Below this many elements the GLU runs on the caller. One row of qwen3-0.6b's FFN
+ * (3,072) takes ~7 us of expf, about what waking the other thread saves; 4 rows
+ * (12,288, ~26 us) ran serially under the old 16,384 threshold while the other
+ * thread waited, ~0.7 ms of a 4-sequence decode step. */
+#define NK_GLU_PAR_MIN 4096
+
 void nk_glu(nk_pool *pool, bool gelu, float *gate_out, const float *up, size_t n) {
     if (gelu) pthread_once(&g_gelu_once, gelu_table_init);
     glu_job j = { gate_out, up, n, gelu };
-    nk_pool_run(n < 16384 ? NULL : pool, glu_fn, &j);
+    nk_pool_run(n < NK_GLU_PAR_MIN ? NULL : pool, glu_fn, &j);
 }
 
 void nk_add(float *y, const float *x, size_t n) {
@@ -330,6 +453,10 @@ typedef struct mm_job {
  * weight rows (in L1) meet each of them. */
 #define MM_TILE_TOK 64
 
+/* Batches of fewer tokens than this are decode steps (several sequences), not
+ * prompts: chunked like one token. */
+#define MM_SMALL_TOK 16
+
 /* Waking the workers and joining them costs a few microseconds (much more on a busy
  * machine), so products smaller than this many multiply-adds run on the caller. */
 #define NK_PAR_MIN_WORK 65536.0
@@ -478,8 +605,11 @@ void nk_matmul_n(nk_pool *pool, int n_w, const nk_tensor *const *W, const float 
     }
 
     /* Chunks of weight rows; at least 4 per thread so that a descheduled thread's
-     * range can be shared out. Multiples of 4 rows keep the kernels' tiles full. */
-    int64_t chunk = n_tok == 1 ? 64 : 16;
+     * range can be shared out. Multiples of 4 rows keep the kernels' tiles full.
+     * Decode-sized batches take 64 rows as one token does: their kernels go a row
+     * (or 16) at a time anyway, and 16-row chunks meant ~9,500 claims for the output
+     * projection alone in every step of several sequences. */
+    int64_t chunk = n_tok < MM_SMALL_TOK ? 64 : 16;
     int64_t total = 0;
     for (int i = 0; i < n_w; i++) total += (W[i]->ne[1] + chunk - 1) / chunk;
     if (total < 4 * nth) chunk = NK_MAX(4, ((max_rows + 4 * nth - 1) / (4 * nth) + 3) / 4 * 4);

@@ -38,6 +38,11 @@ void nk_get_rows(const nk_tensor *table, const int32_t *ids, int n, float *out);
 
 /* y = x / sqrt(mean(x^2) + eps) * w (w may be NULL), n elements; y may alias x. */
 void nk_rmsnorm(float *y, const float *x, const float *w, int n, float eps);
+/* nk_rmsnorm on `rows` rows of n elements, row r at x + r * stride (y alike; y may
+ * alias x), the same bits as one call per row. The per-row sums are chains of
+ * dependent double adds (ggml's order, one after another), so one row is bound by
+ * the add latency; this runs 8 rows' chains side by side (each chain unchanged). */
+void nk_rmsnorm_rows(float *y, const float *x, size_t stride, const float *w, int n, int rows, float eps);
 
 /* x = silu(gate) * up, elementwise over n (as ggml_swiglu). */
 void nk_swiglu(float *gate_out, const float *up, size_t n);

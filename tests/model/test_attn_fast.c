@@ -4,9 +4,11 @@
  * otherwise) must give exactly the bits of the scalar description of ggml's flash
  * kernel: scores by the installed F16 dot of the f16-rounded query, an online softmax
  * with libm's expf, and a V accumulator rounded to f16 after every rescale and every
- * multiply-add, divided by the sum at the end. Covers GQA groups of 1 to 32, prompts
+ * multiply-add, divided by the sum at the end, one pass over all positions.
+ * Covers GQA groups of 1 to 32, prompts
  * from position 0 over several K chunks and tiles, decoding (one token), sliding
- * windows and thread-count independence. On CPUs without AVX-512 it checks the
+ * windows, decoding at depth (one token over hundreds of positions: dec_task, alone
+ * and beside prefill segments in one run) and thread-count independence. On CPUs without AVX-512 it checks the
  * generic path against the same description.
  */
 #include "nk_test.h"
@@ -96,6 +98,54 @@ static void check_f16_row(void) {
     CHECK_MSG(bad == 0, "f32->f16 rows: %d of %d differ", bad, N);
 }
 
+/* The bits of a query do not depend on how the tokens were batched: N queries
+ * prefilled at once, the same in odd pieces, and the last ones decoded one at a time
+ * (decoding at depth) beside a prefill piece of another sequence in one run
+ * (nk_attention_multi), at 1 and 2 threads, all give the same outputs. */
+static void check_split_vs_prefill(void) {
+    enum { HD = 128, NH = 16, NKV = 8, N = 777 };
+    const size_t row = (size_t)NKV * HD, qrow = (size_t)NH * HD;
+    float *q = malloc(sizeof(float) * N * qrow), *full = malloc(sizeof(float) * N * qrow);
+    float *got = malloc(sizeof(float) * N * qrow);
+    uint16_t *k = malloc(2 * N * row), *v = malloc(2 * N * row);
+    for (size_t i = 0; i < N * qrow; i++) q[i] = frand() * 3;
+    for (size_t i = 0; i < N * row; i++) k[i] = nk_fp32_to_fp16(frand() * 2), v[i] = nk_fp32_to_fp16(frand());
+    void *ws = nk_aligned_alloc(nk_attn_wsize(2, N, HD));
+    const nk_attn base = { .n_head = NH, .n_head_kv = NKV, .hd_k = HD, .hd_v = HD, .n_ctx = N,
+                           .scale = 1.0f / sqrtf((float)HD), .kv_type = NK_TYPE_F16, .flash = true,
+                           .k = k, .v = v, .scratch = ws };
+    nk_attn a = base;
+    a.n_tok = N, a.q = q, a.out = full;
+    nk_attention(NULL, &a);
+    nk_pool *p2 = NULL;
+    nk_pool_new(2, &p2, NULL);
+    for (int th = 1; th <= 2; th++) {
+        nk_pool *pool = th == 1 ? NULL : p2;
+        /* odd pieces, each beside the decode of one of the last tokens */
+        memset(got, 0, sizeof(float) * N * qrow);
+        int t = 0, piece = 1, dec = N - 1;
+        while (t < N - 20) {
+            const int n = NK_MIN(piece, N - 20 - t);
+            nk_attn seg[2] = { base, base };
+            seg[0].n_tok = n, seg[0].pos0 = t, seg[0].q = q + (size_t)t * qrow, seg[0].out = got + (size_t)t * qrow;
+            seg[1].n_tok = 1, seg[1].pos0 = dec, seg[1].q = q + (size_t)dec * qrow, seg[1].out = got + (size_t)dec * qrow;
+            nk_attention_multi(pool, seg, dec >= N - 20 ? 2 : 1);
+            if (dec >= N - 20) dec--;
+            t += n;
+            piece = piece * 3 % 61 + 1;
+        }
+        for (; dec >= N - 20; dec--) {   /* the rest alone */
+            nk_attn d1 = base;
+            d1.n_tok = 1, d1.pos0 = dec, d1.q = q + (size_t)dec * qrow, d1.out = got + (size_t)dec * qrow;
+            nk_attention(pool, &d1);
+        }
+        CHECK_MSG(memcmp(got, full, sizeof(float) * N * qrow) == 0, "%d threads: pieces + split decoding differ from one prefill", th);
+    }
+    nk_pool_free(p2);
+    nk_aligned_free(ws);
+    free(q); free(full); free(got); free(k); free(v);
+}
+
 int main(void) {
     nk_tensor_init();
     check_f16_row();
@@ -117,5 +167,22 @@ int main(void) {
     check_shape(128, 0, 16, 8, 1, 200, 260);
     check_shape(256, 30, 4, 1, 1, 90, 100);
     check_shape(96, 0, 4, 2, 11, 5, 20);
+    /* at depth: prefill tiles and decoding at depth (dec_task) over hundreds of
+     * positions, windows, head sizes 64..256 and 80/96 (no tiles), GQA 1..16 */
+    check_shape(128, 0, 16, 8, 1, 700, 701);
+    check_shape(128, 0, 16, 8, 40, 600, 640);
+    check_shape(64, 0, 8, 1, 1, 1030, 1031);
+    check_shape(64, 0, 8, 1, 23, 1000, 1023);
+    check_shape(256, 0, 8, 4, 1, 513, 514);
+    check_shape(256, 300, 8, 4, 19, 500, 519);
+    check_shape(128, 300, 16, 2, 1, 900, 901);
+    check_shape(128, 0, 4, 4, 1, 255, 256);
+    check_shape(128, 0, 4, 4, 1, 256, 257);
+    check_shape(64, 0, 32, 2, 1, 400, 401);
+    check_shape(128, 0, 14, 2, 1, 333, 334);
+    check_shape(64, 0, 8, 2, 300, 0, 300);
+    check_shape(96, 0, 4, 2, 1, 600, 601);
+    check_shape(80, 100, 4, 2, 9, 600, 609);
+    check_split_vs_prefill();
     NK_TEST_DONE();
 }

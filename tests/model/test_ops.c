@@ -24,6 +24,29 @@ static void test_rmsnorm(void) {
     CHECK_EQ_INT(bad, 0);
 }
 
+/* nk_rmsnorm_rows (8 rows' sums side by side) gives nk_rmsnorm's bits for every row,
+ * for every group split (8, 4, 2, 1 rows), with and without weights, in place too. */
+static void test_rmsnorm_rows(void) {
+    static const int rows[] = { 1, 2, 3, 5, 7, 8, 13, 24, 31 }, ns[] = { 37, 128 };
+    enum { MAXR = 31, MAXN = 128, STRIDE = 131 };
+    static float x[MAXR * STRIDE], y[MAXR * STRIDE], z[MAXR * STRIDE], w[MAXN];
+    int bad = 0;
+    for (size_t a = 0; a < sizeof rows / sizeof rows[0]; a++)
+        for (size_t b = 0; b < 2; b++)
+            for (int use_w = 0; use_w < 2; use_w++) {
+                const int R = rows[a], n = ns[b];
+                for (int i = 0; i < MAXR * STRIDE; i++) x[i] = frand() * (1.0f + (float)(i % 7));
+                for (int i = 0; i < n; i++) w[i] = frand();
+                const float *wp = use_w ? w : NULL;
+                for (int r = 0; r < R; r++) nk_rmsnorm(z + r * STRIDE, x + r * STRIDE, wp, n, 1e-6f);
+                nk_rmsnorm_rows(y, x, STRIDE, wp, n, R, 1e-6f);
+                for (int r = 0; r < R; r++) bad += memcmp(y + r * STRIDE, z + r * STRIDE, sizeof(float) * (size_t)n) != 0;
+                nk_rmsnorm_rows(x, x, STRIDE, wp, n, R, 1e-6f);   /* in place */
+                for (int r = 0; r < R; r++) bad += memcmp(x + r * STRIDE, z + r * STRIDE, sizeof(float) * (size_t)n) != 0;
+            }
+    CHECK_EQ_INT(bad, 0);
+}
+
 static void test_rope(void) {
     for (int mode = 0; mode <= 2; mode += 2) {
         nk_rope r = { .mode = mode, .n_rot = 8, .freq_base = 10000.0f, .freq_scale = 1.0f,
@@ -162,6 +185,7 @@ static void test_attention(uint32_t kv_type, bool flash, double tol) {
 int main(void) {
     nk_tensor_init();
     test_rmsnorm();
+    test_rmsnorm_rows();
     test_rope();
     test_matmul(NK_TYPE_F32, 1e-4);
     test_matmul(NK_TYPE_F16, 0.05);   /* activations rounded to f16: ~256 * 2^-11 worst case */

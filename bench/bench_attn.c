@@ -1,0 +1,87 @@
+/*
+ * bench_attn.c: single-token (decode) attention over a long f16 cache, as one layer of
+ * a model decodes it, with the cache in 2 MB pages (MADV_HUGEPAGE, as a session
+ * allocates it) or 4 KiB pages. Prints the best time of R calls (the minimum filters
+ * out time stolen by other processes on a shared machine), the CPU time of that call
+ * and the cache bytes read per second.
+ *
+ * Build and run (from the repository root, after building build/):
+ *   cc -O2 -std=c11 -D_GNU_SOURCE -Iinclude -Isrc bench/bench_attn.c build/libnook_tensor.a \
+ *      build/libnook_base.a -lm -lpthread -o /tmp/bench_attn && /tmp/bench_attn 4096 16 8 128 2
+ * To compare with another version of the kernel, put its attention.c (compiled with the
+ * same flags) before the library on the command line: its symbols win.
+ * Arguments: N_KV N_HEAD N_HEAD_KV HEAD_DIM THREADS [REPS=50]
+ * The cache spans LAYERS (8) copies so that it does not sit in the L3 cache between calls.
+ */
+#include "tensor/ops.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#define LAYERS 8
+
+static double cpu_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* best wall time per layer; *cpu: the CPU time (all threads, spinning included) of that rep */
+static double run(nk_pool *pool, nk_attn *a, uint8_t *k, uint8_t *v, size_t layer_bytes, int reps, double *cpu) {
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        const double t0 = nk_time_ms(), c0 = cpu_ms();
+        for (int l = 0; l < LAYERS; l++) {
+            a->k = k + (size_t)l * layer_bytes;
+            a->v = v + (size_t)l * layer_bytes;
+            nk_attention(pool, a);
+        }
+        const double t = (nk_time_ms() - t0) / LAYERS;
+        if (t < best) best = t, *cpu = (cpu_ms() - c0) / LAYERS;
+    }
+    return best;
+}
+
+static uint8_t *cache(size_t n, int huge) {
+    uint8_t *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) exit(1);
+    (void)madvise(p, n, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+    uint16_t *h = (uint16_t *)p;
+    for (size_t i = 0; i < n / 2; i++) h[i] = nk_fp32_to_fp16((float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f);
+    return p;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 6) {
+        fprintf(stderr, "usage: %s N_KV N_HEAD N_HEAD_KV HEAD_DIM THREADS [REPS]\n", argv[0]);
+        return 2;
+    }
+    const int n_kv = atoi(argv[1]), nh = atoi(argv[2]), nkv = atoi(argv[3]), hd = atoi(argv[4]), nth = atoi(argv[5]);
+    const int reps = argc > 6 ? atoi(argv[6]) : 50;
+    nk_tensor_init();
+    nk_pool *pool = NULL;
+    if (nth > 1 && nk_pool_new(nth, &pool, NULL)) return 1;
+    const size_t layer_bytes = (size_t)n_kv * (size_t)nkv * (size_t)hd * 2;
+    float *q = malloc(sizeof(float) * (size_t)nh * (size_t)hd), *out = malloc(sizeof(float) * (size_t)nh * (size_t)hd);
+    for (int i = 0; i < nh * hd; i++) q[i] = (float)(i % 17) / 17.0f - 0.5f;
+    void *ws = nk_aligned_alloc(nk_attn_wsize(nth, n_kv, hd));
+    printf("n_kv %d, heads %d/%d, hd %d, %d threads: %.1f MB of K+V per layer\n", n_kv, nh, nkv, hd, nth,
+           2.0 * (double)layer_bytes / 1e6);
+    for (int huge = 1; huge >= 0; huge--) {
+        uint8_t *k = cache(layer_bytes * LAYERS, huge), *v = cache(layer_bytes * LAYERS, huge);
+        nk_attn a = { .n_tok = 1, .pos0 = n_kv - 1, .n_head = nh, .n_head_kv = nkv, .hd_k = hd, .hd_v = hd,
+                      .n_ctx = n_kv, .scale = 0.088f, .kv_type = NK_TYPE_F16, .flash = true, .q = q,
+                      .out = out, .scratch = ws };
+        double cpu = 0;
+        const double ms = run(pool, &a, k, v, layer_bytes, reps, &cpu);
+        printf("  %-8s %8.3f ms/layer (cpu %.3f)  %6.1f GB/s\n", huge ? "2MB" : "4KiB", ms, cpu,
+               2.0 * (double)layer_bytes / ms / 1e6);
+        munmap(k, layer_bytes * LAYERS);
+        munmap(v, layer_bytes * LAYERS);
+    }
+    nk_pool_free(pool);
+    return 0;
+}
