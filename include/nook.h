@@ -172,9 +172,10 @@ typedef struct nook_session nook_session;
 
 /* KV cache element types (llama.cpp's --cache-type-k/-v; Ollama's
  * OLLAMA_KV_CACHE_TYPE). Q8_0 halves the cache (34 bytes per 32 values instead of
- * 64) at a small cost in accuracy; it needs flash attention and head sizes that are
- * multiples of 32, as in llama.cpp. */
-typedef enum nook_kv_type { NOOK_KV_F16 = 0, NOOK_KV_Q8_0, NOOK_KV_F32 } nook_kv_type;
+ * 64) at a small cost in accuracy, Q4_0 quarters it (18 bytes) at a larger one
+ * (docs/performance.md measures both); they need flash attention and head sizes
+ * that are multiples of 32, as in llama.cpp. */
+typedef enum nook_kv_type { NOOK_KV_F16 = 0, NOOK_KV_Q8_0, NOOK_KV_F32, NOOK_KV_Q4_0 } nook_kv_type;
 
 /* How nook_session_embeddings_seq pools a sequence's hidden states (the output of
  * the final norm, as llama.cpp's embeddings): UNSPECIFIED takes the model's

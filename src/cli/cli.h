@@ -62,7 +62,7 @@ void cli_usage(const cli_verb_info *v, FILE *out);
 /* Prints "nook: <message>\n" on stderr and returns code. The message is one line:
  * newlines in it are printed as spaces. */
 int cli_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* --kv-cache-type NAME ("f16", "q8_0", "f32") into *out; CLI_EUSAGE (reported) otherwise. */
+/* --kv-cache-type NAME ("f16", "q8_0", "q4_0", "f32") into *out; CLI_EUSAGE (reported) otherwise. */
 int cli_kv_type(const char *verb, const char *name, nook_kv_type *out);
 /* The log sink: warnings and errors always, info/debug only when verbose. */
 void cli_install_log(bool verbose);

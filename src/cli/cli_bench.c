@@ -47,7 +47,7 @@ static const cli_opt k_opts[] = {
     { "ctx",     'c', OPT_INT,  &o.ctx, 0, 1 << 24, "N", "context length (0: max(1024, pp + gen + 16)) [0]" },
     { "json",    0,   OPT_FLAG, &o.json, 0, 0, NULL, "print one JSON object on stdout" },
     { "no-mmap", 0,   OPT_FLAG, &o.no_mmap, 0, 0, NULL, "copy the model into private memory instead of mapping it" },
-    { "kv-cache-type", 0, OPT_STR, &o.kv_type, 0, 0, "T", "KV cache type: f16, q8_0 or f32 [f16]" },
+    { "kv-cache-type", 0, OPT_STR, &o.kv_type, 0, 0, "T", "KV cache type: f16, q8_0, q4_0 or f32 [f16]" },
     { "parallel", 0, OPT_STR, &o.parallel, 0, 0, "LIST", "sequences decoded together, e.g. 1,2,4,8 (tg only)" },
     { "depth",   'd', OPT_STR, &o.depths, 0, 0, "LIST", "tokens already in the cache, e.g. 0,4096,16384 [0]" },
 };

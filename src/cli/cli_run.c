@@ -62,7 +62,7 @@ static const cli_opt k_opts[] = {
     { "format",         0,   OPT_STR,   &o.format, 0, 0, "FMT", "text (default), jsonl (one object per token), or json (constrain the output to JSON, as Ollama)" },
     { "schema",         0,   OPT_STR,   &o.schema, 0, 0, "FILE", "constrain the output to JSON valid against the JSON schema in FILE" },
     { "grammar",        0,   OPT_STR,   &o.grammar, 0, 0, "FILE", "constrain the output to the GBNF grammar in FILE (llama.cpp's syntax)" },
-    { "kv-cache-type",  0,   OPT_STR,   &o.kv_type, 0, 0, "T", "KV cache type: f16, q8_0 (half the memory) or f32 [f16]" },
+    { "kv-cache-type",  0,   OPT_STR,   &o.kv_type, 0, 0, "T", "KV cache type: f16, q8_0 (half the memory), q4_0 (a quarter) or f32 [f16]" },
     { "top-logprobs",   0,   OPT_INT,   &o.top_logprobs, 0, 20, "K", "with --format jsonl: the K most likely tokens at each step [0]" },
     { "no-mmap",        0,   OPT_FLAG,  &o.no_mmap, 0, 0, NULL, "copy the model into private memory instead of mapping it" },
     { "verbose",        0,   OPT_FLAG,  &o.verbose, 0, 0, NULL, "print timings (Ollama's format) and notes to stderr" },

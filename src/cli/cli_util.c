@@ -197,7 +197,8 @@ int cli_kv_type(const char *verb, const char *name, nook_kv_type *out) {
     if (strcmp(name, "f16") == 0) *out = NOOK_KV_F16;
     else if (strcmp(name, "q8_0") == 0) *out = NOOK_KV_Q8_0;
     else if (strcmp(name, "f32") == 0) *out = NOOK_KV_F32;
-    else return cli_fail(CLI_EUSAGE, "%s: bad value '%s' for --kv-cache-type (f16, q8_0 or f32)", verb, name);
+    else if (strcmp(name, "q4_0") == 0) *out = NOOK_KV_Q4_0;
+    else return cli_fail(CLI_EUSAGE, "%s: bad value '%s' for --kv-cache-type (f16, q8_0, q4_0 or f32)", verb, name);
     return CLI_OK;
 }
 

@@ -62,7 +62,10 @@ uint64_t nook_model_weight_bytes(const nook_model *m) {
 
 uint64_t nook_model_kv_bytes_per_token(const nook_model *m, int kv_type) {
     if (!m || !m->layers) return 0;
-    const uint32_t t = kv_type == NOOK_KV_Q8_0 ? NK_TYPE_Q8_0 : kv_type == NOOK_KV_F32 ? NK_TYPE_F32 : NK_TYPE_F16;
+    const uint32_t t = kv_type == NOOK_KV_Q8_0   ? NK_TYPE_Q8_0
+                       : kv_type == NOOK_KV_Q4_0 ? NK_TYPE_Q4_0
+                       : kv_type == NOOK_KV_F32  ? NK_TYPE_F32
+                                                 : NK_TYPE_F16;
     const nk_hparams *hp = &m->hp;
     return (uint64_t)hp->n_layer * (nk_row_size(t, (int64_t)hp->n_head_kv * hp->head_dim_k) +
                                     nk_row_size(t, (int64_t)hp->n_head_kv * hp->head_dim_v));

@@ -7,8 +7,8 @@
  *
  * KV cache: per layer and per sequence slot, K and V rows by position
  * ([n_seq][n_ctx][n_head_kv*hd], see session.h). Elements are f16 by default, as llama.cpp stores them, so values round as in llama.cpp;
- * nook_session_params.kv_type selects q8_0 (each head's row quantized as whole
- * blocks, as llama.cpp's --cache-type-k/v q8_0) or f32; NOOK_KV_F32=1 in the
+ * nook_session_params.kv_type selects q8_0 or q4_0 (each head's row quantized as
+ * whole blocks, as llama.cpp's --cache-type-k/v q8_0 / q4_0) or f32; NOOK_KV_F32=1 in the
  * environment forces f32 (a debugging aid).
  *
  * Attention numerics follow llama.cpp's flash-attention kernel, which its default
@@ -105,21 +105,26 @@ nook_status nook_session_new(const nook_model *m, const nook_session_params *p,
                                                                                           : NOOK_POOLING_MEAN;
     }
     const char *kv32 = getenv("NOOK_KV_F32");
-    s->kv_type = p->kv_type == NOOK_KV_Q8_0 ? NK_TYPE_Q8_0 : p->kv_type == NOOK_KV_F32 ? NK_TYPE_F32 : NK_TYPE_F16;
+    s->kv_type = p->kv_type == NOOK_KV_Q8_0   ? NK_TYPE_Q8_0
+                 : p->kv_type == NOOK_KV_Q4_0 ? NK_TYPE_Q4_0
+                 : p->kv_type == NOOK_KV_F32  ? NK_TYPE_F32
+                                              : NK_TYPE_F16;
     if (kv32 && kv32[0] == '1') s->kv_type = NK_TYPE_F32;
     s->flash = !p->plain_attn;
-    if ((unsigned)p->kv_type > NOOK_KV_F32) {
+    if ((unsigned)p->kv_type > NOOK_KV_Q4_0) {
         nk_free(s);
         return nk_fail(err, NOOK_EINVAL, "unknown KV cache type %d", (int)p->kv_type);
     }
-    if (s->kv_type == NK_TYPE_Q8_0 && !s->flash) {
+    const bool kv_quant = s->kv_type == NK_TYPE_Q8_0 || s->kv_type == NK_TYPE_Q4_0;
+    const char *kv_name = s->kv_type == NK_TYPE_Q4_0 ? "q4_0" : "q8_0";
+    if (kv_quant && !s->flash) {
         nk_free(s);
-        return nk_fail(err, NOOK_EINVAL, "a q8_0 KV cache needs flash attention (as in llama.cpp)");
+        return nk_fail(err, NOOK_EINVAL, "a %s KV cache needs flash attention (as in llama.cpp)", kv_name);
     }
-    if (s->kv_type == NK_TYPE_Q8_0 && (hp->head_dim_k % 32 || hp->head_dim_v % 32)) {
+    if (kv_quant && (hp->head_dim_k % 32 || hp->head_dim_v % 32)) {
         nk_free(s);
-        return nk_fail(err, NOOK_EUNSUPPORTED, "a q8_0 KV cache needs head sizes that are multiples of 32 (model: %d, %d)",
-                       hp->head_dim_k, hp->head_dim_v);
+        return nk_fail(err, NOOK_EUNSUPPORTED, "a %s KV cache needs head sizes that are multiples of 32 (model: %d, %d)",
+                       kv_name, hp->head_dim_k, hp->head_dim_v);
     }
 
     nook_status st = nk_pool_new(p->n_threads ? p->n_threads : nook_max_threads(), &s->pool, err);

@@ -316,8 +316,8 @@ nook_status srv_config_from_env(srv_config *c, nook_error *err) {
     }
     const char *kv = getenv("NOOK_KV_CACHE_TYPE");
     if (kv && *kv) {
-        if (strcmp(kv, "f16") && strcmp(kv, "q8_0") && strcmp(kv, "f32"))
-            return nk_fail(err, NOOK_EINVAL, "NOOK_KV_CACHE_TYPE: '%.32s' is not one of f16, q8_0, f32", kv);
+        if (strcmp(kv, "f16") && strcmp(kv, "q8_0") && strcmp(kv, "q4_0") && strcmp(kv, "f32"))
+            return nk_fail(err, NOOK_EINVAL, "NOOK_KV_CACHE_TYPE: '%.32s' is not one of f16, q8_0, q4_0, f32", kv);
         strcpy(c->kv_cache_type, kv);
     }
     return NOOK_OK;

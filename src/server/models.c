@@ -285,8 +285,10 @@ int srv_models_acquire(srv_server *s, const char *name, int num_ctx, srv_model *
         if (sp.n_ctx == 0) sp.n_ctx = train > 0 && train < 4096 ? train : 4096;
         if (g->cfg->num_parallel > 0) sp.n_parallel = g->cfg->num_parallel;
         sp.max_queue = g->cfg->max_queue;
-        sp.kv_type = !strcmp(g->cfg->kv_cache_type, "q8_0") ? NOOK_KV_Q8_0
-                   : !strcmp(g->cfg->kv_cache_type, "f32") ? NOOK_KV_F32 : NOOK_KV_F16;
+        sp.kv_type = !strcmp(g->cfg->kv_cache_type, "q8_0")   ? NOOK_KV_Q8_0
+                   : !strcmp(g->cfg->kv_cache_type, "q4_0") ? NOOK_KV_Q4_0
+                   : !strcmp(g->cfg->kv_cache_type, "f32")  ? NOOK_KV_F32
+                                                            : NOOK_KV_F16;
         ls = nook_sched_new(m, &sp, &sched, &err);
         if (ls == NOOK_OK) n_ctx = sp.n_ctx;
     }

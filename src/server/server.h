@@ -75,7 +75,7 @@ typedef struct srv_config {
     int      max_loaded;       /* NOOK_MAX_LOADED_MODELS (0: 3)                       */
     int      context_length;   /* NOOK_CONTEXT_LENGTH (0: model default)              */
     int64_t  keep_alive_ns;    /* NOOK_KEEP_ALIVE (5m; < 0 forever)                   */
-    char     kv_cache_type[16];/* NOOK_KV_CACHE_TYPE ("f16", "q8_0", "f32")           */
+    char     kv_cache_type[16];/* NOOK_KV_CACHE_TYPE ("f16", "q8_0", "q4_0", "f32")   */
 } srv_config;
 
 /* Defaults, then the environment (NOOK_HOST, NOOK_ORIGINS, NOOK_API_KEY, NOOK_NUM_PARALLEL,

@@ -22,7 +22,7 @@
  * hd_v)), each piece rounded up to 64 bytes; the tiled path's is tile_ws. */
 static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
 
-/* ---- tiled flash attention (f16 cache, AVX-512) ----
+/* ---- tiled flash attention (f16, q8_0 and q4_0 caches, AVX-512) ----
  *
  * A task is a tile of up to 16 query rows that share one KV head: T consecutive tokens
  * times G of the query heads that read that head (GQA), rows ordered token-major; the
@@ -84,7 +84,8 @@ static tile_plan tile_plan_make(const nk_attn *a, int nth) {
 }
 
 static bool tile_ok(const nk_attn *a) {
-    return a->flash && a->kv_type == NK_TYPE_F16 && a->hd_k % 32 == 0 && a->hd_k <= 256 && a->hd_v % 64 == 0 &&
+    const bool type = a->kv_type == NK_TYPE_F16 || a->kv_type == NK_TYPE_Q8_0 || a->kv_type == NK_TYPE_Q4_0;
+    return a->flash && type && a->hd_k % 32 == 0 && a->hd_k <= 256 && a->hd_v % 64 == 0 &&
            a->hd_v <= 256;
 }
 
@@ -94,7 +95,7 @@ static bool tile_ok(const nk_attn *a) {
 #define DEC_MIN 256
 static bool dec_ok(const nk_attn *a, int nth) {
     const int lo = a->n_swa > 0 ? NK_MAX(0, a->pos0 - a->n_swa + 1) : 0;
-    return a->n_tok == 1 && tile_ok(a) && a->pos0 + 1 - lo > DEC_MIN && a->n_head / a->n_head_kv <= TILE_RMAX &&
+    return a->n_tok == 1 && tile_ok(a) && a->kv_type == NK_TYPE_F16 && a->pos0 + 1 - lo > DEC_MIN && a->n_head / a->n_head_kv <= TILE_RMAX &&
            a->n_head_kv >= nth;
 }
 /* KV heads per task: about two tasks per thread, at most TILE_RMAX query rows each */
@@ -138,8 +139,14 @@ static void v_mad_flash(int n, float *acc, const void *v, bool f16, float ms, fl
             for (int d = 0; d < n; d++) acc[d] = round_f16(acc[d] * ms);
         for (int d = 0; d < n; d++) acc[d] = round_f16(fmaf(nk_fp16_to_fp32(h[d]), w, acc[d]));
     } else {
+        /* f32 (a dequantized Q8_0 row): two products, then the sum, never contracted to
+         * an fma (separate statements), so the tiled Q8_0 path (tile_v_q8) gets these bits */
         const float *f = v;
-        for (int d = 0; d < n; d++) acc[d] = acc[d] * ms + f[d] * w;
+        for (int d = 0; d < n; d++) {
+            const float x = acc[d] * ms;
+            const float y = f[d] * w;
+            acc[d] = x + y;
+        }
     }
 }
 
@@ -462,6 +469,85 @@ ATTN_TGT512 static void tile_v_any(int P, int ja, int jb, const uint8_t *vb, siz
     }
 }
 
+/* 16 values of a Q8_0 row from element e (a multiple of 16): code * d, the product
+ * nk_dequant_q8_0 forms */
+TILE_INLINE __m512 q8_16(const uint8_t *row, int e) {
+    const uint8_t *blk = row + (size_t)(e / 32) * 34;
+    uint16_t dh;
+    memcpy(&dh, blk, 2);
+    const __m128i c = _mm_loadu_si128((const __m128i *)(blk + 2 + e % 32));
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(c)), _mm512_set1_ps(_cvtsh_ss(dh)));
+}
+
+/* 16 values of a Q4_0 row from element e (a multiple of 16): (nibble - 8) * d, as
+ * nk_dequant_q4_0 (elements 0..15 of a block are the low nibbles, 16..31 the high) */
+TILE_INLINE __m512 q4_16(const uint8_t *row, int e) {
+    const uint8_t *blk = row + (size_t)(e / 32) * 18;
+    uint16_t dh;
+    memcpy(&dh, blk, 2);
+    __m512i c = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2)));
+    c = e % 32 ? _mm512_srli_epi32(c, 4) : _mm512_and_si512(c, _mm512_set1_epi32(0x0F));
+    c = _mm512_sub_epi32(c, _mm512_set1_epi32(8));
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(c), _mm512_set1_ps(_cvtsh_ss(dh)));
+}
+
+/* tile_v for a Q8_0 (Q4 false) or Q4_0 cache: each V row dequantized once per block, the f32
+ * accumulator of the per-query path (v_mad_flash): acc = acc * ms + v * w, the two
+ * products rounded, then the sum (ms == 1 multiplies exactly, so it is skipped).
+ * vb points at the block holding dimension d of row 0 (d a multiple of 64). */
+TILE_INLINE void tile_v_q8(const int P, const bool Q4, int ja, int jb, const uint8_t *vb, size_t v_row,
+                           const tile_ws *t, int r0, float *acc, size_t acc_stride) {
+    __m512 a[TILE_P][TILE_D];
+    TILE_UNROLL
+    for (int p = 0; p < P; p++)
+        TILE_UNROLL
+        for (int i = 0; i < TILE_D; i++) a[p][i] = _mm512_loadu_ps(acc + (size_t)p * acc_stride + 16 * i);
+    const uint32_t pm = (1u << P) - 1;
+    for (int j = ja; j <= jb; j++) {
+        __m512 v[TILE_D];
+        TILE_UNROLL
+        for (int i = 0; i < TILE_D; i++) v[i] = Q4 ? q4_16(vb + (size_t)j * v_row, 16 * i) : q8_16(vb + (size_t)j * v_row, 16 * i);
+        const uint32_t vm = (t->valid[j] >> r0) & pm, rm = (t->resc[j] >> r0) & pm;
+        const float *msj = t->ms + (size_t)j * TILE_RMAX + r0, *wj = t->w + (size_t)j * TILE_RMAX + r0;
+        TILE_UNROLL
+        for (int p = 0; p < P; p++)
+            if (vm >> p & 1) {
+                const __m512 s = _mm512_set1_ps(wj[p]);
+                if (rm >> p & 1) {
+                    const __m512 m = _mm512_set1_ps(msj[p]);
+                    TILE_UNROLL
+                    for (int i = 0; i < TILE_D; i++) a[p][i] = _mm512_add_ps(_mm512_mul_ps(a[p][i], m), _mm512_mul_ps(v[i], s));
+                } else {
+                    TILE_UNROLL
+                    for (int i = 0; i < TILE_D; i++) a[p][i] = _mm512_add_ps(a[p][i], _mm512_mul_ps(v[i], s));
+                }
+            }
+    }
+    TILE_UNROLL
+    for (int p = 0; p < P; p++)
+        TILE_UNROLL
+        for (int i = 0; i < TILE_D; i++) _mm512_storeu_ps(acc + (size_t)p * acc_stride + 16 * i, a[p][i]);
+}
+
+#define TILE_VQ_ANY(Q4)                                                                                            \
+    switch (P) {                                                                                                   \
+    case 1: tile_v_q8(1, Q4, ja, jb, vb, v_row, t, r0, acc, acc_stride); break;                                   \
+    case 2: tile_v_q8(2, Q4, ja, jb, vb, v_row, t, r0, acc, acc_stride); break;                                   \
+    case 3: tile_v_q8(3, Q4, ja, jb, vb, v_row, t, r0, acc, acc_stride); break;                                   \
+    case 4: tile_v_q8(4, Q4, ja, jb, vb, v_row, t, r0, acc, acc_stride); break;                                   \
+    case 5: tile_v_q8(5, Q4, ja, jb, vb, v_row, t, r0, acc, acc_stride); break;                                   \
+    default: tile_v_q8(6, Q4, ja, jb, vb, v_row, t, r0, acc, acc_stride); break;                                  \
+    }
+ATTN_TGT512 static void tile_v_q8_any(int P, int ja, int jb, const uint8_t *vb, size_t v_row, const tile_ws *t, int r0,
+                                      float *acc, size_t acc_stride) {
+    TILE_VQ_ANY(false)
+}
+ATTN_TGT512 static void tile_v_q4_any(int P, int ja, int jb, const uint8_t *vb, size_t v_row, const tile_ws *t, int r0,
+                                      float *acc, size_t acc_stride) {
+    TILE_VQ_ANY(true)
+}
+#undef TILE_VQ_ANY
+
 /* One task of the plan (see the section comment); ws: this thread's scratch. */
 ATTN_TGT512 static void tile_task(const nk_attn *a, const tile_plan *pl, int task, void *scratch) {
     const int group = a->n_head / a->n_head_kv, hd_k = a->hd_k, hd_v = a->hd_v;
@@ -473,9 +559,16 @@ ATTN_TGT512 static void tile_task(const nk_attn *a, const tile_plan *pl, int tas
     const int R = nt * ng;
     const int C = tile_chunk(hd_k);
     const tile_ws t = tile_carve(scratch, NK_MAX(hd_k, hd_v));
-    const size_t k_row = (size_t)a->n_head_kv * (size_t)hd_k * 2, v_row = (size_t)a->n_head_kv * (size_t)hd_v * 2;
-    const uint8_t *kb = (const uint8_t *)a->k + (size_t)kvh * (size_t)hd_k * 2;
-    const uint8_t *vb = (const uint8_t *)a->v + (size_t)kvh * (size_t)hd_v * 2;
+    /* a Q8_0 or Q4_0 cache: the query quantized to K's dot partner (Q8_0), scores by the
+     * cache type's vec_dot, V rows dequantized, an f32 accumulator: the per-query
+     * path's arithmetic */
+    const bool quant = a->kv_type != NK_TYPE_F16;
+    const nk_type_traits *kt = quant ? nk_type_get(a->kv_type) : NULL;
+    const nk_type_traits *qt = quant ? nk_type_get((uint32_t)kt->vec_dot_type) : NULL;
+    const size_t k_head = nk_row_size(a->kv_type, hd_k), v_head = nk_row_size(a->kv_type, hd_v);
+    const size_t k_row = (size_t)a->n_head_kv * k_head, v_row = (size_t)a->n_head_kv * v_head;
+    const uint8_t *kb = (const uint8_t *)a->k + (size_t)kvh * k_head;
+    const uint8_t *vb = (const uint8_t *)a->v + (size_t)kvh * v_head;
     const size_t q_stride = (size_t)a->n_head * (size_t)hd_k;
 
     int lo[TILE_RMAX], hi[TILE_RMAX];
@@ -485,8 +578,10 @@ ATTN_TGT512 static void tile_task(const nk_attn *a, const tile_plan *pl, int tas
         hi[r] = pos;
         lo[r] = a->n_swa > 0 ? NK_MAX(0, pos - a->n_swa + 1) : 0;
         const float *q = a->q + (size_t)(t0 + tl) * q_stride + (size_t)h * (size_t)hd_k;
-        for (int d = 0; d < hd_k; d += 16)
-            _mm512_storeu_ps(t.qf + (size_t)r * hd_k + d, rt_f16_512(_mm512_loadu_ps(q + d)));
+        if (quant) qt->from_float(q, t.qf + (size_t)r * hd_k, hd_k);   /* 34 bytes per 32 values: fits */
+        else
+            for (int d = 0; d < hd_k; d += 16)
+                _mm512_storeu_ps(t.qf + (size_t)r * hd_k + d, rt_f16_512(_mm512_loadu_ps(q + d)));
         memset(t.acc + (size_t)r * hd_v, 0, (size_t)hd_v * sizeof(float));
     }
     /* the softmax state of every row, one lane each: running max M and sum S */
@@ -499,9 +594,20 @@ ATTN_TGT512 static void tile_task(const nk_attn *a, const tile_plan *pl, int tas
     const int j_first = lo[0], j_last = hi[R - 1];
     for (int c0 = j_first; c0 <= j_last; c0 += C) {
         const int n = NK_MIN(C, j_last + 1 - c0), npad = (n + 15) & ~15;
-        tile_kf(hd_k, n, npad, kb + (size_t)c0 * k_row, k_row, t.kf);
-        for (int r = 0; r < R; r++)
-            if (lo[r] < c0 + n && hi[r] >= c0) tile_scores_any(hd_k, t.qf + (size_t)r * hd_k, t.kf, npad, a->scale, t.sc + r);
+        if (quant) {
+            /* each row's positions in the chunk, by the Q8_0 dot as the per-query path */
+            for (int r = 0; r < R; r++)
+                for (int j = NK_MAX(lo[r], c0) - c0; j <= NK_MIN(hi[r], c0 + n - 1) - c0; j++) {
+                    float sc;
+                    kt->vec_dot(hd_k, &sc, kb + (size_t)(c0 + j) * k_row, t.qf + (size_t)r * hd_k);
+                    t.sc[(size_t)j * TILE_RMAX + r] = sc * a->scale;
+                }
+        } else {
+            tile_kf(hd_k, n, npad, kb + (size_t)c0 * k_row, k_row, t.kf);
+            for (int r = 0; r < R; r++)
+                if (lo[r] < c0 + n && hi[r] >= c0)
+                    tile_scores_any(hd_k, t.qf + (size_t)r * hd_k, t.kf, npad, a->scale, t.sc + r);
+        }
         /* the online softmax as ggml walks it (see attn_fn), all rows at once and in
          * three passes so that the exponentials run 16 at a time: the running max and
          * each position's exponent (m - x when x is a new max, x - m otherwise), the
@@ -544,7 +650,9 @@ ATTN_TGT512 static void tile_task(const nk_attn *a, const tile_plan *pl, int tas
             }
             if (ja <= jb)
                 for (int d = 0; d < hd_v; d += 16 * TILE_D)
-                    tile_v_any(P, ja, jb, vb + (size_t)c0 * v_row + (size_t)d * 2, v_row, &t, r0,
+                    (a->kv_type == NK_TYPE_Q4_0   ? tile_v_q4_any
+                     : a->kv_type == NK_TYPE_Q8_0 ? tile_v_q8_any
+                                                  : tile_v_any)(P, ja, jb, vb + (size_t)c0 * v_row + nk_row_size(a->kv_type, d), v_row, &t, r0,
                                t.acc + (size_t)r0 * hd_v + d, (size_t)hd_v);
             r0 += P;
         }

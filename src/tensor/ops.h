@@ -117,8 +117,9 @@ void nk_matmul_n(nk_pool *pool, int n_w, const nk_tensor *const *W, const float 
 typedef struct nk_attn {
     int n_tok, pos0, n_head, n_head_kv, hd_k, hd_v, n_ctx, n_swa;
     float scale;
-    uint32_t kv_type;     /* NK_TYPE_F16, NK_TYPE_F32, or NK_TYPE_Q8_0 (flash only; head
-                             sizes multiples of 32: each head's row is whole blocks) */
+    uint32_t kv_type;     /* NK_TYPE_F16, NK_TYPE_F32, NK_TYPE_Q8_0 or NK_TYPE_Q4_0 (the
+                             quantized ones flash only; head sizes multiples of 32:
+                             each head's row is whole blocks) */
     bool flash;           /* ggml's flash-attention numerics (see nk_attention) */
     const float *q;
     const void *k;

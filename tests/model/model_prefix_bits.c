@@ -11,8 +11,8 @@
  * must be bit-identical between (a) the N tokens in one pass, (b) N - K in one pass
  * then K decodes of one token (decoding at depth, dec_task), (c) odd-sized pieces
  * (positions cut inside attention chunks and tiles), each at 1 and 2 threads, with an
- * f16 and a q8_0 cache (compared within a cache type; stories260K's heads of 8 take
- * no q8_0 cache). qwen3-tiny's heads of 64 run dec_task and the tiled prefill,
+ * f16, a q8_0 and a q4_0 cache (compared within a cache type; stories260K's heads of 8
+ * take no quantized cache). qwen3-tiny's heads of 64 run dec_task and the tiled prefill,
  * stories260K's the per-query path.
  */
 #include "nook.h"
@@ -49,8 +49,8 @@ static bool run(const nook_model *m, const nook_token *toks, int mode, nook_kv_t
     nook_session *s = NULL;
     nook_error err = { 0 };
     if (nook_session_new(m, &sp, &s, &err) != NOOK_OK) {
-        /* stories260K's heads (8) are too small for a q8_0 cache: refused by name */
-        CHECK_MSG(kv == NOOK_KV_Q8_0 && strstr(err.msg, "multiples of 32"), "session: %s", err.msg);
+        /* stories260K's heads (8) are too small for a quantized cache: refused by name */
+        CHECK_MSG(kv != NOOK_KV_F16 && strstr(err.msg, "multiples of 32"), "session: %s", err.msg);
         return false;
     }
     const int n_vocab = nook_model_n_vocab(m);
@@ -88,9 +88,9 @@ static void check_model(const char *path) {
     }
     const size_t sz = (size_t)K * (size_t)n_vocab;
     float *want = malloc(sizeof(float) * sz), *got = malloc(sizeof(float) * sz);
-    static const nook_kv_type kvs[] = { NOOK_KV_F16, NOOK_KV_Q8_0 };
-    static const char *const kv_name[] = { "f16", "q8_0" };
-    for (int ki = 0; ki < 2; ki++) {
+    static const nook_kv_type kvs[] = { NOOK_KV_F16, NOOK_KV_Q8_0, NOOK_KV_Q4_0 };
+    static const char *const kv_name[] = { "f16", "q8_0", "q4_0" };
+    for (int ki = 0; ki < 3; ki++) {
         if (!run(m, toks, 0, kvs[ki], 1, want)) break;
         for (int threads = 1; threads <= 2; threads++)
             for (int mode = 0; mode < 3; mode++) {
