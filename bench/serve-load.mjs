@@ -15,6 +15,8 @@
 // trip of GET /api/version (no work: the floor the machine's load sets).
 // One JSON object per line on stdout, a table on stderr.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
 
 const arg = (name, def) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -27,6 +29,8 @@ const nreq = Number(arg('requests', '3'));
 const ntok = Number(arg('tokens', '64'));
 const parallel = arg('parallel', String(Math.max(...clientsList)));
 const nook = arg('nook', 'build/nook');
+const clientKind = arg('client', 'http');
+if (clientKind !== 'http' && clientKind !== 'fetch') { console.error('--client http|fetch'); process.exit(2); }
 
 const proc = spawn(nook, ['serve'], {
   env: { NOOK_CONTEXT_LENGTH: '2048', ...process.env, NOOK_HOST: '127.0.0.1:0', NOOK_NUM_PARALLEL: parallel, NOOK_KEEP_ALIVE: '-1' },
@@ -40,7 +44,44 @@ const port = await new Promise((ok, no) => {
 const base = `http://127.0.0.1:${port}`;
 const pct = (a, p) => { const s = [...a].sort((x, y) => x - y); return s[Math.min(s.length - 1, Math.floor(p * s.length))]; };
 
-async function generate(prompt, tokens, stream) {
+// --client http (default): node:http on kept-alive sockets, each NDJSON line parsed as it
+// arrives; --client fetch: the global fetch (undici) and a WHATWG stream reader, as
+// before. The client runs on the server's machine: its own CPU time is taken from the
+// server's cores (client_cpu_s says how much), and fetch costs several times more of it.
+const httpAgent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
+function generateHttp(prompt, tokens, stream) {
+  const t0 = performance.now();
+  const body = JSON.stringify({ model, prompt, stream, raw: true, options: { num_predict: tokens, temperature: 0, seed: 1 } });
+  return new Promise((ok, no) => {
+    const rq = http.request(`${base}/api/generate`, { method: 'POST', agent: httpAgent,
+      headers: { 'Content-Length': Buffer.byteLength(body) } }, (res) => {
+      let ttft = null, buf = '', last = null;
+      res.setEncoding('utf8');
+      res.on('data', (d) => {
+        buf += d;
+        let nl;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, nl); buf = buf.slice(nl + 1);
+          if (!stream) continue;
+          const o = JSON.parse(line);
+          if (o.error) return no(new Error(o.error));
+          if (ttft === null && !o.done) ttft = performance.now() - t0;
+          if (o.done) last = o;
+        }
+      });
+      res.on('end', () => {
+        if (!stream) { try { last = JSON.parse(buf); } catch (e) { return no(e); } }
+        if (last && last.error) return no(new Error(last.error));
+        ok({ wall: performance.now() - t0, ttft, o: last });
+      });
+      res.on('error', no);
+    });
+    rq.on('error', no);
+    rq.end(body);
+  });
+}
+
+async function generateFetch(prompt, tokens, stream) {
   const t0 = performance.now();
   const r = await fetch(`${base}/api/generate`, { method: 'POST', body: JSON.stringify({
     model, prompt, stream, raw: true, options: { num_predict: tokens, temperature: 0, seed: 1 } }) });
@@ -59,6 +100,29 @@ async function generate(prompt, tokens, stream) {
   }
   return { wall: performance.now() - t0, ttft, o: last };
 }
+const generate = clientKind === 'fetch' ? generateFetch : generateHttp;
+
+// the model's scheduler counters from /metrics (steps, tokens decoded, and the seconds
+// its worker spent decoding, handing logits to requests, idle): where a level's wall went
+async function sched() {
+  const txt = await (await fetch(`${base}/metrics`)).text();
+  const v = (name) => { const m = new RegExp(`^${name}\\{[^}]*\\} ([0-9.e+-]+)$`, 'm').exec(txt); return m ? Number(m[1]) : 0; };
+  return { steps: v('nook_sched_steps_total'), decoded: v('nook_sched_decoded_tokens_total'),
+    decode: v('nook_sched_decode_seconds_total'), handoff: v('nook_sched_handoff_seconds_total'),
+    idle: v('nook_sched_idle_seconds_total') };
+}
+
+// CPU seconds (user + system) of the server (from /proc: Linux only, else null) and of
+// this client: on a small machine the client's own parsing competes with the server
+const clkTck = 100;   // USER_HZ, 100 on every Linux architecture nook builds for
+function serverCpu() {
+  try {
+    const f = readFileSync(`/proc/${proc.pid}/stat`, 'utf8');
+    const a = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return (Number(a[11]) + Number(a[12])) / clkTck;   // utime, stime (fields 14, 15)
+  } catch { return null; }
+}
+const clientCpu = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; };
 
 await generate('Hello', 1, false);   // load the model
 const rows = [];
@@ -66,17 +130,28 @@ let k = 0;
 for (const c of clientsList) {
   const ttfts = [];
   let tokens = 0;
+  let prompt_tokens = 0;
+  const s0 = await sched();
+  const c0 = serverCpu(), k0 = clientCpu();
   const t0 = performance.now();
   await Promise.all(Array.from({ length: c }, async (_, ci) => {
     for (let i = 0; i < nreq; i++) {
       const r = await generate(`Story ${k++} from client ${ci}: once upon a time`, ntok, true);
       ttfts.push(r.ttft);
       tokens += r.o.eval_count;
+      prompt_tokens += r.o.prompt_eval_count;
     }
   }));
   const wall = (performance.now() - t0) / 1000;
+  const c1 = serverCpu(), k1 = clientCpu();
+  const s1 = await sched();
+  const d = (k) => s1[k] - s0[k];
   const row = { clients: c, parallel: Number(parallel), requests: c * nreq, tokens, wall_s: +wall.toFixed(2),
-    agg_tps: +(tokens / wall).toFixed(1), ttft_p50_ms: +pct(ttfts, 0.5).toFixed(1), ttft_p99_ms: +pct(ttfts, 0.99).toFixed(1) };
+    agg_tps: +(tokens / wall).toFixed(1), ttft_p50_ms: +pct(ttfts, 0.5).toFixed(1), ttft_p99_ms: +pct(ttfts, 0.99).toFixed(1),
+    prompt_tokens, steps: d('steps'), decoded: d('decoded'), decode_s: +d('decode').toFixed(3),
+    handoff_s: +d('handoff').toFixed(3), idle_s: +d('idle').toFixed(3),
+    other_s: +(wall - d('decode') - d('handoff') - d('idle')).toFixed(3),
+    server_cpu_s: c0 === null ? null : +(c1 - c0).toFixed(2), client_cpu_s: +(k1 - k0).toFixed(2) };
   rows.push(row);
   console.log(JSON.stringify(row));
 }
@@ -95,10 +170,13 @@ for (let i = 0; i < 50; i++) {
 const o = { overhead_p50_ms: +pct(over, 0.5).toFixed(3), overhead_p99_ms: +pct(over, 0.99).toFixed(3),
   version_rtt_p50_ms: +pct(floor, 0.5).toFixed(3), version_rtt_p99_ms: +pct(floor, 0.99).toFixed(3) };
 console.log(JSON.stringify(o));
-console.error('clients  requests  tokens  agg tok/s  TTFT p50 ms  TTFT p99 ms');
+console.error('clients  requests  tokens  agg tok/s  TTFT p50 ms  TTFT p99 ms   steps  decode s  handoff s  idle s  other s  server cpu s  client cpu s');
 for (const r of rows)
   console.error(`${String(r.clients).padStart(7)}  ${String(r.requests).padStart(8)}  ${String(r.tokens).padStart(6)}  ` +
-    `${String(r.agg_tps).padStart(9)}  ${String(r.ttft_p50_ms).padStart(11)}  ${String(r.ttft_p99_ms).padStart(11)}`);
+    `${String(r.agg_tps).padStart(9)}  ${String(r.ttft_p50_ms).padStart(11)}  ${String(r.ttft_p99_ms).padStart(11)}  ` +
+    `${String(r.steps).padStart(6)}  ${String(r.decode_s).padStart(8)}  ${String(r.handoff_s).padStart(9)}  ` +
+    `${String(r.idle_s).padStart(6)}  ${String(r.other_s).padStart(7)}  ${String(r.server_cpu_s).padStart(12)}  ` +
+    `${String(r.client_cpu_s).padStart(12)}`);
 console.error(`server overhead per request (round trip - engine total_duration): p50 ${o.overhead_p50_ms} ms, p99 ${o.overhead_p99_ms} ms`);
 console.error(`round trip of GET /api/version (no work; the floor at this load): p50 ${o.version_rtt_p50_ms} ms, p99 ${o.version_rtt_p99_ms} ms`);
 proc.kill('SIGTERM');

@@ -763,6 +763,10 @@ typedef struct nook_sched_stats {
     uint64_t n_reused;          /* prompt tokens taken from the cache instead     */
     uint64_t n_shared_steps;    /* batches that held more than one sequence       */
     uint64_t n_aborted;         /* decodes stopped inside by the abort hook       */
+    /* where the worker's time went (monotonic ns): decoding batches; handing each
+     * step's logits to its requests (sampling, detokenizing, the event callbacks);
+     * waiting for work (no request in a slot or the queue) */
+    uint64_t decode_ns, handoff_ns, idle_ns;
 } nook_sched_stats;
 void nook_sched_stats_get(nook_sched *s, nook_sched_stats *out);
 

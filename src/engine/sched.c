@@ -30,6 +30,13 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 typedef struct req {
     uint64_t id;
@@ -230,7 +237,9 @@ static void step(nook_sched *s) {
     if (b->n_tokens == 0) return;
     nook_error err = { 0 };
     const int n_seqs = s->n_busy;
+    const uint64_t t0 = now_ns();
     nook_status st = nook_session_decode_batch(s->sess, b, &err);
+    const uint64_t t1 = now_ns();
     for (int i = 0; i < s->n_busy; i++) {
         slot *sl = &s->slots[s->busy[i]];
         if (st == NOOK_OK) sl->n_cached += sl->in_batch;
@@ -244,6 +253,7 @@ static void step(nook_sched *s) {
         if (st == NOOK_EABORTED) {
             pthread_mutex_lock(&s->mu);
             s->st.n_aborted++;
+            s->st.decode_ns += t1 - t0;
             pthread_mutex_unlock(&s->mu);
             return;
         }
@@ -259,6 +269,7 @@ static void step(nook_sched *s) {
     s->st.n_steps++;
     s->st.n_decoded += (uint64_t)b->n_tokens;
     s->st.n_shared_steps += n_seqs > 1;
+    s->st.decode_ns += t1 - t0;
     pthread_mutex_unlock(&s->mu);
     for (int i = 0; i < b->n_tokens; i++) {
         if (!b->output[i]) continue;
@@ -278,14 +289,22 @@ static void step(nook_sched *s) {
         if (sl->n_cached >= s->n_ctx) full_context(s, si, tok);
         else sl->hist[sl->n_hist++] = tok;
     }
+    const uint64_t t2 = now_ns();
+    pthread_mutex_lock(&s->mu);
+    s->st.handoff_ns += t2 - t1;
+    pthread_mutex_unlock(&s->mu);
 }
 
 static void *worker(void *arg) {
     nook_sched *s = arg;
     for (;;) {
         pthread_mutex_lock(&s->mu);
-        while (!s->stopping && s->q_head == NULL && n_free_slots(s) == s->n_par)
-            pthread_cond_wait(&s->cv, &s->mu);
+        if (!s->stopping && s->q_head == NULL && n_free_slots(s) == s->n_par) {
+            const uint64_t t0 = now_ns();
+            while (!s->stopping && s->q_head == NULL && n_free_slots(s) == s->n_par)
+                pthread_cond_wait(&s->cv, &s->mu);
+            s->st.idle_ns += now_ns() - t0;
+        }
         const bool stopping = s->stopping;
         /* queued requests that will not run: cancelled ones, or all when stopping */
         req *drop = NULL, **pp = &s->q_head;

@@ -444,6 +444,83 @@ nook_status srv_model_generate_abortable(srv_model *e, const nook_prompt *prompt
     return rl.status;
 }
 
+/* ---- the schedulers' counters for /metrics --------------------------------------------------- */
+
+/* One Prometheus label value: backslash, quote and newline escaped (a model name is a
+ * path or a store name: any bytes). */
+static void label_value(char *out, size_t cap, const char *v) {
+    size_t n = 0;
+    for (; *v && n + 3 < cap; v++) {
+        if (*v == '\\' || *v == '"' || *v == '\n') {
+            out[n++] = '\\';
+            out[n++] = *v == '\n' ? 'n' : *v;
+        } else out[n++] = *v;
+    }
+    out[n] = 0;
+}
+
+char *srv_models_metrics_text(srv_server *s, size_t *len) {
+    static const struct { const char *name, *help; } k[] = {
+        { "nook_sched_steps_total", "batches the model's scheduler decoded" },
+        { "nook_sched_decoded_tokens_total", "tokens decoded in those batches (prompt and generated)" },
+        { "nook_sched_decode_seconds_total", "time the scheduler spent decoding batches" },
+        { "nook_sched_handoff_seconds_total",
+          "time the scheduler spent handing logits to requests (sampling, detokenizing, streaming callbacks)" },
+        { "nook_sched_idle_seconds_total", "time the scheduler waited with no request" },
+    };
+    registry *g = reg(s);
+    size_t cap = 2048, n = 0;
+    char *buf = nk_malloc(cap);
+    if (!buf) return NULL;
+    buf[0] = 0;
+    *len = 0;
+    if (!g) return buf;
+    pthread_mutex_lock(&g->mu);
+    for (size_t i = 0; i < NK_ARRAY_LEN(k); i++) {
+        bool head = false;
+        for (srv_model *e = g->list; e; e = e->next) {
+            if (e->loading || e->failed || !e->sched) continue;
+            nook_sched_stats st;
+            nook_sched_stats_get(e->sched, &st);
+            char lv[512];
+            label_value(lv, sizeof lv, e->name);
+            char line[1024];
+            int w = 0;
+            if (!head)
+                w = snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s counter\n", k[i].name, k[i].help, k[i].name);
+            head = true;
+            int w2;
+            switch (i) {
+            case 0: w2 = snprintf(line + w, sizeof line - (size_t)w, "%s{model=\"%s\",num_ctx=\"%d\"} %llu\n", k[i].name,
+                                  lv, e->n_ctx, (unsigned long long)st.n_steps); break;
+            case 1: w2 = snprintf(line + w, sizeof line - (size_t)w, "%s{model=\"%s\",num_ctx=\"%d\"} %llu\n", k[i].name,
+                                  lv, e->n_ctx, (unsigned long long)st.n_decoded); break;
+            default: {
+                uint64_t ns = i == 2 ? st.decode_ns : i == 3 ? st.handoff_ns : st.idle_ns;
+                w2 = snprintf(line + w, sizeof line - (size_t)w, "%s{model=\"%s\",num_ctx=\"%d\"} %.6f\n", k[i].name,
+                              lv, e->n_ctx, (double)ns / 1e9);
+            }
+            }
+            size_t add = w2 > 0 ? (size_t)w + (size_t)w2 : 0;
+            if (add >= sizeof line) add = sizeof line - 1;
+            if (n + add + 1 > cap) {
+                size_t nc = cap;
+                while (nc < n + add + 1) nc *= 2;
+                char *nb = nk_realloc(buf, nc);
+                if (!nb) break;
+                buf = nb;
+                cap = nc;
+            }
+            memcpy(buf + n, line, add);
+            n += add;
+            buf[n] = 0;
+        }
+    }
+    pthread_mutex_unlock(&g->mu);
+    *len = n;
+    return buf;
+}
+
 /* ---- listing -------------------------------------------------------------------------------- */
 
 static void fmt_time(char *buf, size_t cap, time_t t) {

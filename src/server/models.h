@@ -58,6 +58,12 @@ nook_status srv_model_generate_abortable(srv_model *m, const nook_prompt *prompt
 int srv_model_embed(srv_model *m, char *const *texts, int n, bool truncate, float **out, int *n_embd,
                     int *n_tokens, char *msg, size_t cap);
 
+/* The loaded models' scheduler counters (nook_sched_stats: steps, tokens decoded, and
+ * the seconds spent decoding, handing logits to requests, and idle) as Prometheus
+ * text, one series per model (labels model and num_ctx), for GET /metrics. A new
+ * string (nk_free) of *len bytes, NULL when out of memory. Any thread. */
+char *srv_models_metrics_text(srv_server *s, size_t *len);
+
 /* A snapshot of the loaded models for /api/ps and /api/tags (a JSON array of
  * Ollama's ps objects; names as first requested). */
 json_t *srv_models_list(srv_server *s, bool ps_shape);

@@ -4,6 +4,7 @@
  * as Ollama's "Ollama is running"), GET /health (llama-server's), GET /metrics
  * (Prometheus text) and GET /api/version.
  */
+#include "server/models.h"
 #include "server/server.h"
 
 #include <string.h>
@@ -84,14 +85,20 @@ static void h_health(srv_req *r) {
 }
 
 static void h_metrics(srv_req *r) {
-    size_t len = 0;
+    size_t len = 0, mlen = 0;
     char *txt = srv_metrics_text(&len);
-    if (!txt) {
+    char *mtxt = txt ? srv_models_metrics_text(srv_req_server(r), &mlen) : NULL;
+    char *all = mtxt ? nk_realloc(txt, len + mlen + 1) : NULL;
+    if (!all) {
+        nk_free(txt);
+        nk_free(mtxt);
         srv_reply_error(r, 500, "out of memory");
         return;
     }
-    srv_reply_text(r, 200, "text/plain; version=0.0.4; charset=utf-8", txt, len);
-    nk_free(txt);
+    memcpy(all + len, mtxt, mlen);
+    srv_reply_text(r, 200, "text/plain; version=0.0.4; charset=utf-8", all, len + mlen);
+    nk_free(all);
+    nk_free(mtxt);
 }
 
 static void h_version(srv_req *r) {

@@ -68,8 +68,9 @@ static int embed(srv_server *srv, const nk_spec *s, char *const *texts, int n, f
 
 /* Classifies texts[0..n): a JSON array of result objects (escalating abstentions as
  * routed: to the router's remote, or, when the router keeps the case here, to the local
- * general model $NOOK_SPECIALIST_GENERAL names, loaded for the request:
- * nk_spec_escalate_with), or NULL with an HTTP status and msg. */
+ * general model $NOOK_SPECIALIST_GENERAL names, taken from the server's registry (resident
+ * between requests) and asked as nk_spec_escalate_with does), or NULL with an HTTP status
+ * and msg. */
 static json_t *classify_all(srv_server *srv, const nk_spec *s, char *const *texts, int n, const json_t *route,
                             int *status, char *msg, size_t cap) {
     float *emb = NULL;
@@ -77,7 +78,9 @@ static json_t *classify_all(srv_server *srv, const nk_spec *s, char *const *text
     double *probs = nk_alloc_array((size_t)s->k, sizeof *probs);
     json_t *arr = json_array();
     nk_router *rt = NULL;
-    nk_zeroshot *zs = NULL;
+    nk_zeroshot *zs = NULL;   /* over gm's model, which it borrows */
+    srv_model *gm = NULL;
+    int64_t waited_ns = 0;
     nk_route_req rq = { .policy = NK_ROUTE_UNSET, .model_policy = NK_ROUTE_UNSET };
     nook_error err = { 0 };
     char general[4400] = "";
@@ -103,7 +106,24 @@ static json_t *classify_all(srv_server *srv, const nk_spec *s, char *const *text
             goto fail;
         }
         nk_spec_escalation e;
-        nook_status st = nk_spec_escalate_with(s, rt, &rq, texts[i], &res, general[0] ? general : NULL, &zs, &e, &err);
+        nook_status st = nk_spec_escalate(s, rt, &rq, texts[i], &res, &e, &err);
+        if (st == NOOK_OK && nk_spec_wants_local(&e, general) && !zs) {
+            /* the general model comes from the server's registry, as any model: loaded by
+             * the first escalation, then resident under keep_alive and eviction rules
+             * (NOOK_KEEP_ALIVE, NOOK_MAX_LOADED_MODELS), not loaded per request */
+            int ast = srv_models_acquire(srv, general, 0, &gm, &waited_ns, msg, cap);
+            if (ast) {
+                nk_spec_escalation_clear(&e);
+                char why[512];
+                snprintf(why, sizeof why, "%s", msg);
+                snprintf(msg, cap, "NOOK_SPECIALIST_GENERAL: %s", why);
+                *status = ast;
+                goto fail;
+            }
+            if ((st = nk_zeroshot_open_model(srv_model_model(gm), s->labels, s->k, &zs, &err)))
+                nk_prefix(&err, "the local general model %.200s: ", general);
+        }
+        if (st == NOOK_OK && nk_spec_wants_local(&e, general)) st = nk_spec_escalate_local(s, zs, general, texts[i], &e, &err);
         if (st) {
             nk_spec_escalation_clear(&e);
             *status = st == NOOK_EINVAL ? 400 : 502;
@@ -117,6 +137,7 @@ static json_t *classify_all(srv_server *srv, const nk_spec *s, char *const *text
     nk_free(emb);
     nk_router_free(rt);
     nk_zeroshot_free(zs);
+    if (gm) srv_models_release(srv, gm, false, 0);
     return arr;
 fail:
     json_decref(arr);
@@ -124,6 +145,7 @@ fail:
     nk_free(emb);
     nk_router_free(rt);
     nk_zeroshot_free(zs);
+    if (gm) srv_models_release(srv, gm, false, 0);
     return NULL;
 }
 

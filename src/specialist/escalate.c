@@ -135,11 +135,15 @@ nook_status nk_spec_general_path(const char *ref, char *path, size_t cap, nook_e
     return rc;
 }
 
+bool nk_spec_wants_local(const nk_spec_escalation *e, const char *general) {
+    return !e->escalated && general && *general && e->route.target != NK_TARGET_SUGGEST;
+}
+
 nook_status nk_spec_escalate_with(const nk_spec *s, const nk_router *rt, const nk_route_req *req, const char *text,
                                   const nk_class_result *res, const char *general, nk_zeroshot **zs,
                                   nk_spec_escalation *out, nook_error *err) {
     nook_status st = nk_spec_escalate(s, rt, req, text, res, out, err);
-    if (st || out->escalated || !general || !*general || out->route.target == NK_TARGET_SUGGEST) return st;
+    if (st || !nk_spec_wants_local(out, general)) return st;
     if (!*zs && (st = nk_zeroshot_open(general, s->labels, s->k, zs, err))) {
         nk_prefix(err, "the local general model %.200s: ", general);
         return st;

@@ -154,6 +154,11 @@ nook_status nk_embed_dataset(nk_embedder *e, const nk_dataset *d, float **out, n
  * after the prompt wins (docs/specialist.md). One thread at a time per object. */
 typedef struct nk_zeroshot nk_zeroshot;
 nook_status nk_zeroshot_open(const char *model_path, char *const *labels, int k, nk_zeroshot **out, nook_error *err);
+/* The same over a model the caller keeps loaded (the server's resident models): m is
+ * borrowed, only read (nook_model is immutable, so other threads may use it meanwhile),
+ * and must outlive the scorer; nk_zeroshot_free leaves it loaded. */
+nook_status nk_zeroshot_open_model(const nook_model *m, char *const *labels, int k, nk_zeroshot **out,
+                                   nook_error *err);
 /* logp[k] receives each label's log-probability; *best the winner. */
 nook_status nk_zeroshot_classify(nk_zeroshot *z, const char *text, size_t len, double *logp, int *best, nook_error *err);
 void nk_zeroshot_free(nk_zeroshot *z);
@@ -331,6 +336,11 @@ nook_status nk_spec_escalate_local(const nk_spec *s, struct nk_zeroshot *z, cons
 nook_status nk_spec_escalate_with(const nk_spec *s, const struct nk_router *rt, const struct nk_route_req *req,
                                   const char *text, const nk_class_result *res, const char *general,
                                   struct nk_zeroshot **zs, nk_spec_escalation *out, nook_error *err);
+/* Whether nk_spec_escalate left the case to a local general model (named by general):
+ * nothing was sent out and the decision is not ask's suggestion. nk_spec_escalate_with
+ * asks this; a caller that keeps the general model loaded itself (the server) asks it
+ * before nk_spec_escalate_local. */
+bool nk_spec_wants_local(const nk_spec_escalation *e, const char *general);
 /* The GGUF path of a local general model given by reference: the path of a file, else a
  * name in the default model store (nk_model_resolve). Only for references an operator
  * gives (the command line, the environment), never a request's. */

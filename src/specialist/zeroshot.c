@@ -22,7 +22,8 @@
 #define ZS_CTX 1024   /* context; the text gets what the rest leaves */
 
 struct nk_zeroshot {
-    nook_model *m;
+    nook_model *m;               /* freed with z only when owned (nk_zeroshot_open)  */
+    bool own_model;
     nook_session *s;
     nook_batch b;
     int k, n_ctx, n_vocab;
@@ -43,7 +44,7 @@ void nk_zeroshot_free(nk_zeroshot *z) {
     nk_free(z->toks);
     nook_batch_free(&z->b);
     nook_session_free(z->s);
-    nook_model_free(z->m);
+    if (z->own_model) nook_model_free(z->m);
     nk_free(z);
 }
 
@@ -59,15 +60,10 @@ static nook_status tok(const nook_model *m, const char *text, nook_token **out, 
     return NOOK_OK;
 }
 
-nook_status nk_zeroshot_open(const char *model_path, char *const *labels, int k, nk_zeroshot **out, nook_error *err) {
-    *out = NULL;
-    if (k < 2) return nk_fail(err, NOOK_EINVAL, "zero-shot: need at least two labels");
-    nk_zeroshot *z = nk_calloc(1, sizeof *z);
-    if (!z) return nk_fail(err, NOOK_ENOMEM, "out of memory");
-    z->k = k;
-    nook_model_params mp = nook_model_default_params();
-    nook_status st = nook_model_load(model_path, &mp, &z->m, err);
-    if (st) { nk_free(z); return st; }
+/* The scorer over z->m (set, owned or not): its session, the prompt's suffix, the
+ * labels' tokens. Frees z on failure. */
+static nook_status zs_init(nk_zeroshot *z, char *const *labels, int k, nk_zeroshot **out, nook_error *err) {
+    nook_status st;
     nook_session_params sp = nook_session_default_params();
     sp.n_ctx = NK_MIN(nook_model_n_ctx_train(z->m), ZS_CTX);
     if (nook_model_n_params(z->m) < 50000000u) sp.n_threads = 1;   /* as nk_embedder_open: barriers cost more */
@@ -101,6 +97,31 @@ nook_status nk_zeroshot_open(const char *model_path, char *const *labels, int k,
 fail:
     nk_zeroshot_free(z);
     return st;
+}
+
+nook_status nk_zeroshot_open(const char *model_path, char *const *labels, int k, nk_zeroshot **out, nook_error *err) {
+    *out = NULL;
+    if (k < 2) return nk_fail(err, NOOK_EINVAL, "zero-shot: need at least two labels");
+    nk_zeroshot *z = nk_calloc(1, sizeof *z);
+    if (!z) return nk_fail(err, NOOK_ENOMEM, "out of memory");
+    z->k = k;
+    nook_model_params mp = nook_model_default_params();
+    nook_status st = nook_model_load(model_path, &mp, &z->m, err);
+    if (st) { nk_free(z); return st; }
+    z->own_model = true;
+    return zs_init(z, labels, k, out, err);
+}
+
+nook_status nk_zeroshot_open_model(const nook_model *m, char *const *labels, int k, nk_zeroshot **out,
+                                   nook_error *err) {
+    *out = NULL;
+    if (!m) return nk_fail(err, NOOK_EINVAL, "zero-shot: no model");
+    if (k < 2) return nk_fail(err, NOOK_EINVAL, "zero-shot: need at least two labels");
+    nk_zeroshot *z = nk_calloc(1, sizeof *z);
+    if (!z) return nk_fail(err, NOOK_ENOMEM, "out of memory");
+    z->k = k;
+    z->m = (nook_model *)m;   /* only read: never freed here (own_model false) */
+    return zs_init(z, labels, k, out, err);
 }
 
 static double log_softmax_at(const float *l, int n, int t) {

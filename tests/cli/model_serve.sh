@@ -98,6 +98,15 @@ sleep 0.3
 req GET /metrics
 check_contains "no active sequence after the disconnect" "$body" "nook_active_sequences 0"
 check_contains "the disconnect counted" "$body" "nook_cancelled_total 1"
+# the scheduler's own counters, one series per loaded model: steps, and where its time went
+check_contains "scheduler steps counted" "$body" "nook_sched_steps_total{model=\"$M\",num_ctx=\"64\"}"
+sched_val() { printf '%s\n' "$body" | grep -F "$1{model=\"$M\",num_ctx=\"64\"} " | awk '{ print $2 }'; }
+steps=$(sched_val nook_sched_steps_total)
+check_eq "scheduler steps > 0 ($steps)" "$([ "${steps:-0}" -gt 0 ] && echo yes)" yes
+dec=$(sched_val nook_sched_decode_seconds_total)
+check_eq "decode seconds > 0 ($dec)" "$(awk -v d="${dec:-0}" 'BEGIN { print (d > 0) ? "yes" : "no" }')" yes
+check_contains "handoff seconds" "$body" "# TYPE nook_sched_handoff_seconds_total counter"
+check_contains "idle seconds" "$body" "nook_sched_idle_seconds_total{model="
 
 # hostile requests: each a clear 4xx, and the server goes on
 post /api/generate '{"model": "x", '

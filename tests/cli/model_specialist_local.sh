@@ -25,7 +25,7 @@ cli1=$("$NOOK" classify unsure --local-model "$M" --json "$T1")
 cli2=$("$NOOK" classify unsure --local-model general --json "$T2")   # a stored name works too
 
 for G in "$M" general; do
-    serve_start NOOK_HOME="$NOOK_HOME" NOOK_ROUTE=auto NOOK_SPECIALIST_GENERAL="$G"
+    serve_start NOOK_HOME="$NOOK_HOME" NOOK_ROUTE=auto NOOK_SPECIALIST_GENERAL="$G" NOOK_DEBUG=1
     r=$(curl -s "$BASE/api/classify" -d "{\"model\":\"unsure\",\"input\":[\"$T1\",\"$T2\"]}")
     python3 - "$r" "$cli1" "$cli2" <<'PY' && ok || bad "classify escalated locally ($G) [$r] [$cli1] [$cli2]"
 import json, sys
@@ -55,8 +55,25 @@ PY
     r=$(curl -s "$BASE/api/classify" -d "{\"model\":\"unsure\",\"input\":\"$T1\",\"route\":{\"policy\":\"remote\",\"local_only\":true}}")
     python3 -c 'import json,sys; e=json.loads(sys.argv[1])["results"][0]["escalation"]; assert e["escalated"] and e["general"]=="local", e' "$r" \
         && ok || bad "a local_only pin still reaches the local model [$r]"
+    # the general model stayed loaded between those requests, as any model the server
+    # loaded: /api/ps lists it, and the four escalating requests loaded it once
+    ps=$(curl -s "$BASE/api/ps")
+    python3 -c 'import json,sys; m=json.loads(sys.argv[1])["models"]; assert len(m)==1, m' "$ps" \
+        && ok || bad "the general model is resident after escalations ($G) [$ps]"
+    check_eq "the general model loaded once for four escalations ($G)" "$(grep -c 'server: loaded ' "$SRV_LOG")" 1
     serve_stop
 done
+# keep_alive 0 (NOOK_KEEP_ALIVE): the general model is unloaded once the request ends
+serve_start NOOK_HOME="$NOOK_HOME" NOOK_ROUTE=auto NOOK_SPECIALIST_GENERAL="$M" NOOK_KEEP_ALIVE=0
+r=$(curl -s "$BASE/api/classify" -d "{\"model\":\"unsure\",\"input\":\"$T1\"}")
+check_contains "escalated with keep_alive 0" "$r" '"general":"local"'
+for _ in $(seq 1 40); do
+    ps=$(curl -s "$BASE/api/ps")
+    [ "$ps" = '{"models":[]}' ] && break
+    sleep 0.05
+done
+check_eq "keep_alive 0 unloads the general model" "$ps" '{"models":[]}'
+serve_stop
 [ ! -s "$NOOK_HOME/egress.jsonl" ] && ok || bad "a local escalation wrote to the egress ledger: $(cat "$NOOK_HOME/egress.jsonl")"
 
 serve_start NOOK_HOME="$NOOK_HOME" NOOK_ROUTE=auto NOOK_SPECIALIST_GENERAL=nosuch-general

@@ -18,23 +18,16 @@
 import { existsSync } from 'node:fs';
 import { resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startServer } from './serve_lib.mjs';
+import { skip, startServer, tally } from './serve_lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-if (!existsSync(resolve(here, 'node_modules/@anthropic-ai/sdk')) || !existsSync(resolve(here, 'node_modules/openai'))) {
-  console.log('SKIP: run `npm ci` in tests/clients first');
-  process.exit(77);
-}
+if (!existsSync(resolve(here, 'node_modules/@anthropic-ai/sdk')) || !existsSync(resolve(here, 'node_modules/openai'))) skip('run `npm ci` in tests/clients first');
 const model = resolve(process.env.NOOK_TEST_MODELS || resolve(here, '../../../shared/models'), 'stories260K.gguf');
-if (!existsSync(model)) { console.log(`SKIP: ${model} not found`); process.exit(77); }
+if (!existsSync(model)) skip(`${model} not found`);
 const { default: Anthropic } = await import('@anthropic-ai/sdk');
 const { default: OpenAI } = await import('openai');
 
-let pass = 0, fail = 0;
-const check = (name, cond, detail = '') => {
-  if (cond) pass++;
-  else { fail++; console.error(`FAIL: ${name} ${detail}`); }
-};
+const { check, failed, done } = tally();
 // the error a promise rejects with (null when it resolves)
 const rejection = async (p) => { try { await p; return null; } catch (e) { return e; } };
 
@@ -131,11 +124,10 @@ try {
   const after = await an.messages.create({ model, max_tokens: 12, temperature: 0, messages: [{ role: 'user', content: user }] });
   check('serves after errors', after.content[0].text === want, JSON.stringify(after.content));
 } catch (e) {
-  fail++;
+  failed();
   console.error('FAIL: unexpected', e && e.stack ? e.stack : e, '\n--- server log ---\n', srv.log());
 } finally {
   const code = await srv.stop();
   check('server exits 0 on SIGTERM', code === 0, String(code));
 }
-console.log(`anthropic client (${((Date.now() - tStart) / 1000).toFixed(1)} s): ${pass} passed, ${fail} failed`);
-process.exit(fail ? 1 : 0);
+done(`anthropic client (${((Date.now() - tStart) / 1000).toFixed(1)} s): `);

@@ -7,23 +7,16 @@
 import { existsSync } from 'node:fs';
 import { resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startServer } from './serve_lib.mjs';
+import { skip, startServer, tally } from './serve_lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-if (!existsSync(resolve(here, 'node_modules/ollama')) || !existsSync(resolve(here, 'node_modules/openai'))) {
-  console.log('SKIP: run `npm ci` in tests/clients first');
-  process.exit(77);
-}
+if (!existsSync(resolve(here, 'node_modules/ollama')) || !existsSync(resolve(here, 'node_modules/openai'))) skip('run `npm ci` in tests/clients first');
 const model = resolve(process.env.NOOK_TEST_MODELS || resolve(here, '../../../shared/models'), 'stories260K.gguf');
-if (!existsSync(model)) { console.log(`SKIP: ${model} not found`); process.exit(77); }
+if (!existsSync(model)) skip(`${model} not found`);
 const { Ollama } = await import('ollama');
 const { default: OpenAI } = await import('openai');
 
-let pass = 0, fail = 0;
-const check = (name, cond, detail = '') => {
-  if (cond) pass++;
-  else { fail++; console.error(`FAIL: ${name} ${detail}`); }
-};
+const { check, failed, done } = tally();
 
 // start the server on a free port
 const srv = await startServer();
@@ -125,10 +118,9 @@ try {
     check('openai 400', e.status === 400 && e.error.type === 'invalid_request_error', JSON.stringify(e.error));
   }
 } catch (e) {
-  fail++;
+  failed();
   console.error('FAIL: exception', e);
 }
 const code = await srv.stop();
 check('server exits 0 on SIGTERM', code === 0, `${code}`);
-console.log(`${pass} passed, ${fail} failed`);
-process.exit(fail ? 1 : 0);
+done();

@@ -20,22 +20,15 @@
 import { existsSync } from 'node:fs';
 import { resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startServer } from './serve_lib.mjs';
+import { skip, startServer, tally } from './serve_lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-if (!existsSync(resolve(here, 'node_modules/openai'))) {
-  console.log('SKIP: run `npm ci` in tests/clients first');
-  process.exit(77);
-}
+if (!existsSync(resolve(here, 'node_modules/openai'))) skip('run `npm ci` in tests/clients first');
 const model = resolve(process.env.NOOK_TEST_MODELS || resolve(here, '../../../shared/models'), 'stories260K.gguf');
-if (!existsSync(model)) { console.log(`SKIP: ${model} not found`); process.exit(77); }
+if (!existsSync(model)) skip(`${model} not found`);
 const { default: OpenAI } = await import('openai');
 
-let pass = 0, fail = 0;
-const check = (name, cond, detail = '') => {
-  if (cond) pass++;
-  else { fail++; console.error(`FAIL: ${name} ${detail}`); }
-};
+const { check, failed, done } = tally();
 
 const KEY = 'test-key-compat';
 const srv = await startServer({ NOOK_API_KEY: KEY, NOOK_NUM_PARALLEL: '4' });
@@ -213,11 +206,10 @@ try {
     check('responses function_call_output back', rb.status !== 'failed' && rb.usage.input_tokens > rr.usage.input_tokens, JSON.stringify(rb.usage));
   }
 } catch (e) {
-  fail++;
+  failed();
   console.error('FAIL: exception', e);
 } finally {
   const code = await srv.stop();
   check('server exits 0 on SIGTERM', code === 0, `${code}`);
 }
-console.log(`${pass} passed, ${fail} failed`);
-process.exit(fail ? 1 : 0);
+done();

@@ -8,17 +8,13 @@
 import { existsSync } from 'node:fs';
 import { resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startServer } from './serve_lib.mjs';
+import { skip, startServer, tally } from './serve_lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const model = resolve(process.env.NOOK_TEST_MODELS || resolve(here, '../../../shared/models'), 'stories260K.gguf');
-if (!existsSync(model)) { console.log(`SKIP: ${model} not found`); process.exit(77); }
+if (!existsSync(model)) skip(`${model} not found`);
 
-let pass = 0, fail = 0;
-const check = (name, cond, detail = '') => {
-  if (cond) pass++;
-  else { fail++; console.error(`FAIL: ${name} ${detail}`); }
-};
+const { check, failed, done } = tally();
 const t0 = Date.now();
 const srv = await startServer({ NOOK_NUM_PARALLEL: '2', NOOK_MAX_QUEUE: '12' });
 const prompts = ['Once upon a time', 'The cat', 'Lily was', 'One day'];
@@ -90,11 +86,10 @@ try {
   const again = await fetch(`${srv.base}/api/generate`, { method: 'POST', body: body(prompts[0], false) });
   check('still serving, same answer', (await again.json()).response === ref[prompts[0]]);
 } catch (e) {
-  fail++;
+  failed();
   console.error('FAIL: exception', e);
 }
 const code = await srv.stop();
 check('server exits 0 on SIGTERM', code === 0, `${code}: ${srv.log().slice(-2000)}`);
 check('bounded in time', Date.now() - t0 < 60000, `${Date.now() - t0} ms`);
-console.log(`${pass} passed, ${fail} failed (${Date.now() - t0} ms)`);
-process.exit(fail ? 1 : 0);
+done('', ` (${Date.now() - t0} ms)`);

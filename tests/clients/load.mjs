@@ -16,19 +16,15 @@ import { existsSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startServer } from './serve_lib.mjs';
+import { skip, startServer, tally } from './serve_lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const model = resolve(process.env.NOOK_TEST_MODELS || resolve(here, '../../../shared/models'), 'stories260K.gguf');
-if (!existsSync(model)) { console.log(`SKIP: ${model} not found`); process.exit(77); }
+if (!existsSync(model)) skip(`${model} not found`);
 const SECONDS = Number(process.env.LOAD_SECONDS || 20);
 const CLIENTS = Number(process.env.LOAD_CLIENTS || 8);
 
-let pass = 0, fail = 0;
-const check = (name, cond, detail = '') => {
-  if (cond) pass++;
-  else { fail++; console.error(`FAIL: ${name} ${detail}`); }
-};
+const { check, failed, done } = tally();
 let seed = Number(process.env.SEED || 4242);
 const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 4294967296);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -175,7 +171,7 @@ try {
   check('no sanitizer report', !/ERROR: AddressSanitizer|runtime error:|LeakSanitizer|ThreadSanitizer/.test(srv.log()),
         srv.log().slice(-2000));
 } catch (e) {
-  fail++;
+  failed();
   console.error(`FAIL: ${e.stack || e}`);
   await srv.stop();
 }
@@ -184,5 +180,4 @@ console.log(`load: ${SECONDS} s, ${CLIENTS} clients: ${stats.completed} requests
             `${stats.disconnects} disconnects, ${stats.busy} 503s, ${stats.errors} errors; server memory ` +
             `${samples[Math.min(4, samples.length - 1)] || 0} KiB after 1 s, peak ${peak} KiB, ` +
             `last ${samples[samples.length - 1] || 0} KiB; slow clients dropped after ${slowMs.join(', ')} ms`);
-console.log(`load: ${pass} passed, ${fail} failed`);
-process.exit(fail ? 1 : 0);
+done(`load: `);

@@ -11,10 +11,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { resolve, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startServer } from './serve_lib.mjs';
+import { skip, startServer, tally } from './serve_lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const skip = (why) => { console.log(`SKIP: ${why}`); process.exit(77); };
 if (!existsSync(resolve(here, 'node_modules/ollama')) || !existsSync(resolve(here, 'node_modules/openai')))
   skip('run `npm ci` in tests/clients first');
 const model = resolve(process.env.NOOK_TEST_MODELS || resolve(here, '../../../shared/models'), 'stories260K.gguf');
@@ -25,11 +24,7 @@ if (spawnSync('python3', ['--version']).status !== 0) skip('python3 missing');
 const { Ollama } = await import('ollama');
 const { default: OpenAI } = await import('openai');
 
-let pass = 0, fail = 0;
-const check = (name, cond, detail = '') => {
-  if (cond) pass++;
-  else { fail++; console.error(`FAIL: ${name} ${detail}`); }
-};
+const { check, failed, done } = tally();
 
 const tmp = mkdtempSync(join(tmpdir(), 'nook-route-'));
 const random = join(tmp, 'random.gguf');
@@ -104,12 +99,11 @@ try {
     got.every((r, i) => r.sha256 === eg[i].body_sha256 && r.bytes === eg[i].bytes), `${got.length} ${eg.length}`);
   check('nothing redacted or pinned sent', !got.some((r) => /bob@|alice@|diary/.test(r.body)));
 } catch (e) {
-  fail++;
+  failed();
   console.error('FAIL: exception', e);
 } finally {
   if (srv) check('server exit status', (await srv.stop()) === 0);
   if (mock) mock.kill();
   rmSync(tmp, { recursive: true, force: true });
 }
-console.log(`${pass} passed, ${fail} failed`);
-process.exit(fail ? 1 : 0);
+done();

@@ -19,21 +19,16 @@ import { tmpdir } from 'node:os';
 import { resolve, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createHash } from 'node:crypto';
-import { startServer } from './serve_lib.mjs';
+import { skip, startServer, tally } from './serve_lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const skip = (why) => { console.log(`SKIP: ${why}`); process.exit(77); };
 if (!existsSync(resolve(here, 'node_modules/ollama')) || !existsSync(resolve(here, 'node_modules/openai')))
   skip('run `npm ci` in tests/clients first');
 if (spawnSync('python3', ['--version']).status !== 0) skip('python3 missing');
 const { Ollama } = await import('ollama');
 const { default: OpenAI } = await import('openai');
 
-let pass = 0, fail = 0;
-const check = (name, cond, detail = '') => {
-  if (cond) pass++;
-  else { fail++; console.error(`FAIL: ${name} ${detail}`); }
-};
+const { check, failed, done } = tally();
 
 const tmp = mkdtempSync(join(tmpdir(), 'nook-spec-'));
 const home = join(tmp, 'home');
@@ -153,12 +148,11 @@ try {
     got.every((g, i) => g.sha256 === led[i].body_sha256), `${got.length} ${led.length}`);
   check('prompted with the label set', got.every((g) => /one, two\./.test(JSON.parse(g.body).messages[0].content)));
 } catch (e) {
-  fail++;
+  failed();
   console.error('FAIL: exception', e);
 } finally {
   if (srv) await srv.stop();
   if (mock) mock.kill();
   rmSync(tmp, { recursive: true, force: true });
 }
-console.log(`${pass} passed, ${fail} failed`);
-process.exit(fail ? 1 : 0);
+done();

@@ -15,23 +15,16 @@ import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { resolve, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startServer } from './serve_lib.mjs';
+import { skip, startServer, tally } from './serve_lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-if (!existsSync(resolve(here, 'node_modules/ollama'))) {
-  console.log('SKIP: run `npm ci` in tests/clients first');
-  process.exit(77);
-}
+if (!existsSync(resolve(here, 'node_modules/ollama'))) skip('run `npm ci` in tests/clients first');
 const gguf = resolve(process.env.NOOK_TEST_MODELS || resolve(here, '../../../shared/models'), 'stories260K.gguf');
-if (!existsSync(gguf)) { console.log(`SKIP: ${gguf} not found`); process.exit(77); }
-if (spawnSync('python3', ['--version']).status !== 0) { console.log('SKIP: python3 needed'); process.exit(77); }
+if (!existsSync(gguf)) skip(`${gguf} not found`);
+if (spawnSync('python3', ['--version']).status !== 0) skip('python3 needed');
 const { Ollama } = await import('ollama');
 
-let pass = 0, fail = 0;
-const check = (name, cond, detail = '') => {
-  if (cond) pass++;
-  else { fail++; console.error(`FAIL: ${name} ${detail}`); }
-};
+const { check, failed, done } = tally();
 const throws = async (name, fn, re) => {
   try { await fn(); check(name, false, 'did not throw'); } catch (e) { check(name, re.test(String(e.message)), e.message); }
 };
@@ -171,12 +164,11 @@ try {
   const gone = await fetch(`${srv.base}/api/blobs/${digest}`, { method: 'HEAD' });
   check('delete collected the blob', gone.status === 404, `${gone.status}`);
 } catch (e) {
-  fail++;
+  failed();
   console.error('FAIL: exception', e);
 } finally {
   await srv.stop();
   reg.kill();
   rmSync(tmp, { recursive: true, force: true });
 }
-console.log(`store.mjs: ${pass} passed, ${fail} failed`);
-process.exit(fail ? 1 : 0);
+done(`store.mjs: `);

@@ -22,10 +22,9 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { resolve, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startServer } from './serve_lib.mjs';
+import { skip, startServer, tally } from './serve_lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const skip = (why) => { console.log(`SKIP: ${why}`); process.exit(77); };
 if (!existsSync(resolve(here, 'node_modules/ollama')) || !existsSync(resolve(here, 'node_modules/openai')))
   skip('run `npm ci` in tests/clients first');
 const mk = join(process.env.NOOK_BUILD || '', 'mkmodel');
@@ -40,11 +39,7 @@ if (made.status !== 0) { rmSync(tmp, { recursive: true, force: true }); skip(`mk
 const { Ollama } = await import('ollama');
 const { default: OpenAI } = await import('openai');
 
-let pass = 0, fail = 0;
-const check = (name, cond, detail = '') => {
-  if (cond) pass++;
-  else { fail++; console.error(`FAIL: ${name} ${detail}`); }
-};
+const { check, failed, done } = tally();
 const cases = [];   // {name, schema, text}: validated together at the end
 const expect = (name, schema, text) => cases.push({ name, schema, text });
 
@@ -235,7 +230,7 @@ try {
     check('ollama bad schema refused', e.status_code === 400 && /not/.test(e.error), `${e.status_code} ${e.error}`);
   }
 } catch (e) {
-  fail++;
+  failed();
   console.error('FAIL: exception', e);
 } finally {
   check('server exits 0 on SIGTERM', (await srv.stop()) === 0);
@@ -245,5 +240,4 @@ try {
 const v = spawnSync('python3', [join(here, 'validate.py')], { input: JSON.stringify(cases), encoding: 'utf8' });
 process.stdout.write(v.stdout + v.stderr);
 check(`independent validation of ${cases.length} outputs`, v.status === 0);
-console.log(`${pass} passed, ${fail} failed`);
-process.exit(fail ? 1 : 0);
+done();

@@ -14,10 +14,9 @@ import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { resolve, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startServer } from './serve_lib.mjs';
+import { skip, startServer, tally } from './serve_lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const skip = (why) => { console.log(`SKIP: ${why}`); process.exit(77); };
 if (!existsSync(resolve(here, 'node_modules/playwright-core'))) skip('run `npm ci` in tests/clients first');
 const chromium = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
 if (!chromium) skip('no chromium (apt-get install chromium)');
@@ -25,11 +24,7 @@ const model = resolve(process.env.NOOK_TEST_MODELS || resolve(here, '../../../sh
 if (!existsSync(model)) skip(`${model} not found`);
 const { chromium: pw } = await import('playwright-core');
 
-let pass = 0, fail = 0;
-const check = (name, cond, detail = '') => {
-  if (cond) pass++;
-  else { fail++; console.error(`FAIL: ${name} ${detail}`); }
-};
+const { check, failed, done } = tally();
 const art = process.env.NOOK_ARTIFACTS || resolve(here, 'ui-artifacts');
 mkdirSync(art, { recursive: true });
 
@@ -160,7 +155,7 @@ try {
   check('no script errors', consoleErrors.filter((e) => !/Content Security Policy|192\.0\.2\.1/.test(e)).length === 0,
         JSON.stringify(consoleErrors));
 } catch (e) {
-  fail++;
+  failed();
   try { await shot(page0, 'failure.png'); console.error(await page0.content()); } catch {}
   console.error(`FAIL: ${e.stack || e}`);
 } finally {
@@ -169,5 +164,4 @@ try {
   remote.close();
   rmSync(home, { recursive: true, force: true });
 }
-console.log(`ui: ${pass} passed, ${fail} failed; screenshots in ${art}`);
-process.exit(fail ? 1 : 0);
+done(`ui: `, `; screenshots in ${art}`);

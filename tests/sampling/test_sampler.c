@@ -72,6 +72,48 @@ static void test_greedy(void) {
     nook_sampler_free(s);
 }
 
+/* Greedy on vocabularies of whole 256-logit blocks and a tail (the blocked maximum):
+ * the first index of the largest sanitized (NaN -> -inf, +inf -> FLT_MAX), penalized
+ * logit, against a scalar scan, with junk and many ties; an all-NaN/-inf vocabulary. */
+static void test_greedy_blocked(void) {
+    static const int sizes[] = { 255, 256, 257, 1000, 4096, 151936 };
+    bool ok = true;
+    for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
+        const int nv = sizes[si];
+        float *l = malloc((size_t)nv * sizeof *l), *w = malloc((size_t)nv * sizeof *w);
+        for (int pen = 0; pen < 2; pen++) {
+            nook_sampler_params p = plain(0.0f, 1);
+            p.repeat_penalty = pen ? 1.5f : 1.0f;
+            nook_sampler *s = mk(p, nv);
+            for (int trial = 0; trial < (nv > 5000 ? 6 : 60); trial++) {
+                for (int i = 0; i < nv; i++) {
+                    const float x = frand();
+                    l[i] = x < 0.02f ? NAN : x < 0.03f ? -INFINITY : (float)(int)(x * 50.0f) - 20.0f;
+                }
+                if (trial % 3 == 1) l[(int)(frand() * nv)] = INFINITY;   /* ties FLT_MAX below */
+                if (trial % 3 == 1) l[(int)(frand() * nv)] = FLT_MAX;
+                if (trial % 5 == 2) l[nv - 1] = 1000.0f;                 /* the best in the tail */
+                for (int i = 0; i < nv; i++) {
+                    const float v = isnan(l[i]) ? -INFINITY : l[i] == INFINITY ? FLT_MAX : l[i];
+                    w[i] = nk_sampler_penalized(s, i, v);
+                }
+                int want = 0;
+                for (int i = 1; i < nv; i++) if (w[i] > w[want]) want = i;
+                const nook_token got = nook_sampler_sample(s, l);   /* then remembered */
+                ok = ok && got == want;
+            }
+            for (int i = 0; i < nv; i++) l[i] = i % 2 ? NAN : -INFINITY;
+            const nook_token *ids;
+            const float *pr;
+            ok = ok && nk_sampler_candidates(s, l, &ids, &pr) == 0;
+            nook_sampler_free(s);
+        }
+        free(l);
+        free(w);
+    }
+    CHECK(ok);
+}
+
 /* top-k = 1 must give the argmax at any temperature and seed */
 static void test_topk1_is_greedy(void) {
     enum { NV = 1000 };
@@ -495,6 +537,7 @@ static void test_no_alloc(void) {
 int main(void) {
     test_defaults();
     test_greedy();
+    test_greedy_blocked();
     test_topk1_is_greedy();
     test_topk_set();
     test_topk_reference();

@@ -108,6 +108,56 @@ TGT static INL void tr16(const __m512i in[16], __m512i out[16]) {
     }
 }
 
+/* The headers of block b of rows 0..R-1: sub-block scales (int32), mins (int16
+ * pairs), d and dmin, one lane per row. */
+TGT static INL void rl_unpack_hdr(__m512i sc[8], __m512i mn[4], __m512 *d, __m512 *dmin, const uint8_t *w, size_t ws,
+                                  int R, int b) {
+    /* headers (d|dmin, three dwords of packed scales): z_i holds rows i, 4+i, 8+i,
+     * 12+i in its 128-bit lanes, so the 4 x 4 dword transposes inside the lanes
+     * below leave lane 4m+i = row 4m+i */
+    __m512i z[4];
+    UNROLL
+    for (int i = 0; i < 4; i++) {
+        __m128i h[4];
+        UNROLL
+        for (int m = 0; m < 4; m++) {
+            const int r = 4 * m + i;
+            h[m] = r < R ? _mm_loadu_si128((const __m128i *)((const nk_block_q4_K *)(w + (size_t)r * ws) + b))
+                         : _mm_setzero_si128();
+        }
+        z[i] = _mm512_inserti32x4(_mm512_inserti32x4(_mm512_inserti32x4(_mm512_castsi128_si512(h[0]), h[1], 1),
+                                                     h[2], 2), h[3], 3);
+    }
+    const __m512i p0 = _mm512_unpacklo_epi32(z[0], z[1]), p1 = _mm512_unpackhi_epi32(z[0], z[1]);
+    const __m512i p2 = _mm512_unpacklo_epi32(z[2], z[3]), p3 = _mm512_unpackhi_epi32(z[2], z[3]);
+    const __m512i hd = _mm512_unpacklo_epi64(p0, p2), w0 = _mm512_unpackhi_epi64(p0, p2);
+    const __m512i w1 = _mm512_unpacklo_epi64(p1, p3), w2 = _mm512_unpackhi_epi64(p1, p3);
+    *d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(hd));
+    *dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(hd, 16)));
+    /* nk_get_scale_min_k4's bits, four sub-blocks per dword */
+    const __m512i k3f = _mm512_set1_epi8(0x3F), k0f = _mm512_set1_epi8(0x0F), k03 = _mm512_set1_epi8(0x03);
+    const __m512i sc_lo = _mm512_and_si512(w0, k3f), mn_lo = _mm512_and_si512(w1, k3f);
+    const __m512i sc_hi = _mm512_or_si512(_mm512_and_si512(w2, k0f),
+                                          _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w0, 6), k03), 4));
+    const __m512i mn_hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(w2, 4), k0f),
+                                          _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w1, 6), k03), 4));
+    UNROLL
+    for (int k = 0; k < 8; k++) {
+        /* byte k%4 of each dword, zero-extended (vpshufb indexes 128-bit lanes) */
+        const __m512i idx = _mm512_add_epi32(_mm512_set1_epi32((int)(0x80808000u | (unsigned)(k % 4))),
+                                             _mm512_set4_epi32(12, 8, 4, 0));
+        sc[k] = _mm512_shuffle_epi8(k < 4 ? sc_lo : sc_hi, idx);
+    }
+    UNROLL
+    for (int k = 0; k < 4; k++) {
+        /* bytes 2(k%2) and 2(k%2)+1 of each dword, as two zero-extended words */
+        const unsigned lo = 2u * (unsigned)(k % 2);
+        const __m512i idx = _mm512_add_epi32(_mm512_set1_epi32((int)(0x80008000u | ((lo + 1) << 16) | lo)),
+                                             _mm512_set4_epi32(0x000C000C, 0x00080008, 0x00040004, 0));
+        mn[k] = _mm512_shuffle_epi8(k < 2 ? mn_lo : mn_hi, idx);
+    }
+}
+
 /* Unpack block b of rows 0..R-1 (R <= 16; rows w_stride bytes apart) into s. Rows
  * past R are not read and unpack as zeros. */
 TGT static INL void rl_unpack(rl_blk *s, const uint8_t *w, size_t ws, int R, int b) {
@@ -129,50 +179,7 @@ TGT static INL void rl_unpack(rl_blk *s, const uint8_t *w, size_t ws, int R, int
             s->w[2 * g + 1][j] = _mm512_and_si512(_mm512_srli_epi32(col[c], 4), m4);
         }
     }
-    /* headers (d|dmin, three dwords of packed scales): z_i holds rows i, 4+i, 8+i,
-     * 12+i in its 128-bit lanes, so the 4 x 4 dword transposes inside the lanes
-     * below leave lane 4m+i = row 4m+i */
-    __m512i z[4];
-    UNROLL
-    for (int i = 0; i < 4; i++) {
-        __m128i h[4];
-        UNROLL
-        for (int m = 0; m < 4; m++) {
-            const int r = 4 * m + i;
-            h[m] = r < R ? _mm_loadu_si128((const __m128i *)((const nk_block_q4_K *)(w + (size_t)r * ws) + b))
-                         : _mm_setzero_si128();
-        }
-        z[i] = _mm512_inserti32x4(_mm512_inserti32x4(_mm512_inserti32x4(_mm512_castsi128_si512(h[0]), h[1], 1),
-                                                     h[2], 2), h[3], 3);
-    }
-    const __m512i p0 = _mm512_unpacklo_epi32(z[0], z[1]), p1 = _mm512_unpackhi_epi32(z[0], z[1]);
-    const __m512i p2 = _mm512_unpacklo_epi32(z[2], z[3]), p3 = _mm512_unpackhi_epi32(z[2], z[3]);
-    const __m512i hd = _mm512_unpacklo_epi64(p0, p2), w0 = _mm512_unpackhi_epi64(p0, p2);
-    const __m512i w1 = _mm512_unpacklo_epi64(p1, p3), w2 = _mm512_unpackhi_epi64(p1, p3);
-    s->d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(hd));
-    s->dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(hd, 16)));
-    /* nk_get_scale_min_k4's bits, four sub-blocks per dword */
-    const __m512i k3f = _mm512_set1_epi8(0x3F), k0f = _mm512_set1_epi8(0x0F), k03 = _mm512_set1_epi8(0x03);
-    const __m512i sc_lo = _mm512_and_si512(w0, k3f), mn_lo = _mm512_and_si512(w1, k3f);
-    const __m512i sc_hi = _mm512_or_si512(_mm512_and_si512(w2, k0f),
-                                          _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w0, 6), k03), 4));
-    const __m512i mn_hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(w2, 4), k0f),
-                                          _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w1, 6), k03), 4));
-    UNROLL
-    for (int k = 0; k < 8; k++) {
-        /* byte k%4 of each dword, zero-extended (vpshufb indexes 128-bit lanes) */
-        const __m512i idx = _mm512_add_epi32(_mm512_set1_epi32((int)(0x80808000u | (unsigned)(k % 4))),
-                                             _mm512_set4_epi32(12, 8, 4, 0));
-        s->sc[k] = _mm512_shuffle_epi8(k < 4 ? sc_lo : sc_hi, idx);
-    }
-    UNROLL
-    for (int k = 0; k < 4; k++) {
-        /* bytes 2(k%2) and 2(k%2)+1 of each dword, as two zero-extended words */
-        const unsigned lo = 2u * (unsigned)(k % 2);
-        const __m512i idx = _mm512_add_epi32(_mm512_set1_epi32((int)(0x80008000u | ((lo + 1) << 16) | lo)),
-                                             _mm512_set4_epi32(0x000C000C, 0x00080008, 0x00040004, 0));
-        s->mn[k] = _mm512_shuffle_epi8(k < 2 ? mn_lo : mn_hi, idx);
-    }
+    rl_unpack_hdr(s->sc, s->mn, &s->d, &s->dmin, w, ws, R, b);
 }
 
 TGT static INL __m512i bcast4(const void *p) {
@@ -219,6 +226,79 @@ TGT static INL void rl_tokens(const int T, const rl_blk *s, const rl_act *const 
     }
 }
 
+/* Decode-sized batches (up to RL_GRP tokens, one token group) keep the transposed
+ * code bytes as tr16 leaves them (32 zmm per block instead of 64) and split the
+ * nibbles when a sub-block is used: with one token group every sub-block is used
+ * once, so the splitting costs what it cost in rl_unpack, and the scratch's stores
+ * and loads halve. At up to 8 tokens the unpack is most of this kernel's time (it
+ * costs the same from L2 as from DRAM: not the memory). Same integer sums and the
+ * same two FMAs per block as rl_tokens, so the same bits. Measured
+ * (bench/bench_gemm_small.c-style driver, 100,000 rows of K 1,024 from DRAM, one
+ * thread, thread CPU ms, same run): 4 tokens 3.05 -> 2.70-2.75, 8 tokens 4.79-4.81
+ * -> 4.40-4.54, 9 tokens (the general path) unchanged. */
+typedef struct rl_cblk {
+    __m512i col[2][16];
+    __m512i sc[8];
+    __m512i mn[4];
+    __m512 d, dmin;
+} rl_cblk;
+
+TGT static INL void rl_unpack_c(rl_cblk *s, const uint8_t *w, size_t ws, int R, int b) {
+    __m512i in[16];
+    UNROLL
+    for (int h = 0; h < 2; h++) {
+        UNROLL
+        for (int r = 0; r < RL_ROWS; r++) {
+            const nk_block_q4_K *x = (const nk_block_q4_K *)(w + (size_t)r * ws) + b;
+            in[r] = r < R ? _mm512_loadu_si512(x->qs + 64 * h) : _mm512_setzero_si512();
+        }
+        tr16(in, s->col[h]);
+    }
+    rl_unpack_hdr(s->sc, s->mn, &s->d, &s->dmin, w, ws, R, b);
+}
+
+TGT static INL void rl_tokens_c(const int T, const rl_cblk *s, const rl_act *const *x, __m512 *acc) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    __m512i isum[RL_GRP];
+    UNROLL
+    for (int t = 0; t < T; t++) isum[t] = _mm512_setzero_si512();
+    NO_UNROLL
+    for (int sb = 0; sb < 8; sb++) {
+        const int g = sb >> 1, h = g >> 1, c0 = 8 * (g & 1);
+        __m512i wv[8];
+        if (sb & 1) {
+            UNROLL
+            for (int j = 0; j < 8; j++) wv[j] = _mm512_and_si512(_mm512_srli_epi32(s->col[h][c0 + j], 4), m4);
+        } else {
+            UNROLL
+            for (int j = 0; j < 8; j++) wv[j] = _mm512_and_si512(s->col[h][c0 + j], m4);
+        }
+        const __m512i sc = s->sc[sb];
+        UNROLL
+        for (int t = 0; t < T; t++) {
+            const int8_t *q = x[t]->qs + 32 * sb;
+            __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[0], bcast4(q));
+            __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[4], bcast4(q + 16));
+            UNROLL
+            for (int j = 1; j < 4; j++) {
+                p0 = _mm512_dpbusd_epi32(p0, wv[j], bcast4(q + 4 * j));
+                p1 = _mm512_dpbusd_epi32(p1, wv[4 + j], bcast4(q + 16 + 4 * j));
+            }
+            isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(_mm512_add_epi32(p0, p1), sc));
+        }
+    }
+    UNROLL
+    for (int t = 0; t < T; t++) {
+        __m512i m = _mm512_setzero_si512();
+        UNROLL
+        for (int k = 0; k < 4; k++) m = _mm512_dpwssd_epi32(m, s->mn[k], bcast4(x[t]->s32 + 2 * k));
+        const __m512 dx = _mm512_set1_ps(x[t]->d);
+        __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(s->d, dx), acc[t]);
+        acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(m), _mm512_mul_ps(s->dmin, dx), y);
+    }
+}
+
+#define RL_CASE_C(T) case T: rl_tokens_c(T, &cb, xp, acc); break;
 #define RL_CASE(T) case T: rl_tokens(T, &blk, xp, acc + t); break;
 
 TGT static void rl_gemm(int n, int nr, int nt, const void *w, size_t ws, const void *a, size_t as, float *y,
@@ -230,6 +310,22 @@ TGT static void rl_gemm(int n, int nr, int nt, const void *w, size_t ws, const v
         const int R = nr - r0 < RL_ROWS ? nr - r0 : RL_ROWS;
         const __mmask16 live = (__mmask16)((1u << R) - 1);
         const uint8_t *wr = (const uint8_t *)w + (size_t)r0 * ws;
+        if (nt <= RL_GRP) {
+            rl_cblk cb;
+            for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
+            for (int b = 0; b < nb; b++) {
+                rl_prefetch_part(wr + RL_ROWS * ws, RL_ROWS * ws, b, nb);
+                rl_unpack_c(&cb, wr, ws, R, b);
+                const rl_act *xp[RL_GRP];
+                for (int i = 0; i < nt; i++) xp[i] = (const rl_act *)((const uint8_t *)a + (size_t)i * as) + b;
+                switch (nt) {
+                RL_CASE_C(1) RL_CASE_C(2) RL_CASE_C(3) RL_CASE_C(4) RL_CASE_C(5) RL_CASE_C(6) RL_CASE_C(7)
+                default: rl_tokens_c(RL_GRP, &cb, xp, acc); break;
+                }
+            }
+            for (int t = 0; t < nt; t++) _mm512_mask_storeu_ps(y + (size_t)t * ys + r0, live, acc[t]);
+            continue;
+        }
         for (int t0 = 0; t0 < nt; t0 += RL_TOK) {
             const int TT = nt - t0 < RL_TOK ? nt - t0 : RL_TOK;
             const uint8_t *at = (const uint8_t *)a + (size_t)t0 * as;
@@ -252,11 +348,12 @@ TGT static void rl_gemm(int n, int nr, int nt, const void *w, size_t ws, const v
     }
 }
 
-/* From 4 tokens. Measured on weights streamed from DRAM as a decode step reads them
+/* From 2 tokens. Measured on weights streamed from DRAM as a decode step reads them
  * (100,000 rows of K 1024 on 2 MB pages, one thread, thread CPU time): 4 tokens
  * 3.1-3.8 ms vs 4.0-4.2 for gemm_avx512.c's one-row tiles, 8 tokens 4.6-5.4 vs
- * 7.1-7.8; 3 tokens about even. (Without the prefetch of the next 16 rows this
- * kernel took 5-12 ms at 4-8 tokens from DRAM.) */
+ * 7.1-7.8; 2 and 3 tokens lead since rl_small (above). (Without the prefetch of the
+ * next 16 rows this kernel took 5-12 ms at 4-8 tokens from DRAM.) One token stays on
+ * the one-row kernel, whose bits the single-sequence path has always had. */
 #define NK_RL_Q4_K_MIN_TOK 4
 
 static const nk_gemm_kernel k_rl_q4_K = { rl_gemm, rl_act_quant, rl_act_row_size, NK_RL_Q4_K_MIN_TOK };
