@@ -1,7 +1,7 @@
 // serve-load.mjs: throughput and latency of `nook serve` under concurrent clients.
 //
 //   node bench/serve-load.mjs [--model PATH] [--clients 1,4,8] [--requests N] [--tokens T]
-//                             [--parallel P] [--nook build/nook]
+//                             [--parallel P] [--nook build/nook] [--client http|fetch]
 //
 // Starts `nook serve` (NOOK_NUM_PARALLEL=P, default the largest client count;
 // NOOK_CONTEXT_LENGTH 2048 unless set) on a free
@@ -12,7 +12,10 @@
 // p50/p99 time to first token (request sent -> first NDJSON line with text), and the
 // server's own overhead per request: the loopback round trip of a one-token generate
 // minus the engine's total_duration for it (p50 over 50 requests), next to the round
-// trip of GET /api/version (no work: the floor the machine's load sets).
+// trip of GET /api/version (no work: the floor the machine's load sets). Per level also
+// where the server's scheduler spent the wall (from /metrics: steps, seconds decoding,
+// handing logits to requests, idle; `other` is the rest), the prompt tokens evaluated,
+// and the CPU seconds of the server and of this client (which shares the machine).
 // One JSON object per line on stdout, a table on stderr.
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
