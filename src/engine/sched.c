@@ -44,6 +44,9 @@ typedef struct req {
     nook_token *toks;
     int n_tok;
     atomic_bool cancelled;
+    atomic_bool done;         /* its DONE event has been sent (set just before it)   */
+    nook_event_fn on_event;   /* the caller's callback, behind req_event             */
+    void *ud;
     struct req *next;
 } req;
 
@@ -438,12 +441,24 @@ void nook_sched_free(nook_sched *s) {
     nk_free(s);
 }
 
+/* Every event of a request passes here on the worker thread: the request counts as
+ * done from its DONE event on, so nook_sched_cancel answers false as soon as a caller
+ * could have seen DONE (the slot is freed only after the callback returns). */
+static bool req_event(const nook_event *ev, void *ud) {
+    req *r = ud;
+    if (ev->kind == NOOK_EVENT_DONE) atomic_store(&r->done, true);
+    return r->on_event(ev, r->ud);
+}
+
 nook_status nook_sched_submit(nook_sched *s, const nook_prompt *prompt, const nook_gen_params *p,
                               nook_event_fn on_event, void *ud, uint64_t *id, nook_error *err) {
     if (!s || !prompt || !p || !on_event) return nk_fail(err, NOOK_EINVAL, "nook_sched_submit: bad arguments");
     req *r = nk_calloc(1, sizeof *r);
     if (!r) return nk_fail(err, NOOK_ENOMEM, "out of memory");
     atomic_store(&r->cancelled, false);
+    atomic_store(&r->done, false);
+    r->on_event = on_event;
+    r->ud = ud;
     bool split = false;
     nook_status st = nook_prompt_tokenize(s->m, prompt, &r->toks, &r->n_tok, &split, err);
     if (st != NOOK_OK) goto fail;
@@ -456,7 +471,7 @@ nook_status nook_sched_submit(nook_sched *s, const nook_prompt *prompt, const no
         goto fail;
     }
     if ((st = gen_take(s, &r->g, err)) != NOOK_OK) goto fail;
-    if ((st = nook_gen_begin(r->g, p, r->toks, r->n_tok, split, on_event, ud, err)) != NOOK_OK) goto fail;
+    if ((st = nook_gen_begin(r->g, p, r->toks, r->n_tok, split, req_event, r, err)) != NOOK_OK) goto fail;
 
     pthread_mutex_lock(&s->mu);
     if (s->stopping) {
@@ -496,7 +511,7 @@ bool nook_sched_cancel(nook_sched *s, uint64_t id) {
         }
     for (int i = 0; i < s->n_par && !found; i++) {
         req *r = s->slots[i].r;
-        if (r && r->id == id) {
+        if (r && r->id == id && !atomic_load(&r->done)) {
             atomic_store(&r->cancelled, true);
             nook_gen_cancel(r->g);
             found = true;
