@@ -24,9 +24,16 @@
 #include <sys/mman.h>
 
 /* MADV_HUGEPAGE on the 2 MB-aligned pages inside [p, p + n) (large blocks only: the
- * allocator gives those their own mapping) */
+ * allocator gives those their own mapping), only when NOOK_KV_HUGEPAGES=1. Off by
+ * default: with the kernel's usual THP defrag setting ("madvise"), a first touch of an
+ * advised region may compact memory in the faulting thread, and the server stalled
+ * 0.9-2.9 s (TTFT p99 0.75-1.5 s instead of 0.12 s) when 4 clients first used fresh
+ * slots of a qwen3-0.6b cache (bench/serve-load.mjs, session 7). Decoding at depth
+ * gains a little from 2 MB pages (bench/bench_attn.c), so it stays available. */
 static void advise_huge(void *p, size_t n) {
 #ifdef MADV_HUGEPAGE
+    const char *env = getenv("NOOK_KV_HUGEPAGES");
+    if (!env || strcmp(env, "1") != 0) return;
     const uintptr_t huge = (uintptr_t)2 << 20;
     if (n < 2 * huge) return;
     const uintptr_t a = ((uintptr_t)p + huge - 1) & ~(huge - 1), e = ((uintptr_t)p + n) & ~(huge - 1);
