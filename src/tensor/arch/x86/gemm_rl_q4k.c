@@ -188,6 +188,34 @@ TGT static INL __m512i bcast4(const void *p) {
     return _mm512_set1_epi32(v);
 }
 
+/* One sub-block of 32 weights (wv: 16 rows' codes in lanes) against token codes q,
+ * scaled by the rows' sub-block scales: isum + sc * dot. Two chains of 4: vpdpbusd's
+ * latency, not its throughput, bounds one chain of 8 (measured ~5-10% slower). */
+TGT static INL __m512i rl_sb_dot(__m512i isum, const __m512i *wv, const int8_t *q, __m512i sc) {
+    __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[0], bcast4(q));
+    __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[4], bcast4(q + 16));
+    UNROLL
+    for (int j = 1; j < 4; j++) {
+        p0 = _mm512_dpbusd_epi32(p0, wv[j], bcast4(q + 4 * j));
+        p1 = _mm512_dpbusd_epi32(p1, wv[4 + j], bcast4(q + 16 + 4 * j));
+    }
+    return _mm512_add_epi32(isum, _mm512_mullo_epi32(_mm512_add_epi32(p0, p1), sc));
+}
+
+/* A block's end for T tokens: acc[t] += d*dx*isum[t] - dmin*dx*(mins . token sums). */
+TGT static INL void rl_finish(const int T, const __m512i *mn, __m512 d, __m512 dmin, const rl_act *const *x,
+                              const __m512i *isum, __m512 *acc) {
+    UNROLL
+    for (int t = 0; t < T; t++) {
+        __m512i m = _mm512_setzero_si512();
+        UNROLL
+        for (int k = 0; k < 4; k++) m = _mm512_dpwssd_epi32(m, mn[k], bcast4(x[t]->s32 + 2 * k));
+        const __m512 dx = _mm512_set1_ps(x[t]->d);
+        __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(d, dx), acc[t]);
+        acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(m), _mm512_mul_ps(dmin, dx), y);
+    }
+}
+
 /* T tokens (a compile-time constant after inlining) against one unpacked block:
  * acc[t] (16 rows of token t) += their dots. x[t]: token t's block. */
 TGT static INL void rl_tokens(const int T, const rl_blk *s, const rl_act *const *x, __m512 *acc) {
@@ -202,28 +230,10 @@ TGT static INL void rl_tokens(const int T, const rl_blk *s, const rl_act *const 
         const __m512i sc = s->sc[sb];
         UNROLL
         for (int t = 0; t < T; t++) {
-            const int8_t *q = x[t]->qs + 32 * sb;
-            /* two chains of 4: vpdpbusd's latency, not its throughput, bounds
-             * one chain of 8 (measured ~5-10% slower) */
-            __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[0], bcast4(q));
-            __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[4], bcast4(q + 16));
-            UNROLL
-            for (int j = 1; j < 4; j++) {
-                p0 = _mm512_dpbusd_epi32(p0, wv[j], bcast4(q + 4 * j));
-                p1 = _mm512_dpbusd_epi32(p1, wv[4 + j], bcast4(q + 16 + 4 * j));
-            }
-            isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(_mm512_add_epi32(p0, p1), sc));
+            isum[t] = rl_sb_dot(isum[t], wv, x[t]->qs + 32 * sb, sc);
         }
     }
-    UNROLL
-    for (int t = 0; t < T; t++) {
-        __m512i m = _mm512_setzero_si512();
-        UNROLL
-        for (int k = 0; k < 4; k++) m = _mm512_dpwssd_epi32(m, s->mn[k], bcast4(x[t]->s32 + 2 * k));
-        const __m512 dx = _mm512_set1_ps(x[t]->d);
-        __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(s->d, dx), acc[t]);
-        acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(m), _mm512_mul_ps(s->dmin, dx), y);
-    }
+    rl_finish(T, s->mn, s->d, s->dmin, x, isum, acc);
 }
 
 /* Decode-sized batches (up to RL_GRP tokens, one token group) keep the transposed
@@ -276,26 +286,10 @@ TGT static INL void rl_tokens_c(const int T, const rl_cblk *s, const rl_act *con
         const __m512i sc = s->sc[sb];
         UNROLL
         for (int t = 0; t < T; t++) {
-            const int8_t *q = x[t]->qs + 32 * sb;
-            __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[0], bcast4(q));
-            __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[4], bcast4(q + 16));
-            UNROLL
-            for (int j = 1; j < 4; j++) {
-                p0 = _mm512_dpbusd_epi32(p0, wv[j], bcast4(q + 4 * j));
-                p1 = _mm512_dpbusd_epi32(p1, wv[4 + j], bcast4(q + 16 + 4 * j));
-            }
-            isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(_mm512_add_epi32(p0, p1), sc));
+            isum[t] = rl_sb_dot(isum[t], wv, x[t]->qs + 32 * sb, sc);
         }
     }
-    UNROLL
-    for (int t = 0; t < T; t++) {
-        __m512i m = _mm512_setzero_si512();
-        UNROLL
-        for (int k = 0; k < 4; k++) m = _mm512_dpwssd_epi32(m, s->mn[k], bcast4(x[t]->s32 + 2 * k));
-        const __m512 dx = _mm512_set1_ps(x[t]->d);
-        __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(s->d, dx), acc[t]);
-        acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(m), _mm512_mul_ps(s->dmin, dx), y);
-    }
+    rl_finish(T, s->mn, s->d, s->dmin, x, isum, acc);
 }
 
 #define RL_CASE_C(T) case T: rl_tokens_c(T, &cb, xp, acc); break;
