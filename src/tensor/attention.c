@@ -6,6 +6,7 @@
 
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -284,25 +285,39 @@ static tile_ws tile_carve(void *base, int hd) {
 static int tile_chunk(int hd_k) { return NK_MIN(TILE_CMAX, (TILE_KF / hd_k) & ~15); }
 
 /* expf, 16 lanes, with the bits of the C library's expf (the one ggml calls).
- * exp(x) = 2^n * exp(r), n = round(x / ln2), r = x - n ln2 by one fma in double,
- * exp(r) by its Taylor series to r^11 (|r| <= ln2/2: error < 2^-46 relative), then
- * rounded to float once. glibc's expf also rounds a double approximation once, within
- * 2^-33 relative of exp(x), so both give the same float unless exp(x) lies near a
- * rounding midpoint: those lanes (where the 29 bits the rounding drops are within
- * 2^23 of the midpoint, about 1 in 32) and lanes outside [-87, 0] (subnormal results,
- * infinities, NaN) call expf itself. Checked on every float in [-90, 0]: the largest
- * distance from the midpoint at which the roundings disagreed was 2^19.7. */
+ *
+ * glibc (2.27 on; the FMA build __expf_fma it selects on every CPU this path runs on)
+ * computes expf(x) as one double expression rounded to float once: with N = 32,
+ *   z = fma(N/ln2, x, 0x1.8p52)          (k = round(x N/ln2) in z's low bits)
+ *   r = fma(N/ln2, x, -(z - 0x1.8p52))   (x N/ln2 - k, |r| <= 1/2)
+ *   s = 2^(k/N)                          (T[k mod N] plus k's high bits in the exponent)
+ *   y = fma(fma(r, C0, C1), r*r, fma(r, C2, 1)) * s
+ * tile_exp_pd is that expression, 8 lanes at a time, operation for operation: the
+ * same double roundings, so the same float for every input it takes (x in [-103, 0]:
+ * what attention asks; other lanes call expf itself). T[i] = bits(2^(i/N)) - (i << 47)
+ * (computed at first use); C0..C2 and N/ln2 are the coefficients glibc uses.
+ *
+ * Another C library may round its own approximation differently; the first call
+ * checks this one against expf (tile_exp_check) and, if any input disagrees, falls
+ * back to calling expf on the lanes whose double lies near a float rounding midpoint
+ * (the 29 bits the rounding drops within 2^23 of it, about 1 in 32): a correctly
+ * rounded-enough expf agrees with ours everywhere else. */
 #define TILE_EXP_NEAR (1 << 23)
-TILE_INLINE __m512d tile_exp_pd(__m512d x) {
-    static const double inv_fact[12] = { 1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040,
-                                         1.0 / 40320, 1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800 };
-    const __m512d n = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(1.4426950408889634)),
-                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m512d r = _mm512_fnmadd_pd(n, _mm512_set1_pd(0.6931471805599453), x);
-    __m512d p = _mm512_set1_pd(inv_fact[11]);
-    TILE_UNROLL
-    for (int k = 10; k >= 0; k--) p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(inv_fact[k]));
-    return _mm512_scalef_pd(p, n);
+static uint64_t tile_exp_tab[32];
+static atomic_int tile_exp_state;   /* 0: unchecked, 1: glibc's bits, 2: fall back near midpoints */
+
+TILE_INLINE __m512d tile_exp_pd(__m512d x, const __m512d *tab) {
+    const __m512d inv_ln2n = _mm512_set1_pd(0x1.71547652b82fep+5), shift = _mm512_set1_pd(0x1.8p52);
+    const __m512d z = _mm512_fmadd_pd(inv_ln2n, x, shift);
+    const __m512i ki = _mm512_castpd_si512(z);
+    const __m512d r = _mm512_fmsub_pd(inv_ln2n, x, _mm512_sub_pd(z, shift));
+    /* T[ki mod 32]: two 16-entry lookups, bit 4 picks */
+    const __m512d t_lo = _mm512_permutex2var_pd(tab[0], ki, tab[1]), t_hi = _mm512_permutex2var_pd(tab[2], ki, tab[3]);
+    const __m512d t = _mm512_mask_mov_pd(t_lo, _mm512_test_epi64_mask(ki, _mm512_set1_epi64(16)), t_hi);
+    const __m512d s = _mm512_castsi512_pd(_mm512_add_epi64(_mm512_castpd_si512(t), _mm512_slli_epi64(ki, 47)));
+    const __m512d y0 = _mm512_fmadd_pd(r, _mm512_set1_pd(0x1.c6af84b912394p-20), _mm512_set1_pd(0x1.ebfce50fac4f3p-13));
+    const __m512d y1 = _mm512_fmadd_pd(r, _mm512_set1_pd(0x1.62e42ff0c52d6p-6), _mm512_set1_pd(1.0));
+    return _mm512_mul_pd(_mm512_fmadd_pd(y0, _mm512_mul_pd(r, r), y1), s);
 }
 
 /* lanes whose double y rounds to float near a midpoint (see above) */
@@ -312,27 +327,92 @@ TILE_INLINE __mmask8 tile_exp_near(__m512d y) {
     return _mm512_cmplt_epi64_mask(dist, _mm512_set1_epi64(TILE_EXP_NEAR));
 }
 
-/* x[0..n-1] = expf(x[0..n-1]) */
-ATTN_TGT512 static void tile_expf(float *x, int n) {
+/* x[0..n-1] = expf(x[0..n-1]); exact: glibc's bits, or else check near midpoints */
+TILE_INLINE void tile_expf_run(float *x, int n, bool exact) {
+    __m512d tab[4];
+    for (int i = 0; i < 4; i++) tab[i] = _mm512_loadu_pd((const double *)tile_exp_tab + 8 * i);
     for (int j = 0; j < n; j += 16) {
         const __mmask16 m = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
         const __m512 v = _mm512_maskz_loadu_ps(m, x + j);
         const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
         const __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-        const __m512d ylo = tile_exp_pd(lo), yhi = tile_exp_pd(hi);
-        /* !(x >= -87 && x <= 0) catches NaN too */
-        const __mmask16 in = _mm512_cmp_ps_mask(v, _mm512_set1_ps(-87.0f), _CMP_GE_OQ) &
+        const __m512d ylo = tile_exp_pd(lo, tab), yhi = tile_exp_pd(hi, tab);
+        /* !(x >= -103 && x <= 0) catches NaN too */
+        const __mmask16 in = _mm512_cmp_ps_mask(v, _mm512_set1_ps(-103.0f), _CMP_GE_OQ) &
                              _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LE_OQ);
-        const __mmask16 near = (__mmask16)(tile_exp_near(ylo) | (unsigned)tile_exp_near(yhi) << 8);
+        const __mmask16 near =
+            exact ? (__mmask16)0 : (__mmask16)(tile_exp_near(ylo) | (unsigned)tile_exp_near(yhi) << 8);
         const __m512 y = _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(ylo)), _mm512_cvtpd_ps(yhi), 1);
+        const unsigned slow = (unsigned)(m & (~in | near));
+        if (!slow) {
+            _mm512_mask_storeu_ps(x + j, m, y);
+            continue;
+        }
         float arg[16];
         _mm512_storeu_ps(arg, v);
         _mm512_mask_storeu_ps(x + j, m, y);
-        for (unsigned slow = (unsigned)(m & (~in | near)); slow; slow &= slow - 1) {
-            const int l = __builtin_ctz(slow);
+        for (unsigned sl = slow; sl; sl &= sl - 1) {
+            const int l = __builtin_ctz(sl);
             x[j + l] = expf(arg[l]);
         }
     }
+}
+
+/* lanes of 16 floats whose double rounds to float near a midpoint */
+TILE_INLINE unsigned tile_exp_near16(const float *x, const __m512d *tab) {
+    const __m512 v = _mm512_loadu_ps(x);
+    const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+    const __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    return tile_exp_near(tile_exp_pd(lo, tab)) | (unsigned)tile_exp_near(tile_exp_pd(hi, tab)) << 8;
+}
+
+/* Once per process: the table, then tile_exp_pd against expf over [-103, 0] (every
+ * 263rd float): every input whose double lies near a midpoint (where two libraries'
+ * roundings could part) and every input of one block in 16; about 300,000 expf calls. */
+static pthread_once_t tile_exp_once = PTHREAD_ONCE_INIT;
+ATTN_TGT512 static void tile_exp_init(void) {
+    for (int i = 0; i < 32; i++) {
+        const double t = (double)exp2l((long double)i / 32.0L);
+        uint64_t b;
+        memcpy(&b, &t, 8);
+        tile_exp_tab[i] = b - ((uint64_t)i << 47);
+    }
+    __m512d tab[4];
+    for (int i = 0; i < 4; i++) tab[i] = _mm512_loadu_pd((const double *)tile_exp_tab + 8 * i);
+    bool ok = true;
+    uint32_t b = 0x80000000u;   /* -0.0f, then down */
+    for (int blk = 0; ok; blk++, b += 16 * 263) {
+        float x[16], y[16];
+        for (int l = 0; l < 16; l++) {
+            const uint32_t u = b + 263u * (uint32_t)l;
+            memcpy(&x[l], &u, 4);
+        }
+        if (!(x[15] >= -103.0f)) break;
+        memcpy(y, x, sizeof x);
+        tile_expf_run(y, 16, true);
+        for (unsigned c = blk % 16 == 0 ? 0xFFFFu : tile_exp_near16(x, tab); c; c &= c - 1) {
+            const int l = __builtin_ctz(c);
+            const float w = expf(x[l]);
+            ok = ok && memcmp(&y[l], &w, 4) == 0;
+        }
+    }
+    atomic_store_explicit(&tile_exp_state, ok ? 1 : 2, memory_order_release);
+}
+
+ATTN_TGT512 static void tile_expf(float *x, int n) {
+    int st = atomic_load_explicit(&tile_exp_state, memory_order_acquire);
+    if (st == 0) {
+        pthread_once(&tile_exp_once, tile_exp_init);
+        st = atomic_load_explicit(&tile_exp_state, memory_order_acquire);
+    }
+    if (st == 1) tile_expf_run(x, n, true);
+    else tile_expf_run(x, n, false);
+}
+
+void nk_attn_expf(float *x, int n) {
+    if (attn_simd512()) tile_expf(x, n);
+    else
+        for (int i = 0; i < n; i++) x[i] = expf(x[i]);
 }
 
 /* K rows j0..j0+n-1 (f16) to f32, rows n..npad-1 zero */
@@ -894,6 +974,9 @@ ATTN_TGT512 static void dec_task(const nk_attn *a, int hpt, int task, void *scra
     }
 }
 #else
+void nk_attn_expf(float *x, int n) {
+    for (int i = 0; i < n; i++) x[i] = expf(x[i]);
+}
 static void tile_task(const nk_attn *a, const tile_plan *pl, int task, void *scratch) {
     (void)a, (void)pl, (void)task, (void)scratch;
 }

@@ -55,6 +55,10 @@ void nk_glu(nk_pool *pool, bool gelu, float *gate_out, const float *up, size_t n
  * the CPU has it). */
 void nk_f32_to_f16_row(const float *x, uint16_t *h, int n);
 
+/* x[i] = expf(x[i]) for i < n with the bits of the C library's expf: the flash
+ * softmax's exponentials (attention.c), 16 at a time on AVX-512. For tests. */
+void nk_attn_expf(float *x, int n);
+
 /* y += x over n elements. */
 void nk_add(float *y, const float *x, size_t n);
 
