@@ -476,6 +476,53 @@ TILE_INLINE void tile_scores(const int NQ, const float *qf, const float *kf, int
     }
 }
 
+/* The scores of all TILE_RMAX rows of a tile (queries qf, rows past R zero) against
+ * positions 0..n-1 of a chunk read straight from the f16 cache (kb: position 0 of the
+ * chunk in this KV head), to sc[j * TILE_RMAX + r]. Each K row is converted once into
+ * registers and meets the 16 queries from L1: per (row, position) tile_dot's
+ * arithmetic (fma(k, q, a) is fma(q, k, a): the product is exact), and a position's 16
+ * row sums by tile_scores' reduction tree, pairing rows where it paired positions, so
+ * every score has the F16 vec_dot's bits with no scatter of the sums into place. */
+TILE_INLINE void tile_scores_t(const int NQ, const float *qf, const uint8_t *kb, size_t k_row, int n, float scale,
+                               float *sc) {
+    const __m512 vscale = _mm512_set1_ps(scale);
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    for (int j = 0; j < n; j++) {
+        const uint16_t *h = (const uint16_t *)(kb + (size_t)j * k_row);
+        /* rows a few positions on: a row's slice of a head is a few lines every k_row bytes */
+        for (int o = 0; o < NQ * 32; o += 64) _mm_prefetch((const char *)h + 8 * k_row + o, _MM_HINT_T0);
+        __m512 k[16];
+        TILE_UNROLL
+        for (int i = 0; i < NQ; i++) k[i] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + 16 * i)));
+        __m512 z[4];
+        TILE_UNROLL
+        for (int g = 0; g < 4; g++) {
+            const float *qg = qf + (size_t)(4 * g) * (size_t)(16 * NQ);
+            const __m512 y0 = tile_pair1(tile_dot(NQ, k, qg), tile_dot(NQ, k, qg + 16 * NQ));
+            const __m512 y1 = tile_pair1(tile_dot(NQ, k, qg + 32 * NQ), tile_dot(NQ, k, qg + 48 * NQ));
+            z[g] = tile_pair2(y0, y1);   /* 128-bit group i: row 4g+i, 4 partial sums */
+        }
+        const __m512 u0 = _mm512_add_ps(_mm512_shuffle_ps(z[0], z[1], 0x44), _mm512_shuffle_ps(z[0], z[1], 0xEE));
+        const __m512 u1 = _mm512_add_ps(_mm512_shuffle_ps(z[2], z[3], 0x44), _mm512_shuffle_ps(z[2], z[3], 0xEE));
+        const __m512 r = _mm512_add_ps(_mm512_shuffle_ps(u0, u1, 0x88), _mm512_shuffle_ps(u0, u1, 0xDD));
+        _mm512_storeu_ps(sc + (size_t)j * TILE_RMAX, _mm512_mul_ps(_mm512_permutexvar_ps(order, r), vscale));
+    }
+}
+
+ATTN_TGT512 static void tile_scores_t_any(int hd_k, const float *qf, const uint8_t *kb, size_t k_row, int n, float scale,
+                                          float *sc) {
+    switch (hd_k / 16) {
+    case 2: tile_scores_t(2, qf, kb, k_row, n, scale, sc); break;
+    case 4: tile_scores_t(4, qf, kb, k_row, n, scale, sc); break;
+    case 6: tile_scores_t(6, qf, kb, k_row, n, scale, sc); break;
+    case 8: tile_scores_t(8, qf, kb, k_row, n, scale, sc); break;
+    case 10: tile_scores_t(10, qf, kb, k_row, n, scale, sc); break;
+    case 12: tile_scores_t(12, qf, kb, k_row, n, scale, sc); break;
+    case 14: tile_scores_t(14, qf, kb, k_row, n, scale, sc); break;
+    default: tile_scores_t(16, qf, kb, k_row, n, scale, sc); break;
+    }
+}
+
 ATTN_TGT512 static void tile_scores_any(int hd_k, const float *qf, const float *kf, int npad, float scale, float *sc) {
     switch (hd_k / 16) {
     case 2: tile_scores(2, qf, kf, npad, scale, sc); break;
@@ -664,6 +711,8 @@ ATTN_TGT512 static void tile_task(const nk_attn *a, const tile_plan *pl, int tas
                 _mm512_storeu_ps(t.qf + (size_t)r * hd_k + d, rt_f16_512(_mm512_loadu_ps(q + d)));
         memset(t.acc + (size_t)r * hd_v, 0, (size_t)hd_v * sizeof(float));
     }
+    /* tile_scores_t computes all 16 rows: the ones past R score zero (never used) */
+    if (!quant) memset(t.qf + (size_t)R * hd_k, 0, (size_t)(TILE_RMAX - R) * (size_t)hd_k * sizeof(float));
     /* the softmax state of every row, one lane each: running max M and sum S */
     const __m512i vlo = _mm512_loadu_si512(lo), vhi = _mm512_loadu_si512(hi);
     const __m512 one = _mm512_set1_ps(1.0f);
@@ -682,6 +731,9 @@ ATTN_TGT512 static void tile_task(const nk_attn *a, const tile_plan *pl, int tas
                     kt->vec_dot(hd_k, &sc, kb + (size_t)(c0 + j) * k_row, t.qf + (size_t)r * hd_k);
                     t.sc[(size_t)j * TILE_RMAX + r] = sc * a->scale;
                 }
+        } else if (R > TILE_RMAX / 2) {
+            /* a full tile (or nearly): all 16 rows at once, a K row converted once */
+            tile_scores_t_any(hd_k, t.qf, kb + (size_t)c0 * k_row, k_row, n, a->scale, t.sc);
         } else {
             tile_kf(hd_k, n, npad, kb + (size_t)c0 * k_row, k_row, t.kf);
             for (int r = 0; r < R; r++)
