@@ -478,19 +478,22 @@ TILE_INLINE void tile_scores(const int NQ, const float *qf, const float *kf, int
 
 /* The scores of all TILE_RMAX rows of a tile (queries qf, rows past R zero) against
  * positions 0..n-1 of a chunk read straight from the f16 cache (kb: position 0 of the
- * chunk in this KV head), to sc[j * TILE_RMAX + r]. Each K row is converted once into
+ * chunk in this KV head), to sc[j * TILE_RMAX + r], prefetching the chunk's V rows
+ * (vb, hd_v f16 each) on the way. Each K row is converted once into
  * registers and meets the 16 queries from L1: per (row, position) tile_dot's
  * arithmetic (fma(k, q, a) is fma(q, k, a): the product is exact), and a position's 16
  * row sums by tile_scores' reduction tree, pairing rows where it paired positions, so
  * every score has the F16 vec_dot's bits with no scatter of the sums into place. */
-TILE_INLINE void tile_scores_t(const int NQ, const float *qf, const uint8_t *kb, size_t k_row, int n, float scale,
-                               float *sc) {
+TILE_INLINE void tile_scores_t(const int NQ, const float *qf, const uint8_t *kb, size_t k_row, const uint8_t *vb,
+                               size_t v_row, int hd_v, int n, float scale, float *sc) {
     const __m512 vscale = _mm512_set1_ps(scale);
     const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     for (int j = 0; j < n; j++) {
         const uint16_t *h = (const uint16_t *)(kb + (size_t)j * k_row);
         /* rows a few positions on: a row's slice of a head is a few lines every k_row bytes */
         for (int o = 0; o < NQ * 32; o += 64) _mm_prefetch((const char *)h + 8 * k_row + o, _MM_HINT_T0);
+        /* and the chunk's V rows, which the V accumulation reads once the scores are done */
+        for (int o = 0; o < hd_v * 2; o += 64) _mm_prefetch((const char *)vb + (size_t)j * v_row + o, _MM_HINT_T0);
         __m512 k[16];
         TILE_UNROLL
         for (int i = 0; i < NQ; i++) k[i] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + 16 * i)));
@@ -509,17 +512,17 @@ TILE_INLINE void tile_scores_t(const int NQ, const float *qf, const uint8_t *kb,
     }
 }
 
-ATTN_TGT512 static void tile_scores_t_any(int hd_k, const float *qf, const uint8_t *kb, size_t k_row, int n, float scale,
-                                          float *sc) {
+ATTN_TGT512 static void tile_scores_t_any(int hd_k, const float *qf, const uint8_t *kb, size_t k_row, const uint8_t *vb,
+                                          size_t v_row, int hd_v, int n, float scale, float *sc) {
     switch (hd_k / 16) {
-    case 2: tile_scores_t(2, qf, kb, k_row, n, scale, sc); break;
-    case 4: tile_scores_t(4, qf, kb, k_row, n, scale, sc); break;
-    case 6: tile_scores_t(6, qf, kb, k_row, n, scale, sc); break;
-    case 8: tile_scores_t(8, qf, kb, k_row, n, scale, sc); break;
-    case 10: tile_scores_t(10, qf, kb, k_row, n, scale, sc); break;
-    case 12: tile_scores_t(12, qf, kb, k_row, n, scale, sc); break;
-    case 14: tile_scores_t(14, qf, kb, k_row, n, scale, sc); break;
-    default: tile_scores_t(16, qf, kb, k_row, n, scale, sc); break;
+    case 2: tile_scores_t(2, qf, kb, k_row, vb, v_row, hd_v, n, scale, sc); break;
+    case 4: tile_scores_t(4, qf, kb, k_row, vb, v_row, hd_v, n, scale, sc); break;
+    case 6: tile_scores_t(6, qf, kb, k_row, vb, v_row, hd_v, n, scale, sc); break;
+    case 8: tile_scores_t(8, qf, kb, k_row, vb, v_row, hd_v, n, scale, sc); break;
+    case 10: tile_scores_t(10, qf, kb, k_row, vb, v_row, hd_v, n, scale, sc); break;
+    case 12: tile_scores_t(12, qf, kb, k_row, vb, v_row, hd_v, n, scale, sc); break;
+    case 14: tile_scores_t(14, qf, kb, k_row, vb, v_row, hd_v, n, scale, sc); break;
+    default: tile_scores_t(16, qf, kb, k_row, vb, v_row, hd_v, n, scale, sc); break;
     }
 }
 
@@ -538,8 +541,8 @@ ATTN_TGT512 static void tile_scores_any(int hd_k, const float *qf, const float *
 
 /* The V accumulation of P rows (r0..r0+P-1 of the tile) over positions ja..jb
  * (relative to the chunk), TILE_D zmm of dims starting at the pointers given. */
-TILE_INLINE void tile_v(const int P, int ja, int jb, const uint8_t *vb, size_t v_row, const tile_ws *t, int r0,
-                        float *acc, size_t acc_stride) {
+TILE_INLINE void tile_v(const int P, const bool F32V, int ja, int jb, const uint8_t *vb, size_t v_row, const tile_ws *t,
+                        int r0, float *acc, size_t acc_stride) {
     __m512 a[TILE_P][TILE_D];
     TILE_UNROLL
     for (int p = 0; p < P; p++)
@@ -550,7 +553,9 @@ TILE_INLINE void tile_v(const int P, int ja, int jb, const uint8_t *vb, size_t v
         const uint16_t *h = (const uint16_t *)(vb + (size_t)j * v_row);
         __m512 v[TILE_D];
         TILE_UNROLL
-        for (int i = 0; i < TILE_D; i++) v[i] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + 16 * i)));
+        for (int i = 0; i < TILE_D; i++)
+            v[i] = F32V ? _mm512_loadu_ps((const float *)h + 16 * i)
+                        : _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + 16 * i)));
         const uint32_t vm = (t->valid[j] >> r0) & pm, rm = (t->resc[j] >> r0) & pm;
         const float *msj = t->ms + (size_t)j * TILE_RMAX + r0, *wj = t->w + (size_t)j * TILE_RMAX + r0;
         if (rm)
@@ -587,12 +592,24 @@ TILE_INLINE void tile_v(const int P, int ja, int jb, const uint8_t *vb, size_t v
 ATTN_TGT512 static void tile_v_any(int P, int ja, int jb, const uint8_t *vb, size_t v_row, const tile_ws *t, int r0,
                                    float *acc, size_t acc_stride) {
     switch (P) {
-    case 1: tile_v(1, ja, jb, vb, v_row, t, r0, acc, acc_stride); break;
-    case 2: tile_v(2, ja, jb, vb, v_row, t, r0, acc, acc_stride); break;
-    case 3: tile_v(3, ja, jb, vb, v_row, t, r0, acc, acc_stride); break;
-    case 4: tile_v(4, ja, jb, vb, v_row, t, r0, acc, acc_stride); break;
-    case 5: tile_v(5, ja, jb, vb, v_row, t, r0, acc, acc_stride); break;
-    default: tile_v(6, ja, jb, vb, v_row, t, r0, acc, acc_stride); break;
+    case 1: tile_v(1, false, ja, jb, vb, v_row, t, r0, acc, acc_stride); break;
+    case 2: tile_v(2, false, ja, jb, vb, v_row, t, r0, acc, acc_stride); break;
+    case 3: tile_v(3, false, ja, jb, vb, v_row, t, r0, acc, acc_stride); break;
+    case 4: tile_v(4, false, ja, jb, vb, v_row, t, r0, acc, acc_stride); break;
+    case 5: tile_v(5, false, ja, jb, vb, v_row, t, r0, acc, acc_stride); break;
+    default: tile_v(6, false, ja, jb, vb, v_row, t, r0, acc, acc_stride); break;
+    }
+}
+/* tile_v over V rows already in f32 (vb: float rows v_row bytes apart) */
+ATTN_TGT512 static void tile_v_f32_any(int P, int ja, int jb, const uint8_t *vb, size_t v_row, const tile_ws *t, int r0,
+                                       float *acc, size_t acc_stride) {
+    switch (P) {
+    case 1: tile_v(1, true, ja, jb, vb, v_row, t, r0, acc, acc_stride); break;
+    case 2: tile_v(2, true, ja, jb, vb, v_row, t, r0, acc, acc_stride); break;
+    case 3: tile_v(3, true, ja, jb, vb, v_row, t, r0, acc, acc_stride); break;
+    case 4: tile_v(4, true, ja, jb, vb, v_row, t, r0, acc, acc_stride); break;
+    case 5: tile_v(5, true, ja, jb, vb, v_row, t, r0, acc, acc_stride); break;
+    default: tile_v(6, true, ja, jb, vb, v_row, t, r0, acc, acc_stride); break;
     }
 }
 
@@ -733,7 +750,8 @@ ATTN_TGT512 static void tile_task(const nk_attn *a, const tile_plan *pl, int tas
                 }
         } else if (R > TILE_RMAX / 2) {
             /* a full tile (or nearly): all 16 rows at once, a K row converted once */
-            tile_scores_t_any(hd_k, t.qf, kb + (size_t)c0 * k_row, k_row, n, a->scale, t.sc);
+            tile_scores_t_any(hd_k, t.qf, kb + (size_t)c0 * k_row, k_row, vb + (size_t)c0 * v_row, v_row, hd_v, n, a->scale,
+                              t.sc);
         } else {
             tile_kf(hd_k, n, npad, kb + (size_t)c0 * k_row, k_row, t.kf);
             for (int r = 0; r < R; r++)
@@ -754,9 +772,11 @@ ATTN_TGT512 static void tile_task(const nk_attn *a, const tile_plan *pl, int tas
             const __m512 x = _mm512_loadu_ps(t.sc + (size_t)j * TILE_RMAX);
             const __mmask16 gt = vm & _mm512_cmp_ps_mask(x, vM, _CMP_GT_OQ);
             const __m512 arg = _mm512_mask_sub_ps(_mm512_sub_ps(x, vM), gt, vM, x);
-            _mm512_storeu_ps(t.sc + n_exp, _mm512_maskz_compress_ps(vm, arg));
+            _mm512_storeu_ps(t.sc + n_exp, vm == 0xFFFF ? arg : _mm512_maskz_compress_ps(vm, arg));
             n_exp += __builtin_popcount(vm);
-            vM = _mm512_mask_mov_ps(vM, gt, x);
+            /* max_ps(x, M) is "x > M ? x : M": the update above in one op, so the chain
+             * from one position to the next is a single max (the compare is off it) */
+            vM = _mm512_mask_max_ps(vM, vm, x, vM);
             t.valid[j] = vm;
             t.resc[j] = gt;
         }
@@ -764,7 +784,7 @@ ATTN_TGT512 static void tile_task(const nk_attn *a, const tile_plan *pl, int tas
         n_exp = 0;
         for (int j = 0; j < n; j++) {
             const __mmask16 vm = (__mmask16)t.valid[j], gt = (__mmask16)t.resc[j];
-            const __m512 e = _mm512_maskz_expand_ps(vm, _mm512_loadu_ps(t.sc + n_exp));
+            const __m512 e = vm == 0xFFFF ? _mm512_loadu_ps(t.sc + n_exp) : _mm512_maskz_expand_ps(vm, _mm512_loadu_ps(t.sc + n_exp));
             n_exp += __builtin_popcount(vm);
             const __m512 ms = _mm512_mask_mov_ps(one, gt, e), w = _mm512_mask_mov_ps(e, gt, one);
             vS = _mm512_mask_mul_ps(vS, vm, vS, ms);
@@ -773,6 +793,15 @@ ATTN_TGT512 static void tile_task(const nk_attn *a, const tile_plan *pl, int tas
             _mm512_storeu_ps(t.w + (size_t)j * TILE_RMAX, w);
             t.resc[j] = vm & _mm512_cmp_ps_mask(ms, one, _CMP_NEQ_UQ);
         }
+        /* f16 V rows used by several register blocks: converted to f32 once (into the
+         * K chunk's buffer, free once the scores are done); the same values */
+        const bool vf = !quant && n_blk > 1 && (size_t)n * (size_t)hd_v <= TILE_KF;
+        if (vf)
+            for (int j = 0; j < n; j++) {
+                const uint16_t *h = (const uint16_t *)(vb + (size_t)(c0 + j) * v_row);
+                for (int d = 0; d < hd_v; d += 16)
+                    _mm512_storeu_ps(t.kf + (size_t)j * hd_v + d, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + d))));
+            }
         for (int b = 0, r0 = 0; b < n_blk; b++) {
             const int P = (R - r0) / (n_blk - b);   /* rows left spread over blocks left */
             int ja = n, jb = -1;
@@ -780,7 +809,11 @@ ATTN_TGT512 static void tile_task(const nk_attn *a, const tile_plan *pl, int tas
                 ja = NK_MIN(ja, NK_MAX(lo[r], c0) - c0);
                 jb = NK_MAX(jb, NK_MIN(hi[r], c0 + n - 1) - c0);
             }
-            if (ja <= jb)
+            if (ja <= jb && vf)
+                for (int d = 0; d < hd_v; d += 16 * TILE_D)
+                    tile_v_f32_any(P, ja, jb, (const uint8_t *)(t.kf + d), (size_t)hd_v * sizeof(float), &t, r0,
+                                   t.acc + (size_t)r0 * hd_v + d, (size_t)hd_v);
+            else if (ja <= jb)
                 for (int d = 0; d < hd_v; d += 16 * TILE_D)
                     (a->kv_type == NK_TYPE_Q4_0   ? tile_v_q4_any
                      : a->kv_type == NK_TYPE_Q8_0 ? tile_v_q8_any
