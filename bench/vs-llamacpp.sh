@@ -8,6 +8,7 @@
 #
 # Environment: NOOK (the nook binary, default build/nook), THREADS (2), PP (512),
 # TG (64), DEPTH (tokens already in the cache, llama-bench's -d; 0), REPS (rounds, 3), INNER (repetitions inside each bench call, 3),
+# REF_BATCH (the reference tool's n_batch: PP, or 512 when PP is 0, so a DEPTH fill is batched),
 # LLAMACPP_REF (required: the node-llama-cpp install, see ../shared/tools/ref/README.md), REF_TOOL (default ../shared/tools/ref/llamacpp.mjs
 # relative to the repository root). Output: a table on stdout; raw JSON lines in
 # $OUT_JSONL when set. Needs node (it parses the JSON).
@@ -20,6 +21,9 @@ TG=${TG:-64}
 DEPTH=${DEPTH:-0}
 REPS=${REPS:-3}
 INNER=${INNER:-3}
+# the reference tool's n_batch (= n_ubatch): the prompt in one batch as before; with no
+# prompt (-p 0) it would default to 1 and fill a DEPTH-token cache one token at a time
+REF_BATCH=${REF_BATCH:-$(( PP > 0 ? PP : 512 ))}
 export LLAMACPP_REF=${LLAMACPP_REF:?set LLAMACPP_REF to the node-llama-cpp install (../shared/tools/ref/README.md)}
 REF_TOOL=${REF_TOOL:-$ROOT/../shared/tools/ref/llamacpp.mjs}
 [ $# -ge 1 ] || { echo "usage: $0 MODEL.gguf..." >&2; exit 2; }
@@ -39,7 +43,7 @@ for model in "$@"; do
     np=(); nt=(); lp=(); lt=(); rp=(); rt=()
     for r in $(seq 1 "$REPS"); do
         "$NOOK" bench "$model" -p "$PP" -n "$TG" -d "$DEPTH" -t "$THREADS" -r "$INNER" --json > "$tmp/n.json"
-        node "$REF_TOOL" bench -m "$model" --threads "$THREADS" --pp "$PP" --tg "$TG" --depth "$DEPTH" --reps "$INNER" --json \
+        node "$REF_TOOL" bench -m "$model" --threads "$THREADS" --pp "$PP" --tg "$TG" --depth "$DEPTH" --batch "$REF_BATCH" --reps "$INNER" --json \
             > "$tmp/l.json" 2> "$tmp/l.err" || { cat "$tmp/l.err" >&2; exit 1; }
         if [ -n "${OUT_JSONL:-}" ]; then cat "$tmp/n.json" >> "$OUT_JSONL"; tail -n1 "$tmp/l.json" >> "$OUT_JSONL"; fi
         a=$(field "$tmp/n.json" pp_tps); b=$(field "$tmp/n.json" tg_tps)
