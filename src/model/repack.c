@@ -2,10 +2,11 @@
  * repack.c: weights re-laid at load for the batch kernels (issue 9: several sequences
  * decoded in one pass).
  *
- * Q6_K matrices (in a Q4_K_M file the output projection, which qwen3 shares with the
- * token embedding, and the attn_v/ffn_down of half the layers) are copied once into
- * the 16-row interleaved layout of tensor/ops_gemm.h, whose kernel skips the per-step
- * unpack and transposes that bounded decode steps of 2-16 tokens. The copies live in
+ * Q4_K and Q6_K matrices (in a Q4_K_M file every matrix: Q6_K the output projection,
+ * which qwen3 shares with the token embedding, and the attn_v/ffn_down of half the
+ * layers) are copied once into the 16-row interleaved layouts of tensor/ops_gemm.h,
+ * whose kernels skip the per-step unpack and transposes that bounded decode steps of
+ * 2-16 tokens. The copies live in
  * one anonymous 2 MB-page region of the model; the file's pages they replace are
  * dropped from the model's mapping (MADV_DONTNEED: a file mapping's pages stay in the
  * page cache, reclaimable; an anonymous copy's are freed), so the model's resident
@@ -37,11 +38,10 @@ static size_t tensor_bytes(const nk_tensor *t) { return t->nb1 * (size_t)t->ne[1
 
 #define PACK_THREADS 4
 
-#ifndef MADV_POPULATE_WRITE
-#define NK_MADV_POPULATE_WRITE 23
-#else
-#define NK_MADV_POPULATE_WRITE MADV_POPULATE_WRITE
-#endif
+static uint32_t packed_layout(const nk_tensor *t) {
+    return t->type == NK_TYPE_Q6_K ? NK_LAYOUT_Q6K_R16 : NK_LAYOUT_Q4K_R16;
+}
+
 
 typedef struct pack_job {
     nk_tensor t;     /* the tensor as bound (file layout) */
@@ -52,6 +52,8 @@ typedef struct pack_arg {
     pack_job *jobs;
     size_t n;
     int ith, nth;
+    bool drop;       /* drop the file's pages of each part once copied */
+    size_t page;
 } pack_arg;
 
 /* Thread ith's share of every job: a contiguous run of its 16-row groups (the last
@@ -66,7 +68,12 @@ static void *pack_main(void *p) {
         if (r1 <= r0) continue;
         t.data = (const uint8_t *)t.data + (size_t)r0 * t.nb1;
         t.ne[1] = r1 - r0;
-        nk_tensor_repack(&t, a->jobs[j].dst + (size_t)r0 * t.nb1);
+        if (!nk_tensor_repack(&t, a->jobs[j].dst + (size_t)r0 * t.nb1)) continue;
+        if (a->drop) {   /* now, not after every copy: the peak stays near one copy */
+            const uintptr_t lo = ((uintptr_t)a->jobs[j].t.data + (size_t)r0 * t.nb1 + a->page - 1) & ~(uintptr_t)(a->page - 1);
+            const uintptr_t hi = ((uintptr_t)a->jobs[j].t.data + (size_t)r1 * t.nb1) & ~(uintptr_t)(a->page - 1);
+            if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
+        }
     }
     return NULL;
 }
@@ -107,8 +114,6 @@ nook_status nk_model_repack(nook_model *m, nook_error *err) {
 #ifdef MADV_HUGEPAGE
     (void)madvise(base, len, MADV_HUGEPAGE);
 #endif
-    /* fault the region in at once (Linux 5.14+; older kernels: by the copies' writes) */
-    (void)madvise(base, len, NK_MADV_POPULATE_WRITE);
     m->pack = base;
     m->pack_len = len;
     /* plan: each distinct tensor's destination */
@@ -130,35 +135,33 @@ nook_status nk_model_repack(nook_model *m, nook_error *err) {
     /* the copies, in parallel (first touches of fresh pages and reads of the file's) */
     long nc = sysconf(_SC_NPROCESSORS_ONLN);
     int nth = nc < 1 ? 1 : nc > PACK_THREADS ? PACK_THREADS : (int)nc;
+    const long pg = sysconf(_SC_PAGESIZE);
+    const size_t page = pg > 0 ? (size_t)pg : 4096;
+    /* a file mapping's pages stay in the page cache (reclaimable); an anonymous copy's
+     * are freed. A heap copy (NK_MAP_HEAP) is left alone. */
+    const bool drop = m->map.kind == NK_MAP_MMAP || m->map.kind == NK_MAP_ANON;
     pack_arg args[PACK_THREADS];
     pthread_t th[PACK_THREADS];
     bool started[PACK_THREADS] = { false };
-    for (int i = 0; i < nth; i++) args[i] = (pack_arg){ .jobs = jobs, .n = nj, .ith = i, .nth = nth };
+    for (int i = 0; i < nth; i++)
+        args[i] = (pack_arg){ .jobs = jobs, .n = nj, .ith = i, .nth = nth, .drop = drop, .page = page };
     for (int i = 1; i < nth; i++) started[i] = pthread_create(&th[i], NULL, pack_main, &args[i]) == 0;
     for (int i = 1; i < nth; i++)   /* a thread that did not start: its share here */
         if (!started[i]) pack_main(&args[i]);
     pack_main(&args[0]);
     for (int i = 1; i < nth; i++)
         if (started[i]) pthread_join(th[i], NULL);
-    /* then every view of each packed tensor follows, and the file's bytes go */
-    const long pg = sysconf(_SC_PAGESIZE);
-    const size_t page = pg > 0 ? (size_t)pg : 4096;
-    const bool drop = m->map.kind == NK_MAP_MMAP || m->map.kind == NK_MAP_ANON;
+    /* then every view of each packed tensor follows */
     for (size_t j = 0; j < nj; j++) {
         const nk_tensor *old = &jobs[j].t;
         for (size_t k = 0; k < n; k++)
             if (v[k]->data == old->data && v[k]->layout == NK_LAYOUT_FILE) {
                 v[k]->data = jobs[j].dst;
-                v[k]->layout = NK_LAYOUT_Q6K_R16;
+                v[k]->layout = packed_layout(old);
             }
         if (m->tok_embd.data == old->data) {   /* tied: get_rows reads the packed copy */
             m->tok_embd.data = jobs[j].dst;
-            m->tok_embd.layout = NK_LAYOUT_Q6K_R16;
-        }
-        if (drop) {
-            const uintptr_t lo = ((uintptr_t)old->data + page - 1) & ~(uintptr_t)(page - 1);
-            const uintptr_t hi = ((uintptr_t)old->data + tensor_bytes(old)) & ~(uintptr_t)(page - 1);
-            if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
+            m->tok_embd.layout = packed_layout(old);
         }
     }
     nk_free(jobs);

@@ -16,9 +16,12 @@
 void nk_get_rows(const nk_tensor *table, const int32_t *ids, int n, float *out) {
     const nk_type_traits *tr = nk_type_get(table->type);
     const int64_t n_embd = table->ne[0];
-    if (table->layout == NK_LAYOUT_Q6K_R16) {
-        for (int t = 0; t < n; t++)
-            nk_q6k_r16_row_to_float(table->data, ids[t], table->ne[1], n_embd, out + (size_t)t * (size_t)n_embd);
+    if (table->layout != NK_LAYOUT_FILE) {
+        for (int t = 0; t < n; t++) {
+            float *o = out + (size_t)t * (size_t)n_embd;
+            if (table->layout == NK_LAYOUT_Q6K_R16) nk_q6k_r16_row_to_float(table->data, ids[t], table->ne[1], n_embd, o);
+            else nk_q4k_r16_row_to_float(table->data, ids[t], table->ne[1], n_embd, o);
+        }
         return;
     }
     for (int t = 0; t < n; t++) {
@@ -343,21 +346,24 @@ static void gemm_choice_once(void) {
     const char *no_repack = getenv("NOOK_NO_REPACK");
     g_gemm_on = strcmp(nk_tensor_isa(), "avx512vnni") == 0 && !(no_gemm && no_gemm[0] == '1');
     g_rl_on = g_gemm_on && !(no_rl && no_rl[0] == '1');
-    g_repack_on = g_gemm_on && !(no_repack && no_repack[0] == '1') && nk_gemm_r16_q6_K() != NULL;
+    g_repack_on = g_gemm_on && !(no_repack && no_repack[0] == '1') && nk_gemm_r16_q6_K() && nk_gemm_r16_q4_K();
 }
 
 /* ---- repacking at load ------------------------------------------------------------- */
 
 bool nk_tensor_repack_wanted(const nk_tensor *t) {
     pthread_once(&g_gemm_once, gemm_choice_once);
-    return g_repack_on && t->data && t->layout == NK_LAYOUT_FILE && t->type == NK_TYPE_Q6_K && t->ne[1] >= 16 &&
+    return g_repack_on && t->data && t->layout == NK_LAYOUT_FILE && (t->type == NK_TYPE_Q6_K || t->type == NK_TYPE_Q4_K) &&
+           t->ne[1] >= 16 &&
            t->ne[2] == 1 && t->ne[3] == 1 && t->ne[0] % QK_K == 0 && t->nb1 == nk_row_size(t->type, t->ne[0]);
 }
 
 bool nk_tensor_repack(nk_tensor *t, void *dst) {
-    if (!nk_tensor_repack_wanted(t) || !nk_q6k_r16_pack(t->data, dst, t->ne[1], t->ne[0])) return false;
+    if (!nk_tensor_repack_wanted(t)) return false;
+    const bool q6 = t->type == NK_TYPE_Q6_K;
+    if (!(q6 ? nk_q6k_r16_pack : nk_q4k_r16_pack)(t->data, dst, t->ne[1], t->ne[0])) return false;
     t->data = dst;
-    t->layout = NK_LAYOUT_Q6K_R16;
+    t->layout = q6 ? NK_LAYOUT_Q6K_R16 : NK_LAYOUT_Q4K_R16;
     return true;
 }
 
@@ -402,7 +408,7 @@ static size_t act_row_bytes(uint32_t type, int64_t n_in) {
     const nk_gemm_kernel *gk = nk_gemm_get(type);
     const nk_gemm_kernel *bk = gemm_batch_get(type);
     /* a repacked weight's kernel, whatever NOOK_NO_GEMM/NO_RL say now */
-    const nk_gemm_kernel *pk = type == NK_TYPE_Q6_K ? nk_gemm_r16_q6_K() : NULL;
+    const nk_gemm_kernel *pk = type == NK_TYPE_Q6_K ? nk_gemm_r16_q6_K() : type == NK_TYPE_Q4_K ? nk_gemm_r16_q4_K() : NULL;
     if (pk && !gk) return NK_MAX(pk->act_row_size(n_in), act_row_bytes_plain(type, n_in));
     if (gk) return NK_MAX(NK_MAX(gk->act_row_size(n_in), bk ? bk->act_row_size(n_in) : 0),
                           pk ? pk->act_row_size(n_in) : 0);
@@ -585,7 +591,8 @@ void nk_matmul_n(nk_pool *pool, int n_w, const nk_tensor *const *W, const float 
         max_rows = NK_MAX(max_rows, W[i]->ne[1]);
         mm_fmt f = { 0 };
         /* a repacked weight has one kernel (its layout's), whatever the environment */
-        w->gk = W[i]->layout == NK_LAYOUT_Q6K_R16 ? nk_gemm_r16_q6_K() : nk_gemm_pick(W[i]->type, n_tok);
+        w->gk = W[i]->layout == NK_LAYOUT_Q6K_R16   ? nk_gemm_r16_q6_K()
+              : W[i]->layout == NK_LAYOUT_Q4K_R16 ? nk_gemm_r16_q4_K() : nk_gemm_pick(W[i]->type, n_tok);
         if (W[i]->layout != NK_LAYOUT_FILE) any_packed = true;
         if (w->gk) {
             f.quant = w->gk->act_quant;

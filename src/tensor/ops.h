@@ -26,6 +26,7 @@
 typedef enum {
     NK_LAYOUT_FILE = 0,
     NK_LAYOUT_Q6K_R16 = 1,   /* Q6_K, 16-row interleaved groups (tensor/ops_gemm.h) */
+    NK_LAYOUT_Q4K_R16 = 2,   /* Q4_K, likewise */
 } nk_layout;
 
 /* A read-only view of a weight tensor in the model file (ne[0] is the row length). */
@@ -38,8 +39,8 @@ typedef struct nk_tensor {
     uint32_t layout;       /* nk_layout; rows are whole only in NK_LAYOUT_FILE */
 } nk_tensor;
 
-/* Whether nk_tensor_repack would repack t on this CPU (Q6_K matrices of at least 16
- * rows with the AVX-512 VNNI kernels on, unless NOOK_NO_REPACK=1; read once). */
+/* Whether nk_tensor_repack would repack t on this CPU (Q4_K and Q6_K matrices of at
+ * least 16 rows with the AVX-512 VNNI kernels on, unless NOOK_NO_REPACK=1; read once). */
 bool nk_tensor_repack_wanted(const nk_tensor *t);
 /* Write t's bytes, repacked, to dst (t's rows * nb1 bytes, not overlapping t->data)
  * and point t at them. Returns false (t unchanged) when not wanted. get_rows and

@@ -70,6 +70,13 @@ bool nk_q6k_r16_pack(const void *src, void *dst, int64_t nrows, int64_t n);
 /* Row `row` of a repacked tensor (data: its start) as floats, nk_dequant_q6_K's bits. */
 void nk_q6k_r16_row_to_float(const void *data, int64_t row, int64_t nrows, int64_t n, float *dst);
 
+/* The same for Q4_K (layout in gemm_rl_q4k.c: per block of 16 rows the rows' d|dmin
+ * and packed scales one dword per row, then their code bytes transposed 16 x 16), with
+ * gemm_rl_q4_K's bits on the original rows at every token count. */
+const nk_gemm_kernel *nk_gemm_r16_q4_K(void);
+bool nk_q4k_r16_pack(const void *src, void *dst, int64_t nrows, int64_t n);
+void nk_q4k_r16_row_to_float(const void *data, int64_t row, int64_t nrows, int64_t n, float *dst);
+
 /* The kernel nk_matmul uses for n_tok tokens of this weight type: the batch kernel
  * when there is one and n_tok >= its min_tok (unless NOOK_NO_RL=1), else
  * nk_gemm_get's. */

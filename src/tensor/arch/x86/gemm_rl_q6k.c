@@ -268,6 +268,9 @@ TGT static INL void r16_tokens(const int T, const uint8_t *blk, const r16_slab *
         acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[t]), _mm512_mul_ps(dw, _mm512_set1_ps(x[t]->d)), acc[t]);
 }
 
+#ifndef R16_PF
+#define R16_PF 2
+#endif
 #define R16_GRP 8    /* tokens sharing each decoded code vector */
 #define R16_PASS 64  /* tokens per pass over a group (a block stays in L1 meanwhile) */
 
@@ -294,6 +297,10 @@ TGT static void gemm_r16_q6_K(int n, int nr, int nt, const void *w, size_t ws, c
             for (int t = 0; t < TT; t++) acc[t] = _mm512_setzero_ps();
             for (int b = 0; b < nb; b++) {
                 const uint8_t *blk = gw + (size_t)b * R16_BLK;
+                /* groups are contiguous: fetch R16_PF blocks ahead (past the end:
+                 * harmless); from DRAM the hardware prefetchers alone left the 1-8
+                 * token products ~20-40% slower */
+                if (t0 == 0) rl_prefetch_part(blk + R16_PF * R16_BLK, R16_BLK, 0, 1);
                 const r16_slab *sl = NULL;
                 if (TT >= R16_SLAB_MIN) {
                     UNROLL
