@@ -10,8 +10,12 @@
  *      build/libnook_base.a -lm -lpthread -o /tmp/bench_attn && /tmp/bench_attn 4096 16 8 128 2
  * To compare with another version of the kernel, put its attention.c (compiled with the
  * same flags) before the library on the command line: its symbols win.
- * Arguments: N_KV N_HEAD N_HEAD_KV HEAD_DIM THREADS [REPS=50]
- * The cache spans LAYERS (8) copies so that it does not sit in the L3 cache between calls.
+ * Arguments: N_KV N_HEAD N_HEAD_KV HEAD_DIM THREADS [REPS=50] [SEQS=1]
+ * SEQS > 1: the serving engine's decode step, SEQS sequences each with one token at
+ * depth N_KV in its own cache, in one nk_attention_multi call.
+ * The cache spans LAYERS (8; the environment's LAYERS overrides it: 1 keeps a small
+ * cache in L2/L3, to time the arithmetic alone) copies so that it does not sit in the L3
+ * cache between calls.
  */
 #include "tensor/ops.h"
 
@@ -21,7 +25,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
-#define LAYERS 8
+static int LAYERS = 8;
 
 static double cpu_ms(void) {
     struct timespec ts;
@@ -30,14 +34,17 @@ static double cpu_ms(void) {
 }
 
 /* best wall time per layer; *cpu: the CPU time (all threads, spinning included) of that rep */
-static double run(nk_pool *pool, nk_attn *a, uint8_t *k, uint8_t *v, size_t layer_bytes, int reps, double *cpu) {
+static double run(nk_pool *pool, nk_attn *a, int n_seq, uint8_t *k, uint8_t *v, size_t layer_bytes, int reps,
+                  double *cpu) {
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
         const double t0 = nk_time_ms(), c0 = cpu_ms();
         for (int l = 0; l < LAYERS; l++) {
-            a->k = k + (size_t)l * layer_bytes;
-            a->v = v + (size_t)l * layer_bytes;
-            nk_attention(pool, a);
+            for (int s = 0; s < n_seq; s++) {
+                a[s].k = k + ((size_t)l * n_seq + s) * layer_bytes;
+                a[s].v = v + ((size_t)l * n_seq + s) * layer_bytes;
+            }
+            nk_attention_multi(pool, a, n_seq);
         }
         const double t = (nk_time_ms() - t0) / LAYERS;
         if (t < best) best = t, *cpu = (cpu_ms() - c0) / LAYERS;
@@ -60,27 +67,33 @@ int main(int argc, char **argv) {
         return 2;
     }
     const int n_kv = atoi(argv[1]), nh = atoi(argv[2]), nkv = atoi(argv[3]), hd = atoi(argv[4]), nth = atoi(argv[5]);
-    const int reps = argc > 6 ? atoi(argv[6]) : 50;
+    const int reps = argc > 6 ? atoi(argv[6]) : 50, n_seq = argc > 7 ? atoi(argv[7]) : 1;
+    if (n_seq < 1 || n_seq > 64) return 2;
+    if (getenv("LAYERS")) LAYERS = atoi(getenv("LAYERS"));
     nk_tensor_init();
     nk_pool *pool = NULL;
     if (nth > 1 && nk_pool_new(nth, &pool, NULL)) return 1;
     const size_t layer_bytes = (size_t)n_kv * (size_t)nkv * (size_t)hd * 2;
-    float *q = malloc(sizeof(float) * (size_t)nh * (size_t)hd), *out = malloc(sizeof(float) * (size_t)nh * (size_t)hd);
-    for (int i = 0; i < nh * hd; i++) q[i] = (float)(i % 17) / 17.0f - 0.5f;
+    const size_t qn = (size_t)n_seq * (size_t)nh * (size_t)hd;
+    float *q = malloc(sizeof(float) * qn), *out = malloc(sizeof(float) * qn);
+    for (size_t i = 0; i < qn; i++) q[i] = (float)(i % 17) / 17.0f - 0.5f;
     void *ws = nk_aligned_alloc(nk_attn_wsize(nth, n_kv, hd));
-    printf("n_kv %d, heads %d/%d, hd %d, %d threads: %.1f MB of K+V per layer\n", n_kv, nh, nkv, hd, nth,
-           2.0 * (double)layer_bytes / 1e6);
+    printf("n_kv %d, heads %d/%d, hd %d, %d threads, %d sequences: %.1f MB of K+V per layer\n", n_kv, nh, nkv, hd, nth,
+           n_seq, 2.0 * (double)layer_bytes * n_seq / 1e6);
+    const size_t all = layer_bytes * LAYERS * (size_t)n_seq;
+    nk_attn a[64];
     for (int huge = 1; huge >= 0; huge--) {
-        uint8_t *k = cache(layer_bytes * LAYERS, huge), *v = cache(layer_bytes * LAYERS, huge);
-        nk_attn a = { .n_tok = 1, .pos0 = n_kv - 1, .n_head = nh, .n_head_kv = nkv, .hd_k = hd, .hd_v = hd,
-                      .n_ctx = n_kv, .scale = 0.088f, .kv_type = NK_TYPE_F16, .flash = true, .q = q,
-                      .out = out, .scratch = ws };
+        uint8_t *k = cache(all, huge), *v = cache(all, huge);
+        for (int s = 0; s < n_seq; s++)
+            a[s] = (nk_attn){ .n_tok = 1, .pos0 = n_kv - 1, .n_head = nh, .n_head_kv = nkv, .hd_k = hd, .hd_v = hd,
+                              .n_ctx = n_kv, .scale = 0.088f, .kv_type = NK_TYPE_F16, .flash = true,
+                              .q = q + (size_t)s * nh * hd, .out = out + (size_t)s * nh * hd, .scratch = ws };
         double cpu = 0;
-        const double ms = run(pool, &a, k, v, layer_bytes, reps, &cpu);
+        const double ms = run(pool, a, n_seq, k, v, layer_bytes, reps, &cpu);
         printf("  %-8s %8.3f ms/layer (cpu %.3f)  %6.1f GB/s\n", huge ? "2MB" : "4KiB", ms, cpu,
-               2.0 * (double)layer_bytes / ms / 1e6);
-        munmap(k, layer_bytes * LAYERS);
-        munmap(v, layer_bytes * LAYERS);
+               2.0 * (double)layer_bytes * n_seq / ms / 1e6);
+        munmap(k, all);
+        munmap(v, all);
     }
     nk_pool_free(pool);
     return 0;

@@ -89,18 +89,19 @@ static bool tile_ok(const nk_attn *a) {
            a->hd_v <= 256;
 }
 
-/* Decoding at depth (dec_task): one token over more than DEC_MIN positions, an f16
- * cache, tiled head sizes, at most TILE_RMAX query heads per KV head and enough KV
- * heads to keep every thread busy (else the tiled path, which splits a group). */
-#define DEC_MIN 256
-static bool dec_ok(const nk_attn *a, int nth) {
-    const int lo = a->n_swa > 0 ? NK_MAX(0, a->pos0 - a->n_swa + 1) : 0;
-    return a->n_tok == 1 && tile_ok(a) && a->kv_type == NK_TYPE_F16 && a->pos0 + 1 - lo > DEC_MIN && a->n_head / a->n_head_kv <= TILE_RMAX &&
-           a->n_head_kv >= nth;
+/* One-token segments (decoding, dec_task): an f16 cache, tiled head sizes and at most
+ * TILE_RMAX query heads per KV head, at any depth: the bits are the tiled path's. A
+ * lone segment with fewer KV heads than threads takes the tiled path instead, which
+ * splits a group so that every thread gets work. */
+static bool dec_ok(const nk_attn *a) {
+    return a->n_tok == 1 && tile_ok(a) && a->kv_type == NK_TYPE_F16 && a->n_head / a->n_head_kv <= TILE_RMAX;
 }
-/* KV heads per task: about two tasks per thread, at most TILE_RMAX query rows each */
-static int dec_hpt(const nk_attn *a, int nth) {
-    const int hpt = NK_MAX(1, a->n_head_kv / (2 * nth));
+/* KV heads per task: about two tasks per thread over the run's n_dec one-token
+ * segments (the queue balances segments of different depths), at most TILE_RMAX
+ * query rows each */
+static int dec_hpt(const nk_attn *a, int nth, int n_dec) {
+    const int per_seg = (2 * nth + n_dec - 1) / n_dec;
+    const int hpt = NK_MAX(1, a->n_head_kv / per_seg);
     return NK_MIN(hpt, TILE_RMAX / (a->n_head / a->n_head_kv));
 }
 /* floats per query row of dec_task's accumulators: hd, then M and S, 64-byte rows */
@@ -677,11 +678,16 @@ ATTN_TGT512 static void tile_task(const nk_attn *a, const tile_plan *pl, int tas
  * blocks of 16 positions: for each block the K rows of the task's heads (one
  * contiguous stretch of every cache row) and then their V rows, so each thread streams
  * its own columns of the cache in order, in 2 MB pages (session.c), with software
- * prefetch ahead. Per block and KV head: the 16 K rows to f32 (L1), each query row's
- * 16 scores (the F16 vec_dot's arithmetic, tile_scores' reduction tree), the online
- * softmax of the 16 positions at once (the running max as a prefix scan, then the
- * exponentials of the 16 lanes), the sum in position order, and the V accumulation
- * with the f16 rounding of the scalar description, one pass over all positions.
+ * prefetch ahead. Per block: for each KV head its query rows' 16 scores (the F16
+ * vec_dot's arithmetic, tile_scores' reduction tree, each K row read from the cache and
+ * converted once for two query rows: no f32 copy of K), the online softmax of the 16
+ * positions at once (the running max as a prefix scan); then the exponentials of every
+ * row of the task in one pass, the sums in position order (four rows' chains at once),
+ * and per KV head the V accumulation with the f16 rounding of the scalar description
+ * (the group's rows share each V load), one pass over all positions. The V
+ * accumulation is the floor (a fused multiply-add and two conversions per 16 values
+ * and row: about 16 cycles per position and row at head size 128 on Zen 5); the rest
+ * costs about as much again.
  * The cache is not split over its length: ggml's f16 accumulator rounds after every
  * position, so any cut (flash-decoding's chunks, merged afterwards) gives other bits
  * than the one pass the tiled prefill and llama.cpp's prefill make (0.1 in log-prob
@@ -690,43 +696,84 @@ ATTN_TGT512 static void tile_task(const nk_attn *a, const tile_plan *pl, int tas
  * head is independent, so the bits are those of the tiled and per-query paths and do
  * not depend on the plan or the thread count. */
 #define DEC_B 16
+#ifndef DEC_AHEAD
 #define DEC_AHEAD 4   /* blocks prefetched ahead */
+#endif
+#ifndef DEC_PF
+#define DEC_PF _MM_HINT_T0
+#endif
 
-/* the 16 scores of one query row (q: f32, rounded to f16 here) against 16 f32 K rows,
- * in position order, scaled; tile_scores' arithmetic */
-TILE_INLINE __m512 dec_scores16(const int NQ, const float *q, const float *kf, float scale) {
-    __m512 qr[16];
+/* The F16 vec_dot's two accumulators (added, before the lane sum) for RB query rows
+ * (f32 holding f16 values, rows q_stride floats apart) against one f16 K row: the K
+ * row is converted once for all RB rows (tile_dot's arithmetic on tile_kf's floats). */
+TILE_INLINE void dec_dot_rows(const int NQ, const int RB, const float *q, size_t q_stride, const uint16_t *k,
+                              __m512 *d) {
+    __m512 a0[2], a1[2];
     TILE_UNROLL
-    for (int i = 0; i < NQ; i++) qr[i] = rt_f16_512(_mm512_loadu_ps(q + 16 * i));
+    for (int r = 0; r < RB; r++) a0[r] = a1[r] = _mm512_setzero_ps();
+    TILE_UNROLL
+    for (int i = 0; i < NQ; i += 2) {
+        const __m512 k0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + 16 * i)));
+        const __m512 k1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + 16 * i + 16)));
+        TILE_UNROLL
+        for (int r = 0; r < RB; r++) {
+            a0[r] = _mm512_fmadd_ps(k0, _mm512_loadu_ps(q + (size_t)r * q_stride + 16 * i), a0[r]);
+            a1[r] = _mm512_fmadd_ps(k1, _mm512_loadu_ps(q + (size_t)r * q_stride + 16 * i + 16), a1[r]);
+        }
+    }
+    TILE_UNROLL
+    for (int r = 0; r < RB; r++) d[r] = _mm512_add_ps(a0[r], a1[r]);
+}
+
+/* The 16 scores (positions in lanes, scaled) of RB (1 or 2) query rows against the f16
+ * K rows kb + j * k_row, j < 16 (rows j >= n are not read: their lanes are garbage):
+ * tile_scores' arithmetic (the lane-sum tree of 16 positions at once) on K read
+ * straight from the cache, each K row converted once for the RB rows. */
+TILE_INLINE void dec_scores_rows(const int NQ, const int RB, const float *q, size_t q_stride, const uint8_t *kb,
+                                 size_t k_row, int n, float scale, float *out) {
     const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-    __m512 z[4];
+    __m512 z[2][4];
     TILE_UNROLL
     for (int g = 0; g < 4; g++) {
-        const float *kg = kf + (size_t)(4 * g) * (size_t)(16 * NQ);
-        const __m512 y0 = tile_pair1(tile_dot(NQ, qr, kg), tile_dot(NQ, qr, kg + 16 * NQ));
-        const __m512 y1 = tile_pair1(tile_dot(NQ, qr, kg + 32 * NQ), tile_dot(NQ, qr, kg + 48 * NQ));
-        z[g] = tile_pair2(y0, y1);
+        __m512 d[4][2];
+        TILE_UNROLL
+        for (int p = 0; p < 4; p++) {
+            const int j = NK_MIN(4 * g + p, n - 1);
+            dec_dot_rows(NQ, RB, q, q_stride, (const uint16_t *)(kb + (size_t)j * k_row), d[p]);
+        }
+        TILE_UNROLL
+        for (int r = 0; r < RB; r++)
+            z[r][g] = tile_pair2(tile_pair1(d[0][r], d[1][r]), tile_pair1(d[2][r], d[3][r]));
     }
-    const __m512 u0 = _mm512_add_ps(_mm512_shuffle_ps(z[0], z[1], 0x44), _mm512_shuffle_ps(z[0], z[1], 0xEE));
-    const __m512 u1 = _mm512_add_ps(_mm512_shuffle_ps(z[2], z[3], 0x44), _mm512_shuffle_ps(z[2], z[3], 0xEE));
-    const __m512 r = _mm512_add_ps(_mm512_shuffle_ps(u0, u1, 0x88), _mm512_shuffle_ps(u0, u1, 0xDD));
-    return _mm512_mul_ps(_mm512_permutexvar_ps(order, r), _mm512_set1_ps(scale));
+    TILE_UNROLL
+    for (int r = 0; r < RB; r++) {
+        const __m512 u0 = _mm512_add_ps(_mm512_shuffle_ps(z[r][0], z[r][1], 0x44), _mm512_shuffle_ps(z[r][0], z[r][1], 0xEE));
+        const __m512 u1 = _mm512_add_ps(_mm512_shuffle_ps(z[r][2], z[r][3], 0x44), _mm512_shuffle_ps(z[r][2], z[r][3], 0xEE));
+        const __m512 x = _mm512_add_ps(_mm512_shuffle_ps(u0, u1, 0x88), _mm512_shuffle_ps(u0, u1, 0xDD));
+        _mm512_storeu_ps(out + 16 * r, _mm512_mul_ps(_mm512_permutexvar_ps(order, x), _mm512_set1_ps(scale)));
+    }
 }
 
-ATTN_TGT512 static void dec_scores_any(int hd_k, const float *q, const float *kf, float scale, float *out) {
-    __m512 s;
+/* scores of the G query rows of one KV head (two at a time), out[g * 16 + j] */
+#define DEC_SCORES(NQ)                                                                                             \
+    for (; g + 2 <= G; g += 2) dec_scores_rows(NQ, 2, q + (size_t)g * q_stride, q_stride, kb, k_row, n, scale, out + 16 * g); \
+    if (g < G) dec_scores_rows(NQ, 1, q + (size_t)g * q_stride, q_stride, kb, k_row, n, scale, out + 16 * g);      \
+    break;
+ATTN_TGT512 static void dec_scores_any(int hd_k, int G, const float *q, size_t q_stride, const uint8_t *kb,
+                                       size_t k_row, int n, float scale, float *out) {
+    int g = 0;
     switch (hd_k / 16) {
-    case 2: s = dec_scores16(2, q, kf, scale); break;
-    case 4: s = dec_scores16(4, q, kf, scale); break;
-    case 6: s = dec_scores16(6, q, kf, scale); break;
-    case 8: s = dec_scores16(8, q, kf, scale); break;
-    case 10: s = dec_scores16(10, q, kf, scale); break;
-    case 12: s = dec_scores16(12, q, kf, scale); break;
-    case 14: s = dec_scores16(14, q, kf, scale); break;
-    default: s = dec_scores16(16, q, kf, scale); break;
+    case 2: DEC_SCORES(2)
+    case 4: DEC_SCORES(4)
+    case 6: DEC_SCORES(6)
+    case 8: DEC_SCORES(8)
+    case 10: DEC_SCORES(10)
+    case 12: DEC_SCORES(12)
+    case 14: DEC_SCORES(14)
+    default: DEC_SCORES(16)
     }
-    _mm512_storeu_ps(out, s);
 }
+#undef DEC_SCORES
 
 /* lanes shifted up by k (lane i takes lane i - k), the first k lanes fill */
 TILE_INLINE __m512 dec_shift(__m512 x, int k, __m512 fill) {
@@ -736,12 +783,13 @@ TILE_INLINE __m512 dec_shift(__m512 x, int k, __m512 fill) {
 }
 
 /* The online softmax of one row over n (<= 16) positions with scores x (lanes >= n
- * unused): the scalar steps "if (s > M) { ms = expf(M - s); M = s; } else w = expf(s -
- * M); S = S * ms + w" with the running max before each position taken from a prefix
- * scan (max_ps(a, b) is "a > b ? a : b", the scalar update itself). Writes ms and w
- * (16 floats each; the caller sums S), returns the bits of the positions whose ms != 1. */
-ATTN_TGT512 static uint32_t dec_softmax(__m512 x, int n, float *M, float *ms, float *w) {
-    const __m512 ninf = _mm512_set1_ps(-INFINITY), one = _mm512_set1_ps(1.0f);
+ * unused), before the exponentials: the scalar steps "if (s > M) { ms = expf(M - s);
+ * M = s; } else w = expf(s - M)" with the running max before each position taken from
+ * a prefix scan (max_ps(a, b) is "a > b ? a : b", the scalar update itself). Writes
+ * the exponents (M - s or s - M; 0 in lanes >= n) to arg, updates M, returns the
+ * lanes where ms is the exponential (a new max). */
+TILE_INLINE __mmask16 dec_softmax_arg(__m512 x, int n, float *M, float *arg) {
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
     const __mmask16 valid = (__mmask16)((1u << n) - 1);
     x = _mm512_mask_mov_ps(ninf, valid, x);
     __m512 incl = x;   /* running max of the block through each lane */
@@ -753,18 +801,11 @@ ATTN_TGT512 static uint32_t dec_softmax(__m512 x, int n, float *M, float *ms, fl
     /* the running max before each position: the block's prefix, then the old max */
     const __m512 prev = _mm512_max_ps(dec_shift(incl, 1, ninf), m0);
     const __mmask16 gt = valid & _mm512_cmp_ps_mask(x, prev, _CMP_GT_OQ);
-    const __m512 arg = _mm512_mask_sub_ps(_mm512_sub_ps(x, prev), gt, prev, x);
-    float e[16];
-    _mm512_storeu_ps(e, arg);
-    tile_expf(e, n);
-    const __m512 ev = _mm512_loadu_ps(e);
-    const __m512 vms = _mm512_mask_mov_ps(one, gt, ev), vw = _mm512_mask_mov_ps(ev, gt, one);
-    _mm512_storeu_ps(ms, vms);
-    _mm512_storeu_ps(w, vw);
+    _mm512_storeu_ps(arg, _mm512_maskz_mov_ps(valid, _mm512_mask_sub_ps(_mm512_sub_ps(x, prev), gt, prev, x)));
     float last[16];
     _mm512_storeu_ps(last, _mm512_max_ps(incl, m0));
     *M = last[15];
-    return (uint32_t)(valid & _mm512_cmp_ps_mask(vms, one, _CMP_NEQ_UQ));
+    return gt;
 }
 
 /* The V accumulation of P rows over positions 0..n-1 of a block, D zmm of dims (16 *
@@ -822,10 +863,13 @@ ATTN_TGT512 static void dec_v_any(int P, int D, int n, const uint8_t *vb, int d0
     else dec_v(4, 4, n, vb, d0, v_row, ms, w, rescale, acc, acc_stride);
 }
 
-/* Task `task` of segment a under plan (kv0 = task * hpt): its heads' outputs. */
+/* Task `task` of segment a under plan (kv0 = task * hpt): its heads' outputs. Per block
+ * of DEC_B positions: the scores of every query row of the task (K read once per KV
+ * head from the cache), the softmax exponents of all rows, their exponentials in one
+ * pass, the sums, then the V accumulation per KV head (its G rows share each V load). */
 ATTN_TGT512 static void dec_task(const nk_attn *a, int hpt, int task, void *scratch) {
     const int group = a->n_head / a->n_head_kv, hd_k = a->hd_k, hd_v = a->hd_v;
-    const int kv0 = task * hpt, kv1 = NK_MIN(kv0 + hpt, a->n_head_kv);
+    const int kv0 = task * hpt, kv1 = NK_MIN(kv0 + hpt, a->n_head_kv), R = (kv1 - kv0) * group;
     const int hd = NK_MAX(hd_k, hd_v);
     const size_t hf = dec_head_floats(hd);
     const int lo = a->n_swa > 0 ? NK_MAX(0, a->pos0 - a->n_swa + 1) : 0, j1 = a->pos0 + 1;
@@ -834,12 +878,20 @@ ATTN_TGT512 static void dec_task(const nk_attn *a, int hpt, int task, void *scra
     float *accs = (float *)((uint8_t *)scratch + tile_bytes(hd));
     const size_t k_head = (size_t)hd_k * 2, v_head = (size_t)hd_v * 2;
     const size_t k_row = (size_t)a->n_head_kv * k_head, v_row = (size_t)a->n_head_kv * v_head;
-    for (int r = 0; r < (kv1 - kv0) * group; r++) {
+    /* the queries rounded to f16 (t.qf, R rows of hd_k), the exponents and then the
+     * exponentials (t.sc), ms and w (t.ms, t.w): [R][16] each */
+    for (int r = 0; r < R; r++) {
+        const float *q = a->q + (size_t)(kv0 * group + r) * (size_t)hd_k;
+        for (int d = 0; d < hd_k; d += 16)
+            _mm512_storeu_ps(t.qf + (size_t)r * hd_k + d, rt_f16_512(_mm512_loadu_ps(q + d)));
         float *ph = accs + (size_t)r * hf;
         memset(ph, 0, (size_t)hd_v * sizeof(float));
         ph[hd_v] = -INFINITY;
         ph[hd_v + 1] = 0.0f;
     }
+    float *E = t.sc, *ms = t.ms, *w = t.w;
+    uint32_t *resc = t.resc;
+    __mmask16 gts[TILE_RMAX];
     /* row blocks of the V accumulation (dec_v_any), as even as they can be */
     const int D = hd_v % 128 == 0 ? 8 : 4, pmax = D == 8 ? 2 : 4;
     const int n_blk = (group + pmax - 1) / pmax;
@@ -853,39 +905,73 @@ ATTN_TGT512 static void dec_task(const nk_attn *a, int hpt, int task, void *scra
         for (int j = 0; j < pf_n; j++) {
             const uint8_t *pk = kblk + (size_t)(DEC_AHEAD * DEC_B + j) * k_row + (size_t)kv0 * k_head;
             const uint8_t *pv = vblk + (size_t)(DEC_AHEAD * DEC_B + j) * v_row + (size_t)kv0 * v_head;
-            for (size_t o = 0; o < (size_t)(kv1 - kv0) * k_head; o += 64) _mm_prefetch((const char *)pk + o, _MM_HINT_T0);
-            for (size_t o = 0; o < (size_t)(kv1 - kv0) * v_head; o += 64) _mm_prefetch((const char *)pv + o, _MM_HINT_T0);
+            for (size_t o = 0; o < (size_t)(kv1 - kv0) * k_head; o += 64) _mm_prefetch((const char *)pk + o, DEC_PF);
+            for (size_t o = 0; o < (size_t)(kv1 - kv0) * v_head; o += 64) _mm_prefetch((const char *)pv + o, DEC_PF);
         }
         for (int kvh = kv0; kvh < kv1; kvh++) {
-            tile_kf(hd_k, n, DEC_B, kblk + (size_t)kvh * k_head, k_row, t.kf);
-            float *acc0 = accs + (size_t)(kvh - kv0) * (size_t)group * hf;
-            float *ms = t.ms, *w = t.w;   /* [group][16] */
+            const int r0 = (kvh - kv0) * group;
+            dec_scores_any(hd_k, group, t.qf + (size_t)r0 * hd_k, (size_t)hd_k, kblk + (size_t)kvh * k_head, k_row, n,
+                           a->scale, E + 16 * r0);
             for (int g = 0; g < group; g++) {
-                const int h = kvh * group + g;
-                float *ph = acc0 + (size_t)g * hf;
-                float sc[16];
-                dec_scores_any(hd_k, a->q + (size_t)h * (size_t)hd_k, t.kf, a->scale, sc);
-                t.resc[g] = dec_softmax(_mm512_loadu_ps(sc), n, ph + hd_v, ms + 16 * g, w + 16 * g);
+                float *ph = accs + (size_t)(r0 + g) * hf;
+                gts[r0 + g] = dec_softmax_arg(_mm512_loadu_ps(E + 16 * (r0 + g)), n, ph + hd_v, E + 16 * (r0 + g));
             }
-            /* the sums S = S * ms + w in position order, the rows' chains interleaved */
-            for (int g0 = 0; g0 < group; g0 += 4) {
-                const int ng = NK_MIN(4, group - g0);
-                float S[4];
-                for (int g = 0; g < ng; g++) S[g] = acc0[(size_t)(g0 + g) * hf + hd_v + 1];
-                for (int j = 0; j < n; j++)
-                    for (int g = 0; g < ng; g++) S[g] = S[g] * ms[16 * (g0 + g) + j] + w[16 * (g0 + g) + j];
-                for (int g = 0; g < ng; g++) acc0[(size_t)(g0 + g) * hf + hd_v + 1] = S[g];
+        }
+        tile_expf(E, 16 * R);
+        const __m512 one = _mm512_set1_ps(1.0f);
+        const __mmask16 valid = (__mmask16)((1u << n) - 1);
+        for (int r = 0; r < R; r++) {
+            const __m512 e = _mm512_loadu_ps(E + 16 * r);
+            const __m512 vms = _mm512_mask_mov_ps(one, gts[r], e), vw = _mm512_mask_mov_ps(e, gts[r], one);
+            _mm512_storeu_ps(ms + 16 * r, vms);
+            _mm512_storeu_ps(w + 16 * r, vw);
+            resc[r] = (uint32_t)(valid & _mm512_cmp_ps_mask(vms, one, _CMP_NEQ_UQ));
+        }
+        /* the sums S = S * ms + w in position order, four rows' chains interleaved in
+         * registers (ms == 1 multiplies exactly, so a row without a rescale in the
+         * block only adds) */
+        for (int r0 = 0; r0 < R; r0 += 4) {
+            const int nr = NK_MIN(4, R - r0);
+            float S0 = accs[(size_t)r0 * hf + hd_v + 1], S1 = 0, S2 = 0, S3 = 0;
+            if (nr > 1) S1 = accs[(size_t)(r0 + 1) * hf + hd_v + 1];
+            if (nr > 2) S2 = accs[(size_t)(r0 + 2) * hf + hd_v + 1];
+            if (nr > 3) S3 = accs[(size_t)(r0 + 3) * hf + hd_v + 1];
+            const float *m0 = ms + 16 * r0, *w0 = w + 16 * r0;
+            uint32_t any = 0;
+            for (int r = r0; r < r0 + nr; r++) any |= resc[r];
+            if (any) {
+                for (int j = 0; j < n; j++) {
+                    S0 = S0 * m0[j] + w0[j];
+                    S1 = S1 * m0[16 + j] + w0[16 + j];
+                    S2 = S2 * m0[32 + j] + w0[32 + j];
+                    S3 = S3 * m0[48 + j] + w0[48 + j];
+                }
+            } else {
+                for (int j = 0; j < n; j++) {
+                    S0 = S0 + w0[j];
+                    S1 = S1 + w0[16 + j];
+                    S2 = S2 + w0[32 + j];
+                    S3 = S3 + w0[48 + j];
+                }
             }
+            accs[(size_t)r0 * hf + hd_v + 1] = S0;
+            if (nr > 1) accs[(size_t)(r0 + 1) * hf + hd_v + 1] = S1;
+            if (nr > 2) accs[(size_t)(r0 + 2) * hf + hd_v + 1] = S2;
+            if (nr > 3) accs[(size_t)(r0 + 3) * hf + hd_v + 1] = S3;
+        }
+        for (int kvh = kv0; kvh < kv1; kvh++) {
+            const int rk = (kvh - kv0) * group;
+            float *acc0 = accs + (size_t)rk * hf;
             for (int bl = 0, r0 = 0; bl < n_blk; bl++) {
                 const int P = (group - r0) / (n_blk - bl);
                 for (int d = 0; d < hd_v; d += 16 * D)
-                    dec_v_any(P, D, n, vblk + (size_t)kvh * v_head, d, v_row, ms + 16 * r0, w + 16 * r0,
-                              t.resc + r0, acc0 + (size_t)r0 * hf + d, hf);
+                    dec_v_any(P, D, n, vblk + (size_t)kvh * v_head, d, v_row, ms + 16 * (rk + r0), w + 16 * (rk + r0),
+                              resc + rk + r0, acc0 + (size_t)r0 * hf + d, hf);
                 r0 += P;
             }
         }
     }
-    for (int r = 0; r < (kv1 - kv0) * group; r++) {
+    for (int r = 0; r < R; r++) {
         const float *ph = accs + (size_t)r * hf;
         const float S = ph[hd_v + 1];
         float *out = a->out + (size_t)(kv0 * group + r) * (size_t)hd_v;
@@ -1073,10 +1159,14 @@ void nk_attention_multi(nk_pool *pool, const nk_attn *segs, int n_seg) {
         }
         nk_pool *use = work < NK_PAR_MIN_WORK ? NULL : pool;
         run.first[0] = 0;
+        const int nth = use ? nk_pool_size(use) : 1;
+        int n_dec = 0, n_dec_kvh = 0;
+        for (int i = 0; i < run.n_seg; i++)
+            if (run.tiled && dec_ok(&run.segs[i])) n_dec++, n_dec_kvh += run.segs[i].n_head_kv;
+        if (n_dec_kvh < nth) n_dec = 0;   /* too few heads: the tiled path splits groups */
         for (int i = 0; i < run.n_seg; i++) {
             const nk_attn *a = &run.segs[i];
-            const int nth = use ? nk_pool_size(use) : 1;
-            run.dec[i] = run.tiled && dec_ok(a, nth) ? dec_hpt(a, nth) : 0;
+            run.dec[i] = n_dec && dec_ok(a) ? dec_hpt(a, nth, n_dec) : 0;
             if (run.tiled) run.plan[i] = tile_plan_make(a, nth);
             run.first[i + 1] = run.first[i] + (run.dec[i]     ? (a->n_head_kv + run.dec[i] - 1) / run.dec[i]
                                                : run.tiled ? run.plan[i].n_task

@@ -8,7 +8,9 @@
  * Covers GQA groups of 1 to 32, prompts
  * from position 0 over several K chunks and tiles, decoding (one token), sliding
  * windows, decoding at depth (one token over hundreds of positions: dec_task, alone
- * and beside prefill segments in one run) and thread-count independence. On CPUs without AVX-512 it checks the
+ * and beside prefill segments in one run), several sequences' one-token segments at
+ * their own depths in one run (the serving engine's decode step) and thread-count
+ * independence. On CPUs without AVX-512 it checks the
  * generic path against the same description.
  */
 #include "nk_test.h"
@@ -85,6 +87,80 @@ static void check_shape(int hd, int n_swa, int NH, int NKV, int NTOK, int POS0, 
 }
 
 static void check(int hd, int n_swa) { check_shape(hd, n_swa, 4, 2, 6, 60, 70); }
+
+/* The scalar description for one query row (head h, position pos): out[hd] */
+static void scalar_row(int hd, int n_swa, int NH, int NKV, int h, int pos, const float *qrow, const uint16_t *k,
+                       const uint16_t *v, float scale, float *out) {
+    const size_t row = (size_t)NKV * (size_t)hd;
+    const nk_vec_dot_fn dot = nk_type_get(NK_TYPE_F16)->vec_dot;
+    uint16_t qh[256];
+    float acc[256] = { 0 };
+    const int kvh = h / (NH / NKV), lo = n_swa > 0 ? (pos - n_swa + 1 > 0 ? pos - n_swa + 1 : 0) : 0;
+    for (int d = 0; d < hd; d++) qh[d] = nk_fp32_to_fp16(qrow[d]);
+    float M = -INFINITY, S = 0;
+    for (int j = lo; j <= pos; j++) {
+        float s;
+        dot(hd, &s, k + (size_t)j * row + (size_t)kvh * hd, qh);
+        s *= scale;
+        float ms = 1, w = 1;
+        if (s > M) { ms = expf(M - s); M = s; } else { w = expf(s - M); }
+        S = S * ms + w;
+        const uint16_t *vj = v + (size_t)j * row + (size_t)kvh * hd;
+        for (int d = 0; d < hd; d++) {
+            if (ms != 1.0f) acc[d] = r16(acc[d] * ms);
+            acc[d] = r16(fmaf(nk_fp16_to_fp32(vj[d]), w, acc[d]));
+        }
+    }
+    const float inv = S == 0 ? 0 : 1 / S;
+    for (int d = 0; d < hd; d++) out[d] = acc[d] * inv;
+}
+
+/* The serving engine's decode step: NSEG sequences, one token each at its own depth
+ * (0 to hundreds of positions, each in its own cache), in one nk_attention_multi run,
+ * alone and beside a prefill segment; every output equals the scalar description at
+ * 1 and 2 threads. */
+static void check_multi_decode(int hd, int n_swa, int NH, int NKV, int NSEG, const int *depth, int with_prefill) {
+    enum { NCTX = 700, PF = 9 };
+    const size_t row = (size_t)NKV * (size_t)hd, qrow = (size_t)NH * (size_t)hd;
+    const int nseg_all = NSEG + (with_prefill ? 1 : 0);
+    uint16_t *k = malloc(2 * NCTX * row * (size_t)nseg_all), *v = malloc(2 * NCTX * row * (size_t)nseg_all);
+    float *q = malloc(sizeof(float) * PF * qrow * (size_t)nseg_all), *out = malloc(sizeof(float) * PF * qrow * (size_t)nseg_all);
+    float *want = malloc(sizeof(float) * (size_t)hd);
+    for (size_t i = 0; i < NCTX * row * (size_t)nseg_all; i++) {
+        k[i] = nk_fp32_to_fp16(frand() * 2);
+        v[i] = nk_fp32_to_fp16(frand());
+    }
+    for (size_t i = 0; i < PF * qrow * (size_t)nseg_all; i++) q[i] = frand() * 3;
+    void *ws = nk_aligned_alloc(nk_attn_wsize(2, NCTX, hd));
+    nk_attn seg[17];
+    for (int s = 0; s < nseg_all; s++) {
+        const bool pf = s == NSEG;
+        seg[s] = (nk_attn){ .n_tok = pf ? PF : 1, .pos0 = pf ? 200 : depth[s], .n_head = NH, .n_head_kv = NKV,
+                            .hd_k = hd, .hd_v = hd, .n_ctx = NCTX, .n_swa = n_swa, .scale = 1.0f / sqrtf((float)hd),
+                            .kv_type = NK_TYPE_F16, .flash = true, .q = q + (size_t)s * PF * qrow,
+                            .k = k + (size_t)s * NCTX * row, .v = v + (size_t)s * NCTX * row,
+                            .out = out + (size_t)s * PF * qrow, .scratch = ws };
+    }
+    nk_pool *p2 = NULL;
+    nk_pool_new(2, &p2, NULL);
+    for (int th = 1; th <= 2; th++) {
+        memset(out, 0, sizeof(float) * PF * qrow * (size_t)nseg_all);
+        nk_attention_multi(th == 1 ? NULL : p2, seg, nseg_all);
+        int bad = 0;
+        for (int s = 0; s < nseg_all; s++)
+            for (int t = 0; t < seg[s].n_tok; t++)
+                for (int h = 0; h < NH; h++) {
+                    scalar_row(hd, n_swa, NH, NKV, h, seg[s].pos0 + t, seg[s].q + (size_t)t * qrow + (size_t)h * hd, seg[s].k,
+                               seg[s].v, seg[s].scale, want);
+                    bad += memcmp(want, seg[s].out + (size_t)t * qrow + (size_t)h * hd, sizeof(float) * (size_t)hd) != 0;
+                }
+        CHECK_MSG(bad == 0, "multi decode hd %d swa %d heads %d/%d, %d segments%s, %d threads: %d rows differ", hd, n_swa,
+                  NH, NKV, NSEG, with_prefill ? " + prefill" : "", th, bad);
+    }
+    nk_pool_free(p2);
+    nk_aligned_free(ws);
+    free(k); free(v); free(q); free(out); free(want);
+}
 
 /* nk_f32_to_f16_row: the scalar conversion's bits (odd length, tiny and huge values) */
 static void check_f16_row(void) {
@@ -184,5 +260,18 @@ int main(void) {
     check_shape(96, 0, 4, 2, 1, 600, 601);
     check_shape(80, 100, 4, 2, 9, 600, 609);
     check_split_vs_prefill();
+    /* one-token segments of several sequences at their own depths (the serving
+     * engine's decode step), from an empty cache to hundreds of positions */
+    const int dep8[] = { 0, 3, 17, 40, 255, 256, 300, 650 };
+    check_multi_decode(128, 0, 16, 8, 8, dep8, 0);
+    check_multi_decode(128, 0, 16, 8, 8, dep8, 1);
+    check_multi_decode(64, 0, 32, 8, 8, dep8, 0);
+    check_multi_decode(256, 100, 8, 1, 8, dep8, 1);
+    check_multi_decode(128, 0, 16, 1, 2, dep8 + 5, 0);
+    const int dep3[] = { 1, 600, 20 };
+    check_multi_decode(128, 50, 12, 4, 3, dep3, 0);
+    check_multi_decode(64, 0, 4, 4, 3, dep3, 1);
+    const int dep1[] = { 5 };
+    check_multi_decode(128, 0, 16, 8, 1, dep1, 0);
     NK_TEST_DONE();
 }
