@@ -100,7 +100,7 @@ static bool dec_ok(const nk_attn *a) {
  * segments (the queue balances segments of different depths), at most TILE_RMAX
  * query rows each */
 #ifndef DEC_TPT
-#define DEC_TPT 2
+#define DEC_TPT 2   /* tasks per thread (bench_attn builds try others with -D) */
 #endif
 static int dec_hpt(const nk_attn *a, int nth, int n_dec) {
     const int per_seg = (DEC_TPT * nth + n_dec - 1) / n_dec;
@@ -702,11 +702,8 @@ ATTN_TGT512 static void tile_task(const nk_attn *a, const tile_plan *pl, int tas
 #ifndef DEC_AHEAD
 #define DEC_AHEAD 4   /* blocks prefetched ahead */
 #endif
-#ifndef DEC_PFS
-#define DEC_PFS 64
-#endif
 #ifndef DEC_PF
-#define DEC_PF _MM_HINT_T0
+#define DEC_PF _MM_HINT_T0   /* L1: on this machine T1 was no better */
 #endif
 
 /* The F16 vec_dot's two accumulators (added, before the lane sum) for RB query rows
