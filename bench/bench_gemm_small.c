@@ -93,21 +93,36 @@ int main(int argc, char **argv) {
             tr->from_float_ref(tmp, w[c] + (size_t)r * wrow, k);
         }
     }
+    /* Q4_K, Q6_K: the same rows repacked as a model load does (nk_tensor_repack) */
+    const nk_gemm_kernel *packed = type == NK_TYPE_Q6_K ? nk_gemm_r16_q6_K()
+                                 : type == NK_TYPE_Q4_K ? nk_gemm_r16_q4_K() : NULL;
+    uint8_t *wp[2] = { NULL, NULL };
+    if (packed)
+        for (int c = 0; c < 2; c++) {
+            wp[c] = huge_alloc(wrow * (size_t)rows);
+            if (type == NK_TYPE_Q6_K) nk_q6k_r16_pack(w[c], wp[c], rows, k);
+            else nk_q4k_r16_pack(w[c], wp[c], rows, k);
+        }
     float *x = nk_aligned_alloc(sizeof(float) * (size_t)k * (size_t)maxtok);
     float *y = nk_aligned_alloc(sizeof(float) * (size_t)rows * (size_t)maxtok);
     for (size_t i = 0; i < (size_t)k * (size_t)maxtok; i++) x[i] = rnd_f();
     size_t arow = small->act_row_size(k);
     if (batch && batch->act_row_size(k) > arow) arow = batch->act_row_size(k);
+    if (packed && packed->act_row_size(k) > arow) arow = packed->act_row_size(k);
     void *act = nk_aligned_alloc(arow * (size_t)maxtok + 64);
     printf("%s K=%d rows=%d (%.1f MB per copy), 1 thread, thread CPU ms, best of %d\n", tr->name, k, rows,
            (double)wrow * rows / 1e6, reps);
-    printf("tokens  picked  small-tiles  batch(min_tok %d)  picked GMAC/s\n", batch ? batch->min_tok : 0);
+    printf("tokens  picked  small-tiles  batch(min_tok %d)  picked GMAC/s%s\n", batch ? batch->min_tok : 0,
+           packed ? "  repacked (r16)" : "");
     for (int nt = 1; nt <= maxtok; nt++) {
         const double ts = time_kernel(small, k, rows, nt, w, wrow, x, y, act, reps);
         const double tb = batch ? time_kernel(batch, k, rows, nt, w, wrow, x, y, act, reps) : 0;
+        const double tr16 = packed ? time_kernel(packed, k, rows, nt, wp, wrow, x, y, act, reps) : 0;
         const nk_gemm_kernel *p = nk_gemm_pick((uint32_t)type, nt);
         const double tp = p == batch ? tb : ts;
-        printf("%6d  %6.2f  %11.2f  %17.2f  %6.1f\n", nt, tp, ts, tb, (double)k * rows * nt / tp / 1e6);
+        printf("%6d  %6.2f  %11.2f  %17.2f  %6.1f", nt, tp, ts, tb, (double)k * rows * nt / tp / 1e6);
+        if (packed) printf("  %15.2f", tr16);
+        printf("\n");
     }
     return 0;
 }

@@ -80,7 +80,15 @@ struct nook_model {
     char *names;               /* storage for the tensors' NUL-terminated names */
     size_t names_len, names_cap;
     uint64_t n_params;
+    void *pack;                /* repacked weights (repack.c), NULL if none */
+    size_t pack_len;
 };
+
+/* Re-lay the weights the batch kernels read faster repacked (repack.c), after bind.
+ * Failing to get memory leaves the file's layout (not an error); NOOK_ENOMEM only for
+ * the bookkeeping. nk_model_repack_free releases them (nook_model_free calls it). */
+nook_status nk_model_repack(nook_model *m, nook_error *err);
+void nk_model_repack_free(nook_model *m);
 
 /* Tensor roles, for validation: what the forward pass will do with it. */
 typedef enum {

@@ -172,6 +172,7 @@ void nook_model_free(nook_model *m) {
     if (!m) return;
     nk_vocab_free(m->vocab);
     gguf_free(m->gguf);
+    nk_model_repack_free(m);
     nk_unmap(&m->map);
     nk_free(m->arch_name);
     nk_free(m->name);
@@ -232,6 +233,8 @@ static nook_status load(nook_model *m, const char *path, const nook_model_params
     if (!(m->layers = nk_calloc((size_t)m->hp.n_layer, sizeof *m->layers)))
         return nk_fail(err, NOOK_ENOMEM, "out of memory");
     st = m->arch->bind(m, err);
+    if (st) return st;
+    st = nk_model_repack(m, err);
     if (st) return st;
 
     for (uint64_t i = 0; i < m->gguf->n_tensors; i++) {

@@ -16,6 +16,14 @@
 void nk_get_rows(const nk_tensor *table, const int32_t *ids, int n, float *out) {
     const nk_type_traits *tr = nk_type_get(table->type);
     const int64_t n_embd = table->ne[0];
+    if (table->layout != NK_LAYOUT_FILE) {
+        for (int t = 0; t < n; t++) {
+            float *o = out + (size_t)t * (size_t)n_embd;
+            if (table->layout == NK_LAYOUT_Q6K_R16) nk_q6k_r16_row_to_float(table->data, ids[t], table->ne[1], n_embd, o);
+            else nk_q4k_r16_row_to_float(table->data, ids[t], table->ne[1], n_embd, o);
+        }
+        return;
+    }
     for (int t = 0; t < n; t++) {
         const uint8_t *row = (const uint8_t *)table->data + (size_t)ids[t] * table->nb1;
         tr->to_float(row, out + (size_t)t * (size_t)n_embd, n_embd);
@@ -330,13 +338,33 @@ void nk_rope_apply(const nk_rope *r, const float *cs, float *x, int n_head, int 
  * NOOK_NO_SIMD is unset, and this follows its decision; NOOK_NO_GEMM=1 keeps the
  * vec_dot path, NOOK_NO_RL=1 the one-token kernels for batches (comparisons,
  * debugging). */
-static bool g_gemm_on, g_rl_on;
+static bool g_gemm_on, g_rl_on, g_repack_on;
 static pthread_once_t g_gemm_once = PTHREAD_ONCE_INIT;
 
 static void gemm_choice_once(void) {
     const char *no_gemm = getenv("NOOK_NO_GEMM"), *no_rl = getenv("NOOK_NO_RL");
+    const char *no_repack = getenv("NOOK_NO_REPACK");
     g_gemm_on = strcmp(nk_tensor_isa(), "avx512vnni") == 0 && !(no_gemm && no_gemm[0] == '1');
     g_rl_on = g_gemm_on && !(no_rl && no_rl[0] == '1');
+    g_repack_on = g_gemm_on && !(no_repack && no_repack[0] == '1') && nk_gemm_r16_q6_K() && nk_gemm_r16_q4_K();
+}
+
+/* ---- repacking at load ------------------------------------------------------------- */
+
+bool nk_tensor_repack_wanted(const nk_tensor *t) {
+    pthread_once(&g_gemm_once, gemm_choice_once);
+    return g_repack_on && t->data && t->layout == NK_LAYOUT_FILE && (t->type == NK_TYPE_Q6_K || t->type == NK_TYPE_Q4_K) &&
+           t->ne[1] >= 16 &&
+           t->ne[2] == 1 && t->ne[3] == 1 && t->ne[0] % QK_K == 0 && t->nb1 == nk_row_size(t->type, t->ne[0]);
+}
+
+bool nk_tensor_repack(nk_tensor *t, void *dst) {
+    if (!nk_tensor_repack_wanted(t)) return false;
+    const bool q6 = t->type == NK_TYPE_Q6_K;
+    if (!(q6 ? nk_q6k_r16_pack : nk_q4k_r16_pack)(t->data, dst, t->ne[1], t->ne[0])) return false;
+    t->data = dst;
+    t->layout = q6 ? NK_LAYOUT_Q6K_R16 : NK_LAYOUT_Q4K_R16;
+    return true;
 }
 
 void nk_gemm_reread_env(void) {
@@ -368,12 +396,22 @@ const nk_gemm_kernel *nk_gemm_pick(uint32_t wtype, int n_tok) {
     return nk_gemm_get(wtype);
 }
 
+static size_t act_row_bytes_plain(uint32_t type, int64_t n_in) {
+    const nk_type_traits *tr = nk_type_get(type);
+    if (!tr || tr->vec_dot_type == NK_TYPE_F32) return 0;
+    return nk_row_size((uint32_t)tr->vec_dot_type, n_in);
+}
+
 /* Bytes of one converted activation row for weights of this type (0: F32 weights):
  * the larger of the batch and the small-batch kernels' formats. */
 static size_t act_row_bytes(uint32_t type, int64_t n_in) {
     const nk_gemm_kernel *gk = nk_gemm_get(type);
     const nk_gemm_kernel *bk = gemm_batch_get(type);
-    if (gk) return NK_MAX(gk->act_row_size(n_in), bk ? bk->act_row_size(n_in) : 0);
+    /* a repacked weight's kernel, whatever NOOK_NO_GEMM/NO_RL say now */
+    const nk_gemm_kernel *pk = type == NK_TYPE_Q6_K ? nk_gemm_r16_q6_K() : type == NK_TYPE_Q4_K ? nk_gemm_r16_q4_K() : NULL;
+    if (pk && !gk) return NK_MAX(pk->act_row_size(n_in), act_row_bytes_plain(type, n_in));
+    if (gk) return NK_MAX(NK_MAX(gk->act_row_size(n_in), bk ? bk->act_row_size(n_in) : 0),
+                          pk ? pk->act_row_size(n_in) : 0);
     const nk_type_traits *tr = nk_type_get(type);
     if (!tr || tr->vec_dot_type == NK_TYPE_F32) return 0;
     return nk_row_size((uint32_t)tr->vec_dot_type, n_in);
@@ -542,6 +580,7 @@ void nk_matmul_n(nk_pool *pool, int n_w, const nk_tensor *const *W, const float 
     if (nk_pool_aborted(pool)) return;
     mm_job j = { .n_w = n_w, .x = x, .xs = xs, .n_tok = n_tok, .wbuf = wbuf, .pool = pool, .ctl = pool };
     double work = 0;
+    bool any_packed = false;
     int64_t max_rows = 0;
     size_t row_max = 0;
     for (int i = 0; i < n_w; i++) {
@@ -551,7 +590,10 @@ void nk_matmul_n(nk_pool *pool, int n_w, const nk_tensor *const *W, const float 
         work += (double)W[i]->ne[1] * (double)W[i]->ne[0] * n_tok;
         max_rows = NK_MAX(max_rows, W[i]->ne[1]);
         mm_fmt f = { 0 };
-        w->gk = nk_gemm_pick(W[i]->type, n_tok);
+        /* a repacked weight has one kernel (its layout's), whatever the environment */
+        w->gk = W[i]->layout == NK_LAYOUT_Q6K_R16   ? nk_gemm_r16_q6_K()
+              : W[i]->layout == NK_LAYOUT_Q4K_R16 ? nk_gemm_r16_q4_K() : nk_gemm_pick(W[i]->type, n_tok);
+        if (W[i]->layout != NK_LAYOUT_FILE) any_packed = true;
         if (w->gk) {
             f.quant = w->gk->act_quant;
             f.row = w->gk->act_row_size(W[i]->ne[0]);
@@ -613,6 +655,8 @@ void nk_matmul_n(nk_pool *pool, int n_w, const nk_tensor *const *W, const float 
     int64_t total = 0;
     for (int i = 0; i < n_w; i++) total += (W[i]->ne[1] + chunk - 1) / chunk;
     if (total < 4 * nth) chunk = NK_MAX(4, ((max_rows + 4 * nth - 1) / (4 * nth) + 3) / 4 * 4);
+    /* repacked weights are cut only at their 16-row groups */
+    if (any_packed) chunk = (chunk + 15) / 16 * 16;
     j.chunk = (int)chunk;
     j.first_chunk[0] = 0;
     for (int i = 0; i < n_w; i++) j.first_chunk[i + 1] = j.first_chunk[i] + (int)((W[i]->ne[1] + chunk - 1) / chunk);

@@ -21,14 +21,32 @@
 #include "base/pool.h"
 #include "tensor/types.h"
 
+/* How a weight's bytes are laid out: as in the file (rows of blocks, nb1 apart), or
+ * repacked at load for the batch kernels (nk_tensor_repack). */
+typedef enum {
+    NK_LAYOUT_FILE = 0,
+    NK_LAYOUT_Q6K_R16 = 1,   /* Q6_K, 16-row interleaved groups (tensor/ops_gemm.h) */
+    NK_LAYOUT_Q4K_R16 = 2,   /* Q4_K, likewise */
+} nk_layout;
+
 /* A read-only view of a weight tensor in the model file (ne[0] is the row length). */
 typedef struct nk_tensor {
     const char *name;      /* NUL-terminated; owned by the model */
     uint32_t type;         /* NK_TYPE_* */
     int64_t ne[4];         /* missing dims are 1 */
-    size_t nb1;            /* bytes per row */
+    size_t nb1;            /* bytes per row (a repacked tensor keeps the file's size) */
     const void *data;      /* NULL: an optional tensor that is absent */
+    uint32_t layout;       /* nk_layout; rows are whole only in NK_LAYOUT_FILE */
 } nk_tensor;
+
+/* Whether nk_tensor_repack would repack t on this CPU (Q4_K and Q6_K matrices of at
+ * least 16 rows with the AVX-512 VNNI kernels on, unless NOOK_NO_REPACK=1; read once). */
+bool nk_tensor_repack_wanted(const nk_tensor *t);
+/* Write t's bytes, repacked, to dst (t's rows * nb1 bytes, not overlapping t->data)
+ * and point t at them. Returns false (t unchanged) when not wanted. get_rows and
+ * matmul read a repacked tensor; nothing else may read its rows. Thread-safe for
+ * distinct tensors. */
+bool nk_tensor_repack(nk_tensor *t, void *dst);
 
 /* ---- elementwise ---------------------------------------------------------------- */
 

@@ -57,6 +57,26 @@ const nk_gemm_kernel *nk_gemm_rl_q8_0(void);
 const nk_gemm_kernel *nk_gemm_rl_q5_0(void);
 const nk_gemm_kernel *nk_gemm_rl_q4_0(void);
 
+/* Q6_K repacked at load into 16-row interleaved blocks (layout in gemm_rl_q6k.c): each
+ * full group of 16 rows keeps its bytes (16 x 210 per block) with the codes already
+ * in rows-in-lanes order; a partial last group stays in the file's layout. Row
+ * offsets at group boundaries are unchanged, so nk_matmul hands the kernel rows from
+ * a multiple of 16. The kernel gives gemm_rl_q6_K's bits on the original rows at
+ * every token count (1 included). NULL without AVX-512 VNNI. */
+const nk_gemm_kernel *nk_gemm_r16_q6_K(void);
+/* Repack nrows Q6_K rows of n elements from src into dst (the same byte count, no
+ * overlap). False (nothing written) without the kernel. Thread-safe. */
+bool nk_q6k_r16_pack(const void *src, void *dst, int64_t nrows, int64_t n);
+/* Row `row` of a repacked tensor (data: its start) as floats, nk_dequant_q6_K's bits. */
+void nk_q6k_r16_row_to_float(const void *data, int64_t row, int64_t nrows, int64_t n, float *dst);
+
+/* The same for Q4_K (layout in gemm_rl_q4k.c: per block of 16 rows the rows' d|dmin
+ * and packed scales one dword per row, then their code bytes transposed 16 x 16), with
+ * gemm_rl_q4_K's bits on the original rows at every token count. */
+const nk_gemm_kernel *nk_gemm_r16_q4_K(void);
+bool nk_q4k_r16_pack(const void *src, void *dst, int64_t nrows, int64_t n);
+void nk_q4k_r16_row_to_float(const void *data, int64_t row, int64_t nrows, int64_t n, float *dst);
+
 /* The kernel nk_matmul uses for n_tok tokens of this weight type: the batch kernel
  * when there is one and n_tok >= its min_tok (unless NOOK_NO_RL=1), else
  * nk_gemm_get's. */

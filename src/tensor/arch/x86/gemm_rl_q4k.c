@@ -108,13 +108,11 @@ TGT static INL void tr16(const __m512i in[16], __m512i out[16]) {
     }
 }
 
-/* The headers of block b of rows 0..R-1: sub-block scales (int32), mins (int16
- * pairs), d and dmin, one lane per row. */
-TGT static INL void rl_unpack_hdr(__m512i sc[8], __m512i mn[4], __m512 *d, __m512 *dmin, const uint8_t *w, size_t ws,
-                                  int R, int b) {
-    /* headers (d|dmin, three dwords of packed scales): z_i holds rows i, 4+i, 8+i,
-     * 12+i in its 128-bit lanes, so the 4 x 4 dword transposes inside the lanes
-     * below leave lane 4m+i = row 4m+i */
+/* The headers of block b of rows 0..R-1 with one dword per row in each of four
+ * vectors: hd (d | dmin << 16) and the three dwords w0 w1 w2 of packed scales. */
+TGT static INL void rl_hdr_words(__m512i hw[4], const uint8_t *w, size_t ws, int R, int b) {
+    /* z_i holds rows i, 4+i, 8+i, 12+i in its 128-bit lanes, so the 4 x 4 dword
+     * transposes inside the lanes below leave lane 4m+i = row 4m+i */
     __m512i z[4];
     UNROLL
     for (int i = 0; i < 4; i++) {
@@ -130,8 +128,16 @@ TGT static INL void rl_unpack_hdr(__m512i sc[8], __m512i mn[4], __m512 *d, __m51
     }
     const __m512i p0 = _mm512_unpacklo_epi32(z[0], z[1]), p1 = _mm512_unpackhi_epi32(z[0], z[1]);
     const __m512i p2 = _mm512_unpacklo_epi32(z[2], z[3]), p3 = _mm512_unpackhi_epi32(z[2], z[3]);
-    const __m512i hd = _mm512_unpacklo_epi64(p0, p2), w0 = _mm512_unpackhi_epi64(p0, p2);
-    const __m512i w1 = _mm512_unpacklo_epi64(p1, p3), w2 = _mm512_unpackhi_epi64(p1, p3);
+    hw[0] = _mm512_unpacklo_epi64(p0, p2);
+    hw[1] = _mm512_unpackhi_epi64(p0, p2);
+    hw[2] = _mm512_unpacklo_epi64(p1, p3);
+    hw[3] = _mm512_unpackhi_epi64(p1, p3);
+}
+
+/* From those words: sub-block scales (int32), mins (int16 pairs), d and dmin, one
+ * lane per row. */
+TGT static INL void rl_hdr_from_words(__m512i sc[8], __m512i mn[4], __m512 *d, __m512 *dmin, __m512i hd, __m512i w0,
+                                      __m512i w1, __m512i w2) {
     *d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(hd));
     *dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(hd, 16)));
     /* nk_get_scale_min_k4's bits, four sub-blocks per dword */
@@ -156,6 +162,15 @@ TGT static INL void rl_unpack_hdr(__m512i sc[8], __m512i mn[4], __m512 *d, __m51
                                              _mm512_set4_epi32(0x000C000C, 0x00080008, 0x00040004, 0));
         mn[k] = _mm512_shuffle_epi8(k < 2 ? mn_lo : mn_hi, idx);
     }
+}
+
+/* The headers of block b of rows 0..R-1: sub-block scales (int32), mins (int16
+ * pairs), d and dmin, one lane per row. */
+TGT static INL void rl_unpack_hdr(__m512i sc[8], __m512i mn[4], __m512 *d, __m512 *dmin, const uint8_t *w, size_t ws,
+                                  int R, int b) {
+    __m512i hw[4];
+    rl_hdr_words(hw, w, ws, R, b);
+    rl_hdr_from_words(sc, mn, d, dmin, hw[0], hw[1], hw[2], hw[3]);
 }
 
 /* Unpack block b of rows 0..R-1 (R <= 16; rows w_stride bytes apart) into s. Rows
@@ -342,6 +357,139 @@ TGT static void rl_gemm(int n, int nr, int nt, const void *w, size_t ws, const v
     }
 }
 
+/* ---- the 16-row interleaved layout (repacked at load) --------------------------------
+ *
+ * What rl_unpack_c and rl_unpack_hdr's transposes compute for every block of 16 rows at
+ * every step is stored once, at load (nk_q4k_r16_pack): per 256-element block of a
+ * group (2,304 bytes: the 16 rows' 144-byte blocks, so the tensor keeps its size and
+ * its row offsets at group boundaries) four vectors with one dword per row (d | dmin
+ * << 16, then the three dwords of packed scales) and the 32 vectors of transposed code
+ * bytes (col[h][c] lane r: bytes 64h + 4c .. + 3 of row r's codes). The kernel splits
+ * the nibbles and the scales as rl_tokens_c does, reading them from the repacked
+ * bytes: the same operations, so gemm_rl's bits on the original rows at every token
+ * count. A final partial group stays in the file's row layout. */
+
+#define R16_BLK 2304
+_Static_assert(R16_BLK == 16 * sizeof(nk_block_q4_K), "r16 block size");
+
+typedef struct r16_hdr {
+    __m512i sc[8];
+    __m512i mn[4];
+    __m512 d, dmin;
+} r16_hdr;
+
+TGT static INL void r16_hdr_load(r16_hdr *h, const uint8_t *blk) {
+    const __m512i *v = (const __m512i *)blk;
+    rl_hdr_from_words(h->sc, h->mn, &h->d, &h->dmin, _mm512_loadu_si512(v), _mm512_loadu_si512(v + 1),
+                      _mm512_loadu_si512(v + 2), _mm512_loadu_si512(v + 3));
+}
+
+/* rl_tokens_c with the code bytes at col (32 vectors in memory). */
+TGT static INL void r16_tokens(const int T, const uint8_t *col, const r16_hdr *s, const rl_act *const *x, __m512 *acc) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    __m512i isum[RL_GRP];
+    UNROLL
+    for (int t = 0; t < T; t++) isum[t] = _mm512_setzero_si512();
+    NO_UNROLL
+    for (int sb = 0; sb < 8; sb++) {
+        const int g = sb >> 1, h = g >> 1, c0 = 8 * (g & 1);
+        const __m512i *cv = (const __m512i *)col + 16 * h + c0;
+        __m512i wv[8];
+        if (sb & 1) {
+            UNROLL
+            for (int j = 0; j < 8; j++) wv[j] = _mm512_and_si512(_mm512_srli_epi32(_mm512_loadu_si512(cv + j), 4), m4);
+        } else {
+            UNROLL
+            for (int j = 0; j < 8; j++) wv[j] = _mm512_and_si512(_mm512_loadu_si512(cv + j), m4);
+        }
+        const __m512i sc = s->sc[sb];
+        UNROLL
+        for (int t = 0; t < T; t++) {
+            isum[t] = rl_sb_dot(isum[t], wv, x[t]->qs + 32 * sb, sc);
+        }
+    }
+    rl_finish(T, s->mn, s->d, s->dmin, x, isum, acc);
+}
+
+#define R16_PASS 64
+#ifndef R16_PF
+#define R16_PF 4
+#endif
+#define R16_CASE(T) case T: r16_tokens(T, blk + 256, &hd, xp, acc + t); break;
+
+TGT static void gemm_r16_q4_K(int n, int nr, int nt, const void *w, size_t ws, const void *a, size_t as, float *y,
+                              size_t ys) {
+    const int nb = n / QK_K;
+    const int full = nr & ~(RL_ROWS - 1);
+    __m512 acc[R16_PASS];
+    for (int r0 = 0; r0 < full; r0 += RL_ROWS) {
+        const uint8_t *gw = (const uint8_t *)w + (size_t)r0 * ws;
+        for (int t0 = 0; t0 < nt; t0 += R16_PASS) {
+            const int TT = nt - t0 < R16_PASS ? nt - t0 : R16_PASS;
+            const uint8_t *at = (const uint8_t *)a + (size_t)t0 * as;
+            for (int t = 0; t < TT; t++) acc[t] = _mm512_setzero_ps();
+            for (int b = 0; b < nb; b++) {
+                const uint8_t *blk = gw + (size_t)b * R16_BLK;
+                /* groups are contiguous: fetch two blocks ahead (past the end: harmless) */
+                if (t0 == 0) rl_prefetch_part(blk + R16_PF * R16_BLK, R16_BLK, 0, 1);
+                r16_hdr hd;
+                r16_hdr_load(&hd, blk);
+                for (int t = 0; t < TT; t += RL_GRP) {
+                    const int T = TT - t < RL_GRP ? TT - t : RL_GRP;
+                    const rl_act *xp[RL_GRP];
+                    for (int i = 0; i < T; i++) xp[i] = (const rl_act *)(at + (size_t)(t + i) * as) + b;
+                    switch (T) {
+                    R16_CASE(1) R16_CASE(2) R16_CASE(3) R16_CASE(4) R16_CASE(5) R16_CASE(6) R16_CASE(7)
+                    default: r16_tokens(RL_GRP, blk + 256, &hd, xp, acc + t); break;
+                    }
+                }
+            }
+            for (int t = 0; t < TT; t++) _mm512_storeu_ps(y + (size_t)(t0 + t) * ys + r0, acc[t]);
+        }
+    }
+    if (full < nr)   /* the partial last group: the file's rows */
+        rl_gemm(n, nr - full, nt, (const uint8_t *)w + (size_t)full * ws, ws, a, as, y + full, ys);
+}
+
+TGT static void r16_pack_avx512(const void *src, void *dst, int64_t nrows, int64_t n) {
+    const int nb = (int)(n / QK_K);
+    const size_t ws = (size_t)nb * sizeof(nk_block_q4_K);
+    const int64_t full = nrows & ~(int64_t)(RL_ROWS - 1);
+    for (int64_t r0 = 0; r0 < full; r0 += RL_ROWS) {
+        const uint8_t *gs = (const uint8_t *)src + (size_t)r0 * ws;
+        uint8_t *gd = (uint8_t *)dst + (size_t)r0 * ws;
+        for (int b = 0; b < nb; b++) {
+            if (r0 + RL_ROWS < full) rl_prefetch_part(gs + RL_ROWS * ws, RL_ROWS * ws, b, nb);
+            __m512i *o = (__m512i *)(gd + (size_t)b * R16_BLK);
+            __m512i hw[4], in[16], col[16];
+            rl_hdr_words(hw, gs, ws, RL_ROWS, b);
+            UNROLL
+            for (int i = 0; i < 4; i++) _mm512_storeu_si512(o + i, hw[i]);
+            UNROLL
+            for (int h = 0; h < 2; h++) {
+                UNROLL
+                for (int r = 0; r < RL_ROWS; r++)
+                    in[r] = _mm512_loadu_si512(((const nk_block_q4_K *)(gs + (size_t)r * ws) + b)->qs + 64 * h);
+                tr16(in, col);
+                UNROLL
+                for (int c = 0; c < 16; c++) _mm512_storeu_si512(o + 4 + 16 * h + c, col[c]);
+            }
+        }
+    }
+    if (full < nrows)
+        memcpy((uint8_t *)dst + (size_t)full * ws, (const uint8_t *)src + (size_t)full * ws, (size_t)(nrows - full) * ws);
+}
+
+static const nk_gemm_kernel k_r16_q4_K = { gemm_r16_q4_K, rl_act_quant, rl_act_row_size, 1 };
+
+const nk_gemm_kernel *nk_gemm_r16_q4_K(void) { return nk_gemm_rl_q4_K() ? &k_r16_q4_K : NULL; }
+
+bool nk_q4k_r16_pack(const void *src, void *dst, int64_t nrows, int64_t n) {
+    if (!nk_gemm_r16_q4_K() || n % QK_K) return false;
+    r16_pack_avx512(src, dst, nrows, n);
+    return true;
+}
+
 /* From 2 tokens. Measured on weights streamed from DRAM as a decode step reads them
  * (100,000 rows of K 1024 on 2 MB pages, one thread, thread CPU time): 4 tokens
  * 3.1-3.8 ms vs 4.0-4.2 for gemm_avx512.c's one-row tiles, 8 tokens 4.6-5.4 vs
@@ -362,4 +510,30 @@ const nk_gemm_kernel *nk_gemm_rl_q4_K(void) {
 
 #else
 const nk_gemm_kernel *nk_gemm_rl_q4_K(void) { return NULL; }
+const nk_gemm_kernel *nk_gemm_r16_q4_K(void) { return NULL; }
+bool nk_q4k_r16_pack(const void *src, void *dst, int64_t nrows, int64_t n) {
+    (void)src; (void)dst; (void)nrows; (void)n;
+    return false;
+}
 #endif
+
+/* Row `row` of a repacked tensor as floats: its original blocks gathered back from the
+ * group's vectors, then nk_dequant_q4_K (so its bits). Plain C. */
+void nk_q4k_r16_row_to_float(const void *data, int64_t row, int64_t nrows, int64_t n, float *dst) {
+    const int64_t nb = n / QK_K;
+    const size_t ws = (size_t)nb * sizeof(nk_block_q4_K);
+    if (row >= (nrows & ~(int64_t)15)) {
+        nk_dequant_q4_K((const uint8_t *)data + (size_t)row * ws, dst, n);
+        return;
+    }
+    const int r = (int)(row & 15);
+    const uint8_t *grp = (const uint8_t *)data + (size_t)(row - r) * ws;
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = grp + (size_t)b * 16 * sizeof(nk_block_q4_K);
+        uint8_t raw[sizeof(nk_block_q4_K)];
+        for (int i = 0; i < 4; i++) memcpy(raw + 4 * i, blk + 64 * i + 4 * r, 4);
+        for (int h = 0; h < 2; h++)
+            for (int c = 0; c < 16; c++) memcpy(raw + 16 + 64 * h + 4 * c, blk + 256 + 64 * (16 * h + c) + 4 * r, 4);
+        nk_dequant_q4_K(raw, dst + b * QK_K, QK_K);
+    }
+}

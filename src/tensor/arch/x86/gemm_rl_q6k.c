@@ -185,6 +185,202 @@ TGT static void gemm_rl_q6_K(int n, int nr, int nt, const void *w, size_t ws, co
     }
 }
 
+/* ---- the 16-row interleaved layout (repacked at load) --------------------------------
+ *
+ * The unpack above (decode each row, then 16 x 16 transposes) is most of this kernel's
+ * time at decode-sized batches, and it costs the same from L2 as from DRAM: it is
+ * instructions, not memory. nk_q6k_r16_pack stores every full group of 16 rows with
+ * that work done once, at load: per 256-element block of the group (3,360 bytes, the
+ * 16 rows' 210-byte blocks, so the tensor keeps its size and its row offsets at group
+ * boundaries):
+ *   d[16]         fp16, one per row (32 bytes)
+ *   sc[16][16]    int8, [sub-block g][row r] (256 bytes)
+ *   then per sub-block g (192 bytes): two 64-byte vectors of low nibbles and one of
+ *   high bits, each with one 32-bit lane per row: code vector C_k (lane r: codes
+ *   4k..4k+3 of row r, k = 4g+i) is
+ *     C_4g   = (L0 & 0xF)        | (H << 4 & 0x30)
+ *     C_4g+1 = (L1 & 0xF)        | (H << 2 & 0x30)
+ *     C_4g+2 = (L0 >> 4 & 0xF)   | (H & 0x30)
+ *     C_4g+3 = (L1 >> 4 & 0xF)   | (H >> 2 & 0x30)
+ *   (3.25 operations per code vector instead of a decode plus a transpose).
+ * A final partial group (rows % 16) stays in the file's row layout.
+ *
+ * The products are the same operations as gemm_rl_q6_K (the integer per block, one FMA
+ * per block in block order), so a repacked tensor gives the bits gemm_rl_q6_K gives on
+ * its original rows, at every token count. */
+
+#define R16_BLK 3360   /* bytes of one block of 16 rows */
+_Static_assert(R16_BLK == 16 * sizeof(nk_block_q6_K), "r16 block size");
+
+/* The code vectors of sub-block g at p (the sub-block's 192 bytes). */
+TGT static INL void r16_codes(const uint8_t *p, __m512i c[4]) {
+    const __m512i m0F = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+    const __m512i L0 = _mm512_loadu_si512(p), L1 = _mm512_loadu_si512(p + 64), H = _mm512_loadu_si512(p + 128);
+    /* (A & C) | B with B holding only bits 4-5: vpternlog 0xEC */
+    c[0] = _mm512_ternarylogic_epi32(L0, _mm512_and_si512(_mm512_slli_epi32(H, 4), m30), m0F, 0xEC);
+    c[1] = _mm512_ternarylogic_epi32(L1, _mm512_and_si512(_mm512_slli_epi32(H, 2), m30), m0F, 0xEC);
+    c[2] = _mm512_ternarylogic_epi32(_mm512_srli_epi32(L0, 4), _mm512_and_si512(H, m30), m0F, 0xEC);
+    c[3] = _mm512_ternarylogic_epi32(_mm512_srli_epi32(L1, 4), _mm512_and_si512(_mm512_srli_epi32(H, 2), m30), m0F, 0xEC);
+}
+
+/* A repacked block decoded once for many token groups (prompt-sized batches): the
+ * code vectors and scales as r16_codes and the scale load give them. */
+typedef struct r16_slab {
+    __m512i c[QK_K / 4];
+    __m512i sc[QK_K / 16];
+} r16_slab;
+
+TGT static INL __m512i r16_scales(const uint8_t *blk, int g) {
+    return _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 32 + 16 * g)));
+}
+
+/* T tokens (compile-time after inlining) against one repacked block, its codes
+ * decoded here (sl NULL) or taken from sl: group()'s operations in group()'s order. */
+TGT static INL void r16_tokens(const int T, const uint8_t *blk, const r16_slab *sl, const rl6_blk *const *x,
+                               __m512 *acc) {
+    __m512i ia[8];
+    UNROLL
+    for (int t = 0; t < T; t++) ia[t] = _mm512_setzero_si512();
+    for (int g = 0; g < QK_K / 16; g++) {
+        __m512i c[4], sc;
+        if (sl) {
+            UNROLL
+            for (int i = 0; i < 4; i++) c[i] = sl->c[4 * g + i];
+            sc = sl->sc[g];
+        } else {
+            r16_codes(blk + 288 + 192 * g, c);
+            sc = r16_scales(blk, g);
+        }
+        UNROLL
+        for (int t = 0; t < T; t++) {
+            const int8_t *q = x[t]->q + 16 * g;
+            __m512i v = _mm512_set1_epi32(x[t]->bias[g]);
+            v = _mm512_dpbusd_epi32(v, c[0], rl_bcast4(q + 0));
+            v = _mm512_dpbusd_epi32(v, c[1], rl_bcast4(q + 4));
+            v = _mm512_dpbusd_epi32(v, c[2], rl_bcast4(q + 8));
+            v = _mm512_dpbusd_epi32(v, c[3], rl_bcast4(q + 12));
+            ia[t] = _mm512_add_epi32(ia[t], _mm512_mullo_epi32(v, sc));
+        }
+    }
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
+    UNROLL
+    for (int t = 0; t < T; t++)
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[t]), _mm512_mul_ps(dw, _mm512_set1_ps(x[t]->d)), acc[t]);
+}
+
+#ifndef R16_PF
+#define R16_PF 2
+#endif
+#define R16_GRP 8    /* tokens sharing each decoded code vector */
+#define R16_PASS 64  /* tokens per pass over a group (a block stays in L1 meanwhile) */
+
+#define R16_SLAB_MIN 17  /* from this many tokens a block is decoded once into a slab */
+
+#define R16_CASE(T) case T: r16_tokens(T, blk, sl, xp, acc + t); break;
+
+/* nr rows from a group boundary of a repacked tensor (w: its first row's offset,
+ * ws: the file's row size), nt tokens of rl6 activations. Every token count runs
+ * straight from the repacked bytes: decoding a block again for each 8 tokens costs
+ * less than a scratch copy (measured: 9 tokens via gemm_rl_q6_K's slab 9.4 ms per
+ * 100,000 rows from DRAM, 8 tokens here 4.8). */
+TGT static void gemm_r16_q6_K(int n, int nr, int nt, const void *w, size_t ws, const void *a, size_t as, float *y,
+                              size_t ys) {
+    const int nb = n / QK_K;
+    const int full = nr & ~(RL_ROWS - 1);
+    __m512 acc[R16_PASS];
+    _Alignas(64) r16_slab slab;
+    for (int r0 = 0; r0 < full; r0 += RL_ROWS) {
+        const uint8_t *gw = (const uint8_t *)w + (size_t)r0 * ws;
+        for (int t0 = 0; t0 < nt; t0 += R16_PASS) {
+            const int TT = nt - t0 < R16_PASS ? nt - t0 : R16_PASS;
+            const uint8_t *at = (const uint8_t *)a + (size_t)t0 * as;
+            for (int t = 0; t < TT; t++) acc[t] = _mm512_setzero_ps();
+            for (int b = 0; b < nb; b++) {
+                const uint8_t *blk = gw + (size_t)b * R16_BLK;
+                /* groups are contiguous: fetch R16_PF blocks ahead (past the end:
+                 * harmless); from DRAM the hardware prefetchers alone left the 1-8
+                 * token products ~20-40% slower */
+                if (t0 == 0) rl_prefetch_part(blk + R16_PF * R16_BLK, R16_BLK, 0, 1);
+                const r16_slab *sl = NULL;
+                if (TT >= R16_SLAB_MIN) {
+                    UNROLL
+                    for (int g = 0; g < QK_K / 16; g++) {
+                        r16_codes(blk + 288 + 192 * g, &slab.c[4 * g]);
+                        slab.sc[g] = r16_scales(blk, g);
+                    }
+                    sl = &slab;
+                }
+                for (int t = 0; t < TT; t += R16_GRP) {
+                    const int T = TT - t < R16_GRP ? TT - t : R16_GRP;
+                    const rl6_blk *xp[R16_GRP];
+                    for (int i = 0; i < T; i++) xp[i] = (const rl6_blk *)(at + (size_t)(t + i) * as) + b;
+                    switch (T) {
+                    R16_CASE(1) R16_CASE(2) R16_CASE(3) R16_CASE(4) R16_CASE(5) R16_CASE(6) R16_CASE(7)
+                    default: r16_tokens(R16_GRP, blk, sl, xp, acc + t); break;
+                    }
+                }
+            }
+            for (int t = 0; t < TT; t++) _mm512_storeu_ps(y + (size_t)(t0 + t) * ys + r0, acc[t]);
+        }
+    }
+    if (full < nr)   /* the partial last group: the file's rows */
+        gemm_rl_q6_K(n, nr - full, nt, (const uint8_t *)w + (size_t)full * ws, ws, a, as, y + full, ys);
+}
+
+/* Repack: each full group of 16 rows through the row unpack above, then re-laid. */
+TGT static void r16_pack_avx512(const void *src, void *dst, int64_t nrows, int64_t n) {
+    const int nb = (int)(n / QK_K);
+    const size_t ws = (size_t)nb * sizeof(nk_block_q6_K);
+    const int64_t full = nrows & ~(int64_t)(RL_ROWS - 1);
+    const __m512i m0F = _mm512_set1_epi8(0x0F), m03 = _mm512_set1_epi8(0x03);
+    for (int64_t r0 = 0; r0 < full; r0 += RL_ROWS) {
+        const uint8_t *gs = (const uint8_t *)src + (size_t)r0 * ws;
+        uint8_t *gd = (uint8_t *)dst + (size_t)r0 * ws;
+        for (int b = 0; b < nb; b++) {
+            /* the next group's bytes meanwhile: a file mapping in 4 KiB pages is read
+             * here at a fraction of DRAM speed otherwise (16 streams, each stopping the
+             * hardware prefetcher at every page) */
+            if (r0 + RL_ROWS < full) rl_prefetch_part(gs + RL_ROWS * ws, RL_ROWS * ws, b, nb);
+            _Alignas(64) rl6_wblk o;
+            unpack_block(&o, gs, ws, RL_ROWS, b);
+            uint8_t *blk = gd + (size_t)b * R16_BLK;
+            uint16_t d[16];
+            for (int r = 0; r < 16; r++) d[r] = ((const nk_block_q6_K *)(gs + (size_t)r * ws) + b)->d;
+            memcpy(blk, d, 32);
+            for (int g = 0; g < QK_K / 16; g++) {
+                _mm_storeu_si128((__m128i *)(blk + 32 + 16 * g), _mm512_cvtepi32_epi8(o.sc[g]));
+                const __m512i *c = &o.codes[4 * g];
+                const __m512i l0 = _mm512_or_si512(_mm512_and_si512(c[0], m0F), _mm512_slli_epi32(_mm512_and_si512(c[2], m0F), 4));
+                const __m512i l1 = _mm512_or_si512(_mm512_and_si512(c[1], m0F), _mm512_slli_epi32(_mm512_and_si512(c[3], m0F), 4));
+                __m512i h = _mm512_and_si512(_mm512_srli_epi32(c[0], 4), m03);
+                h = _mm512_or_si512(h, _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(c[1], 4), m03), 2));
+                h = _mm512_or_si512(h, _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(c[2], 4), m03), 4));
+                h = _mm512_or_si512(h, _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(c[3], 4), m03), 6));
+                uint8_t *p = blk + 288 + 192 * g;
+                _mm512_storeu_si512(p, l0);
+                _mm512_storeu_si512(p + 64, l1);
+                _mm512_storeu_si512(p + 128, h);
+            }
+        }
+    }
+    if (full < nrows)
+        memcpy((uint8_t *)dst + (size_t)full * ws, (const uint8_t *)src + (size_t)full * ws, (size_t)(nrows - full) * ws);
+}
+
+static const nk_gemm_kernel k_r16_q6_K = { gemm_r16_q6_K, rl6_quant, rl6_row_size, 1 };
+
+const nk_gemm_kernel *nk_gemm_r16_q6_K(void) {
+    static _Atomic int have = -1;
+    if (have < 0) have = nk_isa_supported(NK_ISA_AVX512);
+    return have ? &k_r16_q6_K : NULL;
+}
+
+bool nk_q6k_r16_pack(const void *src, void *dst, int64_t nrows, int64_t n) {
+    if (!nk_gemm_r16_q6_K() || n % QK_K) return false;
+    r16_pack_avx512(src, dst, nrows, n);
+    return true;
+}
+
 /* Crossover against gemm_avx512.c's small-batch tiles (one row x up to 8 tokens),
  * measured on weights streamed from DRAM as a decode step reads them (100,000 rows of
  * K 1024 on 2 MB pages, one thread, thread CPU time, with the prefetch): the tiles
@@ -204,4 +400,43 @@ const nk_gemm_kernel *nk_gemm_rl_q6_K(void) {
 
 #else
 const nk_gemm_kernel *nk_gemm_rl_q6_K(void) { return NULL; }
+const nk_gemm_kernel *nk_gemm_r16_q6_K(void) { return NULL; }
+bool nk_q6k_r16_pack(const void *src, void *dst, int64_t nrows, int64_t n) {
+    (void)src; (void)dst; (void)nrows; (void)n;
+    return false;
+}
 #endif
+
+/* Row `row` of a repacked tensor of nrows rows of n elements (data: its first byte)
+ * as floats: nk_dequant_q6_K's arithmetic on the same codes, so the same bits. Plain
+ * C: a repacked tensor exists only where the kernel does, but reading it needs none. */
+void nk_q6k_r16_row_to_float(const void *data, int64_t row, int64_t nrows, int64_t n, float *dst) {
+    const int64_t nb = n / QK_K;
+    const size_t ws = (size_t)nb * sizeof(nk_block_q6_K);
+    if (row >= (nrows & ~(int64_t)15)) {   /* the partial last group: file rows */
+        nk_dequant_q6_K((const uint8_t *)data + (size_t)row * ws, dst, n);
+        return;
+    }
+    const int r = (int)(row & 15);
+    const uint8_t *grp = (const uint8_t *)data + (size_t)(row - r) * ws;
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = grp + (size_t)b * 16 * sizeof(nk_block_q6_K);
+        uint16_t dh;
+        memcpy(&dh, blk + 2 * r, 2);
+        const float d = nk_fp16_to_fp32(dh);
+        float *y = dst + b * QK_K;
+        for (int g = 0; g < QK_K / 16; g++) {
+            const int8_t sc = (int8_t)blk[32 + 16 * g + r];
+            const uint8_t *p = blk + 288 + 192 * g + 4 * r;
+            for (int j = 0; j < 4; j++) {
+                const uint8_t l0 = p[j], l1 = p[64 + j], h = p[128 + j];
+                const int c0 = (l0 & 0xF) | (h & 3) << 4, c1 = (l1 & 0xF) | (h >> 2 & 3) << 4;
+                const int c2 = (l0 >> 4) | (h >> 4 & 3) << 4, c3 = (l1 >> 4) | (h >> 6 & 3) << 4;
+                y[16 * g + j] = d * (float)sc * (float)(c0 - 32);
+                y[16 * g + 4 + j] = d * (float)sc * (float)(c1 - 32);
+                y[16 * g + 8 + j] = d * (float)sc * (float)(c2 - 32);
+                y[16 * g + 12 + j] = d * (float)sc * (float)(c3 - 32);
+            }
+        }
+    }
+}
