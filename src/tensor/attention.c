@@ -100,8 +100,11 @@ static bool dec_ok(const nk_attn *a) {
 /* KV heads per task: about two tasks per thread over the run's n_dec one-token
  * segments (the queue balances segments of different depths), at most TILE_RMAX
  * query rows each */
+#ifndef DEC_TPT
+#define DEC_TPT 2   /* tasks per thread (bench_attn builds try others with -D) */
+#endif
 static int dec_hpt(const nk_attn *a, int nth, int n_dec) {
-    const int per_seg = (2 * nth + n_dec - 1) / n_dec;
+    const int per_seg = (DEC_TPT * nth + n_dec - 1) / n_dec;
     const int hpt = NK_MAX(1, a->n_head_kv / per_seg);
     return NK_MIN(hpt, TILE_RMAX / (a->n_head / a->n_head_kv));
 }
@@ -865,7 +868,7 @@ ATTN_TGT512 static void tile_task(const nk_attn *a, const tile_plan *pl, int tas
 #define DEC_AHEAD 4   /* blocks prefetched ahead */
 #endif
 #ifndef DEC_PF
-#define DEC_PF _MM_HINT_T0
+#define DEC_PF _MM_HINT_T0   /* L1: on this machine T1 was no better */
 #endif
 
 /* The F16 vec_dot's two accumulators (added, before the lane sum) for RB query rows
@@ -895,7 +898,7 @@ TILE_INLINE void dec_dot_rows(const int NQ, const int RB, const float *q, size_t
  * tile_scores' arithmetic (the lane-sum tree of 16 positions at once) on K read
  * straight from the cache, each K row converted once for the RB rows. */
 TILE_INLINE void dec_scores_rows(const int NQ, const int RB, const float *q, size_t q_stride, const uint8_t *kb,
-                                 size_t k_row, int n, float scale, float *out) {
+                                 size_t k_row, int n, int pf_n, float scale, float *out) {
     const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     __m512 z[2][4];
     TILE_UNROLL
@@ -904,6 +907,10 @@ TILE_INLINE void dec_scores_rows(const int NQ, const int RB, const float *q, siz
         TILE_UNROLL
         for (int p = 0; p < 4; p++) {
             const int j = NK_MIN(4 * g + p, n - 1);
+            if (4 * g + p < pf_n)   /* the same K columns DEC_AHEAD blocks on */
+                TILE_UNROLL
+                for (int i = 0; i < NQ; i += 2)
+                    _mm_prefetch((const char *)(kb + (size_t)(4 * g + p + DEC_AHEAD * DEC_B) * k_row) + 32 * i, DEC_PF);
             dec_dot_rows(NQ, RB, q, q_stride, (const uint16_t *)(kb + (size_t)j * k_row), d[p]);
         }
         TILE_UNROLL
@@ -921,11 +928,12 @@ TILE_INLINE void dec_scores_rows(const int NQ, const int RB, const float *q, siz
 
 /* scores of the G query rows of one KV head (two at a time), out[g * 16 + j] */
 #define DEC_SCORES(NQ)                                                                                             \
-    for (; g + 2 <= G; g += 2) dec_scores_rows(NQ, 2, q + (size_t)g * q_stride, q_stride, kb, k_row, n, scale, out + 16 * g); \
-    if (g < G) dec_scores_rows(NQ, 1, q + (size_t)g * q_stride, q_stride, kb, k_row, n, scale, out + 16 * g);      \
+    for (; g + 2 <= G; g += 2)                                                                                     \
+        dec_scores_rows(NQ, 2, q + (size_t)g * q_stride, q_stride, kb, k_row, n, g ? 0 : pf_n, scale, out + 16 * g); \
+    if (g < G) dec_scores_rows(NQ, 1, q + (size_t)g * q_stride, q_stride, kb, k_row, n, g ? 0 : pf_n, scale, out + 16 * g); \
     break;
 ATTN_TGT512 static void dec_scores_any(int hd_k, int G, const float *q, size_t q_stride, const uint8_t *kb,
-                                       size_t k_row, int n, float scale, float *out) {
+                                       size_t k_row, int n, int pf_n, float scale, float *out) {
     int g = 0;
     switch (hd_k / 16) {
     case 2: DEC_SCORES(2)
@@ -978,7 +986,7 @@ TILE_INLINE __mmask16 dec_softmax_arg(__m512 x, int n, float *M, float *arg) {
  * every position valid. rescale: per row, the positions whose ms != 1. Each step of a
  * row is a chain (fma, round to f16 and back) that cannot be reordered, so a call
  * keeps P * D = 16 chains in flight. */
-TILE_INLINE void dec_v(const int P, const int D, int n, const uint8_t *vb, int d0, size_t v_row,
+TILE_INLINE void dec_v(const int P, const int D, int n, int pf_n, const uint8_t *vb, int d0, size_t v_row,
                        const float *ms, const float *w, const uint32_t *rescale, float *acc, size_t acc_stride) {
     __m512 a[4][8];
     TILE_UNROLL
@@ -993,6 +1001,10 @@ TILE_INLINE void dec_v(const int P, const int D, int n, const uint8_t *vb, int d
         const uint16_t *h = (const uint16_t *)(vb + (size_t)j * v_row) + d0;
         TILE_UNROLL
         for (int i = 0; i < D; i++) v[i] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + 16 * i)));
+        if (j < pf_n)   /* the same V columns DEC_AHEAD blocks on */
+            TILE_UNROLL
+            for (int i = 0; i < D; i += 2)
+                _mm_prefetch((const char *)(h + 16 * i) + (size_t)(DEC_AHEAD * DEC_B) * v_row, DEC_PF);
         if (any >> j & 1)
             TILE_UNROLL
             for (int p = 0; p < P; p++)
@@ -1017,15 +1029,15 @@ TILE_INLINE void dec_v(const int P, const int D, int n, const uint8_t *vb, int d
 }
 
 /* D = 8 (128 dims) with up to 2 rows, or D = 4 (64 dims) with up to 4 */
-ATTN_TGT512 static void dec_v_any(int P, int D, int n, const uint8_t *vb, int d0, size_t v_row, const float *ms,
-                                  const float *w, const uint32_t *rescale, float *acc, size_t acc_stride) {
+ATTN_TGT512 static void dec_v_any(int P, int D, int n, int pf_n, const uint8_t *vb, int d0, size_t v_row,
+                                  const float *ms, const float *w, const uint32_t *rescale, float *acc, size_t acc_stride) {
     if (D == 8) {
-        if (P == 1) dec_v(1, 8, n, vb, d0, v_row, ms, w, rescale, acc, acc_stride);
-        else dec_v(2, 8, n, vb, d0, v_row, ms, w, rescale, acc, acc_stride);
-    } else if (P == 1) dec_v(1, 4, n, vb, d0, v_row, ms, w, rescale, acc, acc_stride);
-    else if (P == 2) dec_v(2, 4, n, vb, d0, v_row, ms, w, rescale, acc, acc_stride);
-    else if (P == 3) dec_v(3, 4, n, vb, d0, v_row, ms, w, rescale, acc, acc_stride);
-    else dec_v(4, 4, n, vb, d0, v_row, ms, w, rescale, acc, acc_stride);
+        if (P == 1) dec_v(1, 8, n, pf_n, vb, d0, v_row, ms, w, rescale, acc, acc_stride);
+        else dec_v(2, 8, n, pf_n, vb, d0, v_row, ms, w, rescale, acc, acc_stride);
+    } else if (P == 1) dec_v(1, 4, n, pf_n, vb, d0, v_row, ms, w, rescale, acc, acc_stride);
+    else if (P == 2) dec_v(2, 4, n, pf_n, vb, d0, v_row, ms, w, rescale, acc, acc_stride);
+    else if (P == 3) dec_v(3, 4, n, pf_n, vb, d0, v_row, ms, w, rescale, acc, acc_stride);
+    else dec_v(4, 4, n, pf_n, vb, d0, v_row, ms, w, rescale, acc, acc_stride);
 }
 
 /* Task `task` of segment a under plan (kv0 = task * hpt): its heads' outputs. Per block
@@ -1064,19 +1076,15 @@ ATTN_TGT512 static void dec_task(const nk_attn *a, int hpt, int task, void *scra
         const int n = NK_MIN(DEC_B, j1 - b0);
         const uint8_t *kblk = (const uint8_t *)a->k + (size_t)b0 * k_row;
         const uint8_t *vblk = (const uint8_t *)a->v + (size_t)b0 * v_row;
-        /* the rows DEC_AHEAD blocks on: the hardware prefetchers lose a stream that
-         * hops from row to row */
-        const int pf_n = NK_MIN(DEC_B, j1 - (b0 + DEC_AHEAD * DEC_B));
-        for (int j = 0; j < pf_n; j++) {
-            const uint8_t *pk = kblk + (size_t)(DEC_AHEAD * DEC_B + j) * k_row + (size_t)kv0 * k_head;
-            const uint8_t *pv = vblk + (size_t)(DEC_AHEAD * DEC_B + j) * v_row + (size_t)kv0 * v_head;
-            for (size_t o = 0; o < (size_t)(kv1 - kv0) * k_head; o += 64) _mm_prefetch((const char *)pk + o, DEC_PF);
-            for (size_t o = 0; o < (size_t)(kv1 - kv0) * v_head; o += 64) _mm_prefetch((const char *)pv + o, DEC_PF);
-        }
+        /* the scores and the V accumulation prefetch the rows DEC_AHEAD blocks on, a few
+         * lines per position between the arithmetic (a burst of a block's lines stalls
+         * on the miss buffers); the hardware prefetchers lose a stream that hops from
+         * row to row */
+        const int pf_n = NK_MAX(0, NK_MIN(DEC_B, j1 - (b0 + DEC_AHEAD * DEC_B)));
         for (int kvh = kv0; kvh < kv1; kvh++) {
             const int r0 = (kvh - kv0) * group;
             dec_scores_any(hd_k, group, t.qf + (size_t)r0 * hd_k, (size_t)hd_k, kblk + (size_t)kvh * k_head, k_row, n,
-                           a->scale, E + 16 * r0);
+                           pf_n, a->scale, E + 16 * r0);
             for (int g = 0; g < group; g++) {
                 float *ph = accs + (size_t)(r0 + g) * hf;
                 gts[r0 + g] = dec_softmax_arg(_mm512_loadu_ps(E + 16 * (r0 + g)), n, ph + hd_v, E + 16 * (r0 + g));
@@ -1130,7 +1138,7 @@ ATTN_TGT512 static void dec_task(const nk_attn *a, int hpt, int task, void *scra
             for (int bl = 0, r0 = 0; bl < n_blk; bl++) {
                 const int P = (group - r0) / (n_blk - bl);
                 for (int d = 0; d < hd_v; d += 16 * D)
-                    dec_v_any(P, D, n, vblk + (size_t)kvh * v_head, d, v_row, ms + 16 * (rk + r0), w + 16 * (rk + r0),
+                    dec_v_any(P, D, n, bl ? 0 : pf_n, vblk + (size_t)kvh * v_head, d, v_row, ms + 16 * (rk + r0), w + 16 * (rk + r0),
                               resc + rk + r0, acc0 + (size_t)r0 * hf + d, hf);
                 r0 += P;
             }
