@@ -261,11 +261,17 @@ TGT static INL void rl_tokens(const int T, const rl_blk *s, const rl_act *const 
  * (bench/bench_gemm_small.c-style driver, 100,000 rows of K 1,024 from DRAM, one
  * thread, thread CPU ms, same run): 4 tokens 3.05 -> 2.70-2.75, 8 tokens 4.79-4.81
  * -> 4.40-4.54, 9 tokens (the general path) unchanged. */
-typedef struct rl_cblk {
-    __m512i col[2][16];
+/* A block's headers, one lane per row: sub-block scales (int32), mins (int16 pairs),
+ * d and dmin (also what the repacked layout's kernel loads per block). */
+typedef struct rl_hdr {
     __m512i sc[8];
     __m512i mn[4];
     __m512 d, dmin;
+} rl_hdr;
+
+typedef struct rl_cblk {
+    __m512i col[2][16];
+    rl_hdr hd;
 } rl_cblk;
 
 TGT static INL void rl_unpack_c(rl_cblk *s, const uint8_t *w, size_t ws, int R, int b) {
@@ -279,10 +285,14 @@ TGT static INL void rl_unpack_c(rl_cblk *s, const uint8_t *w, size_t ws, int R, 
         }
         tr16(in, s->col[h]);
     }
-    rl_unpack_hdr(s->sc, s->mn, &s->d, &s->dmin, w, ws, R, b);
+    rl_unpack_hdr(s->hd.sc, s->hd.mn, &s->hd.d, &s->hd.dmin, w, ws, R, b);
 }
 
-TGT static INL void rl_tokens_c(const int T, const rl_cblk *s, const rl_act *const *x, __m512 *acc) {
+/* T tokens against one block whose transposed code bytes are the 32 vectors at col
+ * (col[h][c] lane r: bytes 64h + 4c .. + 3 of row r's codes) with headers hd: the
+ * nibbles split here, per sub-block. Serves the unpacked file layout (rl_cblk) and the
+ * repacked one (the same vectors stored at load), so both give the same bits. */
+TGT static INL void rl_tokens_c(const int T, const __m512i *col, const rl_hdr *s, const rl_act *const *x, __m512 *acc) {
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     __m512i isum[RL_GRP];
     UNROLL
@@ -290,13 +300,14 @@ TGT static INL void rl_tokens_c(const int T, const rl_cblk *s, const rl_act *con
     NO_UNROLL
     for (int sb = 0; sb < 8; sb++) {
         const int g = sb >> 1, h = g >> 1, c0 = 8 * (g & 1);
+        const __m512i *cv = col + 16 * h + c0;
         __m512i wv[8];
         if (sb & 1) {
             UNROLL
-            for (int j = 0; j < 8; j++) wv[j] = _mm512_and_si512(_mm512_srli_epi32(s->col[h][c0 + j], 4), m4);
+            for (int j = 0; j < 8; j++) wv[j] = _mm512_and_si512(_mm512_srli_epi32(_mm512_loadu_si512(cv + j), 4), m4);
         } else {
             UNROLL
-            for (int j = 0; j < 8; j++) wv[j] = _mm512_and_si512(s->col[h][c0 + j], m4);
+            for (int j = 0; j < 8; j++) wv[j] = _mm512_and_si512(_mm512_loadu_si512(cv + j), m4);
         }
         const __m512i sc = s->sc[sb];
         UNROLL
@@ -307,7 +318,7 @@ TGT static INL void rl_tokens_c(const int T, const rl_cblk *s, const rl_act *con
     rl_finish(T, s->mn, s->d, s->dmin, x, isum, acc);
 }
 
-#define RL_CASE_C(T) case T: rl_tokens_c(T, &cb, xp, acc); break;
+#define RL_CASE_C(T) case T: rl_tokens_c(T, &cb.col[0][0], &cb.hd, xp, acc); break;
 #define RL_CASE(T) case T: rl_tokens(T, &blk, xp, acc + t); break;
 
 TGT static void rl_gemm(int n, int nr, int nt, const void *w, size_t ws, const void *a, size_t as, float *y,
@@ -329,7 +340,7 @@ TGT static void rl_gemm(int n, int nr, int nt, const void *w, size_t ws, const v
                 for (int i = 0; i < nt; i++) xp[i] = (const rl_act *)((const uint8_t *)a + (size_t)i * as) + b;
                 switch (nt) {
                 RL_CASE_C(1) RL_CASE_C(2) RL_CASE_C(3) RL_CASE_C(4) RL_CASE_C(5) RL_CASE_C(6) RL_CASE_C(7)
-                default: rl_tokens_c(RL_GRP, &cb, xp, acc); break;
+                default: rl_tokens_c(RL_GRP, &cb.col[0][0], &cb.hd, xp, acc); break;
                 }
             }
             for (int t = 0; t < nt; t++) _mm512_mask_storeu_ps(y + (size_t)t * ys + r0, live, acc[t]);
@@ -372,50 +383,17 @@ TGT static void rl_gemm(int n, int nr, int nt, const void *w, size_t ws, const v
 #define R16_BLK 2304
 _Static_assert(R16_BLK == 16 * sizeof(nk_block_q4_K), "r16 block size");
 
-typedef struct r16_hdr {
-    __m512i sc[8];
-    __m512i mn[4];
-    __m512 d, dmin;
-} r16_hdr;
-
-TGT static INL void r16_hdr_load(r16_hdr *h, const uint8_t *blk) {
+TGT static INL void r16_hdr_load(rl_hdr *h, const uint8_t *blk) {
     const __m512i *v = (const __m512i *)blk;
     rl_hdr_from_words(h->sc, h->mn, &h->d, &h->dmin, _mm512_loadu_si512(v), _mm512_loadu_si512(v + 1),
                       _mm512_loadu_si512(v + 2), _mm512_loadu_si512(v + 3));
-}
-
-/* rl_tokens_c with the code bytes at col (32 vectors in memory). */
-TGT static INL void r16_tokens(const int T, const uint8_t *col, const r16_hdr *s, const rl_act *const *x, __m512 *acc) {
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
-    __m512i isum[RL_GRP];
-    UNROLL
-    for (int t = 0; t < T; t++) isum[t] = _mm512_setzero_si512();
-    NO_UNROLL
-    for (int sb = 0; sb < 8; sb++) {
-        const int g = sb >> 1, h = g >> 1, c0 = 8 * (g & 1);
-        const __m512i *cv = (const __m512i *)col + 16 * h + c0;
-        __m512i wv[8];
-        if (sb & 1) {
-            UNROLL
-            for (int j = 0; j < 8; j++) wv[j] = _mm512_and_si512(_mm512_srli_epi32(_mm512_loadu_si512(cv + j), 4), m4);
-        } else {
-            UNROLL
-            for (int j = 0; j < 8; j++) wv[j] = _mm512_and_si512(_mm512_loadu_si512(cv + j), m4);
-        }
-        const __m512i sc = s->sc[sb];
-        UNROLL
-        for (int t = 0; t < T; t++) {
-            isum[t] = rl_sb_dot(isum[t], wv, x[t]->qs + 32 * sb, sc);
-        }
-    }
-    rl_finish(T, s->mn, s->d, s->dmin, x, isum, acc);
 }
 
 #define R16_PASS 64
 #ifndef R16_PF
 #define R16_PF 4
 #endif
-#define R16_CASE(T) case T: r16_tokens(T, blk + 256, &hd, xp, acc + t); break;
+#define R16_CASE(T) case T: rl_tokens_c(T, (const __m512i *)(blk + 256), &hd, xp, acc + t); break;
 
 TGT static void gemm_r16_q4_K(int n, int nr, int nt, const void *w, size_t ws, const void *a, size_t as, float *y,
                               size_t ys) {
@@ -432,7 +410,7 @@ TGT static void gemm_r16_q4_K(int n, int nr, int nt, const void *w, size_t ws, c
                 const uint8_t *blk = gw + (size_t)b * R16_BLK;
                 /* groups are contiguous: fetch two blocks ahead (past the end: harmless) */
                 if (t0 == 0) rl_prefetch_part(blk + R16_PF * R16_BLK, R16_BLK, 0, 1);
-                r16_hdr hd;
+                rl_hdr hd;
                 r16_hdr_load(&hd, blk);
                 for (int t = 0; t < TT; t += RL_GRP) {
                     const int T = TT - t < RL_GRP ? TT - t : RL_GRP;
@@ -440,7 +418,7 @@ TGT static void gemm_r16_q4_K(int n, int nr, int nt, const void *w, size_t ws, c
                     for (int i = 0; i < T; i++) xp[i] = (const rl_act *)(at + (size_t)(t + i) * as) + b;
                     switch (T) {
                     R16_CASE(1) R16_CASE(2) R16_CASE(3) R16_CASE(4) R16_CASE(5) R16_CASE(6) R16_CASE(7)
-                    default: r16_tokens(RL_GRP, blk + 256, &hd, xp, acc + t); break;
+                    default: rl_tokens_c(RL_GRP, (const __m512i *)(blk + 256), &hd, xp, acc + t); break;
                     }
                 }
             }
