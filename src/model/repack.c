@@ -27,7 +27,6 @@
 #include "model/arch.h"
 
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,15 +129,14 @@ static void drop_pages(const void *data, size_t bytes, size_t page) {
 
 static void *bg_main(void *p) {
     struct nk_repack_bg *bg = p;
-    /* Decoding comes first: this thread runs only on cores nothing else wants
-     * (SCHED_IDLE; else the lowest nice). Sharing the cores evenly made the first
-     * tokens after a load ~4x slower here (a decode's threads wait for each other at
-     * every matmul, and one of them was always off its core). */
-#ifdef SCHED_IDLE
-    const struct sched_param sp = { .sched_priority = 0 };
-    if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) != 0)
-#endif
-        (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
+    /* Decoding comes first, but the copies must still finish while it runs: nice 10
+     * (~10% of a core that a nice-0 thread also wants). Measured at load 6.6-6.9
+     * (qwen3-0.6b, nook bench -p 1 -n 1): an even share made the first tokens after a
+     * load ~4x slower (a decode's threads meet at every matmul and one was always off
+     * its core); SCHED_IDLE gave the same first-token time as nice 10 (444-622 vs
+     * 455-635 ms) but starved the copies on a busy machine (done after 0.6-14 s,
+     * nice 10: 0.66-0.74 s), and a server decoding on every core would never see them. */
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
     for (size_t j = 0; j < bg->nj && !atomic_load_explicit(&bg->stop, memory_order_relaxed); j++) {
         const pack_job *jb = &bg->jobs[j];
         const int64_t rows = jb->t.ne[1], groups = rows / 16;
