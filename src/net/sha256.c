@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 nook_status nk_sha256_init(nk_sha256 *h, nook_error *err) {
+    h->ctx = NULL;   /* a failed init leaves a handle that update/final/free accept */
     EVP_MD_CTX *c = EVP_MD_CTX_new();
     if (!c) return nk_fail(err, NOOK_ENOMEM, "out of memory (sha256)");
     if (EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1) {

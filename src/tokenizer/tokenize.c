@@ -305,8 +305,10 @@ static nook_status bpe_word(const nk_vocab *v, tok_scratch *s, const uint8_t *w,
         bpe_bigram b = bpe_pop(s, &nh);
         sym *l = &y[b.left], *r = &y[b.right];
         if (l->n == 0 || r->n == 0 || l->sid != b.lsid || r->sid != b.rsid || l->next != b.right) continue;
-        int32_t res;
-        merge_lookup(v, l->sid, r->sid, &res);
+        /* the pair was pushed because this merge exists (bpe_try), and the sid checks
+         * above say it still holds the same symbols, so the lookup cannot miss */
+        int32_t res = -1;
+        if (merge_lookup(v, l->sid, r->sid, &res) < 0) continue;
         l->sid = res;
         l->n += r->n;
         r->n = 0;
