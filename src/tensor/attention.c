@@ -1353,11 +1353,15 @@ ATTN_TGT512 static void dec_task(const nk_attn *a, int hpt, int task, void *scra
             uint32_t any = 0;
             for (int r = r0; r < r0 + nr; r++) any |= resc[r];
             if (any) {
+                /* the product and the sum as separate statements: clang contracts
+                 * "S * m + w" within one expression into an fma (-ffp-contract=on),
+                 * which the scalar description and the tiled path do not */
                 for (int j = 0; j < n; j++) {
-                    S0 = S0 * m0[j] + w0[j];
-                    S1 = S1 * m0[16 + j] + w0[16 + j];
-                    S2 = S2 * m0[32 + j] + w0[32 + j];
-                    S3 = S3 * m0[48 + j] + w0[48 + j];
+                    const float p0 = S0 * m0[j], p1 = S1 * m0[16 + j], p2 = S2 * m0[32 + j], p3 = S3 * m0[48 + j];
+                    S0 = p0 + w0[j];
+                    S1 = p1 + w0[16 + j];
+                    S2 = p2 + w0[32 + j];
+                    S3 = p3 + w0[48 + j];
                 }
             } else {
                 for (int j = 0; j < n; j++) {
