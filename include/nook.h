@@ -90,6 +90,14 @@ void nook_model_free(nook_model *model);
  * Thread-safe; costs one fstat. */
 nook_status nook_model_check(const nook_model *model, nook_error *err);
 
+/* Block until the work a load leaves running is done: on CPUs with AVX-512 VNNI the
+ * Q4_K and Q6_K weights of a mapped model are re-laid for the batch kernels on a
+ * thread of nook's own after nook_model_load returns (docs/design.md, "Repacked
+ * weights"); decoding meanwhile reads the file's layout, more slowly, with the same
+ * results. Benchmarks call this before timing. Thread-safe; returns at once when
+ * nothing is pending. */
+void nook_model_wait_ready(const nook_model *model);
+
 /* Borrowed strings, valid while the model lives. */
 const char *nook_model_arch(const nook_model *m);        /* "llama", "qwen3", ... */
 const char *nook_model_name(const nook_model *m);        /* general.name or ""    */

@@ -82,12 +82,17 @@ struct nook_model {
     uint64_t n_params;
     void *pack;                /* repacked weights (repack.c), NULL if none */
     size_t pack_len;
+    struct nk_repack_bg *bg;   /* the thread making them after load, NULL if none */
 };
 
 /* Re-lay the weights the batch kernels read faster repacked (repack.c), after bind.
  * Failing to get memory leaves the file's layout (not an error); NOOK_ENOMEM only for
  * the bookkeeping. nk_model_repack_free releases them (nook_model_free calls it). */
 nook_status nk_model_repack(nook_model *m, nook_error *err);
+/* Block until the copies nk_model_repack left to its thread are all published (at once
+ * if none). Thread-safe. */
+void nk_model_repack_wait(const nook_model *m);
+/* Stop and join that thread (it stops within one slice of rows), then unmap. */
 void nk_model_repack_free(nook_model *m);
 
 /* Tensor roles, for validation: what the forward pass will do with it. */

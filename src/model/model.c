@@ -168,6 +168,10 @@ nook_model_params nook_model_default_params(void) {
     return (nook_model_params){ .n_threads = 0, .no_mmap = false };
 }
 
+void nook_model_wait_ready(const nook_model *m) {
+    if (m) nk_model_repack_wait(m);
+}
+
 void nook_model_free(nook_model *m) {
     if (!m) return;
     nk_vocab_free(m->vocab);

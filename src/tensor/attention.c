@@ -49,6 +49,7 @@ static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
 #define TILE_CMAX (TILE_KF / 32)      /* the largest chunk (hd_k 32)                      */
 #define TILE_P 6                      /* rows per register block                          */
 #define TILE_D 4                      /* zmm per row per register block (64 dims)         */
+#define TILE_VAHEAD 8                 /* V rows prefetched ahead while the scores convert them */
 
 typedef struct tile_ws {
     float *kf;                 /* [C][hd_k] chunk of K in f32, zero past the chunk */
@@ -492,15 +493,29 @@ TILE_INLINE void tile_scores(const int NQ, const float *qf, const float *kf, int
  * row sums by tile_scores' reduction tree, pairing rows where it paired positions, so
  * every score has the F16 vec_dot's bits with no scatter of the sums into place. */
 TILE_INLINE void tile_scores_t(const int NQ, const float *qf, const uint8_t *kb, size_t k_row, const uint8_t *vb,
-                               size_t v_row, int hd_v, int n, float scale, float *sc) {
+                               size_t v_row, int hd_v, int n, float scale, float *sc, float *vf) {
     const __m512 vscale = _mm512_set1_ps(scale);
     const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    if (vf)   /* the first V rows: the loop prefetches TILE_VAHEAD rows ahead */
+        for (int j = 0; j < NK_MIN(n, TILE_VAHEAD); j++)
+            for (int o = 0; o < hd_v * 2; o += 64) _mm_prefetch((const char *)vb + (size_t)j * v_row + o, _MM_HINT_T0);
     for (int j = 0; j < n; j++) {
         const uint16_t *h = (const uint16_t *)(kb + (size_t)j * k_row);
         /* rows a few positions on: a row's slice of a head is a few lines every k_row bytes */
         for (int o = 0; o < NQ * 32; o += 64) _mm_prefetch((const char *)h + 8 * k_row + o, _MM_HINT_T0);
-        /* and the chunk's V rows, which the V accumulation reads once the scores are done */
-        for (int o = 0; o < hd_v * 2; o += 64) _mm_prefetch((const char *)vb + (size_t)j * v_row + o, _MM_HINT_T0);
+        if (vf) {
+            /* the chunk's V rows to f32 for the V accumulation, here where the scores'
+             * arithmetic hides the loads (a separate loop stalled on them) */
+            if (j + TILE_VAHEAD < n)
+                for (int o = 0; o < hd_v * 2; o += 64)
+                    _mm_prefetch((const char *)vb + (size_t)(j + TILE_VAHEAD) * v_row + o, _MM_HINT_T0);
+            const uint16_t *vh = (const uint16_t *)(vb + (size_t)j * v_row);
+            for (int d = 0; d < hd_v; d += 16)
+                _mm512_storeu_ps(vf + (size_t)j * hd_v + d, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(vh + d))));
+        } else {
+            /* the chunk's V rows, which the V accumulation reads once the scores are done */
+            for (int o = 0; o < hd_v * 2; o += 64) _mm_prefetch((const char *)vb + (size_t)j * v_row + o, _MM_HINT_T0);
+        }
         __m512 k[16];
         TILE_UNROLL
         for (int i = 0; i < NQ; i++) k[i] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + 16 * i)));
@@ -520,16 +535,16 @@ TILE_INLINE void tile_scores_t(const int NQ, const float *qf, const uint8_t *kb,
 }
 
 ATTN_TGT512 static void tile_scores_t_any(int hd_k, const float *qf, const uint8_t *kb, size_t k_row, const uint8_t *vb,
-                                          size_t v_row, int hd_v, int n, float scale, float *sc) {
+                                          size_t v_row, int hd_v, int n, float scale, float *sc, float *vf) {
     switch (hd_k / 16) {
-    case 2: tile_scores_t(2, qf, kb, k_row, vb, v_row, hd_v, n, scale, sc); break;
-    case 4: tile_scores_t(4, qf, kb, k_row, vb, v_row, hd_v, n, scale, sc); break;
-    case 6: tile_scores_t(6, qf, kb, k_row, vb, v_row, hd_v, n, scale, sc); break;
-    case 8: tile_scores_t(8, qf, kb, k_row, vb, v_row, hd_v, n, scale, sc); break;
-    case 10: tile_scores_t(10, qf, kb, k_row, vb, v_row, hd_v, n, scale, sc); break;
-    case 12: tile_scores_t(12, qf, kb, k_row, vb, v_row, hd_v, n, scale, sc); break;
-    case 14: tile_scores_t(14, qf, kb, k_row, vb, v_row, hd_v, n, scale, sc); break;
-    default: tile_scores_t(16, qf, kb, k_row, vb, v_row, hd_v, n, scale, sc); break;
+    case 2: tile_scores_t(2, qf, kb, k_row, vb, v_row, hd_v, n, scale, sc, vf); break;
+    case 4: tile_scores_t(4, qf, kb, k_row, vb, v_row, hd_v, n, scale, sc, vf); break;
+    case 6: tile_scores_t(6, qf, kb, k_row, vb, v_row, hd_v, n, scale, sc, vf); break;
+    case 8: tile_scores_t(8, qf, kb, k_row, vb, v_row, hd_v, n, scale, sc, vf); break;
+    case 10: tile_scores_t(10, qf, kb, k_row, vb, v_row, hd_v, n, scale, sc, vf); break;
+    case 12: tile_scores_t(12, qf, kb, k_row, vb, v_row, hd_v, n, scale, sc, vf); break;
+    case 14: tile_scores_t(14, qf, kb, k_row, vb, v_row, hd_v, n, scale, sc, vf); break;
+    default: tile_scores_t(16, qf, kb, k_row, vb, v_row, hd_v, n, scale, sc, vf); break;
     }
 }
 
@@ -747,6 +762,11 @@ ATTN_TGT512 static void tile_task(const nk_attn *a, const tile_plan *pl, int tas
     const int j_first = lo[0], j_last = hi[R - 1];
     for (int c0 = j_first; c0 <= j_last; c0 += C) {
         const int n = NK_MIN(C, j_last + 1 - c0), npad = (n + 15) & ~15;
+        /* f16 V rows used by several register blocks: converted to f32 once (into the
+         * K chunk's buffer, free once the scores are done; by the full tile's scores
+         * themselves); the same values */
+        const bool vf = !quant && n_blk > 1 && (size_t)n * (size_t)hd_v <= TILE_KF;
+        bool vf_done = false;
         if (quant) {
             /* each row's positions in the chunk, by the Q8_0 dot as the per-query path */
             for (int r = 0; r < R; r++)
@@ -756,9 +776,11 @@ ATTN_TGT512 static void tile_task(const nk_attn *a, const tile_plan *pl, int tas
                     t.sc[(size_t)j * TILE_RMAX + r] = sc * a->scale;
                 }
         } else if (R > TILE_RMAX / 2) {
-            /* a full tile (or nearly): all 16 rows at once, a K row converted once */
+            /* a full tile (or nearly): all 16 rows at once, a K row converted once; the
+             * V rows converted to f32 on the way when several register blocks use them */
             tile_scores_t_any(hd_k, t.qf, kb + (size_t)c0 * k_row, k_row, vb + (size_t)c0 * v_row, v_row, hd_v, n, a->scale,
-                              t.sc);
+                              t.sc, vf ? t.kf : NULL);
+            vf_done = vf;
         } else {
             tile_kf(hd_k, n, npad, kb + (size_t)c0 * k_row, k_row, t.kf);
             for (int r = 0; r < R; r++)
@@ -800,10 +822,7 @@ ATTN_TGT512 static void tile_task(const nk_attn *a, const tile_plan *pl, int tas
             _mm512_storeu_ps(t.w + (size_t)j * TILE_RMAX, w);
             t.resc[j] = vm & _mm512_cmp_ps_mask(ms, one, _CMP_NEQ_UQ);
         }
-        /* f16 V rows used by several register blocks: converted to f32 once (into the
-         * K chunk's buffer, free once the scores are done); the same values */
-        const bool vf = !quant && n_blk > 1 && (size_t)n * (size_t)hd_v <= TILE_KF;
-        if (vf)
+        if (vf && !vf_done)
             for (int j = 0; j < n; j++) {
                 const uint16_t *h = (const uint16_t *)(vb + (size_t)(c0 + j) * v_row);
                 for (int d = 0; d < hd_v; d += 16)

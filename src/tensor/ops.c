@@ -13,7 +13,10 @@
 
 /* ---- elementwise ---------------------------------------------------------------- */
 
-void nk_get_rows(const nk_tensor *table, const int32_t *ids, int n, float *out) {
+void nk_get_rows(const nk_tensor *table_in, const int32_t *ids, int n, float *out) {
+    bool pending;
+    const nk_tensor now = nk_tensor_now(table_in, &pending);   /* either layout reads the same floats */
+    const nk_tensor *table = &now;
     const nk_type_traits *tr = nk_type_get(table->type);
     const int64_t n_embd = table->ne[0];
     if (table->layout != NK_LAYOUT_FILE) {
@@ -353,7 +356,7 @@ static void gemm_choice_once(void) {
 
 bool nk_tensor_repack_wanted(const nk_tensor *t) {
     pthread_once(&g_gemm_once, gemm_choice_once);
-    return g_repack_on && t->data && t->layout == NK_LAYOUT_FILE && (t->type == NK_TYPE_Q6_K || t->type == NK_TYPE_Q4_K) &&
+    return g_repack_on && t->data && t->layout == NK_LAYOUT_FILE && !t->pack && (t->type == NK_TYPE_Q6_K || t->type == NK_TYPE_Q4_K) &&
            t->ne[1] >= 16 &&
            t->ne[2] == 1 && t->ne[3] == 1 && t->ne[0] % QK_K == 0 && t->nb1 == nk_row_size(t->type, t->ne[0]);
 }
@@ -448,6 +451,7 @@ typedef struct mm_fmt {
 
 typedef struct mm_w {
     const nk_tensor *W;
+    const void *data;                 /* W's data in the layout gk reads (nk_tensor_now) */
     float *y;
     size_t ys;
     const nk_gemm_kernel *gk;         /* register-blocked kernel, or NULL: vec_dot */
@@ -507,7 +511,7 @@ static void mm_chunk(const mm_job *j, const uint8_t *const *act, int c) {
     const int n_in = (int)W->ne[0];
     const int64_t r0 = (int64_t)(c - j->first_chunk[wi]) * j->chunk;
     const int64_t r1 = NK_MIN(r0 + j->chunk, W->ne[1]);
-    const uint8_t *wdata = W->data;
+    const uint8_t *wdata = w->data;
     const size_t nb1 = W->nb1;
     const uint8_t *a = act[w->fmt];
     const size_t as = j->fmt[w->fmt].row;
@@ -586,14 +590,22 @@ void nk_matmul_n(nk_pool *pool, int n_w, const nk_tensor *const *W, const float 
     for (int i = 0; i < n_w; i++) {
         mm_w *w = &j.w[i];
         const nk_type_traits *tr = nk_type_get(W[i]->type);
-        *w = (mm_w){ .W = W[i], .y = y[i], .ys = ys[i], .dot = tr->vec_dot };
+        /* (layout, data) read once here, so every thread of the run sees one pair */
+        bool pending;
+        const nk_tensor now = nk_tensor_now(W[i], &pending);
+        *w = (mm_w){ .W = W[i], .data = now.data, .y = y[i], .ys = ys[i], .dot = tr->vec_dot };
         work += (double)W[i]->ne[1] * (double)W[i]->ne[0] * n_tok;
         max_rows = NK_MAX(max_rows, W[i]->ne[1]);
         mm_fmt f = { 0 };
-        /* a repacked weight has one kernel (its layout's), whatever the environment */
-        w->gk = W[i]->layout == NK_LAYOUT_Q6K_R16   ? nk_gemm_r16_q6_K()
-              : W[i]->layout == NK_LAYOUT_Q4K_R16 ? nk_gemm_r16_q4_K() : nk_gemm_pick(W[i]->type, n_tok);
-        if (W[i]->layout != NK_LAYOUT_FILE) any_packed = true;
+        /* a repacked weight has one kernel (its layout's), whatever the environment;
+         * one whose copy is still being made runs the rows-in-lanes kernel on the
+         * file's rows at every token count: the copy's kernel does its operations in
+         * its order, so the bits are the same before and after the copy lands */
+        w->gk = now.layout == NK_LAYOUT_Q6K_R16   ? nk_gemm_r16_q6_K()
+              : now.layout == NK_LAYOUT_Q4K_R16 ? nk_gemm_r16_q4_K()
+              : pending ? (W[i]->type == NK_TYPE_Q6_K ? nk_gemm_rl_q6_K() : nk_gemm_rl_q4_K())
+                        : nk_gemm_pick(W[i]->type, n_tok);
+        if (now.layout != NK_LAYOUT_FILE || pending) any_packed = true;
         if (w->gk) {
             f.quant = w->gk->act_quant;
             f.row = w->gk->act_row_size(W[i]->ne[0]);

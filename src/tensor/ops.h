@@ -21,6 +21,9 @@
 #include "base/pool.h"
 #include "tensor/types.h"
 
+#include <stdatomic.h>
+#include <stdbool.h>
+
 /* How a weight's bytes are laid out: as in the file (rows of blocks, nb1 apart), or
  * repacked at load for the batch kernels (nk_tensor_repack). */
 typedef enum {
@@ -30,6 +33,15 @@ typedef enum {
 } nk_layout;
 
 /* A read-only view of a weight tensor in the model file (ne[0] is the row length). */
+/* A copy of a matrix in another layout, made on a thread after load
+ * (src/model/repack.c) and published once complete: data stays NULL until then, is set
+ * once with a release store, and readers load it with acquire (nk_tensor_now), so a
+ * reader sees no copy or all of it, and (layout, data) always as one pair. */
+typedef struct nk_tensor_pack {
+    _Atomic(const void *) data;
+    uint32_t layout;       /* nk_layout of the copy */
+} nk_tensor_pack;
+
 typedef struct nk_tensor {
     const char *name;      /* NUL-terminated; owned by the model */
     uint32_t type;         /* NK_TYPE_* */
@@ -37,7 +49,27 @@ typedef struct nk_tensor {
     size_t nb1;            /* bytes per row (a repacked tensor keeps the file's size) */
     const void *data;      /* NULL: an optional tensor that is absent */
     uint32_t layout;       /* nk_layout; rows are whole only in NK_LAYOUT_FILE */
+    const nk_tensor_pack *pack; /* NULL, or a copy being made (set before any reader exists) */
 } nk_tensor;
+
+/* t as a reader uses it now: its copy's layout and data once published, else t's own;
+ * *pending tells whether a copy is still being made (matmul then runs the kernels whose
+ * bits the copy's give, so results never depend on when the copy lands). */
+static inline nk_tensor nk_tensor_now(const nk_tensor *t, bool *pending) {
+    nk_tensor r = *t;
+    r.pack = NULL;
+    *pending = false;
+    if (t->pack) {
+        const void *p = atomic_load_explicit(&t->pack->data, memory_order_acquire);
+        if (p) {
+            r.data = p;
+            r.layout = t->pack->layout;
+        } else {
+            *pending = true;
+        }
+    }
+    return r;
+}
 
 /* Whether nk_tensor_repack would repack t on this CPU (Q4_K and Q6_K matrices of at
  * least 16 rows with the AVX-512 VNNI kernels on, unless NOOK_NO_REPACK=1; read once). */

@@ -257,6 +257,13 @@ int main(void) {
     check_shape(64, 0, 32, 2, 1, 400, 401);
     check_shape(128, 0, 14, 2, 1, 333, 334);
     check_shape(64, 0, 8, 2, 300, 0, 300);
+    /* full tiles whose scores convert the chunk's V rows on the way (session 9):
+     * llama3.2-1b's and the 8B's shapes (GQA 4), gemma3's head of 256 in a window,
+     * over several chunks, from position 0 and at depth */
+    check_shape(64, 0, 32, 8, 200, 0, 200);
+    check_shape(128, 0, 32, 8, 130, 300, 430);
+    check_shape(256, 64, 8, 4, 90, 0, 90);
+    check_shape(128, 100, 16, 8, 170, 40, 210);
     check_shape(96, 0, 4, 2, 1, 600, 601);
     check_shape(80, 100, 4, 2, 9, 600, 609);
     check_split_vs_prefill();

@@ -114,6 +114,13 @@ static void check_matmul(int n, int rows, int nt) {
         nk_free(w); nk_free(wp);
         return;
     }
+    /* the same matrix with its copy still being made (a model's weights right after
+     * load, src/model/repack.c): the file's rows through the rows-in-lanes kernels */
+    nk_tensor_pack rec = { .layout = TYPE == NK_TYPE_Q6_K ? NK_LAYOUT_Q6K_R16 : NK_LAYOUT_Q4K_R16 };
+    atomic_init(&rec.data, NULL);
+    nk_tensor Wpend = W;
+    Wpend.pack = &rec;
+    CHECK(!nk_tensor_repack_wanted(&Wpend));   /* already being copied */
     CHECK(nk_tensor_repack(&W, wp));
     CHECK(W.layout == (TYPE == NK_TYPE_Q6_K ? NK_LAYOUT_Q6K_R16 : NK_LAYOUT_Q4K_R16) && W.data == wp);
     float *x = nk_malloc(sizeof(float) * (size_t)n * (size_t)nt);
@@ -135,13 +142,29 @@ static void check_matmul(int n, int rows, int nt) {
     const size_t bytes = sizeof(float) * (size_t)rows * (size_t)nt;
     CHECK_MSG(memcmp(y1, y2, bytes) == 0, "matmul %d x %d: 1 vs 2 threads", rows, nt);
     CHECK_MSG(memcmp(y1, yd, bytes) == 0, "matmul %d x %d: differs from the kernel called directly", rows, nt);
+    /* pending: the copy's bits (so a model's results do not depend on when it lands),
+     * then published: the copy itself */
+    float *yp = nk_malloc(bytes);
+    for (int th = 0; th < 2; th++) {
+        memset(yp, 0, bytes);
+        nk_matmul(th ? pool : NULL, &Wpend, x, (size_t)n, nt, yp, (size_t)rows, wbuf);
+        CHECK_MSG(memcmp(y1, yp, bytes) == 0, "matmul %d x %d, copy pending, %d threads: not the copy's bits", rows,
+                  nt, th + 1);
+    }
+    atomic_store_explicit(&rec.data, (const void *)wp, memory_order_release);
+    memset(yp, 0, bytes);
+    nk_matmul(pool, &Wpend, x, (size_t)n, nt, yp, (size_t)rows, wbuf);
+    CHECK_MSG(memcmp(y1, yp, bytes) == 0, "matmul %d x %d, copy published: not the copy's bits", rows, nt);
+    nk_free(yp);
     /* get_rows on the repacked table */
     const int32_t ids[3] = { 0, rows - 1, rows / 2 };
     float *g = nk_malloc(sizeof(float) * (size_t)n * 3), *ref = nk_malloc(sizeof(float) * (size_t)n);
-    nk_get_rows(&W, ids, 3, g);
-    for (int i = 0; i < 3; i++) {
-        nk_type_get(TYPE)->to_float(w + (size_t)ids[i] * wrow, ref, n);
-        CHECK_MSG(memcmp(ref, g + (size_t)i * (size_t)n, sizeof(float) * (size_t)n) == 0, "get_rows row %d", ids[i]);
+    for (int v = 0; v < 2; v++) {   /* the repacked view, and the published one */
+        nk_get_rows(v ? &Wpend : &W, ids, 3, g);
+        for (int i = 0; i < 3; i++) {
+            nk_type_get(TYPE)->to_float(w + (size_t)ids[i] * wrow, ref, n);
+            CHECK_MSG(memcmp(ref, g + (size_t)i * (size_t)n, sizeof(float) * (size_t)n) == 0, "get_rows row %d", ids[i]);
+        }
     }
     nk_pool_free(pool);
     nk_aligned_free(wbuf);

@@ -197,22 +197,16 @@ TGT static INL void rl_unpack(rl_blk *s, const uint8_t *w, size_t ws, int R, int
     rl_unpack_hdr(s->sc, s->mn, &s->d, &s->dmin, w, ws, R, b);
 }
 
-TGT static INL __m512i bcast4(const void *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return _mm512_set1_epi32(v);
-}
-
 /* One sub-block of 32 weights (wv: 16 rows' codes in lanes) against token codes q,
  * scaled by the rows' sub-block scales: isum + sc * dot. Two chains of 4: vpdpbusd's
  * latency, not its throughput, bounds one chain of 8 (measured ~5-10% slower). */
 TGT static INL __m512i rl_sb_dot(__m512i isum, const __m512i *wv, const int8_t *q, __m512i sc) {
-    __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[0], bcast4(q));
-    __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[4], bcast4(q + 16));
+    __m512i p0 = rl_dpbusd_bc(_mm512_setzero_si512(), wv[0], q);
+    __m512i p1 = rl_dpbusd_bc(_mm512_setzero_si512(), wv[4], q + 16);
     UNROLL
     for (int j = 1; j < 4; j++) {
-        p0 = _mm512_dpbusd_epi32(p0, wv[j], bcast4(q + 4 * j));
-        p1 = _mm512_dpbusd_epi32(p1, wv[4 + j], bcast4(q + 16 + 4 * j));
+        p0 = rl_dpbusd_bc(p0, wv[j], q + 4 * j);
+        p1 = rl_dpbusd_bc(p1, wv[4 + j], q + 16 + 4 * j);
     }
     return _mm512_add_epi32(isum, _mm512_mullo_epi32(_mm512_add_epi32(p0, p1), sc));
 }
@@ -224,7 +218,7 @@ TGT static INL void rl_finish(const int T, const __m512i *mn, __m512 d, __m512 d
     for (int t = 0; t < T; t++) {
         __m512i m = _mm512_setzero_si512();
         UNROLL
-        for (int k = 0; k < 4; k++) m = _mm512_dpwssd_epi32(m, mn[k], bcast4(x[t]->s32 + 2 * k));
+        for (int k = 0; k < 4; k++) m = rl_dpwssd_bc(m, mn[k], x[t]->s32 + 2 * k);
         const __m512 dx = _mm512_set1_ps(x[t]->d);
         __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(d, dx), acc[t]);
         acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(m), _mm512_mul_ps(dmin, dx), y);

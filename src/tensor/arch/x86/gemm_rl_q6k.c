@@ -135,10 +135,10 @@ TGT static INL void group(const int T, const rl6_wblk *s, int nb, int first, con
                 const rl6_blk *ab = (const rl6_blk *)(a + (size_t)t * as) + b0 + b;
                 const int8_t *q = ab->q + 16 * g;
                 __m512i v = _mm512_set1_epi32(ab->bias[g]);
-                v = _mm512_dpbusd_epi32(v, w0, rl_bcast4(q + 0));
-                v = _mm512_dpbusd_epi32(v, w1, rl_bcast4(q + 4));
-                v = _mm512_dpbusd_epi32(v, w2, rl_bcast4(q + 8));
-                v = _mm512_dpbusd_epi32(v, w3, rl_bcast4(q + 12));
+                v = rl_dpbusd_bc(v, w0, q + 0);
+                v = rl_dpbusd_bc(v, w1, q + 4);
+                v = rl_dpbusd_bc(v, w2, q + 8);
+                v = rl_dpbusd_bc(v, w3, q + 12);
                 ia[t] = _mm512_add_epi32(ia[t], _mm512_mullo_epi32(v, sc));
             }
         }
@@ -215,7 +215,11 @@ _Static_assert(R16_BLK == 16 * sizeof(nk_block_q6_K), "r16 block size");
 /* The code vectors of sub-block g at p (the sub-block's 192 bytes). */
 TGT static INL void r16_codes(const uint8_t *p, __m512i c[4]) {
     const __m512i m0F = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
-    const __m512i L0 = _mm512_loadu_si512(p), L1 = _mm512_loadu_si512(p + 64), H = _mm512_loadu_si512(p + 128);
+    __m512i L0 = _mm512_loadu_si512(p), L1 = _mm512_loadu_si512(p + 64), H = _mm512_loadu_si512(p + 128);
+#if !defined(__clang__)
+    /* one load each: gcc otherwise folds H's load into each of its four uses */
+    __asm__("" : "+v"(L0), "+v"(L1), "+v"(H));
+#endif
     /* (A & C) | B with B holding only bits 4-5: vpternlog 0xEC */
     c[0] = _mm512_ternarylogic_epi32(L0, _mm512_and_si512(_mm512_slli_epi32(H, 4), m30), m0F, 0xEC);
     c[1] = _mm512_ternarylogic_epi32(L1, _mm512_and_si512(_mm512_slli_epi32(H, 2), m30), m0F, 0xEC);
@@ -255,10 +259,10 @@ TGT static INL void r16_tokens(const int T, const uint8_t *blk, const r16_slab *
         for (int t = 0; t < T; t++) {
             const int8_t *q = x[t]->q + 16 * g;
             __m512i v = _mm512_set1_epi32(x[t]->bias[g]);
-            v = _mm512_dpbusd_epi32(v, c[0], rl_bcast4(q + 0));
-            v = _mm512_dpbusd_epi32(v, c[1], rl_bcast4(q + 4));
-            v = _mm512_dpbusd_epi32(v, c[2], rl_bcast4(q + 8));
-            v = _mm512_dpbusd_epi32(v, c[3], rl_bcast4(q + 12));
+            v = rl_dpbusd_bc(v, c[0], q + 0);
+            v = rl_dpbusd_bc(v, c[1], q + 4);
+            v = rl_dpbusd_bc(v, c[2], q + 8);
+            v = rl_dpbusd_bc(v, c[3], q + 12);
             ia[t] = _mm512_add_epi32(ia[t], _mm512_mullo_epi32(v, sc));
         }
     }
