@@ -27,7 +27,6 @@
 #include "model/arch.h"
 
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,9 +96,10 @@ static void *pack_main(void *p) {
 
 /* ---- copies on a thread of their own (file mappings) ---------------------------------- */
 
-/* Rows per slice of a background copy: the thread checks for a stop between slices
- * (nook_model_free waits for at most one). A multiple of 16. */
-#define BG_SLICE_ROWS 4096
+/* Bytes per slice of a background copy (whole 16-row groups, at least one): the thread
+ * checks for a stop between slices, so nook_model_free waits for at most one (~1 ms of
+ * copying, longer when a busy machine leaves this thread little time). */
+#define BG_SLICE_BYTES ((size_t)1 << 22)
 
 struct nk_repack_bg {
     pack_job *jobs;
@@ -130,25 +130,25 @@ static void drop_pages(const void *data, size_t bytes, size_t page) {
 
 static void *bg_main(void *p) {
     struct nk_repack_bg *bg = p;
-    /* Decoding comes first: this thread runs only on cores nothing else wants
-     * (SCHED_IDLE; else the lowest nice). Sharing the cores evenly made the first
-     * tokens after a load ~4x slower here (a decode's threads wait for each other at
-     * every matmul, and one of them was always off its core). */
-#ifdef SCHED_IDLE
-    const struct sched_param sp = { .sched_priority = 0 };
-    if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) != 0)
-#endif
-        (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
+    /* Decoding comes first, but the copies must still finish while it runs: nice 10
+     * (~10% of a core that a nice-0 thread also wants). Measured at load 6.6-6.9
+     * (qwen3-0.6b, nook bench -p 1 -n 1): an even share made the first tokens after a
+     * load ~4x slower (a decode's threads meet at every matmul and one was always off
+     * its core); SCHED_IDLE gave the same first-token time as nice 10 (444-622 vs
+     * 455-635 ms) but starved the copies on a busy machine (done after 0.6-14 s,
+     * nice 10: 0.66-0.74 s), and a server decoding on every core would never see them. */
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
     for (size_t j = 0; j < bg->nj && !atomic_load_explicit(&bg->stop, memory_order_relaxed); j++) {
         const pack_job *jb = &bg->jobs[j];
         const int64_t rows = jb->t.ne[1], groups = rows / 16;
         bool ok = true;
-        for (int64_t g0 = 0; g0 < groups && ok; g0 += BG_SLICE_ROWS / 16) {
+        const int64_t step = NK_MAX((int64_t)1, (int64_t)(BG_SLICE_BYTES / (16 * jb->t.nb1)));
+        for (int64_t g0 = 0; g0 < groups && ok; g0 += step) {
             if (atomic_load_explicit(&bg->stop, memory_order_relaxed)) {
                 ok = false;
                 break;
             }
-            const int64_t g1 = g0 + BG_SLICE_ROWS / 16 < groups ? g0 + BG_SLICE_ROWS / 16 : groups;
+            const int64_t g1 = g0 + step < groups ? g0 + step : groups;
             ok = copy_rows(jb, 16 * g0, g1 == groups ? rows : 16 * g1);
         }
         if (!ok) continue;   /* stopped (or not wanted after all): the file's layout stays */
