@@ -15,7 +15,8 @@
  * depth N_KV in its own cache, in one nk_attention_multi call.
  * The cache spans LAYERS (8; the environment's LAYERS overrides it: 1 keeps a small
  * cache in L2/L3, to time the arithmetic alone) copies so that it does not sit in the L3
- * cache between calls.
+ * cache between calls. KV=q8_0 or KV=q4_0 in the environment times a quantized cache
+ * (random codes, scales 1/64).
  */
 #include "tensor/ops.h"
 
@@ -52,10 +53,21 @@ static double run(nk_pool *pool, nk_attn *a, int n_seq, uint8_t *k, uint8_t *v, 
     return best;
 }
 
+static uint32_t KV = NK_TYPE_F16;
+
 static uint8_t *cache(size_t n, int huge) {
     uint8_t *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) exit(1);
     (void)madvise(p, n, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+    if (KV != NK_TYPE_F16) {   /* blocks of 34 (q8_0) or 18 (q4_0) bytes: scale, codes */
+        const size_t bs = KV == NK_TYPE_Q8_0 ? 34 : 18;
+        const uint16_t d = nk_fp32_to_fp16(1.0f / 64);
+        for (size_t b = 0; b + bs <= n; b += bs) {
+            memcpy(p + b, &d, 2);
+            for (size_t i = 2; i < bs; i++) p[b + i] = (uint8_t)(((b + i) * 2654435761u) >> 13);
+        }
+        return p;
+    }
     uint16_t *h = (uint16_t *)p;
     for (size_t i = 0; i < n / 2; i++) h[i] = nk_fp32_to_fp16((float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f);
     return p;
@@ -70,10 +82,11 @@ int main(int argc, char **argv) {
     const int reps = argc > 6 ? atoi(argv[6]) : 50, n_seq = argc > 7 ? atoi(argv[7]) : 1;
     if (n_seq < 1 || n_seq > 64) return 2;
     if (getenv("LAYERS")) LAYERS = atoi(getenv("LAYERS"));
+    if (getenv("KV")) KV = !strcmp(getenv("KV"), "q8_0") ? NK_TYPE_Q8_0 : !strcmp(getenv("KV"), "q4_0") ? NK_TYPE_Q4_0 : NK_TYPE_F16;
     nk_tensor_init();
     nk_pool *pool = NULL;
     if (nth > 1 && nk_pool_new(nth, &pool, NULL)) return 1;
-    const size_t layer_bytes = (size_t)n_kv * (size_t)nkv * (size_t)hd * 2;
+    const size_t layer_bytes = (size_t)n_kv * nk_row_size(KV, (int64_t)nkv * hd);
     const size_t qn = (size_t)n_seq * (size_t)nh * (size_t)hd;
     float *q = malloc(sizeof(float) * qn), *out = malloc(sizeof(float) * qn);
     for (size_t i = 0; i < qn; i++) q[i] = (float)(i % 17) / 17.0f - 0.5f;
@@ -86,7 +99,7 @@ int main(int argc, char **argv) {
         uint8_t *k = cache(all, huge), *v = cache(all, huge);
         for (int s = 0; s < n_seq; s++)
             a[s] = (nk_attn){ .n_tok = 1, .pos0 = n_kv - 1, .n_head = nh, .n_head_kv = nkv, .hd_k = hd, .hd_v = hd,
-                              .n_ctx = n_kv, .scale = 0.088f, .kv_type = NK_TYPE_F16, .flash = true,
+                              .n_ctx = n_kv, .scale = 0.088f, .kv_type = KV, .flash = true,
                               .q = q + (size_t)s * nh * hd, .out = out + (size_t)s * nh * hd, .scratch = ws };
         double cpu = 0;
         const double ms = run(pool, a, n_seq, k, v, layer_bytes, reps, &cpu);

@@ -96,9 +96,10 @@ static void *pack_main(void *p) {
 
 /* ---- copies on a thread of their own (file mappings) ---------------------------------- */
 
-/* Rows per slice of a background copy: the thread checks for a stop between slices
- * (nook_model_free waits for at most one). A multiple of 16. */
-#define BG_SLICE_ROWS 4096
+/* Bytes per slice of a background copy (whole 16-row groups, at least one): the thread
+ * checks for a stop between slices, so nook_model_free waits for at most one (~1 ms of
+ * copying, longer when a busy machine leaves this thread little time). */
+#define BG_SLICE_BYTES ((size_t)1 << 22)
 
 struct nk_repack_bg {
     pack_job *jobs;
@@ -141,12 +142,13 @@ static void *bg_main(void *p) {
         const pack_job *jb = &bg->jobs[j];
         const int64_t rows = jb->t.ne[1], groups = rows / 16;
         bool ok = true;
-        for (int64_t g0 = 0; g0 < groups && ok; g0 += BG_SLICE_ROWS / 16) {
+        const int64_t step = NK_MAX((int64_t)1, (int64_t)(BG_SLICE_BYTES / (16 * jb->t.nb1)));
+        for (int64_t g0 = 0; g0 < groups && ok; g0 += step) {
             if (atomic_load_explicit(&bg->stop, memory_order_relaxed)) {
                 ok = false;
                 break;
             }
-            const int64_t g1 = g0 + BG_SLICE_ROWS / 16 < groups ? g0 + BG_SLICE_ROWS / 16 : groups;
+            const int64_t g1 = g0 + step < groups ? g0 + step : groups;
             ok = copy_rows(jb, 16 * g0, g1 == groups ? rows : 16 * g1);
         }
         if (!ok) continue;   /* stopped (or not wanted after all): the file's layout stays */

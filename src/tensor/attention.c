@@ -3,6 +3,7 @@
  * contracts and the numerics).
  */
 #include "tensor/ops.h"
+#include "tensor/quants.h"
 
 #include <limits.h>
 #include <math.h>
@@ -91,12 +92,12 @@ static bool tile_ok(const nk_attn *a) {
            a->hd_v <= 256;
 }
 
-/* One-token segments (decoding, dec_task): an f16 cache, tiled head sizes and at most
+/* One-token segments (decoding, dec_task): an f16, Q8_0 or Q4_0 cache, tiled head sizes and at most
  * TILE_RMAX query heads per KV head, at any depth: the bits are the tiled path's. A
  * lone segment with fewer KV heads than threads takes the tiled path instead, which
  * splits a group so that every thread gets work. */
 static bool dec_ok(const nk_attn *a) {
-    return a->n_tok == 1 && tile_ok(a) && a->kv_type == NK_TYPE_F16 && a->n_head / a->n_head_kv <= TILE_RMAX;
+    return a->n_tok == 1 && tile_ok(a) && a->n_head / a->n_head_kv <= TILE_RMAX;
 }
 /* KV heads per task: about two tasks per thread over the run's n_dec one-token
  * segments (the queue balances segments of different depths), at most TILE_RMAX
@@ -198,7 +199,9 @@ ATTN_TGT static void v_mad_flash_f16c(int n, float *acc, const void *v, bool f16
     }
 }
 
-#define ATTN_TGT512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")))
+/* avx512vnni: the quantized caches' integer dots (decq_*); these kernels run only when the
+ * tensor layer picked its avx512vnni level (attn_simd512) */
+#define ATTN_TGT512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
 
 ATTN_TGT512 static inline __m512 rt_f16_512(__m512 x) {
     return _mm512_cvtph_ps(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
@@ -1059,6 +1062,233 @@ ATTN_TGT512 static void dec_v_any(int P, int D, int n, int pf_n, const uint8_t *
     else dec_v(4, 4, n, pf_n, vb, d0, v_row, ms, w, rescale, acc, acc_stride);
 }
 
+/* ---- decoding at depth with a Q8_0 or Q4_0 cache (decq_*) ----
+ *
+ * The same task and block structure as the f16 cache's (dec_task), with the quantized
+ * cache's arithmetic, that of the tiled and per-query paths: the query quantized to
+ * Q8_0 by the installed from_float, each score by the installed Q8_0 / Q4_0 vec_dot's
+ * float steps (kernels_256.h: per block an exact integer dot, d = d_k * d_q, acc =
+ * fma(d, dot, acc) with blocks 0, 2, 4, .. in one 8-lane accumulator and 1, 3, 5, .. in
+ * the other, then hsum8(acc0 + acc1)), V rows dequantized (code * d, exact in f32) and
+ * an f32 accumulator acc = acc * ms + v * w, each product rounded. Here a pair of
+ * blocks fills one zmm, [acc0 | acc1]: hsum8(acc0 + acc1) then adds the lanes in the
+ * order of _mm512_reduce_add_ps (l + l+8, + l+4, + l+2, + l+1), which is the tree
+ * dec_scores_rows already evaluates for 16 positions at once, so the scores keep the
+ * vec_dot's bits. The integer dots: Q8_0 K as signed bytes against the query codes
+ * plus 128 as unsigned bytes, minus 128 * (the K codes' sums); Q4_0 K as unsigned
+ * nibbles against the signed query codes, minus 8 * (the query codes' sums) (both
+ * exact integer identities, one vpdpbusd per pair of blocks and query row).
+ *
+ * Per query row (decq_prep, decq_row_bytes apart): the codes (Q8_0 K: plus 128), then
+ * per pair of blocks the query scales [d(b) x8 | d(b+1) x8], then (Q4_0) per pair the
+ * correction -8 * (sum of each lane's 4 codes). */
+static size_t decq_row_bytes(int hd_k) { return round64((size_t)hd_k + 128 * (size_t)((hd_k / 32 + 1) / 2)); }
+
+ATTN_TGT512 static void decq_prep(bool q4, const float *q, int hd_k, uint8_t *dst) {
+    nk_block_q8_0 blk[8];   /* hd_k <= 256 (tile_ok) */
+    nk_type_get(NK_TYPE_Q8_0)->from_float(q, blk, hd_k);
+    const int nb = hd_k / 32, np = (nb + 1) / 2;
+    float *qd = (float *)(dst + hd_k);
+    int32_t *corr = (int32_t *)(dst + hd_k + 64 * (size_t)np);
+    memset(qd, 0, 64 * (size_t)np * (q4 ? 2 : 1));
+    for (int b = 0; b < nb; b++) {
+        const float d = nk_fp16_to_fp32(blk[b].d);
+        for (int i = 0; i < 32; i++) dst[32 * b + i] = (uint8_t)(q4 ? blk[b].qs[i] : blk[b].qs[i] + 128);
+        for (int l = 0; l < 8; l++) {
+            qd[16 * (b / 2) + 8 * (b % 2) + l] = d;
+            if (q4)
+                corr[16 * (b / 2) + 8 * (b % 2) + l] =
+                    -8 * (blk[b].qs[4 * l] + blk[b].qs[4 * l + 1] + blk[b].qs[4 * l + 2] + blk[b].qs[4 * l + 3]);
+        }
+    }
+}
+
+/* The vec_dot's accumulators [acc0 | acc1] of RB query rows (rows q_stride bytes apart,
+ * laid out by decq_prep) against one K head row of NB blocks. */
+TILE_INLINE void decq_dot_rows(const int NB, const bool Q4, const int RB, const uint8_t *q, size_t q_stride,
+                               const uint8_t *k, __m512 *out) {
+    const int bsz = Q4 ? 18 : 34, np = (NB + 1) / 2;
+    TILE_UNROLL
+    for (int r = 0; r < RB; r++) out[r] = _mm512_setzero_ps();
+    TILE_UNROLL
+    for (int b = 0; b < NB; b += 2) {
+        const bool two = b + 1 < NB;
+        const uint8_t *k0 = k + (size_t)b * bsz, *k1 = k0 + bsz;
+        uint16_t d0, d1 = 0;
+        memcpy(&d0, k0, 2);
+        if (two) memcpy(&d1, k1, 2);
+        const __m512 kd = _mm512_cvtph_ps(_mm256_set_m128i(_mm_set1_epi16((short)d1), _mm_set1_epi16((short)d0)));
+        __m512i codes, src = _mm512_setzero_si512();
+        if (Q4) {
+            const __m128i x0 = _mm_loadu_si128((const __m128i *)(k0 + 2));
+            const __m128i x1 = two ? _mm_loadu_si128((const __m128i *)(k1 + 2)) : _mm_setzero_si128();
+            const __m256i y = _mm256_inserti128_si256(_mm256_castsi128_si256(x0), x1, 1);
+            const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(y), _mm256_srli_epi16(y, 4), 1);
+            /* [x0 | x1 | x0 >> 4 | x1 >> 4] -> [x0 | x0 >> 4 | x1 | x1 >> 4]: elements in order */
+            codes = _mm512_and_si512(_mm512_shuffle_i64x2(z, z, 0xD8), _mm512_set1_epi8(0x0F));
+        } else {
+            const __m256i x0 = _mm256_loadu_si256((const __m256i *)(k0 + 2));
+            codes = two ? _mm512_inserti64x4(_mm512_castsi256_si512(x0), _mm256_loadu_si256((const __m256i *)(k1 + 2)), 1)
+                        : _mm512_zextsi256_si512(x0);
+            src = _mm512_sub_epi32(src, _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char)0x80), codes));
+        }
+        TILE_UNROLL
+        for (int r = 0; r < RB; r++) {
+            const uint8_t *qr = q + (size_t)r * q_stride;
+            const __m512i qc = _mm512_loadu_si512(qr + 32 * b);
+            const __m512i dot = Q4 ? _mm512_dpbusd_epi32(_mm512_loadu_si512(qr + NB * 32 + 64 * (np + b / 2)), codes, qc)
+                                   : _mm512_dpbusd_epi32(src, qc, codes);
+            const __m512 d = _mm512_mul_ps(kd, _mm512_loadu_ps((const float *)(qr + NB * 32) + 8 * b));
+            out[r] = two ? _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(dot), out[r])
+                         : _mm512_mask3_fmadd_ps(d, _mm512_cvtepi32_ps(dot), out[r], (__mmask16)0x00FF);
+        }
+    }
+}
+
+/* dec_scores_rows for a quantized cache: the 16 scores of RB (1 or 2) rows */
+TILE_INLINE void decq_scores_rows(const int NB, const bool Q4, const int RB, const uint8_t *q, size_t q_stride,
+                                  const uint8_t *kb, size_t k_row, int n, int pf_n, float scale, float *out) {
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    const int k_head = NB * (Q4 ? 18 : 34);
+    __m512 z[2][4];
+    TILE_UNROLL
+    for (int g = 0; g < 4; g++) {
+        __m512 d[4][2];
+        TILE_UNROLL
+        for (int p = 0; p < 4; p++) {
+            const int j = NK_MIN(4 * g + p, n - 1);
+            if (4 * g + p < pf_n) {   /* the same K head rows DEC_AHEAD blocks on */
+                const char *f = (const char *)(kb + (size_t)(4 * g + p + DEC_AHEAD * DEC_B) * k_row);
+                for (int o = 0; o < k_head; o += 64) _mm_prefetch(f + o, DEC_PF);
+                _mm_prefetch(f + k_head - 1, DEC_PF);
+            }
+            decq_dot_rows(NB, Q4, RB, q, q_stride, kb + (size_t)j * k_row, d[p]);
+        }
+        TILE_UNROLL
+        for (int r = 0; r < RB; r++)
+            z[r][g] = tile_pair2(tile_pair1(d[0][r], d[1][r]), tile_pair1(d[2][r], d[3][r]));
+    }
+    TILE_UNROLL
+    for (int r = 0; r < RB; r++) {
+        const __m512 u0 = _mm512_add_ps(_mm512_shuffle_ps(z[r][0], z[r][1], 0x44), _mm512_shuffle_ps(z[r][0], z[r][1], 0xEE));
+        const __m512 u1 = _mm512_add_ps(_mm512_shuffle_ps(z[r][2], z[r][3], 0x44), _mm512_shuffle_ps(z[r][2], z[r][3], 0xEE));
+        const __m512 x = _mm512_add_ps(_mm512_shuffle_ps(u0, u1, 0x88), _mm512_shuffle_ps(u0, u1, 0xDD));
+        _mm512_storeu_ps(out + 16 * r, _mm512_mul_ps(_mm512_permutexvar_ps(order, x), _mm512_set1_ps(scale)));
+    }
+}
+
+#define DECQ_SCORES(NB, Q4)                                                                                         \
+    for (; g + 2 <= G; g += 2)                                                                                      \
+        decq_scores_rows(NB, Q4, 2, q + (size_t)g * q_stride, q_stride, kb, k_row, n, g ? 0 : pf_n, scale, out + 16 * g); \
+    if (g < G) decq_scores_rows(NB, Q4, 1, q + (size_t)g * q_stride, q_stride, kb, k_row, n, g ? 0 : pf_n, scale, out + 16 * g); \
+    break;
+#define DECQ_SCORES_NB(Q4)                                                                                          \
+    switch (hd_k / 32) {                                                                                            \
+    case 1: DECQ_SCORES(1, Q4)                                                                                      \
+    case 2: DECQ_SCORES(2, Q4)                                                                                      \
+    case 3: DECQ_SCORES(3, Q4)                                                                                      \
+    case 4: DECQ_SCORES(4, Q4)                                                                                      \
+    case 5: DECQ_SCORES(5, Q4)                                                                                      \
+    case 6: DECQ_SCORES(6, Q4)                                                                                      \
+    case 7: DECQ_SCORES(7, Q4)                                                                                      \
+    default: DECQ_SCORES(8, Q4)                                                                                     \
+    }
+/* scores of the G query rows of one KV head (two at a time), out[g * 16 + j] */
+ATTN_TGT512 static void decq_scores_q8(int hd_k, int G, const uint8_t *q, size_t q_stride, const uint8_t *kb,
+                                       size_t k_row, int n, int pf_n, float scale, float *out) {
+    int g = 0;
+    DECQ_SCORES_NB(false)
+}
+ATTN_TGT512 static void decq_scores_q4(int hd_k, int G, const uint8_t *q, size_t q_stride, const uint8_t *kb,
+                                       size_t k_row, int n, int pf_n, float scale, float *out) {
+    int g = 0;
+    DECQ_SCORES_NB(true)
+}
+#undef DECQ_SCORES_NB
+#undef DECQ_SCORES
+
+/* dec_v for a quantized cache: each V row's D * 16 dims from d0 dequantized once for the
+ * P rows (code * d, nk_dequant's product: q8_16 and q4_16 with each block's scale
+ * converted once), then per row acc = acc * ms
+ * where ms != 1 and acc = acc + v * w: the tiled path's acc * ms + v * w (w is 1 where ms
+ * is not), the two products rounded, never contracted (separate intrinsics). */
+TILE_INLINE void decq_v(const int P, const int D, const bool Q4, int n, int pf_n, const uint8_t *vb, int d0,
+                        size_t v_row, const float *ms, const float *w, const uint32_t *rescale, float *acc,
+                        size_t acc_stride) {
+    __m512 a[4][8];
+    TILE_UNROLL
+    for (int p = 0; p < P; p++)
+        TILE_UNROLL
+        for (int i = 0; i < D; i++) a[p][i] = _mm512_loadu_ps(acc + (size_t)p * acc_stride + 16 * i);
+    uint32_t any = 0;
+    TILE_UNROLL
+    for (int p = 0; p < P; p++) any |= rescale[p];
+    const int bsz = Q4 ? 18 : 34, b0 = d0 / 32 * bsz, b1 = (d0 + 16 * D) / 32 * bsz;
+    for (int j = 0; j < n; j++) {
+        const uint8_t *row = vb + (size_t)j * v_row;
+        __m512 v[8];
+        TILE_UNROLL
+        for (int i = 0; i < D; i += 2) {   /* a block: its scale converted once */
+            const uint8_t *blk = row + (size_t)((d0 + 16 * i) / 32) * bsz;
+            uint16_t dh;
+            memcpy(&dh, blk, 2);
+            const __m512 d = _mm512_cvtph_ps(_mm256_set1_epi16((short)dh));
+            __m512i c0, c1;
+            if (Q4) {
+                const __m512i c = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2)));
+                c0 = _mm512_sub_epi32(_mm512_and_si512(c, _mm512_set1_epi32(0x0F)), _mm512_set1_epi32(8));
+                c1 = _mm512_sub_epi32(_mm512_srli_epi32(c, 4), _mm512_set1_epi32(8));
+            } else {
+                c0 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2)));
+                c1 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 18)));
+            }
+            v[i] = _mm512_mul_ps(_mm512_cvtepi32_ps(c0), d);
+            v[i + 1] = _mm512_mul_ps(_mm512_cvtepi32_ps(c1), d);
+        }
+        if (j < pf_n) {   /* the same V blocks DEC_AHEAD blocks on */
+            const char *f = (const char *)row + (size_t)(DEC_AHEAD * DEC_B) * v_row;
+            for (int o = b0; o < b1; o += 64) _mm_prefetch(f + o, DEC_PF);
+            _mm_prefetch(f + b1 - 1, DEC_PF);
+        }
+        if (any >> j & 1)
+            TILE_UNROLL
+            for (int p = 0; p < P; p++)
+                if (rescale[p] >> j & 1) {
+                    const __m512 s = _mm512_set1_ps(ms[16 * p + j]);
+                    TILE_UNROLL
+                    for (int i = 0; i < D; i++) a[p][i] = _mm512_mul_ps(a[p][i], s);
+                }
+        TILE_UNROLL
+        for (int p = 0; p < P; p++) {
+            const __m512 s = _mm512_set1_ps(w[16 * p + j]);
+            TILE_UNROLL
+            for (int i = 0; i < D; i++) a[p][i] = _mm512_add_ps(a[p][i], _mm512_mul_ps(v[i], s));
+        }
+    }
+    TILE_UNROLL
+    for (int p = 0; p < P; p++)
+        TILE_UNROLL
+        for (int i = 0; i < D; i++) _mm512_storeu_ps(acc + (size_t)p * acc_stride + 16 * i, a[p][i]);
+}
+
+#define DECQ_V_ANY(Q4)                                                                                             \
+    if (D == 8) {                                                                                                  \
+        if (P == 1) decq_v(1, 8, Q4, n, pf_n, vb, d0, v_row, ms, w, rescale, acc, acc_stride);                     \
+        else decq_v(2, 8, Q4, n, pf_n, vb, d0, v_row, ms, w, rescale, acc, acc_stride);                            \
+    } else if (P == 1) decq_v(1, 4, Q4, n, pf_n, vb, d0, v_row, ms, w, rescale, acc, acc_stride);                  \
+    else if (P == 2) decq_v(2, 4, Q4, n, pf_n, vb, d0, v_row, ms, w, rescale, acc, acc_stride);                    \
+    else if (P == 3) decq_v(3, 4, Q4, n, pf_n, vb, d0, v_row, ms, w, rescale, acc, acc_stride);                    \
+    else decq_v(4, 4, Q4, n, pf_n, vb, d0, v_row, ms, w, rescale, acc, acc_stride);
+ATTN_TGT512 static void decq_v_q8(int P, int D, int n, int pf_n, const uint8_t *vb, int d0, size_t v_row,
+                                  const float *ms, const float *w, const uint32_t *rescale, float *acc, size_t acc_stride) {
+    DECQ_V_ANY(false)
+}
+ATTN_TGT512 static void decq_v_q4(int P, int D, int n, int pf_n, const uint8_t *vb, int d0, size_t v_row,
+                                  const float *ms, const float *w, const uint32_t *rescale, float *acc, size_t acc_stride) {
+    DECQ_V_ANY(true)
+}
+#undef DECQ_V_ANY
+
 /* Task `task` of segment a under plan (kv0 = task * hpt): its heads' outputs. Per block
  * of DEC_B positions: the scores of every query row of the task (K read once per KV
  * head from the cache), the softmax exponents of all rows, their exponentials in one
@@ -1072,14 +1302,20 @@ ATTN_TGT512 static void dec_task(const nk_attn *a, int hpt, int task, void *scra
     const tile_ws t = tile_carve(scratch, hd);
     /* per query row of the task: the f16 accumulator (as f32), then M and S */
     float *accs = (float *)((uint8_t *)scratch + tile_bytes(hd));
-    const size_t k_head = (size_t)hd_k * 2, v_head = (size_t)hd_v * 2;
+    const size_t k_head = nk_row_size(a->kv_type, hd_k), v_head = nk_row_size(a->kv_type, hd_v);
     const size_t k_row = (size_t)a->n_head_kv * k_head, v_row = (size_t)a->n_head_kv * v_head;
+    /* a Q8_0 or Q4_0 cache: the decq_* kernels, queries laid out by decq_prep (R rows
+     * of decq_row_bytes <= 4 * hd_k bytes: they fit in t.qf) */
+    const bool quant = a->kv_type != NK_TYPE_F16, q4 = a->kv_type == NK_TYPE_Q4_0;
+    const size_t q_stride = quant ? decq_row_bytes(hd_k) : (size_t)hd_k * sizeof(float);
     /* the queries rounded to f16 (t.qf, R rows of hd_k), the exponents and then the
      * exponentials (t.sc), ms and w (t.ms, t.w): [R][16] each */
     for (int r = 0; r < R; r++) {
         const float *q = a->q + (size_t)(kv0 * group + r) * (size_t)hd_k;
-        for (int d = 0; d < hd_k; d += 16)
-            _mm512_storeu_ps(t.qf + (size_t)r * hd_k + d, rt_f16_512(_mm512_loadu_ps(q + d)));
+        if (quant) decq_prep(q4, q, hd_k, (uint8_t *)t.qf + (size_t)r * q_stride);
+        else
+            for (int d = 0; d < hd_k; d += 16)
+                _mm512_storeu_ps(t.qf + (size_t)r * hd_k + d, rt_f16_512(_mm512_loadu_ps(q + d)));
         float *ph = accs + (size_t)r * hf;
         memset(ph, 0, (size_t)hd_v * sizeof(float));
         ph[hd_v] = -INFINITY;
@@ -1102,8 +1338,12 @@ ATTN_TGT512 static void dec_task(const nk_attn *a, int hpt, int task, void *scra
         const int pf_n = NK_MAX(0, NK_MIN(DEC_B, j1 - (b0 + DEC_AHEAD * DEC_B)));
         for (int kvh = kv0; kvh < kv1; kvh++) {
             const int r0 = (kvh - kv0) * group;
-            dec_scores_any(hd_k, group, t.qf + (size_t)r0 * hd_k, (size_t)hd_k, kblk + (size_t)kvh * k_head, k_row, n,
-                           pf_n, a->scale, E + 16 * r0);
+            if (quant)
+                (q4 ? decq_scores_q4 : decq_scores_q8)(hd_k, group, (const uint8_t *)t.qf + (size_t)r0 * q_stride, q_stride,
+                                                      kblk + (size_t)kvh * k_head, k_row, n, pf_n, a->scale, E + 16 * r0);
+            else
+                dec_scores_any(hd_k, group, t.qf + (size_t)r0 * hd_k, (size_t)hd_k, kblk + (size_t)kvh * k_head, k_row, n,
+                               pf_n, a->scale, E + 16 * r0);
             for (int g = 0; g < group; g++) {
                 float *ph = accs + (size_t)(r0 + g) * hf;
                 gts[r0 + g] = dec_softmax_arg(_mm512_loadu_ps(E + 16 * (r0 + g)), n, ph + hd_v, E + 16 * (r0 + g));
@@ -1132,11 +1372,15 @@ ATTN_TGT512 static void dec_task(const nk_attn *a, int hpt, int task, void *scra
             uint32_t any = 0;
             for (int r = r0; r < r0 + nr; r++) any |= resc[r];
             if (any) {
+                /* the product and the sum as separate statements: clang contracts
+                 * "S * m + w" within one expression into an fma (-ffp-contract=on),
+                 * which the scalar description and the tiled path do not */
                 for (int j = 0; j < n; j++) {
-                    S0 = S0 * m0[j] + w0[j];
-                    S1 = S1 * m0[16 + j] + w0[16 + j];
-                    S2 = S2 * m0[32 + j] + w0[32 + j];
-                    S3 = S3 * m0[48 + j] + w0[48 + j];
+                    const float p0 = S0 * m0[j], p1 = S1 * m0[16 + j], p2 = S2 * m0[32 + j], p3 = S3 * m0[48 + j];
+                    S0 = p0 + w0[j];
+                    S1 = p1 + w0[16 + j];
+                    S2 = p2 + w0[32 + j];
+                    S3 = p3 + w0[48 + j];
                 }
             } else {
                 for (int j = 0; j < n; j++) {
@@ -1157,8 +1401,9 @@ ATTN_TGT512 static void dec_task(const nk_attn *a, int hpt, int task, void *scra
             for (int bl = 0, r0 = 0; bl < n_blk; bl++) {
                 const int P = (group - r0) / (n_blk - bl);
                 for (int d = 0; d < hd_v; d += 16 * D)
-                    dec_v_any(P, D, n, bl ? 0 : pf_n, vblk + (size_t)kvh * v_head, d, v_row, ms + 16 * (rk + r0), w + 16 * (rk + r0),
-                              resc + rk + r0, acc0 + (size_t)r0 * hf + d, hf);
+                    (quant ? (q4 ? decq_v_q4 : decq_v_q8) : dec_v_any)(P, D, n, bl ? 0 : pf_n, vblk + (size_t)kvh * v_head, d, v_row,
+                                                                       ms + 16 * (rk + r0), w + 16 * (rk + r0), resc + rk + r0,
+                                                                       acc0 + (size_t)r0 * hf + d, hf);
                 r0 += P;
             }
         }
