@@ -454,6 +454,15 @@ TILE_INLINE __m512 tile_pair1(__m512 x0, __m512 x1) {
 TILE_INLINE __m512 tile_pair2(__m512 y0, __m512 y1) {
     return _mm512_add_ps(_mm512_shuffle_f32x4(y0, y1, 0x88), _mm512_shuffle_f32x4(y0, y1, 0xDD));
 }
+/* The tree's last two levels: z[g]'s 128-bit group i holds position 4g+i's 4 partial
+ * sums (after tile_pair1/tile_pair2); returns the 16 sums in position order. */
+TILE_INLINE __m512 tile_tree_last(const __m512 z[4]) {
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    const __m512 u0 = _mm512_add_ps(_mm512_shuffle_ps(z[0], z[1], 0x44), _mm512_shuffle_ps(z[0], z[1], 0xEE));
+    const __m512 u1 = _mm512_add_ps(_mm512_shuffle_ps(z[2], z[3], 0x44), _mm512_shuffle_ps(z[2], z[3], 0xEE));
+    const __m512 r = _mm512_add_ps(_mm512_shuffle_ps(u0, u1, 0x88), _mm512_shuffle_ps(u0, u1, 0xDD));
+    return _mm512_permutexvar_ps(order, r);   /* lane 4g+i of r holds position 4i+g */
+}
 
 /* scores of one row (query q, NQ zmm) against npad (a multiple of 16) f32 K rows,
  * to sc[j * TILE_RMAX] */
@@ -462,8 +471,6 @@ TILE_INLINE void tile_scores(const int NQ, const float *qf, const float *kf, int
     TILE_UNROLL
     for (int i = 0; i < NQ; i++) q[i] = _mm512_loadu_ps(qf + 16 * i);
     const __m512 vscale = _mm512_set1_ps(scale);
-    /* lane 4g+i of the last level holds position 4i+g */
-    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     const __m512i column = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                               _mm512_set1_epi32(TILE_RMAX));
     for (int j = 0; j < npad; j += 16) {
@@ -476,11 +483,7 @@ TILE_INLINE void tile_scores(const int NQ, const float *qf, const float *kf, int
             const __m512 y1 = tile_pair1(tile_dot(NQ, q, kg + 32 * NQ), tile_dot(NQ, q, kg + 48 * NQ));
             z[g] = tile_pair2(y0, y1);   /* 128-bit group i: position 4g+i, 4 partial sums */
         }
-        const __m512 u0 = _mm512_add_ps(_mm512_shuffle_ps(z[0], z[1], 0x44), _mm512_shuffle_ps(z[0], z[1], 0xEE));
-        const __m512 u1 = _mm512_add_ps(_mm512_shuffle_ps(z[2], z[3], 0x44), _mm512_shuffle_ps(z[2], z[3], 0xEE));
-        const __m512 r = _mm512_add_ps(_mm512_shuffle_ps(u0, u1, 0x88), _mm512_shuffle_ps(u0, u1, 0xDD));
-        _mm512_i32scatter_ps(sc + (size_t)j * TILE_RMAX, column, _mm512_mul_ps(_mm512_permutexvar_ps(order, r), vscale),
-                             4);
+        _mm512_i32scatter_ps(sc + (size_t)j * TILE_RMAX, column, _mm512_mul_ps(tile_tree_last(z), vscale), 4);
     }
 }
 
@@ -495,7 +498,6 @@ TILE_INLINE void tile_scores(const int NQ, const float *qf, const float *kf, int
 TILE_INLINE void tile_scores_t(const int NQ, const float *qf, const uint8_t *kb, size_t k_row, const uint8_t *vb,
                                size_t v_row, int hd_v, int n, float scale, float *sc, float *vf) {
     const __m512 vscale = _mm512_set1_ps(scale);
-    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     if (vf)   /* the first V rows: the loop prefetches TILE_VAHEAD rows ahead */
         for (int j = 0; j < NK_MIN(n, TILE_VAHEAD); j++)
             for (int o = 0; o < hd_v * 2; o += 64) _mm_prefetch((const char *)vb + (size_t)j * v_row + o, _MM_HINT_T0);
@@ -527,10 +529,7 @@ TILE_INLINE void tile_scores_t(const int NQ, const float *qf, const uint8_t *kb,
             const __m512 y1 = tile_pair1(tile_dot(NQ, k, qg + 32 * NQ), tile_dot(NQ, k, qg + 48 * NQ));
             z[g] = tile_pair2(y0, y1);   /* 128-bit group i: row 4g+i, 4 partial sums */
         }
-        const __m512 u0 = _mm512_add_ps(_mm512_shuffle_ps(z[0], z[1], 0x44), _mm512_shuffle_ps(z[0], z[1], 0xEE));
-        const __m512 u1 = _mm512_add_ps(_mm512_shuffle_ps(z[2], z[3], 0x44), _mm512_shuffle_ps(z[2], z[3], 0xEE));
-        const __m512 r = _mm512_add_ps(_mm512_shuffle_ps(u0, u1, 0x88), _mm512_shuffle_ps(u0, u1, 0xDD));
-        _mm512_storeu_ps(sc + (size_t)j * TILE_RMAX, _mm512_mul_ps(_mm512_permutexvar_ps(order, r), vscale));
+        _mm512_storeu_ps(sc + (size_t)j * TILE_RMAX, _mm512_mul_ps(tile_tree_last(z), vscale));
     }
 }
 
@@ -921,7 +920,6 @@ TILE_INLINE void dec_dot_rows(const int NQ, const int RB, const float *q, size_t
  * straight from the cache, each K row converted once for the RB rows. */
 TILE_INLINE void dec_scores_rows(const int NQ, const int RB, const float *q, size_t q_stride, const uint8_t *kb,
                                  size_t k_row, int n, int pf_n, float scale, float *out) {
-    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     __m512 z[2][4];
     TILE_UNROLL
     for (int g = 0; g < 4; g++) {
@@ -941,10 +939,7 @@ TILE_INLINE void dec_scores_rows(const int NQ, const int RB, const float *q, siz
     }
     TILE_UNROLL
     for (int r = 0; r < RB; r++) {
-        const __m512 u0 = _mm512_add_ps(_mm512_shuffle_ps(z[r][0], z[r][1], 0x44), _mm512_shuffle_ps(z[r][0], z[r][1], 0xEE));
-        const __m512 u1 = _mm512_add_ps(_mm512_shuffle_ps(z[r][2], z[r][3], 0x44), _mm512_shuffle_ps(z[r][2], z[r][3], 0xEE));
-        const __m512 x = _mm512_add_ps(_mm512_shuffle_ps(u0, u1, 0x88), _mm512_shuffle_ps(u0, u1, 0xDD));
-        _mm512_storeu_ps(out + 16 * r, _mm512_mul_ps(_mm512_permutexvar_ps(order, x), _mm512_set1_ps(scale)));
+        _mm512_storeu_ps(out + 16 * r, _mm512_mul_ps(tile_tree_last(z[r]), _mm512_set1_ps(scale)));
     }
 }
 
@@ -1148,7 +1143,6 @@ TILE_INLINE void decq_dot_rows(const int NB, const bool Q4, const int RB, const 
 /* dec_scores_rows for a quantized cache: the 16 scores of RB (1 or 2) rows */
 TILE_INLINE void decq_scores_rows(const int NB, const bool Q4, const int RB, const uint8_t *q, size_t q_stride,
                                   const uint8_t *kb, size_t k_row, int n, int pf_n, float scale, float *out) {
-    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     const int k_head = NB * (Q4 ? 18 : 34);
     __m512 z[2][4];
     TILE_UNROLL
@@ -1170,10 +1164,7 @@ TILE_INLINE void decq_scores_rows(const int NB, const bool Q4, const int RB, con
     }
     TILE_UNROLL
     for (int r = 0; r < RB; r++) {
-        const __m512 u0 = _mm512_add_ps(_mm512_shuffle_ps(z[r][0], z[r][1], 0x44), _mm512_shuffle_ps(z[r][0], z[r][1], 0xEE));
-        const __m512 u1 = _mm512_add_ps(_mm512_shuffle_ps(z[r][2], z[r][3], 0x44), _mm512_shuffle_ps(z[r][2], z[r][3], 0xEE));
-        const __m512 x = _mm512_add_ps(_mm512_shuffle_ps(u0, u1, 0x88), _mm512_shuffle_ps(u0, u1, 0xDD));
-        _mm512_storeu_ps(out + 16 * r, _mm512_mul_ps(_mm512_permutexvar_ps(order, x), _mm512_set1_ps(scale)));
+        _mm512_storeu_ps(out + 16 * r, _mm512_mul_ps(tile_tree_last(z[r]), _mm512_set1_ps(scale)));
     }
 }
 
