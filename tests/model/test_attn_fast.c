@@ -8,7 +8,7 @@
  * Covers GQA groups of 1 to 32, prompts
  * from position 0 over several K chunks and tiles, decoding (one token), sliding
  * windows, decoding at depth (one token over hundreds of positions: dec_task, alone
- * and beside prefill segments in one run), several sequences' one-token segments at
+ * and beside prefill segments in one run, and dec_pipe_run on a pair of threads), several sequences' one-token segments at
  * their own depths in one run (the serving engine's decode step) and thread-count
  * independence. On CPUs without AVX-512 it checks the
  * generic path against the same description.
@@ -264,6 +264,14 @@ int main(void) {
     check_shape(128, 100, 16, 8, 170, 40, 210);
     check_shape(96, 0, 4, 2, 1, 600, 601);
     check_shape(80, 100, 4, 2, 9, 600, 609);
+    /* decoding at depth on a pair of threads (dec_pipe_run: K on one, V on the other,
+     * a ring of 8 blocks wrapping many times): GQA 16 with 64 query rows on the pair
+     * (its most), llama3.2-1b's shape in a window, qwen3-0.6b's at the smallest depth
+     * the pair takes and just under it */
+    check_shape(128, 0, 64, 4, 1, 1500, 1501);
+    check_shape(64, 700, 32, 8, 1, 2100, 2101);
+    check_shape(128, 0, 16, 8, 1, 255, 256);
+    check_shape(128, 0, 16, 8, 1, 254, 255);
     check_split_vs_prefill();
     /* one-token segments of several sequences at their own depths (the serving
      * engine's decode step), from an empty cache to hundreds of positions */
