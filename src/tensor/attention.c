@@ -40,11 +40,22 @@ static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
  *     (expf 16 at a time with the C library's bits, tile_expf), giving the rescale
  *     factor ms and the weight w of every row and position,
  *  4. the V accumulation: each V row is loaded and converted once per block of up to
- *     TILE_P rows whose f16 accumulators (TILE_D zmm of each row) stay in registers;
- *     per position and row exactly the scalar steps: acc = f16(acc * ms) when ms != 1,
- *     then acc = f16(fma(v, w, acc)).
+ *     TILE_P rows whose f32 accumulators (TILE_D zmm of each row) stay in registers;
+ *     per position and row exactly the scalar steps: acc = acc * ms when ms != 1,
+ *     then acc = fma(v, w, acc) (v_mad_flash).
  * Every row's arithmetic is the scalar description's, so the bits do not depend on
- * the tiling, the chunking or the thread count. */
+ * the tiling, the chunking or the thread count.
+ *
+ * Why an f32 accumulator on every path. llama.cpp's CPU flash attention has no one
+ * numerics: prompts of 64 rows and more (f16/f32 K and V) take its tiled kernel, which
+ * accumulates V in f32 (a per-tile softmax and GEMMs); small batches take the
+ * per-position kernel with an f16 accumulator rounded after every position; and a
+ * single token over 512 positions or more splits the cache over the threads and merges
+ * the parts. nook picks one description for every batch size and every path (the
+ * per-query loop, this tiled path, decoding's dec_task): a token's logits then do not
+ * depend on how its prompt was batched (tests/model/model_prefix_bits) or on the thread
+ * count, and an f32 accumulator costs one fused multiply-add per 16 values where the f16
+ * one cost two conversions more (about 40% of the attention's time at 4k positions). */
 #define TILE_RMAX 16                  /* rows per tile: one lane each in the softmax    */
 #define TILE_KF 8192                  /* floats of converted K per chunk (32 KiB, L1)     */
 #define TILE_CMAX (TILE_KF / 32)      /* the largest chunk (hd_k 32)                      */
@@ -55,7 +66,7 @@ static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
 typedef struct tile_ws {
     float *kf;                 /* [C][hd_k] chunk of K in f32, zero past the chunk */
     float *qf;                 /* [R][hd_k] queries rounded to f16                 */
-    float *acc;                /* [R][hd_v] f16 accumulators (as f32)              */
+    float *acc;                /* [R][hd_v] f32 accumulators                       */
     float *sc;                 /* [C][TILE_RMAX] scores, then their exponentials   */
     float *ms, *w;             /* [C][TILE_RMAX] rescale factor and weight         */
     uint32_t *resc, *valid;    /* [C] rows (bits) that rescale / use the position  */
@@ -154,7 +165,12 @@ static inline float round_f16(float x) { return nk_fp16_to_fp32(nk_fp32_to_fp16(
 
 /* The V accumulation, scalar reference versions (acc has hd_v floats):
  *  plain: acc = fma(v, p, acc)             (f32 accumulation)
- *  flash: acc = f16(acc * ms); acc = f16(fma(v, w, acc))   (ggml's f16 accumulator) */
+ *  flash, f16 V: acc = acc * ms when ms != 1, then acc = fma(v, w, acc): an f32
+ *         accumulator (the one description of every f16 path: see the tiled path's
+ *         comment for why not llama.cpp's small-batch f16 accumulator). When ms != 1, w
+ *         is 1 and the fma is the plain sum acc * ms + v.
+ *  flash, f32 V (a dequantized Q8_0 / Q4_0 row): acc = acc * ms + v * w, both products
+ *         rounded, then the sum (the quantized caches' description, unchanged). */
 static void v_mad_plain(int n, float *acc, const void *v, bool f16, float p) {
     if (f16) {
         const uint16_t *h = v;
@@ -169,8 +185,8 @@ static void v_mad_flash(int n, float *acc, const void *v, bool f16, float ms, fl
     if (f16) {
         const uint16_t *h = v;
         if (ms != 1.0f)
-            for (int d = 0; d < n; d++) acc[d] = round_f16(acc[d] * ms);
-        for (int d = 0; d < n; d++) acc[d] = round_f16(fmaf(nk_fp16_to_fp32(h[d]), w, acc[d]));
+            for (int d = 0; d < n; d++) acc[d] = acc[d] * ms;
+        for (int d = 0; d < n; d++) acc[d] = fmaf(nk_fp16_to_fp32(h[d]), w, acc[d]);
     } else {
         /* f32 (a dequantized Q8_0 row): two products, then the sum, never contracted to
          * an fma (separate statements), so the tiled Q8_0 path (tile_v_q8) gets these bits */
@@ -214,14 +230,14 @@ ATTN_TGT static void v_mad_flash_f16c(int n, float *acc, const void *v, bool f16
     int d = 0;
     for (; d + 8 <= n; d += 8) {
         __m256 a = _mm256_loadu_ps(acc + d);
-        if (ms != 1.0f) a = _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_mul_ps(a, vms), _MM_FROUND_TO_NEAREST_INT));
+        if (ms != 1.0f) a = _mm256_mul_ps(a, vms);
         __m256 x = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + d)));
-        a = _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_fmadd_ps(x, vw, a), _MM_FROUND_TO_NEAREST_INT));
+        a = _mm256_fmadd_ps(x, vw, a);
         _mm256_storeu_ps(acc + d, a);
     }
     for (; d < n; d++) {
-        if (ms != 1.0f) acc[d] = round_f16(acc[d] * ms);
-        acc[d] = round_f16(fmaf(nk_fp16_to_fp32(h[d]), w, acc[d]));
+        if (ms != 1.0f) acc[d] = acc[d] * ms;
+        acc[d] = fmaf(nk_fp16_to_fp32(h[d]), w, acc[d]);
     }
 }
 
@@ -611,14 +627,14 @@ TILE_INLINE void tile_v(const int P, const bool F32V, int ja, int jb, const uint
                 if (rm >> p & 1) {
                     const __m512 s = _mm512_set1_ps(msj[p]);
                     TILE_UNROLL
-                    for (int i = 0; i < TILE_D; i++) a[p][i] = rt_f16_512(_mm512_mul_ps(a[p][i], s));
+                    for (int i = 0; i < TILE_D; i++) a[p][i] = _mm512_mul_ps(a[p][i], s);
                 }
         if (vm == pm) {
             TILE_UNROLL
             for (int p = 0; p < P; p++) {
                 const __m512 s = _mm512_set1_ps(wj[p]);
                 TILE_UNROLL
-                for (int i = 0; i < TILE_D; i++) a[p][i] = rt_f16_512(_mm512_fmadd_ps(v[i], s, a[p][i]));
+                for (int i = 0; i < TILE_D; i++) a[p][i] = _mm512_fmadd_ps(v[i], s, a[p][i]);
             }
         } else {
             TILE_UNROLL
@@ -626,7 +642,7 @@ TILE_INLINE void tile_v(const int P, const bool F32V, int ja, int jb, const uint
                 if (vm >> p & 1) {
                     const __m512 s = _mm512_set1_ps(wj[p]);
                     TILE_UNROLL
-                    for (int i = 0; i < TILE_D; i++) a[p][i] = rt_f16_512(_mm512_fmadd_ps(v[i], s, a[p][i]));
+                    for (int i = 0; i < TILE_D; i++) a[p][i] = _mm512_fmadd_ps(v[i], s, a[p][i]);
                 }
         }
     }
@@ -898,18 +914,15 @@ ATTN_TGT512 static void tile_task(const nk_attn *a, const tile_plan *pl, int tas
  * converted once for two query rows: no f32 copy of K), the online softmax of the 16
  * positions at once (the running max as a prefix scan); then the exponentials of every
  * row of the task in one pass, the sums in position order (four rows' chains at once),
- * and per KV head the V accumulation with the f16 rounding of the scalar description
- * (the group's rows share each V load), one pass over all positions. The V
- * accumulation is the floor (a fused multiply-add and two conversions per 16 values
- * and row: about 16 cycles per position and row at head size 128 on Zen 5); the rest
- * costs about as much again.
- * The cache is not split over its length: ggml's f16 accumulator rounds after every
- * position, so any cut (flash-decoding's chunks, merged afterwards) gives other bits
- * than the one pass the tiled prefill and llama.cpp's prefill make (0.1 in log-prob
- * at 4,300 positions on tests/model/model_long_context), and a request served from
- * the prefix cache would sample differently from the same request decoded whole. Every
- * head is independent, so the bits are those of the tiled and per-query paths and do
- * not depend on the plan or the thread count. */
+ * and per KV head the V accumulation in f32 as the scalar description (v_mad_flash: acc
+ * = acc * ms when ms != 1, then fma(v, w, acc); the group's rows share each V load),
+ * one pass over all positions.
+ * The cache is not split over its length: the description accumulates in position
+ * order, so any cut (flash-decoding's chunks, merged afterwards, as llama.cpp's decode
+ * does at 512 positions and more) gives other bits than the one pass the tiled prefill
+ * makes, and a request served from the prefix cache would sample differently from the
+ * same request decoded whole. Every head is independent, so the bits are those of the
+ * tiled and per-query paths and do not depend on the plan or the thread count. */
 #define DEC_B 16
 #ifndef DEC_AHEAD
 #define DEC_AHEAD 4   /* blocks prefetched ahead */
@@ -1027,8 +1040,8 @@ TILE_INLINE __mmask16 dec_softmax_arg(__m512 x, int n, float *M, float *arg) {
 /* The V accumulation of P rows over positions 0..n-1 of a block, D zmm of dims (16 *
  * D): tile_v's steps with each row's ms and w in its own 16 floats (ms + 16 p) and
  * every position valid. rescale: per row, the positions whose ms != 1. Each step of a
- * row is a chain (fma, round to f16 and back) that cannot be reordered, so a call
- * keeps P * D = 16 chains in flight. */
+ * row is a chain (an fma) that cannot be reordered, so a call keeps P * D = 16 chains
+ * in flight. */
 TILE_INLINE void dec_v(const int P, const int D, int n, int pf_n, const uint8_t *vb, int d0, size_t v_row,
                        const float *ms, const float *w, const uint32_t *rescale, float *acc, size_t acc_stride) {
     __m512 a[4][8];
@@ -1055,14 +1068,14 @@ TILE_INLINE void dec_v(const int P, const int D, int n, int pf_n, const uint8_t 
                     const __m512 s = _mm512_set1_ps(ms[16 * p + j]);
                     TILE_UNROLL
                     for (int i = 0; i < D; i++)
-                        a[p][i] = rt_f16_512(_mm512_mul_ps(a[p][i], s));
+                        a[p][i] = _mm512_mul_ps(a[p][i], s);
                 }
         TILE_UNROLL
         for (int p = 0; p < P; p++) {
             const __m512 s = _mm512_set1_ps(w[16 * p + j]);
             TILE_UNROLL
             for (int i = 0; i < D; i++)
-                a[p][i] = rt_f16_512(_mm512_fmadd_ps(v[i], s, a[p][i]));
+                a[p][i] = _mm512_fmadd_ps(v[i], s, a[p][i]);
         }
     }
     TILE_UNROLL
