@@ -140,13 +140,12 @@ typedef struct dec_pipe {
     _Alignas(64) atomic_int quit;   /* a thread of the pair stopped (abort) */
     atomic_int yielded;             /* a wait outlasted the spin: the partner was off its core */
 } dec_pipe;
-static size_t dec_ring_slot(void) { return 2 * round64((size_t)DEC_RMAX * 16 * 4) + round64((size_t)DEC_RMAX * 4); }
+static size_t dec_ring_slot(void) { return 2 * round64((size_t)DEC_RMAX * 16 * 4) + 2 * round64((size_t)DEC_RMAX * 4); }
 static size_t dec_pipe_q(int hd) { return round64((size_t)DEC_RMAX * NK_MAX((size_t)hd * 4, decq_row_bytes(hd))); }
-/* a thread's scratch for either role: the producer's queries, exponents, M and S and
- * the ring; the consumer's accumulators */
+/* a thread's scratch for either role: the producer's queries, running maxima and the
+ * ring; the consumer's accumulators and sums */
 static size_t dec_pipe_bytes(int hd) {
-    const size_t prod = dec_pipe_q(hd) + round64((size_t)DEC_RMAX * 16 * 4) + round64((size_t)DEC_RMAX * 2 * 4) +
-                        DEC_RING * dec_ring_slot();
+    const size_t prod = dec_pipe_q(hd) + round64((size_t)DEC_RMAX * 4) + DEC_RING * dec_ring_slot();
     return NK_MAX(prod, round64((size_t)DEC_RMAX * dec_head_floats(hd) * 4));
 }
 
@@ -1318,19 +1317,17 @@ ATTN_TGT512 static void decq_v_q4(int P, int D, int n, int pf_n, const uint8_t *
 }
 #undef DECQ_V_ANY
 
-/* The first half of a block of DEC_B positions (b0.., n of them) for the query rows of KV
- * heads kv0..kv1-1 (R rows, queries qf q_stride bytes apart): the scores of every row (K
- * read once per KV head from the cache), the softmax exponents, their exponentials in
- * one pass, then per row ms, w ([R][16] each) and the positions that rescale (resc),
- * and the sums S = S * ms + w in position order. Each row's running max M and sum S are
- * st[r * st_stride] and st[r * st_stride + 1]; E: [R][16] floats of scratch. */
+/* A block of DEC_B positions (b0.., n of them) for the query rows of KV heads kv0..kv1-1
+ * (R rows, queries qf q_stride bytes apart), in three steps. dec_blk_k: the scores of
+ * every row (K read once per KV head from the cache) and the softmax exponents E
+ * ([R][16]), with each row's running max M (M[r * m_stride]) and the lanes where the
+ * exponential is ms (a new max: gts). */
 ATTN_TGT512 static void dec_blk_k(const nk_attn *a, int kv0, int kv1, const void *qf, size_t q_stride, int b0, int n,
-                                  int pf_n, float *E, float *st, size_t st_stride, float *ms, float *w, uint32_t *resc) {
-    const int group = a->n_head / a->n_head_kv, hd_k = a->hd_k, R = (kv1 - kv0) * group;
+                                  int pf_n, float *M, size_t m_stride, float *E, uint32_t *gts) {
+    const int group = a->n_head / a->n_head_kv, hd_k = a->hd_k;
     const bool quant = a->kv_type != NK_TYPE_F16, q4 = a->kv_type == NK_TYPE_Q4_0;
     const size_t k_head = nk_row_size(a->kv_type, hd_k), k_row = (size_t)a->n_head_kv * k_head;
     const uint8_t *kblk = (const uint8_t *)a->k + (size_t)b0 * k_row;
-    __mmask16 gts[DEC_RMAX];
     for (int kvh = kv0; kvh < kv1; kvh++) {
         const int r0 = (kvh - kv0) * group;
         if (quant)
@@ -1340,15 +1337,22 @@ ATTN_TGT512 static void dec_blk_k(const nk_attn *a, int kv0, int kv1, const void
             dec_scores_any(hd_k, group, (const float *)qf + (size_t)r0 * hd_k, (size_t)hd_k, kblk + (size_t)kvh * k_head,
                            k_row, n, pf_n, a->scale, E + 16 * r0);
         for (int g = 0; g < group; g++)
-            gts[r0 + g] = dec_softmax_arg(_mm512_loadu_ps(E + 16 * (r0 + g)), n, st + (size_t)(r0 + g) * st_stride,
+            gts[r0 + g] = dec_softmax_arg(_mm512_loadu_ps(E + 16 * (r0 + g)), n, M + (size_t)(r0 + g) * m_stride,
                                           E + 16 * (r0 + g));
     }
+}
+
+/* dec_blk_soft: the exponentials of E in one pass, then per row ms, w ([R][16] each; ms
+ * may be E itself) and the positions that rescale (resc), and the sums S = S * ms + w in
+ * position order (S[r * s_stride]). */
+ATTN_TGT512 static void dec_blk_soft(int R, int n, float *E, const uint32_t *gts, float *S, size_t s_stride, float *ms,
+                                     float *w, uint32_t *resc) {
     tile_expf(E, 16 * R);
     const __m512 one = _mm512_set1_ps(1.0f);
     const __mmask16 valid = (__mmask16)((1u << n) - 1);
     for (int r = 0; r < R; r++) {
         const __m512 e = _mm512_loadu_ps(E + 16 * r);
-        const __m512 vms = _mm512_mask_mov_ps(one, gts[r], e), vw = _mm512_mask_mov_ps(e, gts[r], one);
+        const __m512 vms = _mm512_mask_mov_ps(one, (__mmask16)gts[r], e), vw = _mm512_mask_mov_ps(e, (__mmask16)gts[r], one);
         _mm512_storeu_ps(ms + 16 * r, vms);
         _mm512_storeu_ps(w + 16 * r, vw);
         resc[r] = (uint32_t)(valid & _mm512_cmp_ps_mask(vms, one, _CMP_NEQ_UQ));
@@ -1358,11 +1362,11 @@ ATTN_TGT512 static void dec_blk_k(const nk_attn *a, int kv0, int kv1, const void
      * block only adds) */
     for (int r0 = 0; r0 < R; r0 += 4) {
         const int nr = NK_MIN(4, R - r0);
-        float *s0 = st + (size_t)r0 * st_stride + 1;
+        float *s0 = S + (size_t)r0 * s_stride;
         float S0 = s0[0], S1 = 0, S2 = 0, S3 = 0;
-        if (nr > 1) S1 = s0[st_stride];
-        if (nr > 2) S2 = s0[2 * st_stride];
-        if (nr > 3) S3 = s0[3 * st_stride];
+        if (nr > 1) S1 = s0[s_stride];
+        if (nr > 2) S2 = s0[2 * s_stride];
+        if (nr > 3) S3 = s0[3 * s_stride];
         const float *m0 = ms + 16 * r0, *w0 = w + 16 * r0;
         uint32_t any = 0;
         for (int r = r0; r < r0 + nr; r++) any |= resc[r];
@@ -1386,9 +1390,9 @@ ATTN_TGT512 static void dec_blk_k(const nk_attn *a, int kv0, int kv1, const void
             }
         }
         s0[0] = S0;
-        if (nr > 1) s0[st_stride] = S1;
-        if (nr > 2) s0[2 * st_stride] = S2;
-        if (nr > 3) s0[3 * st_stride] = S3;
+        if (nr > 1) s0[s_stride] = S1;
+        if (nr > 2) s0[2 * s_stride] = S2;
+        if (nr > 3) s0[3 * s_stride] = S3;
     }
 }
 
@@ -1434,11 +1438,11 @@ static size_t dec_q_stride(const nk_attn *a) {
 }
 
 /* out = acc / S for rows r = 0..R-1 (query heads kv0 * group + r) */
-ATTN_TGT512 static void dec_out(const nk_attn *a, int kv0, int R, const float *acc, size_t hf, const float *st,
-                                size_t st_stride) {
+ATTN_TGT512 static void dec_out(const nk_attn *a, int kv0, int R, const float *acc, size_t hf, const float *Sv,
+                                size_t s_stride) {
     const int group = a->n_head / a->n_head_kv, hd_v = a->hd_v;
     for (int r = 0; r < R; r++) {
-        const float S = st[(size_t)r * st_stride + 1];
+        const float S = Sv[(size_t)r * s_stride];
         float *out = a->out + (size_t)(kv0 * group + r) * (size_t)hd_v;
         const __m512 inv = _mm512_set1_ps(S == 0.0f ? 0.0f : 1.0f / S);
         for (int d = 0; d < hd_v; d += 16)
@@ -1474,10 +1478,11 @@ ATTN_TGT512 static void dec_task(const nk_attn *a, int hpt, int task, void *scra
     }
     for (int b0 = dec_lo(a); b0 <= a->pos0; b0 += DEC_B) {
         const int n = NK_MIN(DEC_B, a->pos0 + 1 - b0), pf_n = dec_pf_n(a, b0);
-        dec_blk_k(a, kv0, kv1, t.qf, q_stride, b0, n, pf_n, t.sc, accs + hd_v, hf, t.ms, t.w, t.resc);
+        dec_blk_k(a, kv0, kv1, t.qf, q_stride, b0, n, pf_n, accs + hd_v, hf, t.sc, t.valid);
+        dec_blk_soft(R, n, t.sc, t.valid, accs + hd_v + 1, hf, t.ms, t.w, t.resc);
         dec_blk_v(a, kv0, kv1, b0, n, pf_n, t.ms, t.w, t.resc, accs, hf);
     }
-    dec_out(a, kv0, R, accs, hf, accs + hd_v, hf);
+    dec_out(a, kv0, R, accs, hf, accs + hd_v + 1, hf);
 }
 
 /* ---- decoding at depth on a pair of threads: K on one, V on the other ----
@@ -1488,10 +1493,13 @@ ATTN_TGT512 static void dec_task(const nk_attn *a, int hpt, int task, void *scra
  * rows moved 11-13 GB/s where the same bytes read as two contiguous streams, one
  * thread reading all of K and the other all of V, moved 30-34 GB/s (the same run). So a
  * lone one-token segment at depth on an even number of threads runs as pairs: the
- * producer (even ith) reads K and does dec_blk_k for all the pair's heads, writing each
- * block's ms, w and rescale masks into a ring of DEC_RING slots; the consumer (the next
- * ith) reads V and does dec_blk_v, block by block, as soon as the producer has published
- * the block. The arithmetic is dec_task's, in the same order per row: the same bits.
+ * producer (even ith) reads K and does dec_blk_k for all the pair's heads (the scores
+ * and softmax exponents), writing each block's exponents and new-max lanes into a ring
+ * of DEC_RING slots; the consumer (the next ith) reads V and does dec_blk_soft (the
+ * exponentials, ms, w and the sums) and dec_blk_v, block by block, as soon as the
+ * producer has published the block (with the f32 accumulator the scores cost about
+ * twice the V accumulation: the exponentials and sums on the consumer even the pair
+ * out). The arithmetic is dec_task's, in the same order per row: the same bits.
  * Each thread of the run executes its own role (no task queue: a queue could hand both
  * roles to one thread, which would wait forever on itself); a waiting thread spins,
  * then yields (a machine with more runnable threads than cores must run the other). */
@@ -1522,43 +1530,48 @@ ATTN_TGT512 static void dec_pipe_run(const nk_attn *a, int pair, int n_pairs, bo
     const int group = a->n_head / a->n_head_kv, hd = NK_MAX(a->hd_k, a->hd_v), hd_v = a->hd_v;
     const int kv0 = pair * a->n_head_kv / n_pairs, kv1 = (pair + 1) * a->n_head_kv / n_pairs, R = (kv1 - kv0) * group;
     const size_t q_stride = dec_q_stride(a), hf = dec_head_floats(hd);
-    /* the producer's scratch: queries, exponents, M and S (2 floats a row), the ring */
+    /* the producer's scratch: queries, the running maxima, the ring; the consumer's:
+     * per row the accumulator, then (at hd_v + 1) the sum */
     uint8_t *p = pws;
     void *qf = p;
     p += dec_pipe_q(hd);
-    float *E = (float *)p;
-    p += round64((size_t)DEC_RMAX * 16 * 4);
-    float *st = (float *)p;
-    p += round64((size_t)DEC_RMAX * 2 * 4);
+    float *M = (float *)p;
+    p += round64((size_t)DEC_RMAX * 4);
     uint8_t *ring = p;
+    float *acc = (float *)ws;
     const int lo = dec_lo(a), nb = (a->pos0 + 1 - lo + DEC_B - 1) / DEC_B;
     if (producer) {
         dec_queries(a, kv0, R, qf, q_stride);
-        for (int r = 0; r < R; r++) st[2 * r] = -INFINITY, st[2 * r + 1] = 0.0f;
+        for (int r = 0; r < R; r++) M[r] = -INFINITY;
     } else {
-        for (int r = 0; r < R; r++) memset(ws + (size_t)r * hf * 4, 0, (size_t)hd_v * sizeof(float));
+        for (int r = 0; r < R; r++) {
+            memset(acc + (size_t)r * hf, 0, (size_t)hd_v * sizeof(float));
+            acc[(size_t)r * hf + hd_v + 1] = 0.0f;
+        }
     }
     for (int b = 0; b < nb; b++) {
         const int b0 = lo + b * DEC_B, n = NK_MIN(DEC_B, a->pos0 + 1 - b0), pf_n = dec_pf_n(a, b0);
+        /* a slot: the exponents (then ms), w, resc, the new-max lanes */
         uint8_t *slot = ring + (size_t)(b % DEC_RING) * dec_ring_slot();
-        float *ms = (float *)slot, *w = (float *)(slot + round64((size_t)DEC_RMAX * 16 * 4));
+        float *E = (float *)slot, *w = (float *)(slot + round64((size_t)DEC_RMAX * 16 * 4));
         uint32_t *resc = (uint32_t *)(slot + 2 * round64((size_t)DEC_RMAX * 16 * 4));
+        uint32_t *gts = resc + round64((size_t)DEC_RMAX * 4) / 4;
         if (b % 64 == 63 && nk_pool_should_stop(ctl, ith)) {
             atomic_store(&pp->quit, 1);
             return;
         }
         if (producer) {
             if (!dec_wait(&pp->used, b - DEC_RING + 1, pp)) return;
-            dec_blk_k(a, kv0, kv1, qf, q_stride, b0, n, pf_n, E, st, 2, ms, w, resc);
+            dec_blk_k(a, kv0, kv1, qf, q_stride, b0, n, pf_n, M, 1, E, gts);
             atomic_store_explicit(&pp->made, b + 1, memory_order_release);
         } else {
             if (!dec_wait(&pp->made, b + 1, pp)) return;
-            dec_blk_v(a, kv0, kv1, b0, n, pf_n, ms, w, resc, (float *)ws, hf);
+            dec_blk_soft(R, n, E, gts, acc + hd_v + 1, hf, E, w, resc);
+            dec_blk_v(a, kv0, kv1, b0, n, pf_n, E, w, resc, acc, hf);
             atomic_store_explicit(&pp->used, b + 1, memory_order_release);
         }
     }
-    /* the consumer saw the producer's last block published, after its last sums */
-    if (!producer) dec_out(a, kv0, R, (const float *)ws, hf, st, 2);
+    if (!producer) dec_out(a, kv0, R, acc, hf, acc + hd_v + 1, hf);
 }
 #else
 void nk_attn_expf(float *x, int n) {
