@@ -164,6 +164,7 @@ void nk_rmsnorm_rows(float *y, const float *x, size_t stride, const float *w, in
 }
 
 void nk_swiglu(float *g, const float *up, size_t n) {
+    if (nk_swiglu_avx512(g, up, n)) return;
     for (size_t i = 0; i < n; i++) {
         const float x = g[i];
         g[i] = (x / (1.0f + expf(-x))) * up[i];
