@@ -596,6 +596,7 @@ static int mm_claim(mm_job *j, int ith) {
 static void mm_run_fn(void *ctx, int ith, int nth) {
     mm_job *j = ctx;
     const uint8_t *act[MM_MAX_W];
+    bool shared = false;
     for (int f = 0; f < j->n_fmt; f++) {
         const mm_fmt *fm = &j->fmt[f];
         const int64_t n_in = j->w[0].W->ne[0];
@@ -605,12 +606,14 @@ static void mm_run_fn(void *ctx, int ith, int nth) {
             uint8_t *mine = j->wbuf + (size_t)ith * j->slice + fm->off;
             for (int t = 0; t < j->n_tok; t++) fm->quant(j->x + (size_t)t * j->xs, mine + (size_t)t * fm->row, n_in);
             act[f] = mine;
-        } else {   /* one format (nk_matmul_n splits the others) */
-            for (int t = ith; t < j->n_tok; t += nth) fm->quant(j->x + (size_t)t * j->xs, j->wbuf + (size_t)t * fm->row, n_in);
-            nk_pool_barrier(j->pool);
-            act[f] = j->wbuf;
+        } else {   /* rows split between the threads, one barrier after every format */
+            uint8_t *dst = j->wbuf + fm->off;
+            for (int t = ith; t < j->n_tok; t += nth) fm->quant(j->x + (size_t)t * j->xs, dst + (size_t)t * fm->row, n_in);
+            act[f] = dst;
+            shared = true;
         }
     }
+    if (shared) nk_pool_barrier(j->pool);
     for (int c; (c = mm_claim(j, ith)) >= 0;) {
         if (nk_pool_should_stop(j->ctl, ith)) return;
         mm_chunk(j, act, c);
@@ -678,9 +681,12 @@ void nk_matmul_n(nk_pool *pool, int n_w, const nk_tensor *const *W, const float 
     }
     j.priv = n_q > 0 && n_q * n_tok <= MM_PRIV_TOK && nth <= MM_PRIV_THREADS;
     j.slice = MM_PRIV_TOK * row_max;
-    if (!j.priv && n_q > 1) {
-        /* batches convert into the shared scratch, sized for one format: one run per
-         * format */
+    /* Shared conversion of several formats: their rows side by side in the scratch,
+     * which holds MM_PRIV_TOK * MM_PRIV_THREADS rows of the largest format (see
+     * nk_matmul_wsize), so decode-sized batches (Q4_K with Q6_K Q/K/V at 4 and 8
+     * sequences) stay one run with one barrier instead of a run per format. */
+    if (!j.priv && n_q > 1 && n_q * n_tok > MM_PRIV_TOK * MM_PRIV_THREADS) {
+        /* prompts: the shared scratch is sized for one format: one run per format */
         for (int f = 0; f < j.n_fmt; f++) {
             const nk_tensor *Wf[MM_MAX_W];
             float *yf[MM_MAX_W];
