@@ -315,9 +315,10 @@ void nk_rope_cache(const nk_rope *r, int pos, float *cs) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 /* NEOX RoPE 8 lanes at a time: the cos/sin table split into two arrays once per row
  * (it is the same for every head), then per head the scalar loop's float multiplies
- * and add/subtract on 8 pairs at once, the same bits (no FMA: ISO C builds do not
- * contract, and the intrinsics are separate operations). Was ~1% of an 8-sequence
- * decode step's CPU time (perf, one thread) as a scalar loop. */
+ * and add/subtract on 8 pairs at once, the same bits: separate intrinsics, which
+ * neither compiler fuses (no scalar a * b - c here: clang would contract it into an
+ * FMA inside this fma-enabled function, so half must be a multiple of 8). Was ~1% of
+ * an 8-sequence decode step's CPU time (perf, one thread) as a scalar loop. */
 __attribute__((target("avx2,fma"))) static void rope_neox_avx2(const float *cs, float *x, int n_head, int head_dim,
                                                                 int half) {
     float c[256], sn[256];
@@ -327,17 +328,11 @@ __attribute__((target("avx2,fma"))) static void rope_neox_avx2(const float *cs, 
     }
     for (int h = 0; h < n_head; h++) {
         float *v = x + (size_t)h * (size_t)head_dim;
-        int i = 0;
-        for (; i + 8 <= half; i += 8) {
+        for (int i = 0; i < half; i += 8) {
             const __m256 cv = _mm256_loadu_ps(c + i), sv = _mm256_loadu_ps(sn + i);
             const __m256 x0 = _mm256_loadu_ps(v + i), x1 = _mm256_loadu_ps(v + i + half);
             _mm256_storeu_ps(v + i, _mm256_sub_ps(_mm256_mul_ps(x0, cv), _mm256_mul_ps(x1, sv)));
             _mm256_storeu_ps(v + i + half, _mm256_add_ps(_mm256_mul_ps(x0, sv), _mm256_mul_ps(x1, cv)));
-        }
-        for (; i < half; i++) {
-            const float x0 = v[i], x1 = v[i + half];
-            v[i] = x0 * c[i] - x1 * sn[i];
-            v[i + half] = x0 * sn[i] + x1 * c[i];
         }
     }
 }
@@ -347,7 +342,7 @@ __attribute__((target("avx2,fma"))) static void rope_neox_avx2(const float *cs, 
 void nk_rope_apply(const nk_rope *r, const float *cs, float *x, int n_head, int head_dim) {
     const int n_dims = r->n_rot;
 #ifdef NK_HAVE_ROPE8
-    if (r->mode == NK_ROPE_NEOX && n_dims <= 512 && strncmp(nk_tensor_isa(), "avx", 3) == 0) {
+    if (r->mode == NK_ROPE_NEOX && n_dims <= 512 && n_dims % 16 == 0 && strncmp(nk_tensor_isa(), "avx", 3) == 0) {
         rope_neox_avx2(cs, x, n_head, head_dim, n_dims / 2);
         return;
     }
