@@ -2,7 +2,8 @@
  * test_rope8.c: nk_rope_apply's vector NEOX path (ops.c, rope_neox_avx2) must give the
  * scalar loop's bits: x0 * c - x1 * s and x0 * s + x1 * c per pair, in float, for
  * qwen3's shape (16 heads of 128, all rotated), a partial rotation (64 of 128), a
- * rotated half that is not a multiple of 8 (n_rot 20), at several positions.
+ * rotated half that is not a multiple of 8 (n_rot 20: the scalar loop), at several
+ * positions.
  */
 #include "nk_test.h"
 #include "tensor/ops.h"
