@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -39,11 +40,22 @@ static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
  *     (expf 16 at a time with the C library's bits, tile_expf), giving the rescale
  *     factor ms and the weight w of every row and position,
  *  4. the V accumulation: each V row is loaded and converted once per block of up to
- *     TILE_P rows whose f16 accumulators (TILE_D zmm of each row) stay in registers;
- *     per position and row exactly the scalar steps: acc = f16(acc * ms) when ms != 1,
- *     then acc = f16(fma(v, w, acc)).
+ *     TILE_P rows whose f32 accumulators (TILE_D zmm of each row) stay in registers;
+ *     per position and row exactly the scalar steps: acc = acc * ms when ms != 1,
+ *     then acc = fma(v, w, acc) (v_mad_flash).
  * Every row's arithmetic is the scalar description's, so the bits do not depend on
- * the tiling, the chunking or the thread count. */
+ * the tiling, the chunking or the thread count.
+ *
+ * Why an f32 accumulator on every path. llama.cpp's CPU flash attention has no one
+ * numerics: prompts of 64 rows and more (f16/f32 K and V) take its tiled kernel, which
+ * accumulates V in f32 (a per-tile softmax and GEMMs); small batches take the
+ * per-position kernel with an f16 accumulator rounded after every position; and a
+ * single token over 512 positions or more splits the cache over the threads and merges
+ * the parts. nook picks one description for every batch size and every path (the
+ * per-query loop, this tiled path, decoding's dec_task): a token's logits then do not
+ * depend on how its prompt was batched (tests/model/model_prefix_bits) or on the thread
+ * count, and an f32 accumulator costs one fused multiply-add per 16 values where the f16
+ * one cost two conversions more (about 40% of the attention's time at 4k positions). */
 #define TILE_RMAX 16                  /* rows per tile: one lane each in the softmax    */
 #define TILE_KF 8192                  /* floats of converted K per chunk (32 KiB, L1)     */
 #define TILE_CMAX (TILE_KF / 32)      /* the largest chunk (hd_k 32)                      */
@@ -54,7 +66,7 @@ static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
 typedef struct tile_ws {
     float *kf;                 /* [C][hd_k] chunk of K in f32, zero past the chunk */
     float *qf;                 /* [R][hd_k] queries rounded to f16                 */
-    float *acc;                /* [R][hd_v] f16 accumulators (as f32)              */
+    float *acc;                /* [R][hd_v] f32 accumulators                       */
     float *sc;                 /* [C][TILE_RMAX] scores, then their exponentials   */
     float *ms, *w;             /* [C][TILE_RMAX] rescale factor and weight         */
     uint32_t *resc, *valid;    /* [C] rows (bits) that rescale / use the position  */
@@ -112,12 +124,34 @@ static int dec_hpt(const nk_attn *a, int nth, int n_dec) {
 }
 /* floats per query row of dec_task's accumulators: hd, then M and S, 64-byte rows */
 static size_t dec_head_floats(int hd) { return ((size_t)hd + 2 + 15) & ~(size_t)15; }
+/* bytes per query row of a quantized cache's decoding (decq_prep's layout, below) */
+static size_t decq_row_bytes(int hd_k) { return round64((size_t)hd_k + 128 * (size_t)((hd_k / 32 + 1) / 2)); }
+
+/* Decoding on pairs of threads (dec_pipe_run): at most DEC_RMAX query rows per pair,
+ * DEC_RING blocks of ms, w and rescale masks between the pair's two threads. */
+#define DEC_RMAX 64
+#define DEC_RING 8
+#define DEC_MAX_PAIRS 16
+typedef struct dec_pipe {
+    _Alignas(64) atomic_int made;   /* blocks published by the producer */
+    _Alignas(64) atomic_int used;   /* blocks the consumer has finished with */
+    _Alignas(64) atomic_int quit;   /* a thread of the pair stopped (abort) */
+} dec_pipe;
+static size_t dec_ring_slot(void) { return 2 * round64((size_t)DEC_RMAX * 16 * 4) + round64((size_t)DEC_RMAX * 4); }
+static size_t dec_pipe_q(int hd) { return round64((size_t)DEC_RMAX * NK_MAX((size_t)hd * 4, decq_row_bytes(hd))); }
+/* a thread's scratch for either role: the producer's queries, exponents, M and S and
+ * the ring; the consumer's accumulators */
+static size_t dec_pipe_bytes(int hd) {
+    const size_t prod = dec_pipe_q(hd) + round64((size_t)DEC_RMAX * 16 * 4) + round64((size_t)DEC_RMAX * 2 * 4) +
+                        DEC_RING * dec_ring_slot();
+    return NK_MAX(prod, round64((size_t)DEC_RMAX * dec_head_floats(hd) * 4));
+}
 
 /* per-thread scratch: the per-query path's, the tiled path's or decoding's (the tiled
  * path's and TILE_RMAX accumulator rows), whichever is larger */
 static size_t attn_thread_bytes(int n_ctx, int hd) {
     const size_t plain = 2 * round64((size_t)n_ctx * 4) + 3 * round64((size_t)hd * 4);
-    return NK_MAX(plain, tile_bytes(hd) + round64((size_t)TILE_RMAX * dec_head_floats(hd) * 4));
+    return NK_MAX(NK_MAX(plain, tile_bytes(hd) + round64((size_t)TILE_RMAX * dec_head_floats(hd) * 4)), dec_pipe_bytes(hd));
 }
 
 size_t nk_attn_wsize(int n_threads, int n_ctx, int hd) {
@@ -128,7 +162,12 @@ static inline float round_f16(float x) { return nk_fp16_to_fp32(nk_fp32_to_fp16(
 
 /* The V accumulation, scalar reference versions (acc has hd_v floats):
  *  plain: acc = fma(v, p, acc)             (f32 accumulation)
- *  flash: acc = f16(acc * ms); acc = f16(fma(v, w, acc))   (ggml's f16 accumulator) */
+ *  flash, f16 V: acc = acc * ms when ms != 1, then acc = fma(v, w, acc): an f32
+ *         accumulator (the one description of every f16 path: see the tiled path's
+ *         comment for why not llama.cpp's small-batch f16 accumulator). When ms != 1, w
+ *         is 1 and the fma is the plain sum acc * ms + v.
+ *  flash, f32 V (a dequantized Q8_0 / Q4_0 row): acc = acc * ms + v * w, both products
+ *         rounded, then the sum (the quantized caches' description, unchanged). */
 static void v_mad_plain(int n, float *acc, const void *v, bool f16, float p) {
     if (f16) {
         const uint16_t *h = v;
@@ -143,8 +182,8 @@ static void v_mad_flash(int n, float *acc, const void *v, bool f16, float ms, fl
     if (f16) {
         const uint16_t *h = v;
         if (ms != 1.0f)
-            for (int d = 0; d < n; d++) acc[d] = round_f16(acc[d] * ms);
-        for (int d = 0; d < n; d++) acc[d] = round_f16(fmaf(nk_fp16_to_fp32(h[d]), w, acc[d]));
+            for (int d = 0; d < n; d++) acc[d] = acc[d] * ms;
+        for (int d = 0; d < n; d++) acc[d] = fmaf(nk_fp16_to_fp32(h[d]), w, acc[d]);
     } else {
         /* f32 (a dequantized Q8_0 row): two products, then the sum, never contracted to
          * an fma (separate statements), so the tiled Q8_0 path (tile_v_q8) gets these bits */
@@ -188,14 +227,14 @@ ATTN_TGT static void v_mad_flash_f16c(int n, float *acc, const void *v, bool f16
     int d = 0;
     for (; d + 8 <= n; d += 8) {
         __m256 a = _mm256_loadu_ps(acc + d);
-        if (ms != 1.0f) a = _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_mul_ps(a, vms), _MM_FROUND_TO_NEAREST_INT));
+        if (ms != 1.0f) a = _mm256_mul_ps(a, vms);
         __m256 x = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + d)));
-        a = _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_fmadd_ps(x, vw, a), _MM_FROUND_TO_NEAREST_INT));
+        a = _mm256_fmadd_ps(x, vw, a);
         _mm256_storeu_ps(acc + d, a);
     }
     for (; d < n; d++) {
-        if (ms != 1.0f) acc[d] = round_f16(acc[d] * ms);
-        acc[d] = round_f16(fmaf(nk_fp16_to_fp32(h[d]), w, acc[d]));
+        if (ms != 1.0f) acc[d] = acc[d] * ms;
+        acc[d] = fmaf(nk_fp16_to_fp32(h[d]), w, acc[d]);
     }
 }
 
@@ -585,14 +624,14 @@ TILE_INLINE void tile_v(const int P, const bool F32V, int ja, int jb, const uint
                 if (rm >> p & 1) {
                     const __m512 s = _mm512_set1_ps(msj[p]);
                     TILE_UNROLL
-                    for (int i = 0; i < TILE_D; i++) a[p][i] = rt_f16_512(_mm512_mul_ps(a[p][i], s));
+                    for (int i = 0; i < TILE_D; i++) a[p][i] = _mm512_mul_ps(a[p][i], s);
                 }
         if (vm == pm) {
             TILE_UNROLL
             for (int p = 0; p < P; p++) {
                 const __m512 s = _mm512_set1_ps(wj[p]);
                 TILE_UNROLL
-                for (int i = 0; i < TILE_D; i++) a[p][i] = rt_f16_512(_mm512_fmadd_ps(v[i], s, a[p][i]));
+                for (int i = 0; i < TILE_D; i++) a[p][i] = _mm512_fmadd_ps(v[i], s, a[p][i]);
             }
         } else {
             TILE_UNROLL
@@ -600,7 +639,7 @@ TILE_INLINE void tile_v(const int P, const bool F32V, int ja, int jb, const uint
                 if (vm >> p & 1) {
                     const __m512 s = _mm512_set1_ps(wj[p]);
                     TILE_UNROLL
-                    for (int i = 0; i < TILE_D; i++) a[p][i] = rt_f16_512(_mm512_fmadd_ps(v[i], s, a[p][i]));
+                    for (int i = 0; i < TILE_D; i++) a[p][i] = _mm512_fmadd_ps(v[i], s, a[p][i]);
                 }
         }
     }
@@ -872,18 +911,15 @@ ATTN_TGT512 static void tile_task(const nk_attn *a, const tile_plan *pl, int tas
  * converted once for two query rows: no f32 copy of K), the online softmax of the 16
  * positions at once (the running max as a prefix scan); then the exponentials of every
  * row of the task in one pass, the sums in position order (four rows' chains at once),
- * and per KV head the V accumulation with the f16 rounding of the scalar description
- * (the group's rows share each V load), one pass over all positions. The V
- * accumulation is the floor (a fused multiply-add and two conversions per 16 values
- * and row: about 16 cycles per position and row at head size 128 on Zen 5); the rest
- * costs about as much again.
- * The cache is not split over its length: ggml's f16 accumulator rounds after every
- * position, so any cut (flash-decoding's chunks, merged afterwards) gives other bits
- * than the one pass the tiled prefill and llama.cpp's prefill make (0.1 in log-prob
- * at 4,300 positions on tests/model/model_long_context), and a request served from
- * the prefix cache would sample differently from the same request decoded whole. Every
- * head is independent, so the bits are those of the tiled and per-query paths and do
- * not depend on the plan or the thread count. */
+ * and per KV head the V accumulation in f32 as the scalar description (v_mad_flash: acc
+ * = acc * ms when ms != 1, then fma(v, w, acc); the group's rows share each V load),
+ * one pass over all positions.
+ * The cache is not split over its length: the description accumulates in position
+ * order, so any cut (flash-decoding's chunks, merged afterwards, as llama.cpp's decode
+ * does at 512 positions and more) gives other bits than the one pass the tiled prefill
+ * makes, and a request served from the prefix cache would sample differently from the
+ * same request decoded whole. Every head is independent, so the bits are those of the
+ * tiled and per-query paths and do not depend on the plan or the thread count. */
 #define DEC_B 16
 #ifndef DEC_AHEAD
 #define DEC_AHEAD 4   /* blocks prefetched ahead */
@@ -1001,8 +1037,8 @@ TILE_INLINE __mmask16 dec_softmax_arg(__m512 x, int n, float *M, float *arg) {
 /* The V accumulation of P rows over positions 0..n-1 of a block, D zmm of dims (16 *
  * D): tile_v's steps with each row's ms and w in its own 16 floats (ms + 16 p) and
  * every position valid. rescale: per row, the positions whose ms != 1. Each step of a
- * row is a chain (fma, round to f16 and back) that cannot be reordered, so a call
- * keeps P * D = 16 chains in flight. */
+ * row is a chain (an fma) that cannot be reordered, so a call keeps P * D = 16 chains
+ * in flight. */
 TILE_INLINE void dec_v(const int P, const int D, int n, int pf_n, const uint8_t *vb, int d0, size_t v_row,
                        const float *ms, const float *w, const uint32_t *rescale, float *acc, size_t acc_stride) {
     __m512 a[4][8];
@@ -1029,14 +1065,14 @@ TILE_INLINE void dec_v(const int P, const int D, int n, int pf_n, const uint8_t 
                     const __m512 s = _mm512_set1_ps(ms[16 * p + j]);
                     TILE_UNROLL
                     for (int i = 0; i < D; i++)
-                        a[p][i] = rt_f16_512(_mm512_mul_ps(a[p][i], s));
+                        a[p][i] = _mm512_mul_ps(a[p][i], s);
                 }
         TILE_UNROLL
         for (int p = 0; p < P; p++) {
             const __m512 s = _mm512_set1_ps(w[16 * p + j]);
             TILE_UNROLL
             for (int i = 0; i < D; i++)
-                a[p][i] = rt_f16_512(_mm512_fmadd_ps(v[i], s, a[p][i]));
+                a[p][i] = _mm512_fmadd_ps(v[i], s, a[p][i]);
         }
     }
     TILE_UNROLL
@@ -1077,7 +1113,6 @@ ATTN_TGT512 static void dec_v_any(int P, int D, int n, int pf_n, const uint8_t *
  * Per query row (decq_prep, decq_row_bytes apart): the codes (Q8_0 K: plus 128), then
  * per pair of blocks the query scales [d(b) x8 | d(b+1) x8], then (Q4_0) per pair the
  * correction -8 * (sum of each lane's 4 codes). */
-static size_t decq_row_bytes(int hd_k) { return round64((size_t)hd_k + 128 * (size_t)((hd_k / 32 + 1) / 2)); }
 
 ATTN_TGT512 static void decq_prep(bool q4, const float *q, int hd_k, uint8_t *dst) {
     nk_block_q8_0 blk[8];   /* hd_k <= 256 (tile_ok) */
@@ -1280,132 +1315,241 @@ ATTN_TGT512 static void decq_v_q4(int P, int D, int n, int pf_n, const uint8_t *
 }
 #undef DECQ_V_ANY
 
-/* Task `task` of segment a under plan (kv0 = task * hpt): its heads' outputs. Per block
- * of DEC_B positions: the scores of every query row of the task (K read once per KV
- * head from the cache), the softmax exponents of all rows, their exponentials in one
- * pass, the sums, then the V accumulation per KV head (its G rows share each V load). */
-ATTN_TGT512 static void dec_task(const nk_attn *a, int hpt, int task, void *scratch) {
-    const int group = a->n_head / a->n_head_kv, hd_k = a->hd_k, hd_v = a->hd_v;
-    const int kv0 = task * hpt, kv1 = NK_MIN(kv0 + hpt, a->n_head_kv), R = (kv1 - kv0) * group;
-    const int hd = NK_MAX(hd_k, hd_v);
-    const size_t hf = dec_head_floats(hd);
-    const int lo = a->n_swa > 0 ? NK_MAX(0, a->pos0 - a->n_swa + 1) : 0, j1 = a->pos0 + 1;
-    const tile_ws t = tile_carve(scratch, hd);
-    /* per query row of the task: the f16 accumulator (as f32), then M and S */
-    float *accs = (float *)((uint8_t *)scratch + tile_bytes(hd));
-    const size_t k_head = nk_row_size(a->kv_type, hd_k), v_head = nk_row_size(a->kv_type, hd_v);
-    const size_t k_row = (size_t)a->n_head_kv * k_head, v_row = (size_t)a->n_head_kv * v_head;
-    /* a Q8_0 or Q4_0 cache: the decq_* kernels, queries laid out by decq_prep (R rows
-     * of decq_row_bytes <= 4 * hd_k bytes: they fit in t.qf) */
+/* The first half of a block of DEC_B positions (b0.., n of them) for the query rows of KV
+ * heads kv0..kv1-1 (R rows, queries qf q_stride bytes apart): the scores of every row (K
+ * read once per KV head from the cache), the softmax exponents, their exponentials in
+ * one pass, then per row ms, w ([R][16] each) and the positions that rescale (resc),
+ * and the sums S = S * ms + w in position order. Each row's running max M and sum S are
+ * st[r * st_stride] and st[r * st_stride + 1]; E: [R][16] floats of scratch. */
+ATTN_TGT512 static void dec_blk_k(const nk_attn *a, int kv0, int kv1, const void *qf, size_t q_stride, int b0, int n,
+                                  int pf_n, float *E, float *st, size_t st_stride, float *ms, float *w, uint32_t *resc) {
+    const int group = a->n_head / a->n_head_kv, hd_k = a->hd_k, R = (kv1 - kv0) * group;
     const bool quant = a->kv_type != NK_TYPE_F16, q4 = a->kv_type == NK_TYPE_Q4_0;
-    const size_t q_stride = quant ? decq_row_bytes(hd_k) : (size_t)hd_k * sizeof(float);
-    /* the queries rounded to f16 (t.qf, R rows of hd_k), the exponents and then the
-     * exponentials (t.sc), ms and w (t.ms, t.w): [R][16] each */
+    const size_t k_head = nk_row_size(a->kv_type, hd_k), k_row = (size_t)a->n_head_kv * k_head;
+    const uint8_t *kblk = (const uint8_t *)a->k + (size_t)b0 * k_row;
+    __mmask16 gts[DEC_RMAX];
+    for (int kvh = kv0; kvh < kv1; kvh++) {
+        const int r0 = (kvh - kv0) * group;
+        if (quant)
+            (q4 ? decq_scores_q4 : decq_scores_q8)(hd_k, group, (const uint8_t *)qf + (size_t)r0 * q_stride, q_stride,
+                                                  kblk + (size_t)kvh * k_head, k_row, n, pf_n, a->scale, E + 16 * r0);
+        else
+            dec_scores_any(hd_k, group, (const float *)qf + (size_t)r0 * hd_k, (size_t)hd_k, kblk + (size_t)kvh * k_head,
+                           k_row, n, pf_n, a->scale, E + 16 * r0);
+        for (int g = 0; g < group; g++)
+            gts[r0 + g] = dec_softmax_arg(_mm512_loadu_ps(E + 16 * (r0 + g)), n, st + (size_t)(r0 + g) * st_stride,
+                                          E + 16 * (r0 + g));
+    }
+    tile_expf(E, 16 * R);
+    const __m512 one = _mm512_set1_ps(1.0f);
+    const __mmask16 valid = (__mmask16)((1u << n) - 1);
+    for (int r = 0; r < R; r++) {
+        const __m512 e = _mm512_loadu_ps(E + 16 * r);
+        const __m512 vms = _mm512_mask_mov_ps(one, gts[r], e), vw = _mm512_mask_mov_ps(e, gts[r], one);
+        _mm512_storeu_ps(ms + 16 * r, vms);
+        _mm512_storeu_ps(w + 16 * r, vw);
+        resc[r] = (uint32_t)(valid & _mm512_cmp_ps_mask(vms, one, _CMP_NEQ_UQ));
+    }
+    /* the sums S = S * ms + w in position order, four rows' chains interleaved in
+     * registers (ms == 1 multiplies exactly, so a row without a rescale in the
+     * block only adds) */
+    for (int r0 = 0; r0 < R; r0 += 4) {
+        const int nr = NK_MIN(4, R - r0);
+        float *s0 = st + (size_t)r0 * st_stride + 1;
+        float S0 = s0[0], S1 = 0, S2 = 0, S3 = 0;
+        if (nr > 1) S1 = s0[st_stride];
+        if (nr > 2) S2 = s0[2 * st_stride];
+        if (nr > 3) S3 = s0[3 * st_stride];
+        const float *m0 = ms + 16 * r0, *w0 = w + 16 * r0;
+        uint32_t any = 0;
+        for (int r = r0; r < r0 + nr; r++) any |= resc[r];
+        if (any) {
+            /* the product and the sum as separate statements: clang contracts
+             * "S * m + w" within one expression into an fma (-ffp-contract=on),
+             * which the scalar description and the tiled path do not */
+            for (int j = 0; j < n; j++) {
+                const float p0 = S0 * m0[j], p1 = S1 * m0[16 + j], p2 = S2 * m0[32 + j], p3 = S3 * m0[48 + j];
+                S0 = p0 + w0[j];
+                S1 = p1 + w0[16 + j];
+                S2 = p2 + w0[32 + j];
+                S3 = p3 + w0[48 + j];
+            }
+        } else {
+            for (int j = 0; j < n; j++) {
+                S0 = S0 + w0[j];
+                S1 = S1 + w0[16 + j];
+                S2 = S2 + w0[32 + j];
+                S3 = S3 + w0[48 + j];
+            }
+        }
+        s0[0] = S0;
+        if (nr > 1) s0[st_stride] = S1;
+        if (nr > 2) s0[2 * st_stride] = S2;
+        if (nr > 3) s0[3 * st_stride] = S3;
+    }
+}
+
+/* The second half: the V accumulation of the block per KV head (its G rows share each V
+ * load; dec_v_any's row blocks as even as they can be), accumulators acc + r * hf. */
+ATTN_TGT512 static void dec_blk_v(const nk_attn *a, int kv0, int kv1, int b0, int n, int pf_n, const float *ms,
+                                  const float *w, const uint32_t *resc, float *acc, size_t hf) {
+    const int group = a->n_head / a->n_head_kv, hd_v = a->hd_v;
+    const bool quant = a->kv_type != NK_TYPE_F16, q4 = a->kv_type == NK_TYPE_Q4_0;
+    const size_t v_head = nk_row_size(a->kv_type, hd_v), v_row = (size_t)a->n_head_kv * v_head;
+    const uint8_t *vblk = (const uint8_t *)a->v + (size_t)b0 * v_row;
+    const int D = hd_v % 128 == 0 ? 8 : 4, pmax = D == 8 ? 2 : 4;
+    const int n_blk = (group + pmax - 1) / pmax;
+    for (int kvh = kv0; kvh < kv1; kvh++) {
+        const int rk = (kvh - kv0) * group;
+        float *acc0 = acc + (size_t)rk * hf;
+        for (int bl = 0, r0 = 0; bl < n_blk; bl++) {
+            const int P = (group - r0) / (n_blk - bl);
+            for (int d = 0; d < hd_v; d += 16 * D)
+                (quant ? (q4 ? decq_v_q4 : decq_v_q8) : dec_v_any)(P, D, n, bl ? 0 : pf_n, vblk + (size_t)kvh * v_head, d, v_row,
+                                                                   ms + 16 * (rk + r0), w + 16 * (rk + r0), resc + rk + r0,
+                                                                   acc0 + (size_t)r0 * hf + d, hf);
+            r0 += P;
+        }
+    }
+}
+
+/* The queries of rows r = 0..R-1 (query heads kv0 * group + r) as the scores take them:
+ * rounded to f16 (an f16 cache) or laid out by decq_prep, q_stride bytes apart. */
+ATTN_TGT512 static void dec_queries(const nk_attn *a, int kv0, int R, void *qf, size_t q_stride) {
+    const int group = a->n_head / a->n_head_kv, hd_k = a->hd_k;
     for (int r = 0; r < R; r++) {
         const float *q = a->q + (size_t)(kv0 * group + r) * (size_t)hd_k;
-        if (quant) decq_prep(q4, q, hd_k, (uint8_t *)t.qf + (size_t)r * q_stride);
+        if (a->kv_type != NK_TYPE_F16) decq_prep(a->kv_type == NK_TYPE_Q4_0, q, hd_k, (uint8_t *)qf + (size_t)r * q_stride);
         else
             for (int d = 0; d < hd_k; d += 16)
-                _mm512_storeu_ps(t.qf + (size_t)r * hd_k + d, rt_f16_512(_mm512_loadu_ps(q + d)));
+                _mm512_storeu_ps((float *)((uint8_t *)qf + (size_t)r * q_stride) + d, rt_f16_512(_mm512_loadu_ps(q + d)));
+    }
+}
+
+static size_t dec_q_stride(const nk_attn *a) {
+    return a->kv_type != NK_TYPE_F16 ? decq_row_bytes(a->hd_k) : (size_t)a->hd_k * sizeof(float);
+}
+
+/* out = acc / S for rows r = 0..R-1 (query heads kv0 * group + r) */
+ATTN_TGT512 static void dec_out(const nk_attn *a, int kv0, int R, const float *acc, size_t hf, const float *st,
+                                size_t st_stride) {
+    const int group = a->n_head / a->n_head_kv, hd_v = a->hd_v;
+    for (int r = 0; r < R; r++) {
+        const float S = st[(size_t)r * st_stride + 1];
+        float *out = a->out + (size_t)(kv0 * group + r) * (size_t)hd_v;
+        const __m512 inv = _mm512_set1_ps(S == 0.0f ? 0.0f : 1.0f / S);
+        for (int d = 0; d < hd_v; d += 16)
+            _mm512_storeu_ps(out + d, _mm512_mul_ps(_mm512_loadu_ps(acc + (size_t)r * hf + d), inv));
+    }
+}
+
+/* the rows' blocks of positions: [lo, j1) in DEC_B steps */
+static int dec_lo(const nk_attn *a) { return a->n_swa > 0 ? NK_MAX(0, a->pos0 - a->n_swa + 1) : 0; }
+
+/* the prefetches DEC_AHEAD blocks on: the positions of the block that far ahead */
+static int dec_pf_n(const nk_attn *a, int b0) { return NK_MAX(0, NK_MIN(DEC_B, a->pos0 + 1 - (b0 + DEC_AHEAD * DEC_B))); }
+
+/* Task `task` of segment a under plan (kv0 = task * hpt): its heads' outputs, block by
+ * block: dec_blk_k, then dec_blk_v. */
+ATTN_TGT512 static void dec_task(const nk_attn *a, int hpt, int task, void *scratch) {
+    const int group = a->n_head / a->n_head_kv, hd_v = a->hd_v;
+    const int kv0 = task * hpt, kv1 = NK_MIN(kv0 + hpt, a->n_head_kv), R = (kv1 - kv0) * group;
+    const int hd = NK_MAX(a->hd_k, hd_v);
+    const size_t hf = dec_head_floats(hd);
+    const tile_ws t = tile_carve(scratch, hd);
+    /* per query row of the task: the V accumulator, then M and S */
+    float *accs = (float *)((uint8_t *)scratch + tile_bytes(hd));
+    /* the queries (t.qf: R rows of at most 4 * hd bytes), the exponents and then the
+     * exponentials (t.sc), ms and w (t.ms, t.w): [R][16] each */
+    const size_t q_stride = dec_q_stride(a);
+    dec_queries(a, kv0, R, t.qf, q_stride);
+    for (int r = 0; r < R; r++) {
         float *ph = accs + (size_t)r * hf;
         memset(ph, 0, (size_t)hd_v * sizeof(float));
         ph[hd_v] = -INFINITY;
         ph[hd_v + 1] = 0.0f;
     }
-    float *E = t.sc, *ms = t.ms, *w = t.w;
-    uint32_t *resc = t.resc;
-    __mmask16 gts[TILE_RMAX];
-    /* row blocks of the V accumulation (dec_v_any), as even as they can be */
-    const int D = hd_v % 128 == 0 ? 8 : 4, pmax = D == 8 ? 2 : 4;
-    const int n_blk = (group + pmax - 1) / pmax;
-    for (int b0 = lo; b0 < j1; b0 += DEC_B) {
-        const int n = NK_MIN(DEC_B, j1 - b0);
-        const uint8_t *kblk = (const uint8_t *)a->k + (size_t)b0 * k_row;
-        const uint8_t *vblk = (const uint8_t *)a->v + (size_t)b0 * v_row;
-        /* the scores and the V accumulation prefetch the rows DEC_AHEAD blocks on, a few
-         * lines per position between the arithmetic (a burst of a block's lines stalls
-         * on the miss buffers); the hardware prefetchers lose a stream that hops from
-         * row to row */
-        const int pf_n = NK_MAX(0, NK_MIN(DEC_B, j1 - (b0 + DEC_AHEAD * DEC_B)));
-        for (int kvh = kv0; kvh < kv1; kvh++) {
-            const int r0 = (kvh - kv0) * group;
-            if (quant)
-                (q4 ? decq_scores_q4 : decq_scores_q8)(hd_k, group, (const uint8_t *)t.qf + (size_t)r0 * q_stride, q_stride,
-                                                      kblk + (size_t)kvh * k_head, k_row, n, pf_n, a->scale, E + 16 * r0);
-            else
-                dec_scores_any(hd_k, group, t.qf + (size_t)r0 * hd_k, (size_t)hd_k, kblk + (size_t)kvh * k_head, k_row, n,
-                               pf_n, a->scale, E + 16 * r0);
-            for (int g = 0; g < group; g++) {
-                float *ph = accs + (size_t)(r0 + g) * hf;
-                gts[r0 + g] = dec_softmax_arg(_mm512_loadu_ps(E + 16 * (r0 + g)), n, ph + hd_v, E + 16 * (r0 + g));
-            }
+    for (int b0 = dec_lo(a); b0 <= a->pos0; b0 += DEC_B) {
+        const int n = NK_MIN(DEC_B, a->pos0 + 1 - b0), pf_n = dec_pf_n(a, b0);
+        dec_blk_k(a, kv0, kv1, t.qf, q_stride, b0, n, pf_n, t.sc, accs + hd_v, hf, t.ms, t.w, t.resc);
+        dec_blk_v(a, kv0, kv1, b0, n, pf_n, t.ms, t.w, t.resc, accs, hf);
+    }
+    dec_out(a, kv0, R, accs, hf, accs + hd_v, hf);
+}
+
+/* ---- decoding at depth on a pair of threads: K on one, V on the other ----
+ *
+ * Split by KV heads, each of two threads reads its half of every cache row: 1 KB of
+ * every 2 KB for qwen3-0.6b, two strided streams per thread. The hardware prefetchers
+ * follow such a stream badly: on this machine (Zen 5, 2 cores) a plain read of half
+ * rows moved 11-13 GB/s where the same bytes read as two contiguous streams, one
+ * thread reading all of K and the other all of V, moved 30-34 GB/s (the same run). So a
+ * lone one-token segment at depth on an even number of threads runs as pairs: the
+ * producer (even ith) reads K and does dec_blk_k for all the pair's heads, writing each
+ * block's ms, w and rescale masks into a ring of DEC_RING slots; the consumer (the next
+ * ith) reads V and does dec_blk_v, block by block, as soon as the producer has published
+ * the block. The arithmetic is dec_task's, in the same order per row: the same bits.
+ * Each thread of the run executes its own role (no task queue: a queue could hand both
+ * roles to one thread, which would wait forever on itself); a waiting thread spins,
+ * then yields (a machine with more runnable threads than cores must run the other). */
+#ifndef DEC_PIPE_MIN
+#define DEC_PIPE_MIN 256   /* positions: below, the pair's handshakes cost more than the streams gain */
+#endif
+
+/* wait until *c >= target; false if the pair quits first */
+static bool dec_wait(atomic_int *c, int target, atomic_int *quit) {
+    for (int i = 0; atomic_load_explicit(c, memory_order_acquire) < target; i++) {
+        if (atomic_load_explicit(quit, memory_order_relaxed)) return false;
+        if (i < 4096) _mm_pause();
+        else sched_yield();
+    }
+    return true;
+}
+
+/* Pair `pair` of n_pairs on segment a; producer or consumer; ws: this thread's scratch,
+ * pws: the producer's (the ring, M and S). */
+ATTN_TGT512 static void dec_pipe_run(const nk_attn *a, int pair, int n_pairs, bool producer, dec_pipe *pp, uint8_t *ws,
+                                     uint8_t *pws, nk_pool *ctl, int ith) {
+    const int group = a->n_head / a->n_head_kv, hd = NK_MAX(a->hd_k, a->hd_v), hd_v = a->hd_v;
+    const int kv0 = pair * a->n_head_kv / n_pairs, kv1 = (pair + 1) * a->n_head_kv / n_pairs, R = (kv1 - kv0) * group;
+    const size_t q_stride = dec_q_stride(a), hf = dec_head_floats(hd);
+    /* the producer's scratch: queries, exponents, M and S (2 floats a row), the ring */
+    uint8_t *p = pws;
+    void *qf = p;
+    p += dec_pipe_q(hd);
+    float *E = (float *)p;
+    p += round64((size_t)DEC_RMAX * 16 * 4);
+    float *st = (float *)p;
+    p += round64((size_t)DEC_RMAX * 2 * 4);
+    uint8_t *ring = p;
+    const int lo = dec_lo(a), nb = (a->pos0 + 1 - lo + DEC_B - 1) / DEC_B;
+    if (producer) {
+        dec_queries(a, kv0, R, qf, q_stride);
+        for (int r = 0; r < R; r++) st[2 * r] = -INFINITY, st[2 * r + 1] = 0.0f;
+    } else {
+        for (int r = 0; r < R; r++) memset(ws + (size_t)r * hf * 4, 0, (size_t)hd_v * sizeof(float));
+    }
+    for (int b = 0; b < nb; b++) {
+        const int b0 = lo + b * DEC_B, n = NK_MIN(DEC_B, a->pos0 + 1 - b0), pf_n = dec_pf_n(a, b0);
+        uint8_t *slot = ring + (size_t)(b % DEC_RING) * dec_ring_slot();
+        float *ms = (float *)slot, *w = (float *)(slot + round64((size_t)DEC_RMAX * 16 * 4));
+        uint32_t *resc = (uint32_t *)(slot + 2 * round64((size_t)DEC_RMAX * 16 * 4));
+        if (b % 64 == 63 && nk_pool_should_stop(ctl, ith)) {
+            atomic_store(&pp->quit, 1);
+            return;
         }
-        tile_expf(E, 16 * R);
-        const __m512 one = _mm512_set1_ps(1.0f);
-        const __mmask16 valid = (__mmask16)((1u << n) - 1);
-        for (int r = 0; r < R; r++) {
-            const __m512 e = _mm512_loadu_ps(E + 16 * r);
-            const __m512 vms = _mm512_mask_mov_ps(one, gts[r], e), vw = _mm512_mask_mov_ps(e, gts[r], one);
-            _mm512_storeu_ps(ms + 16 * r, vms);
-            _mm512_storeu_ps(w + 16 * r, vw);
-            resc[r] = (uint32_t)(valid & _mm512_cmp_ps_mask(vms, one, _CMP_NEQ_UQ));
-        }
-        /* the sums S = S * ms + w in position order, four rows' chains interleaved in
-         * registers (ms == 1 multiplies exactly, so a row without a rescale in the
-         * block only adds) */
-        for (int r0 = 0; r0 < R; r0 += 4) {
-            const int nr = NK_MIN(4, R - r0);
-            float S0 = accs[(size_t)r0 * hf + hd_v + 1], S1 = 0, S2 = 0, S3 = 0;
-            if (nr > 1) S1 = accs[(size_t)(r0 + 1) * hf + hd_v + 1];
-            if (nr > 2) S2 = accs[(size_t)(r0 + 2) * hf + hd_v + 1];
-            if (nr > 3) S3 = accs[(size_t)(r0 + 3) * hf + hd_v + 1];
-            const float *m0 = ms + 16 * r0, *w0 = w + 16 * r0;
-            uint32_t any = 0;
-            for (int r = r0; r < r0 + nr; r++) any |= resc[r];
-            if (any) {
-                /* the product and the sum as separate statements: clang contracts
-                 * "S * m + w" within one expression into an fma (-ffp-contract=on),
-                 * which the scalar description and the tiled path do not */
-                for (int j = 0; j < n; j++) {
-                    const float p0 = S0 * m0[j], p1 = S1 * m0[16 + j], p2 = S2 * m0[32 + j], p3 = S3 * m0[48 + j];
-                    S0 = p0 + w0[j];
-                    S1 = p1 + w0[16 + j];
-                    S2 = p2 + w0[32 + j];
-                    S3 = p3 + w0[48 + j];
-                }
-            } else {
-                for (int j = 0; j < n; j++) {
-                    S0 = S0 + w0[j];
-                    S1 = S1 + w0[16 + j];
-                    S2 = S2 + w0[32 + j];
-                    S3 = S3 + w0[48 + j];
-                }
-            }
-            accs[(size_t)r0 * hf + hd_v + 1] = S0;
-            if (nr > 1) accs[(size_t)(r0 + 1) * hf + hd_v + 1] = S1;
-            if (nr > 2) accs[(size_t)(r0 + 2) * hf + hd_v + 1] = S2;
-            if (nr > 3) accs[(size_t)(r0 + 3) * hf + hd_v + 1] = S3;
-        }
-        for (int kvh = kv0; kvh < kv1; kvh++) {
-            const int rk = (kvh - kv0) * group;
-            float *acc0 = accs + (size_t)rk * hf;
-            for (int bl = 0, r0 = 0; bl < n_blk; bl++) {
-                const int P = (group - r0) / (n_blk - bl);
-                for (int d = 0; d < hd_v; d += 16 * D)
-                    (quant ? (q4 ? decq_v_q4 : decq_v_q8) : dec_v_any)(P, D, n, bl ? 0 : pf_n, vblk + (size_t)kvh * v_head, d, v_row,
-                                                                       ms + 16 * (rk + r0), w + 16 * (rk + r0), resc + rk + r0,
-                                                                       acc0 + (size_t)r0 * hf + d, hf);
-                r0 += P;
-            }
+        if (producer) {
+            if (!dec_wait(&pp->used, b - DEC_RING + 1, &pp->quit)) return;
+            dec_blk_k(a, kv0, kv1, qf, q_stride, b0, n, pf_n, E, st, 2, ms, w, resc);
+            atomic_store_explicit(&pp->made, b + 1, memory_order_release);
+        } else {
+            if (!dec_wait(&pp->made, b + 1, &pp->quit)) return;
+            dec_blk_v(a, kv0, kv1, b0, n, pf_n, ms, w, resc, (float *)ws, hf);
+            atomic_store_explicit(&pp->used, b + 1, memory_order_release);
         }
     }
-    for (int r = 0; r < R; r++) {
-        const float *ph = accs + (size_t)r * hf;
-        const float S = ph[hd_v + 1];
-        float *out = a->out + (size_t)(kv0 * group + r) * (size_t)hd_v;
-        const __m512 inv = _mm512_set1_ps(S == 0.0f ? 0.0f : 1.0f / S);
-        for (int d = 0; d < hd_v; d += 16) _mm512_storeu_ps(out + d, _mm512_mul_ps(_mm512_loadu_ps(ph + d), inv));
-    }
+    /* the consumer saw the producer's last block published, after its last sums */
+    if (!producer) dec_out(a, kv0, R, (const float *)ws, hf, st, 2);
 }
 #else
 void nk_attn_expf(float *x, int n) {
@@ -1416,6 +1560,11 @@ static void tile_task(const nk_attn *a, const tile_plan *pl, int task, void *scr
 }
 static void dec_task(const nk_attn *a, int hpt, int task, void *scratch) {
     (void)a, (void)hpt, (void)task, (void)scratch;
+}
+#define DEC_PIPE_MIN 256
+static void dec_pipe_run(const nk_attn *a, int pair, int n_pairs, bool producer, dec_pipe *pp, uint8_t *ws, uint8_t *pws,
+                         nk_pool *ctl, int ith) {
+    (void)a, (void)pair, (void)n_pairs, (void)producer, (void)pp, (void)ws, (void)pws, (void)ctl, (void)ith;
 }
 #endif
 
@@ -1432,6 +1581,8 @@ typedef struct attn_run {
     tile_plan plan[ATTN_MAX_SEG];  /* tiled path: each segment's tasks */
     int dec[ATTN_MAX_SEG];         /* > 0: decoding at depth, KV heads per task (dec_task) */
     atomic_int next;
+    int n_pairs;                   /* > 0: one segment decoded on pairs of threads (dec_pipe_run) */
+    dec_pipe pipes[DEC_MAX_PAIRS];
 } attn_run;
 
 static int attn_seg_of(const attn_run *run, int task) {
@@ -1444,10 +1595,18 @@ static int attn_seg_of(const attn_run *run, int task) {
  * causal rows differ in length, so a fixed split by rows would leave one thread
  * waiting. */
 static void attn_tile_fn(void *ctx, int ith, int nth) {
-    (void)nth;
     attn_run *run = ctx;
     const nk_attn *a0 = &run->segs[0];
-    void *ws = (uint8_t *)a0->scratch + (size_t)ith * attn_thread_bytes(a0->n_ctx, NK_MAX(a0->hd_k, a0->hd_v));
+    const size_t tb = attn_thread_bytes(a0->n_ctx, NK_MAX(a0->hd_k, a0->hd_v));
+    void *ws = (uint8_t *)a0->scratch + (size_t)ith * tb;
+    /* the pairs, if the run got the threads they were planned for (a run outside a
+     * lease may get fewer than nk_pool_size said: then the task queue below) */
+    if (run->n_pairs && nth >= 2 * run->n_pairs) {
+        if (ith < 2 * run->n_pairs)
+            dec_pipe_run(a0, ith / 2, run->n_pairs, ith % 2 == 0, &run->pipes[ith / 2], ws,
+                         (uint8_t *)a0->scratch + (size_t)(ith & ~1) * tb, run->ctl, ith);
+        return;
+    }
     const int n_task = run->first[run->n_seg];
     for (int task; (task = atomic_fetch_add_explicit(&run->next, 1, memory_order_relaxed)) < n_task;) {
         if (nk_pool_should_stop(run->ctl, ith)) return;
@@ -1604,6 +1763,21 @@ void nk_attention_multi(nk_pool *pool, const nk_attn *segs, int n_seg) {
                                                            : a->n_tok * a->n_head);
         }
         atomic_init(&run.next, 0);
+        /* a lone one-token segment at depth on an even number of threads: pairs, each
+         * a run of KV heads (dec_pipe_run) */
+        run.n_pairs = 0;
+        if (run.n_seg == 1 && run.dec[0] && nth >= 2 && nth % 2 == 0) {
+            const nk_attn *a = &run.segs[0];
+            const int pairs = NK_MIN(NK_MIN(nth / 2, a->n_head_kv), DEC_MAX_PAIRS);
+            const int span = a->pos0 + 1 - (a->n_swa > 0 ? NK_MAX(0, a->pos0 - a->n_swa + 1) : 0);
+            if (span >= DEC_PIPE_MIN && (a->n_head_kv + pairs - 1) / pairs * (a->n_head / a->n_head_kv) <= DEC_RMAX)
+                run.n_pairs = pairs;
+            for (int i = 0; i < run.n_pairs; i++) {
+                atomic_init(&run.pipes[i].made, 0);
+                atomic_init(&run.pipes[i].used, 0);
+                atomic_init(&run.pipes[i].quit, 0);
+            }
+        }
         nk_pool_run(use, run.tiled ? attn_tile_fn : attn_fn, &run);
     }
 }

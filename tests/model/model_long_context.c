@@ -5,8 +5,9 @@
  * says so instead of failing on numbers) decodes 4300 pseudo-random tokens in an
  * 8192-token session. nook's log-softmax at positions before and past 4096 must match
  * llama.cpp's (tests/data/model/long_context/logprobs.txt, header says how it was made)
- * (flash attention numerics; the plain golden shows the bound tells the paths apart):
- * RoPE angles and the KV cache are right that far out.
+ * (nook's flash attention against llama.cpp's plain golden, the f32 accumulator; the
+ * flash golden, ggml's f16 accumulator, shows the bound tells the two apart): RoPE
+ * angles and the KV cache are right that far out.
  *
  * (2) nook_session_shift: after a shift the logits equal those of a fresh session that
  * decoded the compacted history from the start, and the cache holds exactly that
@@ -180,49 +181,57 @@ static double max_diff(const float *l, int nv, const golden *g, int gm, int p) {
     return w;
 }
 
-/* (1) log-probs far out against llama.cpp. Tolerance: this random model is badly
- * conditioned (weights +-0.5 at width 32), so one f16 rounding of a cached K or V that
- * falls the other way (ggml's summation order vs ours) moves a log-prob by up to ~1e-3:
- * measured 1.4e-3 at worst, from position ~200 on, flat out to 4299 (7e-7 at position
- * 100). llama.cpp's own flash and plain paths differ by 0.06..0.13 past 4096 on this
- * model, and a wrong RoPE angle or cache slot moves log-probs by O(1), so 4e-3 still
- * tells them apart: the test checks that nook's flash output misses the plain golden. */
+/* (1) log-probs far out against llama.cpp. nook's flash attention accumulates V in f32
+ * (attention.c: one description for every batch size); the reference llama.cpp
+ * (node-llama-cpp 3.21.1) made the flash golden with ggml's per-position f16 accumulator
+ * (this model's heads of 8 are not what its tiled f32 path takes), which rounds after
+ * every position and drifts from the exact sum as the cache grows:
+ * llama.cpp's own flash and plain goldens differ by 0.06..0.13 past 4096 on this badly
+ * conditioned random model (weights +-0.5 at width 32). llama.cpp's plain path is the
+ * one with an f32 accumulator (probabilities rounded to f16, then an f32 matmul), so
+ * nook's flash output is held to the plain golden: measured 4.1e-3 at worst (position
+ * 100; 2.8e-3..3.3e-3 at 4095..4299, against 0.007..0.10 from the flash golden), what
+ * the f16 rounding of the plain path's probabilities and one f16 rounding of a cached K
+ * or V that falls the other way (ggml's summation order vs ours) leave. A wrong RoPE angle or cache slot moves log-probs by O(1), so 6e-3
+ * still tells the paths apart: the test checks that nook's output misses the f16
+ * accumulator's golden by more than 5x the bound past 4096. The plain path's numerics
+ * are covered by model_tiny_random (decoding 4300 tokens twice would double the time
+ * under ASan). */
 static void test_positions(const nook_model *m, const nook_token *ids, const golden *g) {
-    const double tol = 4e-3;
+    const double tol = 6e-3;
     const int nv = nook_model_n_vocab(m);
     float *all = malloc(sizeof(float) * (size_t)nv * N_IDS);
-    /* flash only (llama.cpp's CPU default): decoding 4300 tokens twice would double the
-     * time under ASan; the plain path's numerics are covered by model_tiny_random, and the
-     * plain golden still serves to show the bound separates the two paths */
-    for (int mode = 0; mode < 1; mode++) {
-        nook_session *s = new_session(m, N_CTX, mode == 1);
-        CHECK(s != NULL);
-        if (!s) continue;
+    nook_session *s = new_session(m, N_CTX, false);
+    CHECK(s != NULL);
+    if (s) {
         CHECK_EQ_INT(nook_session_n_ctx(s), N_CTX);
         nook_error err;
         CHECK_EQ_INT(nook_session_decode(s, ids, N_IDS, all, &err), NOOK_OK);
         CHECK_EQ_INT(nook_session_n_past(s), N_IDS);
         double worst = 0, other = 0;
         int worst_pos = -1, n_far = 0;
-        for (int p = 0; p < g->n_pos[mode]; p++) {
-            const int pos = g->pos[mode][p];
-            CHECK(pos >= 0 && pos < N_IDS && g->n_ent[mode][p] >= 20);
+        /* golden mode 1 (plain, f32 accumulator) bounds; mode 0 (flash, f16) must be missed */
+        for (int p = 0; p < g->n_pos[1]; p++) {
+            const int pos = g->pos[1][p];
+            CHECK(pos >= 0 && pos < N_IDS && g->n_ent[1][p] >= 20);
             if (pos < 0 || pos >= N_IDS) continue;
             const float *l = all + (size_t)pos * (size_t)nv;
-            const double d = max_diff(l, nv, g, mode, p);
-            printf("  %s position %d: max |logprob - llama.cpp| = %.3g\n", mode ? "plain" : "flash", pos, d);
+            const double d = max_diff(l, nv, g, 1, p);
+            const bool f16g = p < g->n_pos[0] && g->pos[0][p] == pos;
+            const double d16 = f16g ? max_diff(l, nv, g, 0, p) : -1;
+            printf("  position %d: max |logprob - llama.cpp plain| = %.3g, - llama.cpp flash (f16 accumulator) = %.3g\n",
+                   pos, d, d16);
             if (d > worst) { worst = d; worst_pos = pos; }
             if (pos >= 4096) {
                 n_far++;
-                /* the other mode's golden at the same position, if it has one */
-                if (p < g->n_pos[!mode] && g->pos[!mode][p] == pos) other = fmax(other, max_diff(l, nv, g, !mode, p));
+                other = fmax(other, d16);
             }
         }
-        printf("%s attention: max |logprob - llama.cpp| = %.3g (position %d); vs the other mode's golden past "
-               "4096: %.3g\n", mode ? "plain" : "flash", worst, worst_pos, other);
+        printf("flash attention: max |logprob - llama.cpp plain| = %.3g (position %d); vs the f16 accumulator's golden "
+               "past 4096: %.3g\n", worst, worst_pos, other);
         CHECK_MSG(n_far >= 2, "the golden must have positions past 4096");
-        CHECK_MSG(worst <= tol, "%s: max diff %g at position %d", mode ? "plain" : "flash", worst, worst_pos);
-        CHECK_MSG(other > 5 * tol, "the bound must separate flash from plain (got %g)", other);
+        CHECK_MSG(worst <= tol, "flash: max diff %g at position %d", worst, worst_pos);
+        CHECK_MSG(other > 5 * tol, "the bound must separate the f32 and f16 accumulators (got %g)", other);
         nook_session_free(s);
     }
     free(all);

@@ -3,12 +3,12 @@
  * path for head sizes that are multiples of 32 (K) and 64 (V), the per-query loop
  * otherwise) must give exactly the bits of the scalar description of ggml's flash
  * kernel: scores by the installed F16 dot of the f16-rounded query, an online softmax
- * with libm's expf, and a V accumulator rounded to f16 after every rescale and every
- * multiply-add, divided by the sum at the end, one pass over all positions.
+ * with libm's expf, and an f32 V accumulator (acc = acc * ms when ms != 1, then
+ * acc = fma(v, w, acc)), divided by the sum at the end, one pass over all positions.
  * Covers GQA groups of 1 to 32, prompts
  * from position 0 over several K chunks and tiles, decoding (one token), sliding
  * windows, decoding at depth (one token over hundreds of positions: dec_task, alone
- * and beside prefill segments in one run), several sequences' one-token segments at
+ * and beside prefill segments in one run, and dec_pipe_run on a pair of threads), several sequences' one-token segments at
  * their own depths in one run (the serving engine's decode step) and thread-count
  * independence. On CPUs without AVX-512 it checks the
  * generic path against the same description.
@@ -23,8 +23,6 @@ static float frand(void) {
     g_rng ^= g_rng << 13; g_rng ^= g_rng >> 7; g_rng ^= g_rng << 17;
     return ((float)(g_rng >> 40) / 16777216.0f - 0.5f) * 2.0f;
 }
-
-static float r16(float x) { return nk_fp16_to_fp32(nk_fp32_to_fp16(x)); }
 
 /* NH query heads over NKV KV heads, NTOK queries at POS0.., a cache of NCTX rows */
 static void check_shape(int hd, int n_swa, int NH, int NKV, int NTOK, int POS0, int NCTX) {
@@ -69,8 +67,8 @@ static void check_shape(int hd, int n_swa, int NH, int NKV, int NTOK, int POS0, 
                 S = S * ms + w;
                 const uint16_t *vj = v + (size_t)j * row + (size_t)kvh * hd;
                 for (int d = 0; d < hd; d++) {
-                    if (ms != 1.0f) acc[d] = r16(acc[d] * ms);
-                    acc[d] = r16(fmaf(nk_fp16_to_fp32(vj[d]), w, acc[d]));
+                    if (ms != 1.0f) acc[d] = acc[d] * ms;
+                    acc[d] = fmaf(nk_fp16_to_fp32(vj[d]), w, acc[d]);
                 }
             }
             const float inv = S == 0 ? 0 : 1 / S;
@@ -107,8 +105,8 @@ static void scalar_row(int hd, int n_swa, int NH, int NKV, int h, int pos, const
         S = S * ms + w;
         const uint16_t *vj = v + (size_t)j * row + (size_t)kvh * hd;
         for (int d = 0; d < hd; d++) {
-            if (ms != 1.0f) acc[d] = r16(acc[d] * ms);
-            acc[d] = r16(fmaf(nk_fp16_to_fp32(vj[d]), w, acc[d]));
+            if (ms != 1.0f) acc[d] = acc[d] * ms;
+            acc[d] = fmaf(nk_fp16_to_fp32(vj[d]), w, acc[d]);
         }
     }
     const float inv = S == 0 ? 0 : 1 / S;
@@ -266,6 +264,14 @@ int main(void) {
     check_shape(128, 100, 16, 8, 170, 40, 210);
     check_shape(96, 0, 4, 2, 1, 600, 601);
     check_shape(80, 100, 4, 2, 9, 600, 609);
+    /* decoding at depth on a pair of threads (dec_pipe_run: K on one, V on the other,
+     * a ring of 8 blocks wrapping many times): GQA 16 with 64 query rows on the pair
+     * (its most), llama3.2-1b's shape in a window, qwen3-0.6b's at the smallest depth
+     * the pair takes and just under it */
+    check_shape(128, 0, 64, 4, 1, 1500, 1501);
+    check_shape(64, 700, 32, 8, 1, 2100, 2101);
+    check_shape(128, 0, 16, 8, 1, 255, 256);
+    check_shape(128, 0, 16, 8, 1, 254, 255);
     check_split_vs_prefill();
     /* one-token segments of several sequences at their own depths (the serving
      * engine's decode step), from an empty cache to hundreds of positions */
