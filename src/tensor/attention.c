@@ -89,7 +89,9 @@ typedef struct tile_plan {
  * the same KV head and head group, each chunk of K and V used by all of them while it is
  * in L1/L2 (one tile per pass streamed the head's cache from L3 once per 16 rows: at
  * 4,096 positions 2 MB per head, more than L2, and the loads stalled the scores). */
-#define TILE_NS 4
+#ifndef TILE_NS
+#define TILE_NS 8   /* (bench builds try others with -D) */
+#endif
 
 static tile_plan tile_plan_make(const nk_attn *a, int nth) {
     const int group = a->n_head / a->n_head_kv;
