@@ -144,12 +144,15 @@ static size_t decq_row_bytes(int hd_k) { return round64((size_t)hd_k + 128 * (si
 /* Decoding on pairs of threads (dec_pipe_run): at most DEC_RMAX query rows per pair,
  * DEC_RING blocks of ms, w and rescale masks between the pair's two threads. */
 #define DEC_RMAX 64
+#ifndef DEC_RING
 #define DEC_RING 8
+#endif
 #define DEC_MAX_PAIRS 16
 typedef struct dec_pipe {
     _Alignas(64) atomic_int made;   /* blocks published by the producer */
     _Alignas(64) atomic_int used;   /* blocks the consumer has finished with */
     _Alignas(64) atomic_int quit;   /* a thread of the pair stopped (abort) */
+    atomic_int yielded;             /* a wait outlasted the spin: the partner was off its core */
 } dec_pipe;
 static size_t dec_ring_slot(void) { return 2 * round64((size_t)DEC_RMAX * 16 * 4) + round64((size_t)DEC_RMAX * 4); }
 static size_t dec_pipe_q(int hd) { return round64((size_t)DEC_RMAX * NK_MAX((size_t)hd * 4, decq_row_bytes(hd))); }
@@ -1555,16 +1558,22 @@ ATTN_TGT512 static void dec_task(const nk_attn *a, int hpt, int task, void *scra
  * Each thread of the run executes its own role (no task queue: a queue could hand both
  * roles to one thread, which would wait forever on itself); a waiting thread spins,
  * then yields (a machine with more runnable threads than cores must run the other). */
+#ifndef DEC_SPIN
+#define DEC_SPIN 4096   /* pauses before a waiting thread yields */
+#endif
 #ifndef DEC_PIPE_MIN
 #define DEC_PIPE_MIN 256   /* positions: below, the pair's handshakes cost more than the streams gain */
 #endif
 
 /* wait until *c >= target; false if the pair quits first */
-static bool dec_wait(atomic_int *c, int target, atomic_int *quit) {
+static bool dec_wait(atomic_int *c, int target, dec_pipe *pp) {
     for (int i = 0; atomic_load_explicit(c, memory_order_acquire) < target; i++) {
-        if (atomic_load_explicit(quit, memory_order_relaxed)) return false;
-        if (i < 4096) _mm_pause();
-        else sched_yield();
+        if (atomic_load_explicit(&pp->quit, memory_order_relaxed)) return false;
+        if (i < DEC_SPIN) _mm_pause();
+        else {
+            if (i == DEC_SPIN) atomic_store_explicit(&pp->yielded, 1, memory_order_relaxed);
+            sched_yield();
+        }
     }
     return true;
 }
@@ -1602,11 +1611,11 @@ ATTN_TGT512 static void dec_pipe_run(const nk_attn *a, int pair, int n_pairs, bo
             return;
         }
         if (producer) {
-            if (!dec_wait(&pp->used, b - DEC_RING + 1, &pp->quit)) return;
+            if (!dec_wait(&pp->used, b - DEC_RING + 1, pp)) return;
             dec_blk_k(a, kv0, kv1, qf, q_stride, b0, n, pf_n, E, st, 2, ms, w, resc);
             atomic_store_explicit(&pp->made, b + 1, memory_order_release);
         } else {
-            if (!dec_wait(&pp->made, b + 1, &pp->quit)) return;
+            if (!dec_wait(&pp->made, b + 1, pp)) return;
             dec_blk_v(a, kv0, kv1, b0, n, pf_n, ms, w, resc, (float *)ws, hf);
             atomic_store_explicit(&pp->used, b + 1, memory_order_release);
         }
@@ -1630,6 +1639,30 @@ static void dec_pipe_run(const nk_attn *a, int pair, int n_pairs, bool producer,
     (void)a, (void)pair, (void)n_pairs, (void)producer, (void)pp, (void)ws, (void)pws, (void)ctl, (void)ith;
 }
 #endif
+
+/* The pairs need both threads on a core at once: a waiting thread spins on its
+ * partner's progress every block. On a machine with more runnable threads than cores
+ * (other processes busy) the partner is often off its core, and a run on pairs took 2-4x
+ * longer than the same run split by heads (bench_attn at load 6 on 2 cores). So a run in
+ * which a wait outlasted the spin (DEC_SPIN pauses, ~100 us) sends the next runs to the
+ * split by heads, 16 at first and twice as many after each further such run (at most
+ * 4096: ~150 tokens of a 28-layer model), and a run without such a wait clears it. The
+ * bits are the same either way; this is process-wide (relaxed atomics: a heuristic). */
+static atomic_int dec_backoff_left, dec_backoff_len;
+static bool dec_backoff_skip(void) {
+    if (atomic_load_explicit(&dec_backoff_left, memory_order_relaxed) <= 0) return false;
+    atomic_fetch_sub_explicit(&dec_backoff_left, 1, memory_order_relaxed);
+    return true;
+}
+static void dec_backoff_update(bool lost) {
+    if (!lost) {
+        atomic_store_explicit(&dec_backoff_len, 0, memory_order_relaxed);
+        return;
+    }
+    const int len = NK_MIN(4096, NK_MAX(16, 2 * atomic_load_explicit(&dec_backoff_len, memory_order_relaxed)));
+    atomic_store_explicit(&dec_backoff_len, len, memory_order_relaxed);
+    atomic_store_explicit(&dec_backoff_left, len, memory_order_relaxed);
+}
 
 /* Segments per pool run (nk_attention_multi runs more in several). */
 #define ATTN_MAX_SEG 64
@@ -1829,7 +1862,7 @@ void nk_attention_multi(nk_pool *pool, const nk_attn *segs, int n_seg) {
         /* a lone one-token segment at depth on an even number of threads: pairs, each
          * a run of KV heads (dec_pipe_run) */
         run.n_pairs = 0;
-        if (run.n_seg == 1 && run.dec[0] && nth >= 2 && nth % 2 == 0) {
+        if (run.n_seg == 1 && run.dec[0] && nth >= 2 && nth % 2 == 0 && !dec_backoff_skip()) {
             const nk_attn *a = &run.segs[0];
             const int pairs = NK_MIN(NK_MIN(nth / 2, a->n_head_kv), DEC_MAX_PAIRS);
             const int span = a->pos0 + 1 - (a->n_swa > 0 ? NK_MAX(0, a->pos0 - a->n_swa + 1) : 0);
@@ -1839,9 +1872,15 @@ void nk_attention_multi(nk_pool *pool, const nk_attn *segs, int n_seg) {
                 atomic_init(&run.pipes[i].made, 0);
                 atomic_init(&run.pipes[i].used, 0);
                 atomic_init(&run.pipes[i].quit, 0);
+                atomic_init(&run.pipes[i].yielded, 0);
             }
         }
         nk_pool_run(use, run.tiled ? attn_tile_fn : attn_fn, &run);
+        if (run.n_pairs) {
+            bool lost = false;
+            for (int i = 0; i < run.n_pairs; i++) lost = lost || atomic_load_explicit(&run.pipes[i].yielded, memory_order_relaxed);
+            dec_backoff_update(lost);
+        }
     }
 }
 

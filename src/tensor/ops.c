@@ -164,6 +164,7 @@ void nk_rmsnorm_rows(float *y, const float *x, size_t stride, const float *w, in
 }
 
 void nk_swiglu(float *g, const float *up, size_t n) {
+    if (nk_swiglu_avx512(g, up, n)) return;
     for (size_t i = 0; i < n; i++) {
         const float x = g[i];
         g[i] = (x / (1.0f + expf(-x))) * up[i];
@@ -311,8 +312,41 @@ void nk_rope_cache(const nk_rope *r, int pos, float *cs) {
     }
 }
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* NEOX RoPE 8 lanes at a time: the cos/sin table split into two arrays once per row
+ * (it is the same for every head), then per head the scalar loop's float multiplies
+ * and add/subtract on 8 pairs at once, the same bits: separate intrinsics, which
+ * neither compiler fuses (no scalar a * b - c here: clang would contract it into an
+ * FMA inside this fma-enabled function, so half must be a multiple of 8). Was ~1% of
+ * an 8-sequence decode step's CPU time (perf, one thread) as a scalar loop. */
+__attribute__((target("avx2,fma"))) static void rope_neox_avx2(const float *cs, float *x, int n_head, int head_dim,
+                                                                int half) {
+    float c[256], sn[256];
+    for (int i = 0; i < half; i++) {
+        c[i] = cs[2 * i];
+        sn[i] = cs[2 * i + 1];
+    }
+    for (int h = 0; h < n_head; h++) {
+        float *v = x + (size_t)h * (size_t)head_dim;
+        for (int i = 0; i < half; i += 8) {
+            const __m256 cv = _mm256_loadu_ps(c + i), sv = _mm256_loadu_ps(sn + i);
+            const __m256 x0 = _mm256_loadu_ps(v + i), x1 = _mm256_loadu_ps(v + i + half);
+            _mm256_storeu_ps(v + i, _mm256_sub_ps(_mm256_mul_ps(x0, cv), _mm256_mul_ps(x1, sv)));
+            _mm256_storeu_ps(v + i + half, _mm256_add_ps(_mm256_mul_ps(x0, sv), _mm256_mul_ps(x1, cv)));
+        }
+    }
+}
+#define NK_HAVE_ROPE8 1
+#endif
+
 void nk_rope_apply(const nk_rope *r, const float *cs, float *x, int n_head, int head_dim) {
     const int n_dims = r->n_rot;
+#ifdef NK_HAVE_ROPE8
+    if (r->mode == NK_ROPE_NEOX && n_dims <= 512 && n_dims % 16 == 0 && strncmp(nk_tensor_isa(), "avx", 3) == 0) {
+        rope_neox_avx2(cs, x, n_head, head_dim, n_dims / 2);
+        return;
+    }
+#endif
     for (int h = 0; h < n_head; h++) {
         float *v = x + (size_t)h * (size_t)head_dim;
         if (r->mode == NK_ROPE_NEOX) {
@@ -557,6 +591,7 @@ static int mm_claim(mm_job *j, int ith) {
 static void mm_run_fn(void *ctx, int ith, int nth) {
     mm_job *j = ctx;
     const uint8_t *act[MM_MAX_W];
+    bool shared = false;
     for (int f = 0; f < j->n_fmt; f++) {
         const mm_fmt *fm = &j->fmt[f];
         const int64_t n_in = j->w[0].W->ne[0];
@@ -566,12 +601,14 @@ static void mm_run_fn(void *ctx, int ith, int nth) {
             uint8_t *mine = j->wbuf + (size_t)ith * j->slice + fm->off;
             for (int t = 0; t < j->n_tok; t++) fm->quant(j->x + (size_t)t * j->xs, mine + (size_t)t * fm->row, n_in);
             act[f] = mine;
-        } else {   /* one format (nk_matmul_n splits the others) */
-            for (int t = ith; t < j->n_tok; t += nth) fm->quant(j->x + (size_t)t * j->xs, j->wbuf + (size_t)t * fm->row, n_in);
-            nk_pool_barrier(j->pool);
-            act[f] = j->wbuf;
+        } else {   /* rows split between the threads, one barrier after every format */
+            uint8_t *dst = j->wbuf + fm->off;
+            for (int t = ith; t < j->n_tok; t += nth) fm->quant(j->x + (size_t)t * j->xs, dst + (size_t)t * fm->row, n_in);
+            act[f] = dst;
+            shared = true;
         }
     }
+    if (shared) nk_pool_barrier(j->pool);
     for (int c; (c = mm_claim(j, ith)) >= 0;) {
         if (nk_pool_should_stop(j->ctl, ith)) return;
         mm_chunk(j, act, c);
@@ -639,9 +676,12 @@ void nk_matmul_n(nk_pool *pool, int n_w, const nk_tensor *const *W, const float 
     }
     j.priv = n_q > 0 && n_q * n_tok <= MM_PRIV_TOK && nth <= MM_PRIV_THREADS;
     j.slice = MM_PRIV_TOK * row_max;
-    if (!j.priv && n_q > 1) {
-        /* batches convert into the shared scratch, sized for one format: one run per
-         * format */
+    /* Shared conversion of several formats: their rows side by side in the scratch,
+     * which holds MM_PRIV_TOK * MM_PRIV_THREADS rows of the largest format (see
+     * nk_matmul_wsize), so decode-sized batches (Q4_K with Q6_K Q/K/V at 4 and 8
+     * sequences) stay one run with one barrier instead of a run per format. */
+    if (!j.priv && n_q > 1 && n_q * n_tok > MM_PRIV_TOK * MM_PRIV_THREADS) {
+        /* prompts: the shared scratch is sized for one format: one run per format */
         for (int f = 0; f < j.n_fmt; f++) {
             const nk_tensor *Wf[MM_MAX_W];
             float *yf[MM_MAX_W];

@@ -86,4 +86,11 @@ const nk_gemm_kernel *nk_gemm_pick(uint32_t wtype, int n_tok);
  * them inside one process call this after setenv/unsetenv; never while a matmul runs. */
 void nk_gemm_reread_env(void);
 
+/* nk_swiglu's loop on AVX-512 (arch/x86/glu_avx512.c), the same bits: false (nothing
+ * written) when the CPU level is below avx512vnni (nk_tensor_isa, so NOOK_NO_SIMD
+ * too) or this C library's expf differs from the vector one on its first-use check. */
+bool nk_swiglu_avx512(float *gate_out, const float *up, size_t n);
+/* x[i] = expf(x[i]) with the C library's bits, every input, under the same conditions. */
+bool nk_expf_avx512(float *x, size_t n);
+
 #endif /* NOOK_TENSOR_OPS_GEMM_H */

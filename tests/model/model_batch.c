@@ -203,6 +203,9 @@ static void run_model(const char *what, const char *path, float tol, bool thread
     }
     const int n_vocab = nook_model_n_vocab(m);
     CHECK(n_vocab <= MAXV);
+    /* nk_gemm_reread_env must not run while the load's background repack reads the
+     * choices it rewrites (TSan: a race on g_repack_on) */
+    nook_model_wait_ready(m);
     g_worst = 0;
     setenv("NOOK_NO_RL", "1", 1);
     nk_gemm_reread_env();

@@ -1,6 +1,6 @@
 /* test_decode_matmul: nk_matmul_n's decode path, where one pool run serves weights
  * of different types (each thread converts the input into every activation format
- * the run needs) and each thread streams its own contiguous range of rows, taking
+ * the run needs, or the threads share the rows of every format) and each thread streams its own contiguous range of rows, taking
  * rows from the others' ranges when its own is done. Results must equal one plain
  * single-threaded nk_matmul per weight bit for bit, whatever the thread count and
  * however the rows fall into chunks and ranges. */
@@ -13,7 +13,7 @@ static float frand(void) {   /* uniform in [-1, 1) */
     return (float)((rng >> 40) / (double)(1 << 24)) * 2.0f - 1.0f;
 }
 
-enum { N_IN = 512, MAX_TOK = 5, MAX_ROWS = 700 };
+enum { N_IN = 512, MAX_TOK = 33, MAX_ROWS = 700 };
 
 /* A weight of `type` with `rows` rows of N_IN random values. */
 static nk_tensor make_weight(uint32_t type, int rows) {
@@ -75,7 +75,13 @@ int main(void) {
     const uint32_t b32[3] = { NK_TYPE_Q5_0, NK_TYPE_Q5_0, NK_TYPE_Q8_0 };
     const uint32_t f32[2] = { NK_TYPE_F32, NK_TYPE_Q8_0 };
     const int rows3[3] = { 700, 130, 257 }, rows_small[3] = { 4, 12, 9 };
-    for (int t = 1; t <= MAX_TOK; t++) {
+    /* 1-4 tokens: each thread converts every format (private); 5-9 (decode steps of
+     * several sequences) and 32 with two formats: rows split between the threads, the
+     * formats side by side in the scratch; 33 with two formats (66 rows): one run per
+     * format */
+    const int toks[] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 32, 33 };
+    for (size_t k = 0; k < NK_ARRAY_LEN(toks); k++) {
+        const int t = toks[k];
         check_mix(3, kq, rows3, t);
         check_mix(3, kq2, rows_small, t);
         check_mix(3, b32, rows3, t);
