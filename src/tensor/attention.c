@@ -82,7 +82,16 @@ static size_t tile_bytes(int hd) {
  * The plan may depend on the thread count; the results do not (see above). */
 typedef struct tile_plan {
     int T, G, n_tiles, n_hsplit, n_task;
+    int NS, n_super;   /* tiles per task (consecutive tokens), tasks per KV head and head group */
 } tile_plan;
+
+/* Tiles per task: a task walks the positions once for up to TILE_NS consecutive tiles of
+ * the same KV head and head group, each chunk of K and V used by all of them while it is
+ * in L1/L2 (one tile per pass streamed the head's cache from L3 once per 16 rows: at
+ * 4,096 positions 2 MB per head, more than L2, and the loads stalled the scores). */
+#ifndef TILE_NS
+#define TILE_NS 8   /* (bench builds try others with -D) */
+#endif
 
 static tile_plan tile_plan_make(const nk_attn *a, int nth) {
     const int group = a->n_head / a->n_head_kv;
@@ -94,7 +103,12 @@ static tile_plan tile_plan_make(const nk_attn *a, int nth) {
     p.T = NK_MAX(1, TILE_RMAX / p.G);
     p.n_tiles = (a->n_tok + p.T - 1) / p.T;
     p.n_hsplit = (group + p.G - 1) / p.G;
-    p.n_task = p.n_tiles * a->n_head_kv * p.n_hsplit;
+    /* several tiles per task while that leaves about 8 tasks per thread (the queue
+     * balances tasks of different lengths) */
+    p.NS = TILE_NS;
+    while (p.NS > 1 && (long)((p.n_tiles + p.NS - 1) / p.NS) * a->n_head_kv * p.n_hsplit < 8L * nth) p.NS /= 2;
+    p.n_super = (p.n_tiles + p.NS - 1) / p.NS;
+    p.n_task = p.n_super * a->n_head_kv * p.n_hsplit;
     return p;
 }
 
@@ -149,11 +163,16 @@ static size_t dec_pipe_bytes(int hd) {
     return NK_MAX(prod, round64((size_t)DEC_RMAX * dec_head_floats(hd) * 4));
 }
 
-/* per-thread scratch: the per-query path's, the tiled path's or decoding's (the tiled
- * path's and TILE_RMAX accumulator rows), whichever is larger */
+/* the tiled path's queries and accumulators of a task's tiles past the first, after tile_bytes */
+static size_t tile_more_bytes(int hd) { return (size_t)(TILE_NS - 1) * 2 * round64((size_t)TILE_RMAX * (size_t)hd * 4); }
+
+/* per-thread scratch: the per-query path's, the tiled path's (with its task's further
+ * tiles) or decoding's (the tiled path's and TILE_RMAX accumulator rows, or the pairs'),
+ * whichever is larger */
 static size_t attn_thread_bytes(int n_ctx, int hd) {
     const size_t plain = 2 * round64((size_t)n_ctx * 4) + 3 * round64((size_t)hd * 4);
-    return NK_MAX(NK_MAX(plain, tile_bytes(hd) + round64((size_t)TILE_RMAX * dec_head_floats(hd) * 4)), dec_pipe_bytes(hd));
+    const size_t more = NK_MAX(round64((size_t)TILE_RMAX * dec_head_floats(hd) * 4), tile_more_bytes(hd));
+    return NK_MAX(NK_MAX(plain, tile_bytes(hd) + more), dec_pipe_bytes(hd));
 }
 
 size_t nk_attn_wsize(int n_threads, int n_ctx, int hd) {
@@ -754,17 +773,30 @@ ATTN_TGT512 static void tile_v_q4_any(int P, int ja, int jb, const uint8_t *vb, 
 }
 #undef TILE_VQ_ANY
 
-/* One task of the plan (see the section comment); ws: this thread's scratch. */
+/* One tile's state within a task: its rows, their positions and softmax lanes, queries
+ * and accumulators (rows past R: never valid). */
+typedef struct tile_one {
+    int t0, R, n_blk;
+    int lo[TILE_RMAX], hi[TILE_RMAX];
+    float *qf, *acc;
+    __m512 vM, vS;
+} tile_one;
+
+/* One task of the plan (see the section comment): up to pl->NS consecutive tiles of one
+ * KV head and head group, walking the positions once in chunks; per chunk the tiles
+ * run one after the other, the last (the most positions) first, so the chunk's K and V
+ * are read from memory once and its V rows converted to f32 once for all of them. Each
+ * row's arithmetic is the one-tile loop's: the chunking and the tile order change no
+ * bits. ws: this thread's scratch. */
 ATTN_TGT512 static void tile_task(const nk_attn *a, const tile_plan *pl, int task, void *scratch) {
-    const int group = a->n_head / a->n_head_kv, hd_k = a->hd_k, hd_v = a->hd_v;
+    const int group = a->n_head / a->n_head_kv, hd_k = a->hd_k, hd_v = a->hd_v, hd = NK_MAX(hd_k, hd_v);
     /* KV head outermost: consecutive tasks read the same K and V columns (in L2) */
-    const int per_kvh = pl->n_tiles * pl->n_hsplit;
-    const int kvh = task / per_kvh, tile = pl->n_tiles - 1 - task % per_kvh / pl->n_hsplit, hs = task % pl->n_hsplit;
-    const int t0 = tile * pl->T, nt = NK_MIN(pl->T, a->n_tok - t0);
+    const int per_kvh = pl->n_super * pl->n_hsplit;
+    const int kvh = task / per_kvh, sup = pl->n_super - 1 - task % per_kvh / pl->n_hsplit, hs = task % pl->n_hsplit;
+    const int tile0 = sup * pl->NS, n_ts = NK_MIN(pl->NS, pl->n_tiles - tile0);
     const int g0 = hs * pl->G, ng = NK_MIN(pl->G, group - g0);
-    const int R = nt * ng;
     const int C = tile_chunk(hd_k);
-    const tile_ws t = tile_carve(scratch, NK_MAX(hd_k, hd_v));
+    const tile_ws t = tile_carve(scratch, hd);
     /* a Q8_0 or Q4_0 cache: the query quantized to K's dot partner (Q8_0), scores by the
      * cache type's vec_dot, V rows dequantized, an f32 accumulator: the per-query
      * path's arithmetic */
@@ -776,128 +808,159 @@ ATTN_TGT512 static void tile_task(const nk_attn *a, const tile_plan *pl, int tas
     const uint8_t *kb = (const uint8_t *)a->k + (size_t)kvh * k_head;
     const uint8_t *vb = (const uint8_t *)a->v + (size_t)kvh * v_head;
     const size_t q_stride = (size_t)a->n_head * (size_t)hd_k;
+    const size_t tq = round64((size_t)TILE_RMAX * (size_t)hd * 4);   /* bytes of a tile's qf or acc */
 
-    int lo[TILE_RMAX], hi[TILE_RMAX];
-    for (int r = 0; r < TILE_RMAX; r++) lo[r] = INT_MAX, hi[r] = INT_MIN;   /* lanes past R: never valid */
-    for (int r = 0; r < R; r++) {
-        const int tl = r / ng, h = kvh * group + g0 + r % ng, pos = a->pos0 + t0 + tl;
-        hi[r] = pos;
-        lo[r] = a->n_swa > 0 ? NK_MAX(0, pos - a->n_swa + 1) : 0;
-        const float *q = a->q + (size_t)(t0 + tl) * q_stride + (size_t)h * (size_t)hd_k;
-        if (quant) qt->from_float(q, t.qf + (size_t)r * hd_k, hd_k);   /* 34 bytes per 32 values: fits */
-        else
-            for (int d = 0; d < hd_k; d += 16)
-                _mm512_storeu_ps(t.qf + (size_t)r * hd_k + d, rt_f16_512(_mm512_loadu_ps(q + d)));
-        memset(t.acc + (size_t)r * hd_v, 0, (size_t)hd_v * sizeof(float));
+    /* tiles in processing order: the last tokens first */
+    tile_one ts[TILE_NS];
+    int j_first = INT_MAX, j_last = INT_MIN;
+    for (int k = 0; k < n_ts; k++) {
+        tile_one *o = &ts[k];
+        o->t0 = (tile0 + n_ts - 1 - k) * pl->T;
+        const int nt = NK_MIN(pl->T, a->n_tok - o->t0);
+        o->R = nt * ng;
+        o->n_blk = (o->R + TILE_P - 1) / TILE_P;
+        uint8_t *more = (uint8_t *)scratch + tile_bytes(hd) + (size_t)(k - 1) * 2 * tq;
+        o->qf = k ? (float *)more : t.qf;
+        o->acc = k ? (float *)(more + tq) : t.acc;
+        o->vM = _mm512_set1_ps(-INFINITY);
+        o->vS = _mm512_setzero_ps();
+        for (int r = 0; r < TILE_RMAX; r++) o->lo[r] = INT_MAX, o->hi[r] = INT_MIN;
+        for (int r = 0; r < o->R; r++) {
+            const int tl = r / ng, h = kvh * group + g0 + r % ng, pos = a->pos0 + o->t0 + tl;
+            o->hi[r] = pos;
+            o->lo[r] = a->n_swa > 0 ? NK_MAX(0, pos - a->n_swa + 1) : 0;
+            const float *q = a->q + (size_t)(o->t0 + tl) * q_stride + (size_t)h * (size_t)hd_k;
+            if (quant) qt->from_float(q, o->qf + (size_t)r * hd_k, hd_k);   /* 34 bytes per 32 values: fits */
+            else
+                for (int d = 0; d < hd_k; d += 16)
+                    _mm512_storeu_ps(o->qf + (size_t)r * hd_k + d, rt_f16_512(_mm512_loadu_ps(q + d)));
+            memset(o->acc + (size_t)r * hd_v, 0, (size_t)hd_v * sizeof(float));
+        }
+        /* tile_scores_t computes all 16 rows: the ones past R score zero (never used) */
+        if (!quant) memset(o->qf + (size_t)o->R * hd_k, 0, (size_t)(TILE_RMAX - o->R) * (size_t)hd_k * sizeof(float));
+        j_first = NK_MIN(j_first, o->lo[0]);
+        j_last = NK_MAX(j_last, o->hi[o->R - 1]);
     }
-    /* tile_scores_t computes all 16 rows: the ones past R score zero (never used) */
-    if (!quant) memset(t.qf + (size_t)R * hd_k, 0, (size_t)(TILE_RMAX - R) * (size_t)hd_k * sizeof(float));
-    /* the softmax state of every row, one lane each: running max M and sum S */
-    const __m512i vlo = _mm512_loadu_si512(lo), vhi = _mm512_loadu_si512(hi);
     const __m512 one = _mm512_set1_ps(1.0f);
-    __m512 vM = _mm512_set1_ps(-INFINITY), vS = _mm512_setzero_ps();
-    /* register blocks of rows, as even as TILE_P allows */
-    const int n_blk = (R + TILE_P - 1) / TILE_P;
 
-    const int j_first = lo[0], j_last = hi[R - 1];
     for (int c0 = j_first; c0 <= j_last; c0 += C) {
-        const int n = NK_MIN(C, j_last + 1 - c0), npad = (n + 15) & ~15;
-        /* f16 V rows used by several register blocks: converted to f32 once (into the
-         * K chunk's buffer, free once the scores are done; by the full tile's scores
-         * themselves); the same values */
-        const bool vf = !quant && n_blk > 1 && (size_t)n * (size_t)hd_v <= TILE_KF;
-        bool vf_done = false;
-        if (quant) {
-            /* each row's positions in the chunk, by the Q8_0 dot as the per-query path */
-            for (int r = 0; r < R; r++)
-                for (int j = NK_MAX(lo[r], c0) - c0; j <= NK_MIN(hi[r], c0 + n - 1) - c0; j++) {
-                    float sc;
-                    kt->vec_dot(hd_k, &sc, kb + (size_t)(c0 + j) * k_row, t.qf + (size_t)r * hd_k);
-                    t.sc[(size_t)j * TILE_RMAX + r] = sc * a->scale;
-                }
-        } else if (R > TILE_RMAX / 2) {
-            /* a full tile (or nearly): all 16 rows at once, a K row converted once; the
-             * V rows converted to f32 on the way when several register blocks use them */
-            tile_scores_t_any(hd_k, t.qf, kb + (size_t)c0 * k_row, k_row, vb + (size_t)c0 * v_row, v_row, hd_v, n, a->scale,
-                              t.sc, vf ? t.kf : NULL);
-            vf_done = vf;
-        } else {
-            tile_kf(hd_k, n, npad, kb + (size_t)c0 * k_row, k_row, t.kf);
-            for (int r = 0; r < R; r++)
-                if (lo[r] < c0 + n && hi[r] >= c0)
-                    tile_scores_any(hd_k, t.qf + (size_t)r * hd_k, t.kf, npad, a->scale, t.sc + r);
-        }
-        /* the online softmax as ggml walks it (see attn_fn), all rows at once and in
-         * three passes so that the exponentials run 16 at a time: the running max and
-         * each position's exponent (m - x when x is a new max, x - m otherwise), the
-         * exponentials, then ms, w and the sum (never contracted to an fma). The
-         * exponents of the rows that use a position are packed densely (in place:
-         * the packed array never passes the position being read), so a tile of few
-         * rows (decoding) computes no unused exponentials. */
-        int n_exp = 0;
-        for (int j = 0; j < n; j++) {
-            const __m512i pos = _mm512_set1_epi32(c0 + j);
-            const __mmask16 vm = _mm512_cmple_epi32_mask(vlo, pos) & _mm512_cmple_epi32_mask(pos, vhi);
-            const __m512 x = _mm512_loadu_ps(t.sc + (size_t)j * TILE_RMAX);
-            const __mmask16 gt = vm & _mm512_cmp_ps_mask(x, vM, _CMP_GT_OQ);
-            const __m512 arg = _mm512_mask_sub_ps(_mm512_sub_ps(x, vM), gt, vM, x);
-            _mm512_storeu_ps(t.sc + n_exp, vm == 0xFFFF ? arg : _mm512_maskz_compress_ps(vm, arg));
-            n_exp += __builtin_popcount(vm);
-            /* max_ps(x, M) is "x > M ? x : M": the update above in one op, so the chain
-             * from one position to the next is a single max (the compare is off it) */
-            vM = _mm512_mask_max_ps(vM, vm, x, vM);
-            t.valid[j] = vm;
-            t.resc[j] = gt;
-        }
-        tile_expf(t.sc, n_exp);
-        n_exp = 0;
-        for (int j = 0; j < n; j++) {
-            const __mmask16 vm = (__mmask16)t.valid[j], gt = (__mmask16)t.resc[j];
-            const __m512 e = vm == 0xFFFF ? _mm512_loadu_ps(t.sc + n_exp) : _mm512_maskz_expand_ps(vm, _mm512_loadu_ps(t.sc + n_exp));
-            n_exp += __builtin_popcount(vm);
-            const __m512 ms = _mm512_mask_mov_ps(one, gt, e), w = _mm512_mask_mov_ps(e, gt, one);
-            vS = _mm512_mask_mul_ps(vS, vm, vS, ms);
-            vS = _mm512_mask_add_ps(vS, vm, vS, w);
-            _mm512_storeu_ps(t.ms + (size_t)j * TILE_RMAX, ms);
-            _mm512_storeu_ps(t.w + (size_t)j * TILE_RMAX, w);
-            t.resc[j] = vm & _mm512_cmp_ps_mask(ms, one, _CMP_NEQ_UQ);
-        }
-        if (vf && !vf_done)
+        /* positions of this chunk whose V rows t.kf holds in f32 (0: none; the small-tile
+         * scores overwrite it with K) */
+        int vf_n = 0;
+        for (int k = 0; k < n_ts; k++) {
+            tile_one *o = &ts[k];
+            const int R = o->R;
+            const int tj0 = o->lo[0], tj1 = o->hi[R - 1];
+            if (tj1 < c0 || tj0 >= c0 + C) continue;   /* the tile sees nothing of this chunk */
+            const int n = NK_MIN(C, tj1 + 1 - c0), npad = (n + 15) & ~15;
+            /* f16 V rows used by several register blocks: converted to f32 once (into the
+             * K chunk's buffer, free once the scores are done; by the full tile's scores
+             * themselves); the same values */
+            const bool vf = !quant && o->n_blk > 1 && (size_t)n * (size_t)hd_v <= TILE_KF;
+            if (quant) {
+                /* each row's positions in the chunk, by the Q8_0 dot as the per-query path */
+                for (int r = 0; r < R; r++)
+                    for (int j = NK_MAX(o->lo[r], c0) - c0; j <= NK_MIN(o->hi[r], c0 + n - 1) - c0; j++) {
+                        float sc;
+                        kt->vec_dot(hd_k, &sc, kb + (size_t)(c0 + j) * k_row, o->qf + (size_t)r * hd_k);
+                        t.sc[(size_t)j * TILE_RMAX + r] = sc * a->scale;
+                    }
+            } else if (R > TILE_RMAX / 2) {
+                /* a full tile (or nearly): all 16 rows at once, a K row converted once; the
+                 * V rows converted to f32 on the way when several register blocks use them
+                 * and no earlier tile of the task has */
+                const bool conv = vf && vf_n < n;
+                tile_scores_t_any(hd_k, o->qf, kb + (size_t)c0 * k_row, k_row, vb + (size_t)c0 * v_row, v_row, hd_v, n,
+                                  a->scale, t.sc, conv ? t.kf : NULL);
+                if (conv) vf_n = n;
+            } else {
+                tile_kf(hd_k, n, npad, kb + (size_t)c0 * k_row, k_row, t.kf);
+                vf_n = 0;
+                for (int r = 0; r < R; r++)
+                    if (o->lo[r] < c0 + n && o->hi[r] >= c0)
+                        tile_scores_any(hd_k, o->qf + (size_t)r * hd_k, t.kf, npad, a->scale, t.sc + r);
+            }
+            /* the online softmax as ggml walks it (see attn_fn), all rows at once and in
+             * three passes so that the exponentials run 16 at a time: the running max and
+             * each position's exponent (m - x when x is a new max, x - m otherwise), the
+             * exponentials, then ms, w and the sum (never contracted to an fma). The
+             * exponents of the rows that use a position are packed densely (in place:
+             * the packed array never passes the position being read), so a tile of few
+             * rows (decoding) computes no unused exponentials. */
+            const __m512i vlo = _mm512_loadu_si512(o->lo), vhi = _mm512_loadu_si512(o->hi);
+            __m512 vM = o->vM, vS = o->vS;
+            int n_exp = 0;
             for (int j = 0; j < n; j++) {
-                const uint16_t *h = (const uint16_t *)(vb + (size_t)(c0 + j) * v_row);
-                for (int d = 0; d < hd_v; d += 16)
-                    _mm512_storeu_ps(t.kf + (size_t)j * hd_v + d, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + d))));
+                const __m512i pos = _mm512_set1_epi32(c0 + j);
+                const __mmask16 vm = _mm512_cmple_epi32_mask(vlo, pos) & _mm512_cmple_epi32_mask(pos, vhi);
+                const __m512 x = _mm512_loadu_ps(t.sc + (size_t)j * TILE_RMAX);
+                const __mmask16 gt = vm & _mm512_cmp_ps_mask(x, vM, _CMP_GT_OQ);
+                const __m512 arg = _mm512_mask_sub_ps(_mm512_sub_ps(x, vM), gt, vM, x);
+                _mm512_storeu_ps(t.sc + n_exp, vm == 0xFFFF ? arg : _mm512_maskz_compress_ps(vm, arg));
+                n_exp += __builtin_popcount(vm);
+                /* max_ps(x, M) is "x > M ? x : M": the update above in one op, so the chain
+                 * from one position to the next is a single max (the compare is off it) */
+                vM = _mm512_mask_max_ps(vM, vm, x, vM);
+                t.valid[j] = vm;
+                t.resc[j] = gt;
             }
-        for (int b = 0, r0 = 0; b < n_blk; b++) {
-            const int P = (R - r0) / (n_blk - b);   /* rows left spread over blocks left */
-            int ja = n, jb = -1;
-            for (int r = r0; r < r0 + P; r++) {
-                ja = NK_MIN(ja, NK_MAX(lo[r], c0) - c0);
-                jb = NK_MAX(jb, NK_MIN(hi[r], c0 + n - 1) - c0);
+            tile_expf(t.sc, n_exp);
+            n_exp = 0;
+            for (int j = 0; j < n; j++) {
+                const __mmask16 vm = (__mmask16)t.valid[j], gt = (__mmask16)t.resc[j];
+                const __m512 e = vm == 0xFFFF ? _mm512_loadu_ps(t.sc + n_exp) : _mm512_maskz_expand_ps(vm, _mm512_loadu_ps(t.sc + n_exp));
+                n_exp += __builtin_popcount(vm);
+                const __m512 ms = _mm512_mask_mov_ps(one, gt, e), w = _mm512_mask_mov_ps(e, gt, one);
+                vS = _mm512_mask_mul_ps(vS, vm, vS, ms);
+                vS = _mm512_mask_add_ps(vS, vm, vS, w);
+                _mm512_storeu_ps(t.ms + (size_t)j * TILE_RMAX, ms);
+                _mm512_storeu_ps(t.w + (size_t)j * TILE_RMAX, w);
+                t.resc[j] = vm & _mm512_cmp_ps_mask(ms, one, _CMP_NEQ_UQ);
             }
-            if (ja <= jb && vf)
-                for (int d = 0; d < hd_v; d += 16 * TILE_D)
-                    tile_v_f32_any(P, ja, jb, (const uint8_t *)(t.kf + d), (size_t)hd_v * sizeof(float), &t, r0,
-                                   t.acc + (size_t)r0 * hd_v + d, (size_t)hd_v);
-            else if (ja <= jb)
-                for (int d = 0; d < hd_v; d += 16 * TILE_D)
-                    (a->kv_type == NK_TYPE_Q4_0   ? tile_v_q4_any
-                     : a->kv_type == NK_TYPE_Q8_0 ? tile_v_q8_any
-                                                  : tile_v_any)(P, ja, jb, vb + (size_t)c0 * v_row + nk_row_size(a->kv_type, d), v_row, &t, r0,
-                               t.acc + (size_t)r0 * hd_v + d, (size_t)hd_v);
-            r0 += P;
+            o->vM = vM;
+            o->vS = vS;
+            if (vf && vf_n < n) {
+                for (int j = 0; j < n; j++) {
+                    const uint16_t *h = (const uint16_t *)(vb + (size_t)(c0 + j) * v_row);
+                    for (int d = 0; d < hd_v; d += 16)
+                        _mm512_storeu_ps(t.kf + (size_t)j * hd_v + d, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + d))));
+                }
+                vf_n = n;
+            }
+            for (int b = 0, r0 = 0; b < o->n_blk; b++) {
+                const int P = (R - r0) / (o->n_blk - b);   /* rows left spread over blocks left */
+                int ja = n, jb = -1;
+                for (int r = r0; r < r0 + P; r++) {
+                    ja = NK_MIN(ja, NK_MAX(o->lo[r], c0) - c0);
+                    jb = NK_MAX(jb, NK_MIN(o->hi[r], c0 + n - 1) - c0);
+                }
+                if (ja <= jb && vf)
+                    for (int d = 0; d < hd_v; d += 16 * TILE_D)
+                        tile_v_f32_any(P, ja, jb, (const uint8_t *)(t.kf + d), (size_t)hd_v * sizeof(float), &t, r0,
+                                       o->acc + (size_t)r0 * hd_v + d, (size_t)hd_v);
+                else if (ja <= jb)
+                    for (int d = 0; d < hd_v; d += 16 * TILE_D)
+                        (a->kv_type == NK_TYPE_Q4_0   ? tile_v_q4_any
+                         : a->kv_type == NK_TYPE_Q8_0 ? tile_v_q8_any
+                                                      : tile_v_any)(P, ja, jb, vb + (size_t)c0 * v_row + nk_row_size(a->kv_type, d), v_row, &t, r0,
+                                   o->acc + (size_t)r0 * hd_v + d, (size_t)hd_v);
+                r0 += P;
+            }
         }
     }
-    float S[TILE_RMAX];
-    _mm512_storeu_ps(S, vS);
 
     const size_t o_stride = (size_t)a->n_head * (size_t)hd_v;
-    for (int r = 0; r < R; r++) {
-        const int tl = r / ng, h = kvh * group + g0 + r % ng;
-        float *out = a->out + (size_t)(t0 + tl) * o_stride + (size_t)h * (size_t)hd_v;
-        const __m512 inv = _mm512_set1_ps(S[r] == 0.0f ? 0.0f : 1.0f / S[r]);
-        for (int d = 0; d < hd_v; d += 16)
-            _mm512_storeu_ps(out + d, _mm512_mul_ps(_mm512_loadu_ps(t.acc + (size_t)r * hd_v + d), inv));
+    for (int k = 0; k < n_ts; k++) {
+        const tile_one *o = &ts[k];
+        float S[TILE_RMAX];
+        _mm512_storeu_ps(S, o->vS);
+        for (int r = 0; r < o->R; r++) {
+            const int tl = r / ng, h = kvh * group + g0 + r % ng;
+            float *out = a->out + (size_t)(o->t0 + tl) * o_stride + (size_t)h * (size_t)hd_v;
+            const __m512 inv = _mm512_set1_ps(S[r] == 0.0f ? 0.0f : 1.0f / S[r]);
+            for (int d = 0; d < hd_v; d += 16)
+                _mm512_storeu_ps(out + d, _mm512_mul_ps(_mm512_loadu_ps(o->acc + (size_t)r * hd_v + d), inv));
+        }
     }
 }
 /* ---- decoding at depth: the cache streamed in position order (f16 cache, AVX-512) ----
