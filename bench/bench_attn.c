@@ -8,8 +8,8 @@
  * Build and run (from the repository root, after building build/):
  *   cc -O2 -std=c11 -D_GNU_SOURCE -Iinclude -Isrc bench/bench_attn.c build/libnook_tensor.a \
  *      build/libnook_base.a -lm -lpthread -o /tmp/bench_attn && /tmp/bench_attn 4096 16 8 128 2
- * To compare with another version of the kernel, put its attention.c (compiled with the
- * same flags) before the library on the command line: its symbols win.
+ * To compare with another version of the kernel, put its attention.c and arch/x86/attn_*.c (compiled
+ * with the same flags) before the library on the command line: its symbols win.
  * Arguments: N_KV N_HEAD N_HEAD_KV HEAD_DIM THREADS [REPS=50] [SEQS=1]
  * SEQS > 1: the serving engine's decode step, SEQS sequences each with one token at
  * depth N_KV in its own cache, in one nk_attention_multi call.

@@ -18,7 +18,7 @@
  * (NaN). exp_pd is the expression, operation for operation, 8 lanes at a time (the
  * same double roundings, so the same float); the range cases are blended in after.
  * The prefill engineers' attention kernels use the same expression on [-103, 0]
- * (tile_exp_pd in attention.c, static there); this is the whole range.
+ * (tile_exp_pd in attn_tile.c, static there); this is the whole range.
  *
  * Another C library may round its own approximation differently: the first call
  * checks this one against expf on ~400,000 inputs of both signs (every input near a
