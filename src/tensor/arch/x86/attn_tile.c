@@ -34,6 +34,7 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include "tensor/arch/x86/attn_avx512.h"
+#include "tensor/arch/x86/expf_pd.h"
 
 #include <limits.h>
 #include <math.h>
@@ -52,7 +53,7 @@ static int tile_chunk(int hd_k) { return NK_MIN(TILE_CMAX, (TILE_KF / hd_k) & ~1
  *   r = fma(N/ln2, x, -(z - 0x1.8p52))   (x N/ln2 - k, |r| <= 1/2)
  *   s = 2^(k/N)                          (T[k mod N] plus k's high bits in the exponent)
  *   y = fma(fma(r, C0, C1), r*r, fma(r, C2, 1)) * s
- * tile_exp_pd is that expression, 8 lanes at a time, operation for operation: the
+ * nk_exp_pd (expf_pd.h) is that expression, 8 lanes at a time, operation for operation: the
  * same double roundings, so the same float for every input it takes (x in [-103, 0]:
  * what attention asks; other lanes call expf itself). T[i] = bits(2^(i/N)) - (i << 47)
  * (computed at first use); C0..C2 and N/ln2 are the coefficients glibc uses.
@@ -66,19 +67,6 @@ static int tile_chunk(int hd_k) { return NK_MIN(TILE_CMAX, (TILE_KF / hd_k) & ~1
 static uint64_t tile_exp_tab[32];
 static atomic_int tile_exp_state;   /* 0: unchecked, 1: glibc's bits, 2: fall back near midpoints */
 
-TILE_INLINE __m512d tile_exp_pd(__m512d x, const __m512d *tab) {
-    const __m512d inv_ln2n = _mm512_set1_pd(0x1.71547652b82fep+5), shift = _mm512_set1_pd(0x1.8p52);
-    const __m512d z = _mm512_fmadd_pd(inv_ln2n, x, shift);
-    const __m512i ki = _mm512_castpd_si512(z);
-    const __m512d r = _mm512_fmsub_pd(inv_ln2n, x, _mm512_sub_pd(z, shift));
-    /* T[ki mod 32]: two 16-entry lookups, bit 4 picks */
-    const __m512d t_lo = _mm512_permutex2var_pd(tab[0], ki, tab[1]), t_hi = _mm512_permutex2var_pd(tab[2], ki, tab[3]);
-    const __m512d t = _mm512_mask_mov_pd(t_lo, _mm512_test_epi64_mask(ki, _mm512_set1_epi64(16)), t_hi);
-    const __m512d s = _mm512_castsi512_pd(_mm512_add_epi64(_mm512_castpd_si512(t), _mm512_slli_epi64(ki, 47)));
-    const __m512d y0 = _mm512_fmadd_pd(r, _mm512_set1_pd(0x1.c6af84b912394p-20), _mm512_set1_pd(0x1.ebfce50fac4f3p-13));
-    const __m512d y1 = _mm512_fmadd_pd(r, _mm512_set1_pd(0x1.62e42ff0c52d6p-6), _mm512_set1_pd(1.0));
-    return _mm512_mul_pd(_mm512_fmadd_pd(y0, _mm512_mul_pd(r, r), y1), s);
-}
 
 /* lanes whose double y rounds to float near a midpoint (see above) */
 TILE_INLINE __mmask8 tile_exp_near(__m512d y) {
@@ -96,7 +84,7 @@ TILE_INLINE void tile_expf_run(float *x, int n, bool exact) {
         const __m512 v = _mm512_maskz_loadu_ps(m, x + j);
         const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
         const __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-        const __m512d ylo = tile_exp_pd(lo, tab), yhi = tile_exp_pd(hi, tab);
+        const __m512d ylo = nk_exp_pd(lo, tab), yhi = nk_exp_pd(hi, tab);
         /* !(x >= -103 && x <= 0) catches NaN too */
         const __mmask16 in = _mm512_cmp_ps_mask(v, _mm512_set1_ps(-103.0f), _CMP_GE_OQ) &
                              _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LE_OQ);
@@ -123,7 +111,7 @@ TILE_INLINE unsigned tile_exp_near16(const float *x, const __m512d *tab) {
     const __m512 v = _mm512_loadu_ps(x);
     const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
     const __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-    return tile_exp_near(tile_exp_pd(lo, tab)) | (unsigned)tile_exp_near(tile_exp_pd(hi, tab)) << 8;
+    return tile_exp_near(nk_exp_pd(lo, tab)) | (unsigned)tile_exp_near(nk_exp_pd(hi, tab)) << 8;
 }
 
 /* Once per process: the table, then tile_exp_pd against expf over [-103, 0] (every
@@ -131,12 +119,7 @@ TILE_INLINE unsigned tile_exp_near16(const float *x, const __m512d *tab) {
  * roundings could part) and every input of one block in 16; about 300,000 expf calls. */
 static pthread_once_t tile_exp_once = PTHREAD_ONCE_INIT;
 ATTN_TGT512 static void tile_exp_init(void) {
-    for (int i = 0; i < 32; i++) {
-        const double t = (double)exp2l((long double)i / 32.0L);
-        uint64_t b;
-        memcpy(&b, &t, 8);
-        tile_exp_tab[i] = b - ((uint64_t)i << 47);
-    }
+    nk_exp_tab_fill(tile_exp_tab);
     __m512d tab[4];
     for (int i = 0; i < 4; i++) tab[i] = _mm512_loadu_pd((const double *)tile_exp_tab + 8 * i);
     bool ok = true;

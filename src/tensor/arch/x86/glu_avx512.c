@@ -15,10 +15,11 @@
  *   s = 2^(k/N)                          (T[k mod N] plus k's high bits in the exponent)
  *   y = fma(fma(r, C0, C1), r*r, fma(r, C2, 1)) * s
  * and outside that range returns +inf (above), +0 (below, -inf included) or x + x
- * (NaN). exp_pd is the expression, operation for operation, 8 lanes at a time (the
- * same double roundings, so the same float); the range cases are blended in after.
- * The prefill engineers' attention kernels use the same expression on [-103, 0]
- * (tile_exp_pd in attn_tile.c, static there); this is the whole range.
+ * (NaN). nk_exp_pd (expf_pd.h) is the expression, operation for operation, 8 lanes at a
+ * time (the same double roundings, so the same float); the range cases are blended in
+ * after.
+ * The attention's softmax (attn_tile.c) uses the same expression on [-103, 0]; this
+ * is the whole range.
  *
  * Another C library may round its own approximation differently: the first call
  * checks this one against expf on ~400,000 inputs of both signs (every input near a
@@ -34,7 +35,7 @@
 #include <string.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
+#include "tensor/arch/x86/expf_pd.h"
 
 #define TGT __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")))
 
@@ -42,26 +43,13 @@ static uint64_t g_tab[32];   /* bits(2^(i/32)) - (i << 47), glibc's T */
 static atomic_int g_state;   /* 0: unchecked, 1: exact, 2: differs from this libm (scalar) */
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
-TGT static inline __m512d exp_pd(__m512d x, const __m512d *tab) {
-    const __m512d inv_ln2n = _mm512_set1_pd(0x1.71547652b82fep+5), shift = _mm512_set1_pd(0x1.8p52);
-    const __m512d z = _mm512_fmadd_pd(inv_ln2n, x, shift);
-    const __m512i ki = _mm512_castpd_si512(z);
-    const __m512d r = _mm512_fmsub_pd(inv_ln2n, x, _mm512_sub_pd(z, shift));
-    /* T[ki mod 32]: two 16-entry lookups, bit 4 picks */
-    const __m512d t_lo = _mm512_permutex2var_pd(tab[0], ki, tab[1]), t_hi = _mm512_permutex2var_pd(tab[2], ki, tab[3]);
-    const __m512d t = _mm512_mask_mov_pd(t_lo, _mm512_test_epi64_mask(ki, _mm512_set1_epi64(16)), t_hi);
-    const __m512d s = _mm512_castsi512_pd(_mm512_add_epi64(_mm512_castpd_si512(t), _mm512_slli_epi64(ki, 47)));
-    const __m512d y0 = _mm512_fmadd_pd(r, _mm512_set1_pd(0x1.c6af84b912394p-20), _mm512_set1_pd(0x1.ebfce50fac4f3p-13));
-    const __m512d y1 = _mm512_fmadd_pd(r, _mm512_set1_pd(0x1.62e42ff0c52d6p-6), _mm512_set1_pd(1.0));
-    return _mm512_mul_pd(_mm512_fmadd_pd(y0, _mm512_mul_pd(r, r), y1), s);
-}
 
 /* expf of 16 lanes, glibc's result for every input (NaN: x + x, as glibc) */
 TGT static inline __m512 expf16(__m512 v, const __m512d *tab) {
     const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
     const __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-    __m512 y = _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(exp_pd(lo, tab))),
-                                  _mm512_cvtpd_ps(exp_pd(hi, tab)), 1);
+    __m512 y = _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(nk_exp_pd(lo, tab))),
+                                  _mm512_cvtpd_ps(nk_exp_pd(hi, tab)), 1);
     const __mmask16 over = _mm512_cmp_ps_mask(v, _mm512_set1_ps(0x1.62e42ep6f), _CMP_GT_OQ);
     const __mmask16 under = _mm512_cmp_ps_mask(v, _mm512_set1_ps(-0x1.9fe368p6f), _CMP_LT_OQ);
     const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
@@ -101,12 +89,7 @@ TGT static bool check16(uint32_t b, uint32_t step, const __m512d *tab) {
 /* Once per process: the table, then expf16 against expf over both signs (every
  * 21,000th float bit pattern, ~200,000 inputs), plus the range edges. */
 TGT static void init_once(void) {
-    for (int i = 0; i < 32; i++) {
-        const double t = (double)exp2l((long double)i / 32.0L);
-        uint64_t b;
-        memcpy(&b, &t, 8);
-        g_tab[i] = b - ((uint64_t)i << 47);
-    }
+    nk_exp_tab_fill(g_tab);
     __m512d tab[4];
     for (int i = 0; i < 4; i++) tab[i] = _mm512_loadu_pd((const double *)g_tab + 8 * i);
     bool ok = true;
