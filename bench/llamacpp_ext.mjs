@@ -16,6 +16,14 @@
 //       does (no special-token parsing, BOS/EOS as the vocabulary asks). Prints JSON:
 //       {pooling, n_embd, texts: [{text, tokens, embedding}], texts_per_s}; with --plain,
 //       two lines per text: "T id,id,..." and "E v,v,..." (the goldens' format).
+//   node bench/llamacpp_ext.mjs depth -m MODEL.gguf --threads 2 --depth 16384 --tg 32 --batch 2048 --reps 2
+//       Issue 17's two figures from one fill, as `nook bench -d DEPTH --fill-batch B` takes
+//       them: the cache filled once with BOS and DEPTH-1 pseudo-random tokens in batches
+//       of B (n_batch = n_ubatch = B), timed: fill_tps is prompt processing of DEPTH
+//       tokens into an empty cache; then one untimed warm-up of tg greedy decodes and reps
+//       timed ones (tg_tps, the median), each after the cache is cut back to DEPTH, as
+//       llama-bench's -d measures tg. At 16,384 tokens a fill takes minutes here; the
+//       shared tool's `bench --depth` fills before every run, its warm-up included.
 //
 // Common: --threads N (default 2), --ctx N, --json.
 import {spawnSync} from "node:child_process";
@@ -110,6 +118,49 @@ try {
             console.log(args.json ? JSON.stringify(res) : `llama.cpp parallel ${P}: ${res.tg_tps} t/s summed`);
             await ctx.dispose();
         }
+    } else if (cmd === "depth") {
+        const depth = Number(args.depth ?? 4096), tg = Number(args.tg ?? 32), reps = Number(args.reps ?? 2);
+        const batch = Number(args.batch ?? 2048);
+        if (!(depth >= 1) || !(tg >= 1) || !(reps >= 1) || !(batch >= 1)) throw new Error("depth, tg, reps and batch must be positive");
+        const fa = args.fa === undefined || args.fa === "auto" ? "auto" : (args.fa === "on" || args.fa === "1" || args.fa === true);
+        const ctx = await model.createContext({contextSize: Number(args.ctx ?? depth + tg + 16), batchSize: batch, sequences: 1,
+            threads: {ideal: threads, min: threads}, flashAttention: fa, ignoreMemorySafetyChecks: true});
+        const seq = ctx.getSequence();
+        let seed = 12345;
+        const rnd = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+        const vocab = model.fileInfo?.metadata?.tokenizer?.ggml?.tokens;
+        if (!Array.isArray(vocab)) throw new Error("the model's metadata has no tokenizer.ggml.tokens");
+        const V = vocab.length;
+        const randTokens = (n) => Array.from({length: n}, () => Math.floor(rnd() * V));
+        const bos = model.tokens.bos ?? 0;
+        const fillToks = [bos, ...randTokens(depth - 1)];
+        const t0 = performance.now();
+        await seq.evaluateWithoutGeneratingNewTokens(fillToks);
+        const fillMs = performance.now() - t0;
+        if (seq.nextTokenIndex !== depth) throw new Error(`fill left ${seq.nextTokenIndex} tokens, not ${depth}`);
+        log(`fill: ${depth} tokens in ${(fillMs / 1000).toFixed(1)} s (${(depth * 1000 / fillMs).toFixed(2)} t/s)`);
+        const runTG = async () => {
+            if (seq.nextTokenIndex > depth) await seq.eraseContextTokenRanges([{start: depth, end: seq.nextTokenIndex}]);
+            const t1 = performance.now();
+            let n = 0;
+            for await (const t of seq.evaluate(randTokens(1), {temperature: 0, yieldEogToken: true})) {
+                void t;
+                if (++n >= tg) break;
+            }
+            if (n !== tg) throw new Error("short generation");
+            return performance.now() - t1;
+        };
+        await runTG();   // warm-up
+        const tps = [];
+        for (let r = 0; r < reps; r++) {
+            tps.push(tg * 1000 / await runTG());
+            log(`depth ${depth} rep ${r + 1}/${reps}: tg${tg} ${tps.at(-1).toFixed(2)} t/s`);
+        }
+        const res = {model: path.basename(modelPath), runtime: "llama.cpp", threads, depth, tg, reps, fill_batch: batch,
+            fill_ms: +fillMs.toFixed(1), fill_tps: +(depth * 1000 / fillMs).toFixed(3),
+            tg_tps: +median(tps).toFixed(3), tg_tps_all: tps.map((x) => +x.toFixed(3))};
+        console.log(args.json ? JSON.stringify(res) : `llama.cpp depth ${depth}: fill ${res.fill_tps} t/s, tg${tg} ${res.tg_tps} t/s`);
+        await ctx.dispose();
     } else if (cmd === "embed") {
         const texts = fs.readFileSync(String(args.texts), "utf8").split("\n").filter((l) => l.length > 0);
         const reps = Number(args.reps ?? 1);

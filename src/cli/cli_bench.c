@@ -11,6 +11,10 @@
  *        cache (BOS and pseudo-random tokens decoded untimed once per depth; before
  *        each timed run the cache is cut back to D). The context holds D + pp + tg.
  *        One line (one JSON object with --json, with a "depth" key) per depth.
+ *        The fill is timed too (fill_ms, fill_tps: prompt processing of D tokens into
+ *        an empty cache in forward passes of --fill-batch tokens, default 2048 as
+ *        llama-bench's n_batch), so one fill gives issue 17's two figures at a depth:
+ *        bench/depth-vs-llamacpp.sh compares them with llama.cpp's fill and decode.
  *
  *   --parallel P1,P2,...: for each level P, P sequences decoded together: each step
  *        is one batch of P tokens (one per sequence, each followed by its greedy
@@ -32,7 +36,7 @@
 #include <time.h>
 
 typedef struct bench_opts {
-    int pp, tg, threads, reps, ctx;
+    int pp, tg, threads, reps, ctx, fill_batch;
     bool json, no_mmap;
     const char *kv_type;
     const char *parallel;
@@ -52,6 +56,7 @@ static const cli_opt k_opts[] = {
     { "kv-cache-type", 0, OPT_STR, &o.kv_type, 0, 0, "T", "KV cache type: f16, q8_0, q4_0 or f32 [f16]" },
     { "parallel", 0, OPT_STR, &o.parallel, 0, 0, "LIST", "sequences decoded together, e.g. 1,2,4,8 (tg only)" },
     { "depth",   'd', OPT_STR, &o.depths, 0, 0, "LIST", "tokens already in the cache, e.g. 0,4096,16384 [0]" },
+    { "fill-batch", 0, OPT_INT, &o.fill_batch, 1, 1 << 20, "N", "tokens per forward pass of the (timed) depth fill [2048]" },
 };
 
 static const cli_verb_info k_info = {
@@ -230,7 +235,8 @@ static int bench_depth(const char *path, nook_model *m, const nook_session_param
     const int n_vocab = nook_model_n_vocab(m);
     nook_session_params sp = *base;
     sp.n_ctx = o.ctx ? o.ctx : NK_MAX(1024, depth + o.pp + o.tg + 16);
-    sp.n_batch = NK_MAX(o.pp, 16);
+    /* passes of up to pp tokens for the pp runs, of fill_batch for the depth's fill */
+    sp.n_batch = NK_MAX(o.pp, depth > 0 ? NK_MIN(o.fill_batch, depth) : 16);
     if (sp.n_ctx < depth + NK_MAX(o.pp + o.tg, 16))
         return cli_fail(CLI_EUSAGE, "--ctx %d is smaller than the %d tokens the runs need", sp.n_ctx,
                         depth + NK_MAX(o.pp + o.tg, 16));
@@ -270,14 +276,20 @@ static int bench_depth(const char *path, nook_model *m, const nook_session_param
     const double ready_ms = ready;
 
     /* the depth: BOS and random tokens, decoded once; each run cuts the cache back to it */
+    double fill_ms = 0;
     if (depth > 0) {
         nook_session_truncate(s, 0);
         toks[0] = bos;
         for (int i = 1; i < depth; i++) toks[i] = rand_token(n_vocab);
+        const double t_fill = now_ms();
         if (nook_session_decode(s, toks, depth, NULL, &err) != NOOK_OK) {
             fail_decode(&err);
             goto done;
         }
+        fill_ms = now_ms() - t_fill;
+        if (!o.json)
+            fprintf(stderr, "depth %d: filled in %.1f s (%.2f t/s, passes of %d)\n", depth, fill_ms / 1e3,
+                    depth * 1e3 / fill_ms, sp.n_batch);
     }
 
     /* warm-up, then the timed repetitions */
@@ -310,9 +322,10 @@ static int bench_depth(const char *path, nook_model *m, const nook_session_param
         printf("{\"model\":\"%s\",\"arch\":\"%s\",\"threads\":%d,\"depth\":%d,\"pp\":%d,\"tg\":%d,\"reps\":%d,"
                "\"pp_tps\":%.3f,\"tg_tps\":%.3f,\"pp_tps_min\":%.3f,\"pp_tps_max\":%.3f,"
                "\"tg_tps_min\":%.3f,\"tg_tps_max\":%.3f,\"load_ms\":%.1f,\"session_ms\":%.1f,\"ttft_ms\":%.1f,"
-               "\"ready_ms\":%.1f}\n",
+               "\"ready_ms\":%.1f,\"fill_batch\":%d,\"fill_ms\":%.1f,\"fill_tps\":%.3f}\n",
                base_name(path), isa, o.threads ? o.threads : nk_n_cores(), depth, o.pp, o.tg, o.reps, pp_tps, tg_tps,
-               o.pp ? lo_pp : 0, hi_pp, o.tg ? lo_tg : 0, hi_tg, load_ms, sess_ms, ttft_ms, ready_ms);
+               o.pp ? lo_pp : 0, hi_pp, o.tg ? lo_tg : 0, hi_tg, load_ms, sess_ms, ttft_ms, ready_ms,
+               depth > 0 ? sp.n_batch : 0, fill_ms, depth > 0 ? depth * 1e3 / fill_ms : 0.0);
     } else {
         printf("%s (%s), %d threads, depth %d: load %.1f ms, session %.1f ms, ttft %.1f ms, ready %.1f ms, pp%d %.2f t/s [%.2f..%.2f], tg%d %.2f t/s [%.2f..%.2f]\n",
                base_name(path), isa, o.threads ? o.threads : nk_n_cores(), depth, load_ms, sess_ms, ttft_ms, ready_ms, o.pp, pp_tps,
@@ -329,7 +342,7 @@ done:
 }
 
 int cli_bench(int argc, char **argv) {
-    o = (bench_opts){ .pp = 512, .tg = 128, .reps = 3, .kv_type = "f16" };
+    o = (bench_opts){ .pp = 512, .tg = 128, .reps = 3, .fill_batch = 2048, .kv_type = "f16" };
     int n_pos = 0;
     int rc = cli_parse(&k_info, argc, argv, &n_pos);
     if (rc != CLI_OK) return rc;

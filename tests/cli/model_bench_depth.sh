@@ -11,6 +11,12 @@ depths=$(printf '%s\n' "$out" | python3 -c 'import sys,json; print(",".join(str(
 check_eq "depth keys" "$depths" "0,300"
 pos=$(printf '%s\n' "$out" | python3 -c 'import sys,json; print(all(json.loads(l)["pp_tps"] > 0 and json.loads(l)["tg_tps"] > 0 for l in sys.stdin))')
 check_eq "positive rates" "$pos" "True"
+# the fill is timed: fill_tps > 0 with its batch at a depth, 0 at depth 0
+fills=$(printf '%s\n' "$out" | python3 -c 'import sys,json; print(",".join("%d:%s" % (json.loads(l)["fill_batch"], json.loads(l)["fill_tps"] > 0) for l in sys.stdin))')
+check_eq "fill figures" "$fills" "0:False,300:True"
+run_cmd "$NOOK" bench "$MODELS/stories260K.gguf" -p 0 -n 4 -r 1 -t 1 -d 200 --fill-batch 64 --json
+fb=$(printf '%s\n' "$out" | python3 -c 'import sys,json; o=json.loads(sys.stdin.read()); print(o["fill_batch"], o["fill_tps"] > 0, o["pp_tps"])')
+check_eq "fill in passes of --fill-batch" "$fb" "64 True 0.0"
 # text output names the depth
 run_cmd "$NOOK" bench "$MODELS/stories260K.gguf" -p 16 -n 4 -r 1 -t 1 -d 100
 check_contains "text output" "$out" "depth 100:"
