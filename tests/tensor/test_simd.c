@@ -109,8 +109,20 @@ static bool isa_is_arm(int isa) { return isa == NK_ISA_NEON || isa == NK_ISA_NEO
 
 static void test_quantizers(int isa) {
     const int n = 256 * 9;
-    for (int rep = 0; rep < 4; rep++) {
+    for (int rep = 0; rep < 5; rep++) {
         for (int i = 0; i < n; i++) fx[i] = rnd_f() * (rep == 3 ? 1e-3f : 1.0f);
+        if (rep == 4) {
+            /* Q8_K's scale takes the sign of the FIRST value of largest magnitude: per
+             * 256-block a -4 and a +4 at random positions, in
+             * either order, and one block where the largest value appears only once,
+             * in the last lane */
+            for (int b = 0; b < n / 256; b++) {
+                const int p = (int)(rnd_u32() % 256), q = (int)(rnd_u32() % 256);
+                fx[b * 256 + p] = (b & 1) ? 4.0f : -4.0f;
+                if (q != p) fx[b * 256 + q] = (b & 1) ? -4.0f : 4.0f;
+            }
+            fx[255] = -5.0f;
+        }
         if (rep == 2) {   /* exact ties: amax 127 makes id 1, so x.5 values tie */
             for (int i = 0; i < n; i++) fx[i] = (float)((int)(rnd_u32() % 254) - 127) + 0.5f;
             for (int b = 0; b < n / 32; b++) fx[b * 32 + 5] = (b & 1) ? 127.0f : -127.0f;

@@ -238,33 +238,55 @@ TGT static INL __m512i r16_scales(const uint8_t *blk, int g) {
     return _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 32 + 16 * g)));
 }
 
+/* Sub-block g of a repacked block for T tokens: ia[t] += (bias + the four products) *
+ * the rows' scales, each token's chain in the original order (the tokens' steps
+ * interleaved: the same integer sums). */
+TGT static INL void r16_sub(const int T, const uint8_t *blk, const r16_slab *sl, const rl6_blk *const *x, int g,
+                            __m512i *ia) {
+    __m512i c[4], sc;
+    if (sl) {
+        UNROLL
+        for (int i = 0; i < 4; i++) c[i] = sl->c[4 * g + i];
+        sc = sl->sc[g];
+    } else {
+        r16_codes(blk + 288 + 192 * g, c);
+        sc = r16_scales(blk, g);
+    }
+    __m512i v[8];
+    UNROLL
+    for (int t = 0; t < T; t++) v[t] = _mm512_set1_epi32(x[t]->bias[g]);
+    UNROLL
+    for (int i = 0; i < 4; i++) {
+        UNROLL
+        for (int t = 0; t < T; t++) v[t] = rl_dpbusd_bc(v[t], c[i], x[t]->q + 16 * g + 4 * i);
+    }
+    UNROLL
+    for (int t = 0; t < T; t++) ia[t] = _mm512_add_epi32(ia[t], _mm512_mullo_epi32(v[t], sc));
+}
+
+#ifndef R16_UNROLL_MIN
+#define R16_UNROLL_MIN 5
+#endif
+
 /* T tokens (compile-time after inlining) against one repacked block, its codes
- * decoded here (sl NULL) or taken from sl: group()'s operations in group()'s order. */
+ * decoded here (sl NULL) or taken from sl: group()'s operations in group()'s order.
+ * From R16_UNROLL_MIN tokens the 16 sub-blocks are unrolled: rolled, gcc (12) kept
+ * the loop's pointers in stack slots and copied the token sums between registers
+ * every sub-block; unrolled, every address is a base and a constant. Cycles per
+ * 16-row block from L2, least of 4-6 interleaved runs (session 11): 8 tokens 488 ->
+ * 444; 1 token 171 -> 152 (rolled, the steps interleaved); unrolled at 1 token 192,
+ * at 4 tokens both faster and slower than rolled on this shared machine, so from 5. */
 TGT static INL void r16_tokens(const int T, const uint8_t *blk, const r16_slab *sl, const rl6_blk *const *x,
                                __m512 *acc) {
     __m512i ia[8];
     UNROLL
     for (int t = 0; t < T; t++) ia[t] = _mm512_setzero_si512();
-    for (int g = 0; g < QK_K / 16; g++) {
-        __m512i c[4], sc;
-        if (sl) {
-            UNROLL
-            for (int i = 0; i < 4; i++) c[i] = sl->c[4 * g + i];
-            sc = sl->sc[g];
-        } else {
-            r16_codes(blk + 288 + 192 * g, c);
-            sc = r16_scales(blk, g);
-        }
+    if (T >= R16_UNROLL_MIN) {
         UNROLL
-        for (int t = 0; t < T; t++) {
-            const int8_t *q = x[t]->q + 16 * g;
-            __m512i v = _mm512_set1_epi32(x[t]->bias[g]);
-            v = rl_dpbusd_bc(v, c[0], q + 0);
-            v = rl_dpbusd_bc(v, c[1], q + 4);
-            v = rl_dpbusd_bc(v, c[2], q + 8);
-            v = rl_dpbusd_bc(v, c[3], q + 12);
-            ia[t] = _mm512_add_epi32(ia[t], _mm512_mullo_epi32(v, sc));
-        }
+        for (int g = 0; g < QK_K / 16; g++) r16_sub(T, blk, sl, x, g, ia);
+    } else {
+        NO_UNROLL
+        for (int g = 0; g < QK_K / 16; g++) r16_sub(T, blk, sl, x, g, ia);
     }
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
     UNROLL

@@ -417,9 +417,19 @@ NK_TGT static void NK_FN(quant_q8_K)(const float *src, void *dst, int64_t n) {
             memset(y[i].bsums, 0, sizeof y[i].bsums);
             continue;
         }
-        float max = 0;   /* the first value of largest magnitude, sign kept */
-        for (int j = 0; j < QK_K; j++)
-            if (fabsf(x[j]) == amax) { max = x[j]; break; }
+        /* the first value of largest magnitude, sign kept: the reference's scalar
+         * search "fabsf(x[j]) == amax", 8 lanes at a time (the same ordered compare),
+         * then the lowest matching lane. A scalar loop with a data-dependent exit took
+         * about as long as the rest of the block at 8 tokens. */
+        float max = 0;
+        const __m256 sign = _mm256_set1_ps(-0.0f), vmax = _mm256_set1_ps(amax);
+        for (int j = 0; j < QK_K; j += 8) {
+            const int eq = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)), vmax, _CMP_EQ_OQ));
+            if (eq) {
+                max = x[j + __builtin_ctz((unsigned)eq)];
+                break;
+            }
+        }
         const float iscale = -127.f / max;
         const __m256 mul = _mm256_set1_ps(iscale);
         const __m256i cap = _mm256_set1_epi8(127);
