@@ -258,8 +258,10 @@ static void nk_attn_dec_pipe_run(const nk_attn *a, int pair, int n_pairs, bool p
  * split by heads, 16 at first and twice as many after each further such run (at most
  * 4096: ~150 tokens of a 28-layer model), and a run without such a wait clears it. The
  * bits are the same either way; this is process-wide (relaxed atomics: a heuristic). */
-static atomic_int dec_backoff_left, dec_backoff_len;
+static atomic_int dec_backoff_left, dec_backoff_len, dec_backoff_off;
+static atomic_long dec_pair_runs;
 static bool dec_backoff_skip(void) {
+    if (atomic_load_explicit(&dec_backoff_off, memory_order_relaxed)) return false;
     if (atomic_load_explicit(&dec_backoff_left, memory_order_relaxed) <= 0) return false;
     atomic_fetch_sub_explicit(&dec_backoff_left, 1, memory_order_relaxed);
     return true;
@@ -273,6 +275,11 @@ static void dec_backoff_update(bool lost) {
     atomic_store_explicit(&dec_backoff_len, len, memory_order_relaxed);
     atomic_store_explicit(&dec_backoff_left, len, memory_order_relaxed);
 }
+void nk_attn_dec_backoff(bool on) {
+    atomic_store_explicit(&dec_backoff_off, !on, memory_order_relaxed);
+    if (!on) atomic_store_explicit(&dec_backoff_left, 0, memory_order_relaxed);
+}
+long nk_attn_dec_pair_runs(void) { return atomic_load_explicit(&dec_pair_runs, memory_order_relaxed); }
 
 /* Segments per pool run (nk_attention_multi runs more in several). */
 #define ATTN_MAX_SEG 64
@@ -490,6 +497,7 @@ void nk_attention_multi(nk_pool *pool, const nk_attn *segs, int n_seg) {
             bool lost = false;
             for (int i = 0; i < run.n_pairs; i++) lost = lost || atomic_load_explicit(&run.pipes[i].yielded, memory_order_relaxed);
             dec_backoff_update(lost);
+            atomic_fetch_add_explicit(&dec_pair_runs, 1, memory_order_relaxed);
         }
     }
 }

@@ -74,10 +74,10 @@ typedef struct dec_pipe {
 } dec_pipe;
 static inline size_t dec_ring_slot(void) { return 2 * round64((size_t)DEC_RMAX * 16 * 4) + 2 * round64((size_t)DEC_RMAX * 4); }
 static inline size_t dec_pipe_q(int hd) { return round64((size_t)DEC_RMAX * NK_MAX((size_t)hd * 4, decq_row_bytes(hd))); }
-/* a thread's scratch for either role: the producer's queries, running maxima and the
- * ring; the consumer's accumulators and sums */
+/* a thread's scratch for either role: the producer's queries and the ring; the
+ * consumer's accumulators, running maxima and sums */
 static inline size_t dec_pipe_bytes(int hd) {
-    const size_t prod = dec_pipe_q(hd) + round64((size_t)DEC_RMAX * 4) + DEC_RING * dec_ring_slot();
+    const size_t prod = dec_pipe_q(hd) + DEC_RING * dec_ring_slot();
     return NK_MAX(prod, round64((size_t)DEC_RMAX * dec_head_floats(hd) * 4));
 }
 

@@ -202,4 +202,12 @@ void nk_attention(nk_pool *pool, const nk_attn *a);
  * output is then incomplete. */
 void nk_attention_multi(nk_pool *pool, const nk_attn *segs, int n_seg);
 
+/* Decoding at depth on pairs of threads (attention.c): set whether a run in which a
+ * pair's wait outlasted its spin sends the next runs to the split by heads (the
+ * backoff; on by default), and the number of runs made on pairs so far, process-wide.
+ * For tests and benchmarks that must exercise the pairs on a busy machine: the bits
+ * are the same on either path. */
+void nk_attn_dec_backoff(bool on);
+long nk_attn_dec_pair_runs(void);
+
 #endif /* NOOK_TENSOR_OPS_H */

@@ -177,6 +177,9 @@ static void check_both(int hd, int n_swa, int NH, int NKV, int NSEG, const int *
 
 int main(void) {
     nk_tensor_init();
+    /* the lone segments at 256 positions or more run on a pair of threads at 2 threads
+     * (dec_pipe_run), even on a busy machine (the backoff off: the same bits) */
+    nk_attn_dec_backoff(false);
     static const int d1[][1] = { { 0 }, { 15 }, { 16 }, { 17 }, { 63 }, { 64 }, { 65 }, { 130 }, { 777 }, { 2047 } };
     /* one sequence: qwen3-0.6b's shape (16/8, hd 128) at depths around the 16-position
      * blocks and the prefetch distance (64), with and without a prefill beside it */
@@ -200,5 +203,8 @@ int main(void) {
     check_both(128, 0, 16, 8, 4, dep4, 1);
     check_both(64, 0, 32, 8, 3, dep3, 0);
     check_both(256, 30, 8, 2, 3, dep3, 1);
+    /* q8_0 and q4_0 each: 777 positions (16/8), 1,500 in a window of 512 (8/2), 1,500 (8/4) */
+    if (strcmp(nk_tensor_isa(), "avx512vnni") == 0)
+        CHECK_MSG(nk_attn_dec_pair_runs() == 6, "%ld of 6 runs on pairs", nk_attn_dec_pair_runs());
     NK_TEST_DONE();
 }

@@ -264,14 +264,28 @@ int main(void) {
     check_shape(128, 100, 16, 8, 170, 40, 210);
     check_shape(96, 0, 4, 2, 1, 600, 601);
     check_shape(80, 100, 4, 2, 9, 600, 609);
-    /* decoding at depth on a pair of threads (dec_pipe_run: K on one, V on the other,
-     * a ring of 8 blocks wrapping many times): GQA 16 with 64 query rows on the pair
-     * (its most), llama3.2-1b's shape in a window, qwen3-0.6b's at the smallest depth
-     * the pair takes and just under it */
+    /* decoding at depth on a pair of threads (dec_pipe_run: K and the scores on one,
+     * V, the softmax and the sums on the other, a ring of 8 blocks wrapping many
+     * times): GQA 16 with 64 query rows on the pair (its most), llama3.2-1b's shape in
+     * a window and at 3,000 positions, qwen3-0.6b's at the smallest depth the pair
+     * takes and just under it and at 4,099 positions (a last block of 3), GQA 1 in a
+     * window, GQA 8 on two KV heads (the fewest a pair takes). The backoff is off so
+     * that the pairs run even on a busy machine (a wait then yields to the partner:
+     * slower, the same bits). */
+    nk_attn_dec_backoff(false);
+    const long pair_runs = nk_attn_dec_pair_runs();
     check_shape(128, 0, 64, 4, 1, 1500, 1501);
     check_shape(64, 700, 32, 8, 1, 2100, 2101);
     check_shape(128, 0, 16, 8, 1, 255, 256);
     check_shape(128, 0, 16, 8, 1, 254, 255);
+    check_shape(128, 0, 16, 8, 1, 4098, 4099);
+    check_shape(64, 0, 32, 8, 1, 2999, 3000);
+    check_shape(128, 1000, 8, 8, 1, 2500, 2501);
+    check_shape(64, 0, 16, 2, 1, 700, 701);
+    /* each of the 7 shapes at 256 positions or more ran on the pair */
+    if (strcmp(nk_tensor_isa(), "avx512vnni") == 0)
+        CHECK_MSG(nk_attn_dec_pair_runs() - pair_runs == 7, "%ld of 7 runs on pairs", nk_attn_dec_pair_runs() - pair_runs);
+    nk_attn_dec_backoff(true);
     check_split_vs_prefill();
     /* one-token segments of several sequences at their own depths (the serving
      * engine's decode step), from an empty cache to hundreds of positions */

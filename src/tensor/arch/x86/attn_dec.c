@@ -431,12 +431,10 @@ ATTN_TGT512 static void decq_v_q4(int P, int D, int n, int pf_n, const uint8_t *
 #undef DECQ_V_ANY
 
 /* A block of DEC_B positions (b0.., n of them) for the query rows of KV heads kv0..kv1-1
- * (R rows, queries qf q_stride bytes apart), in three steps. dec_blk_k: the scores of
- * every row (K read once per KV head from the cache) and the softmax exponents E
- * ([R][16]), with each row's running max M (M[r * m_stride]) and the lanes where the
- * exponential is ms (a new max: gts). */
+ * (R rows, queries qf q_stride bytes apart), in four steps. dec_blk_k: the scaled
+ * scores of every row into E ([R][16]; K read once per KV head from the cache). */
 ATTN_TGT512 static void dec_blk_k(const nk_attn *a, int kv0, int kv1, const void *qf, size_t q_stride, int b0, int n,
-                                  int pf_n, float *M, size_t m_stride, float *E, uint32_t *gts) {
+                                  int pf_n, float *E) {
     const int group = a->n_head / a->n_head_kv, hd_k = a->hd_k;
     const bool quant = a->kv_type != NK_TYPE_F16, q4 = a->kv_type == NK_TYPE_Q4_0;
     const size_t k_head = nk_row_size(a->kv_type, hd_k), k_row = (size_t)a->n_head_kv * k_head;
@@ -449,10 +447,15 @@ ATTN_TGT512 static void dec_blk_k(const nk_attn *a, int kv0, int kv1, const void
         else
             dec_scores_any(hd_k, group, (const float *)qf + (size_t)r0 * hd_k, (size_t)hd_k, kblk + (size_t)kvh * k_head,
                            k_row, n, pf_n, a->scale, E + 16 * r0);
-        for (int g = 0; g < group; g++)
-            gts[r0 + g] = dec_softmax_arg(_mm512_loadu_ps(E + 16 * (r0 + g)), n, M + (size_t)(r0 + g) * m_stride,
-                                          E + 16 * (r0 + g));
     }
+}
+
+/* dec_blk_arg: the softmax exponents of the R rows' scores E, in place, with each row's
+ * running max M (M[r * m_stride]), and the lanes where the exponential is ms (a new
+ * max: gts). Per row independent of the others, so where it runs does not matter. */
+ATTN_TGT512 static void dec_blk_arg(int R, int n, float *M, size_t m_stride, float *E, uint32_t *gts) {
+    for (int r = 0; r < R; r++)
+        gts[r] = dec_softmax_arg(_mm512_loadu_ps(E + 16 * r), n, M + (size_t)r * m_stride, E + 16 * r);
 }
 
 /* dec_blk_soft: the exponentials of E in one pass, then per row ms, w ([R][16] each; ms
@@ -570,7 +573,7 @@ static int dec_lo(const nk_attn *a) { return a->n_swa > 0 ? NK_MAX(0, a->pos0 - 
 static int dec_pf_n(const nk_attn *a, int b0) { return NK_MAX(0, NK_MIN(DEC_B, a->pos0 + 1 - (b0 + DEC_AHEAD * DEC_B))); }
 
 /* Task `task` of segment a under plan (kv0 = task * hpt): its heads' outputs, block by
- * block: dec_blk_k, then dec_blk_v. */
+ * block: dec_blk_k, dec_blk_arg, dec_blk_soft, then dec_blk_v. */
 ATTN_TGT512 void nk_attn_dec_task(const nk_attn *a, int hpt, int task, void *scratch) {
     const int group = a->n_head / a->n_head_kv, hd_v = a->hd_v;
     const int kv0 = task * hpt, kv1 = NK_MIN(kv0 + hpt, a->n_head_kv), R = (kv1 - kv0) * group;
@@ -591,7 +594,8 @@ ATTN_TGT512 void nk_attn_dec_task(const nk_attn *a, int hpt, int task, void *scr
     }
     for (int b0 = dec_lo(a); b0 <= a->pos0; b0 += DEC_B) {
         const int n = NK_MIN(DEC_B, a->pos0 + 1 - b0), pf_n = dec_pf_n(a, b0);
-        dec_blk_k(a, kv0, kv1, t.qf, q_stride, b0, n, pf_n, accs + hd_v, hf, t.sc, t.valid);
+        dec_blk_k(a, kv0, kv1, t.qf, q_stride, b0, n, pf_n, t.sc);
+        dec_blk_arg(R, n, accs + hd_v, hf, t.sc, t.valid);
         dec_blk_soft(R, n, t.sc, t.valid, accs + hd_v + 1, hf, t.ms, t.w, t.resc);
         dec_blk_v(a, kv0, kv1, b0, n, pf_n, t.ms, t.w, t.resc, accs, hf);
     }
@@ -606,13 +610,15 @@ ATTN_TGT512 void nk_attn_dec_task(const nk_attn *a, int hpt, int task, void *scr
  * rows moved 11-13 GB/s where the same bytes read as two contiguous streams, one
  * thread reading all of K and the other all of V, moved 30-34 GB/s (the same run). So a
  * lone one-token segment at depth on an even number of threads runs as pairs: the
- * producer (even ith) reads K and does dec_blk_k for all the pair's heads (the scores
- * and softmax exponents), writing each block's exponents and new-max lanes into a ring
- * of DEC_RING slots; the consumer (the next ith) reads V and does dec_blk_soft (the
- * exponentials, ms, w and the sums) and dec_blk_v, block by block, as soon as the
- * producer has published the block (with the f32 accumulator the scores cost about
- * twice the V accumulation: the exponentials and sums on the consumer even the pair
- * out). The arithmetic is dec_task's, in the same order per row: the same bits.
+ * producer (even ith) reads K and does dec_blk_k for all the pair's heads (the scores),
+ * writing each block's scores into a ring of DEC_RING slots; the consumer (the next
+ * ith) reads V and does dec_blk_arg (the running max and the softmax exponents),
+ * dec_blk_soft (the exponentials, ms, w and the sums) and dec_blk_v, block by block,
+ * as soon as the producer has published the block. The split evens the pair out: from
+ * L3 (1 thread, session 10) the scores were 49% of the kernel's time, the V
+ * accumulation 30%, the softmax exponents 10%, expf 4%; with the exponents on the
+ * producer (as until session 11) it carried ~59% and the consumer waited. The
+ * arithmetic is dec_task's, in the same order per row: the same bits.
  * Each thread of the run executes its own role (no task queue: a queue could hand both
  * roles to one thread, which would wait forever on itself); a waiting thread spins,
  * then yields (a machine with more runnable threads than cores must run the other). */
@@ -634,34 +640,30 @@ static bool dec_wait(atomic_int *c, int target, dec_pipe *pp) {
 }
 
 /* Pair `pair` of n_pairs on segment a; producer or consumer; ws: this thread's scratch,
- * pws: the producer's (the ring, M and S). */
+ * pws: the producer's (the queries and the ring). */
 ATTN_TGT512 void nk_attn_dec_pipe_run(const nk_attn *a, int pair, int n_pairs, bool producer, dec_pipe *pp, uint8_t *ws,
                                      uint8_t *pws, nk_pool *ctl, int ith) {
     const int group = a->n_head / a->n_head_kv, hd = NK_MAX(a->hd_k, a->hd_v), hd_v = a->hd_v;
     const int kv0 = pair * a->n_head_kv / n_pairs, kv1 = (pair + 1) * a->n_head_kv / n_pairs, R = (kv1 - kv0) * group;
     const size_t q_stride = dec_q_stride(a), hf = dec_head_floats(hd);
-    /* the producer's scratch: queries, the running maxima, the ring; the consumer's:
-     * per row the accumulator, then (at hd_v + 1) the sum */
-    uint8_t *p = pws;
-    void *qf = p;
-    p += dec_pipe_q(hd);
-    float *M = (float *)p;
-    p += round64((size_t)DEC_RMAX * 4);
-    uint8_t *ring = p;
+    /* the producer's scratch: queries, the ring; the consumer's: per row the
+     * accumulator, then (at hd_v) the running max and (at hd_v + 1) the sum */
+    void *qf = pws;
+    uint8_t *ring = pws + dec_pipe_q(hd);
     float *acc = (float *)ws;
     const int lo = dec_lo(a), nb = (a->pos0 + 1 - lo + DEC_B - 1) / DEC_B;
     if (producer) {
         dec_queries(a, kv0, R, qf, q_stride);
-        for (int r = 0; r < R; r++) M[r] = -INFINITY;
     } else {
         for (int r = 0; r < R; r++) {
             memset(acc + (size_t)r * hf, 0, (size_t)hd_v * sizeof(float));
+            acc[(size_t)r * hf + hd_v] = -INFINITY;
             acc[(size_t)r * hf + hd_v + 1] = 0.0f;
         }
     }
     for (int b = 0; b < nb; b++) {
         const int b0 = lo + b * DEC_B, n = NK_MIN(DEC_B, a->pos0 + 1 - b0), pf_n = dec_pf_n(a, b0);
-        /* a slot: the exponents (then ms), w, resc, the new-max lanes */
+        /* a slot: the scores (then the exponents, then ms), w, resc, the new-max lanes */
         uint8_t *slot = ring + (size_t)(b % DEC_RING) * dec_ring_slot();
         float *E = (float *)slot, *w = (float *)(slot + round64((size_t)DEC_RMAX * 16 * 4));
         uint32_t *resc = (uint32_t *)(slot + 2 * round64((size_t)DEC_RMAX * 16 * 4));
@@ -672,10 +674,11 @@ ATTN_TGT512 void nk_attn_dec_pipe_run(const nk_attn *a, int pair, int n_pairs, b
         }
         if (producer) {
             if (!dec_wait(&pp->used, b - DEC_RING + 1, pp)) return;
-            dec_blk_k(a, kv0, kv1, qf, q_stride, b0, n, pf_n, M, 1, E, gts);
+            dec_blk_k(a, kv0, kv1, qf, q_stride, b0, n, pf_n, E);
             atomic_store_explicit(&pp->made, b + 1, memory_order_release);
         } else {
             if (!dec_wait(&pp->made, b + 1, pp)) return;
+            dec_blk_arg(R, n, acc + hd_v, hf, E, gts);
             dec_blk_soft(R, n, E, gts, acc + hd_v + 1, hf, E, w, resc);
             dec_blk_v(a, kv0, kv1, b0, n, pf_n, E, w, resc, acc, hf);
             atomic_store_explicit(&pp->used, b + 1, memory_order_release);
