@@ -264,6 +264,17 @@ int main(void) {
     check_shape(128, 100, 16, 8, 170, 40, 210);
     check_shape(96, 0, 4, 2, 1, 600, 601);
     check_shape(80, 100, 4, 2, 9, 600, 609);
+    /* long prompts (session 11, the 16k work): tasks of several tiles walking tens of
+     * K chunks, past 2,048 positions; one KV head so that 1 and 2 threads plan different
+     * tiles per task (8 and 4); qwen3-0.6b's head (128, GQA 2) and llama3.2-1b's (64,
+     * GQA 4), from position 0, at depth, in a window */
+    check_shape(128, 0, 2, 1, 2100, 0, 2100);
+    check_shape(64, 0, 4, 1, 300, 0, 300);
+    check_shape(64, 0, 4, 1, 1200, 0, 1200);
+    check_shape(128, 0, 4, 2, 500, 900, 1400);
+    check_shape(64, 0, 8, 2, 200, 900, 1100);
+    check_shape(128, 256, 4, 2, 700, 100, 800);
+    check_shape(64, 300, 4, 1, 900, 0, 900);
     /* decoding at depth on a pair of threads (dec_pipe_run: K and the scores on one,
      * V, the softmax and the sums on the other, a ring of 8 blocks wrapping many
      * times): GQA 16 with 64 query rows on the pair (its most), llama3.2-1b's shape in
