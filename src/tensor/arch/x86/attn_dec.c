@@ -614,11 +614,12 @@ ATTN_TGT512 void nk_attn_dec_task(const nk_attn *a, int hpt, int task, void *scr
  * writing each block's scores into a ring of DEC_RING slots; the consumer (the next
  * ith) reads V and does dec_blk_arg (the running max and the softmax exponents),
  * dec_blk_soft (the exponentials, ms, w and the sums) and dec_blk_v, block by block,
- * as soon as the producer has published the block. The split evens the pair out: from
- * L3 (1 thread, session 10) the scores were 49% of the kernel's time, the V
- * accumulation 30%, the softmax exponents 10%, expf 4%; with the exponents on the
- * producer (as until session 11) it carried ~59% and the consumer waited. The
- * arithmetic is dec_task's, in the same order per row: the same bits.
+ * as soon as the producer has published the block. The split is as even as whole
+ * steps allow: per position from L2/L3 (bench_dec_steps, qwen3-0.6b's layer, TSC
+ * cycles) the scores take ~150, the exponents ~6, the exponentials and sums ~24 and
+ * the V accumulation ~103, so the producer carries ~150 against ~133 (with the
+ * exponents on the producer, as until session 11: ~156 against ~127). The arithmetic
+ * is dec_task's, in the same order per row: the same bits.
  * Each thread of the run executes its own role (no task queue: a queue could hand both
  * roles to one thread, which would wait forever on itself); a waiting thread spins,
  * then yields (a machine with more runnable threads than cores must run the other). */
