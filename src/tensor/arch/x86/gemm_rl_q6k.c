@@ -270,12 +270,14 @@ TGT static INL void r16_sub(const int T, const uint8_t *blk, const r16_slab *sl,
 
 /* T tokens (compile-time after inlining) against one repacked block, its codes
  * decoded here (sl NULL) or taken from sl: group()'s operations in group()'s order.
- * From R16_UNROLL_MIN tokens the 16 sub-blocks are unrolled: rolled, gcc (12) kept
- * the loop's pointers in stack slots and copied the token sums between registers
- * every sub-block; unrolled, every address is a base and a constant. Cycles per
- * 16-row block from L2, least of 4-6 interleaved runs (session 11): 8 tokens 488 ->
- * 444; 1 token 171 -> 152 (rolled, the steps interleaved); unrolled at 1 token 192,
- * at 4 tokens both faster and slower than rolled on this shared machine, so from 5. */
+ * From R16_UNROLL_MIN tokens the 16 sub-blocks are unrolled (r16_sub): rolled, gcc
+ * (12) kept the loop's pointers in stack slots and copied the token sums between
+ * registers every sub-block; unrolled, every address is a base and a constant.
+ * Cycles per 16-row block, least of 4-6 interleaved runs (session 11): 8 tokens from
+ * L2 488 -> 444. Fewer tokens keep the rolled loop: at 1 token from DRAM (a decode
+ * step of one sequence) r16_sub rolled cost 323 cycles against this loop's 269,
+ * though it was faster from L2 (152 vs 171), and at 4 tokens the unrolled loop
+ * measured both faster and slower than this one on this shared machine. */
 TGT static INL void r16_tokens(const int T, const uint8_t *blk, const r16_slab *sl, const rl6_blk *const *x,
                                __m512 *acc) {
     __m512i ia[8];
@@ -285,8 +287,27 @@ TGT static INL void r16_tokens(const int T, const uint8_t *blk, const r16_slab *
         UNROLL
         for (int g = 0; g < QK_K / 16; g++) r16_sub(T, blk, sl, x, g, ia);
     } else {
-        NO_UNROLL
-        for (int g = 0; g < QK_K / 16; g++) r16_sub(T, blk, sl, x, g, ia);
+        for (int g = 0; g < QK_K / 16; g++) {
+            __m512i c[4], sc;
+            if (sl) {
+                UNROLL
+                for (int i = 0; i < 4; i++) c[i] = sl->c[4 * g + i];
+                sc = sl->sc[g];
+            } else {
+                r16_codes(blk + 288 + 192 * g, c);
+                sc = r16_scales(blk, g);
+            }
+            UNROLL
+            for (int t = 0; t < T; t++) {
+                const int8_t *q = x[t]->q + 16 * g;
+                __m512i v = _mm512_set1_epi32(x[t]->bias[g]);
+                v = rl_dpbusd_bc(v, c[0], q + 0);
+                v = rl_dpbusd_bc(v, c[1], q + 4);
+                v = rl_dpbusd_bc(v, c[2], q + 8);
+                v = rl_dpbusd_bc(v, c[3], q + 12);
+                ia[t] = _mm512_add_epi32(ia[t], _mm512_mullo_epi32(v, sc));
+            }
+        }
     }
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
     UNROLL
@@ -302,7 +323,19 @@ TGT static INL void r16_tokens(const int T, const uint8_t *blk, const r16_slab *
 
 #define R16_SLAB_MIN 17  /* from this many tokens a block is decoded once into a slab */
 
+/* 5-8 tokens out of line: their unrolled bodies inlined into gemm_r16_q6_K changed
+ * how gcc compiled its 1-token path, which then ran ~20% slower from DRAM */
+#define R16_MANY(T)                                                                                        \
+    TGT static __attribute__((noinline)) void r16_tokens_##T(const uint8_t *blk, const r16_slab *sl,       \
+                                                             const rl6_blk *const *x, __m512 *acc) {      \
+        r16_tokens(T, blk, sl, x, acc);                                                                    \
+    }
+R16_MANY(5)
+R16_MANY(6)
+R16_MANY(7)
+R16_MANY(8)
 #define R16_CASE(T) case T: r16_tokens(T, blk, sl, xp, acc + t); break;
+#define R16_CASE_N(T) case T: r16_tokens_##T(blk, sl, xp, acc + t); break;
 
 /* nr rows from a group boundary of a repacked tensor (w: its first row's offset,
  * ws: the file's row size), nt tokens of rl6 activations. Every token count runs
@@ -341,8 +374,8 @@ TGT static void gemm_r16_q6_K(int n, int nr, int nt, const void *w, size_t ws, c
                     const rl6_blk *xp[R16_GRP];
                     for (int i = 0; i < T; i++) xp[i] = (const rl6_blk *)(at + (size_t)(t + i) * as) + b;
                     switch (T) {
-                    R16_CASE(1) R16_CASE(2) R16_CASE(3) R16_CASE(4) R16_CASE(5) R16_CASE(6) R16_CASE(7)
-                    default: r16_tokens(R16_GRP, blk, sl, xp, acc + t); break;
+                    R16_CASE(1) R16_CASE(2) R16_CASE(3) R16_CASE(4) R16_CASE_N(5) R16_CASE_N(6) R16_CASE_N(7)
+                    default: r16_tokens_8(blk, sl, xp, acc + t); break;
                     }
                 }
             }
