@@ -323,8 +323,9 @@ TGT static INL void r16_tokens(const int T, const uint8_t *blk, const r16_slab *
 
 #define R16_SLAB_MIN 17  /* from this many tokens a block is decoded once into a slab */
 
-/* 5-8 tokens out of line: their unrolled bodies inlined into gemm_r16_q6_K changed
- * how gcc compiled its 1-token path, which then ran ~20% slower from DRAM */
+/* 5-8 tokens out of line, so that their unrolled bodies do not change how gcc
+ * compiles gemm_r16_q6_K's own loop and its 1-4 token paths (decoding one sequence:
+ * DRAM bound, where a slower 1-token product was suspected once and not confirmed) */
 #define R16_MANY(T)                                                                                        \
     TGT static __attribute__((noinline)) void r16_tokens_##T(const uint8_t *blk, const r16_slab *sl,       \
                                                              const rl6_blk *const *x, __m512 *acc) {      \
