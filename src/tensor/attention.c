@@ -120,87 +120,23 @@ static void v_mad_flash(int n, float *acc, const void *v, bool f16, float ms, fl
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-#define ATTN_TGT __attribute__((target("avx2,fma,f16c")))
-
-/* The same arithmetic 8 lanes at a time (F16C conversions round to nearest even,
- * exactly as the scalar nk_fp32_to_fp16, and FMA is fused like fmaf). */
-ATTN_TGT static void v_mad_plain_f16c(int n, float *acc, const void *v, bool f16, float p) {
-    if (!f16) {
-        v_mad_plain(n, acc, v, f16, p);
-        return;
-    }
-    const uint16_t *h = v;
-    const __m256 vp = _mm256_set1_ps(p);
-    int d = 0;
-    for (; d + 8 <= n; d += 8) {
-        __m256 x = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + d)));
-        _mm256_storeu_ps(acc + d, _mm256_fmadd_ps(x, vp, _mm256_loadu_ps(acc + d)));
-    }
-    for (; d < n; d++) acc[d] = fmaf(nk_fp16_to_fp32(h[d]), p, acc[d]);
+/* The x86 helpers (arch/x86/attn_query.c) for f16 rows; f32 rows keep the scalar loop */
+static void v_mad_plain_f16c(int n, float *acc, const void *v, bool f16, float p) {
+    if (f16) nk_attn_q_vmad_plain_f16(n, acc, v, p);
+    else v_mad_plain(n, acc, v, f16, p);
 }
 
-ATTN_TGT static void v_mad_flash_f16c(int n, float *acc, const void *v, bool f16, float ms, float w) {
-    if (!f16) {
-        v_mad_flash(n, acc, v, f16, ms, w);
-        return;
-    }
-    const uint16_t *h = v;
-    const __m256 vms = _mm256_set1_ps(ms), vw = _mm256_set1_ps(w);
-    int d = 0;
-    for (; d + 8 <= n; d += 8) {
-        __m256 a = _mm256_loadu_ps(acc + d);
-        if (ms != 1.0f) a = _mm256_mul_ps(a, vms);
-        __m256 x = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + d)));
-        a = _mm256_fmadd_ps(x, vw, a);
-        _mm256_storeu_ps(acc + d, a);
-    }
-    for (; d < n; d++) {
-        if (ms != 1.0f) acc[d] = acc[d] * ms;
-        acc[d] = fmaf(nk_fp16_to_fp32(h[d]), w, acc[d]);
-    }
+static void v_mad_flash_f16c(int n, float *acc, const void *v, bool f16, float ms, float w) {
+    if (f16) nk_attn_q_vmad_flash_f16(n, acc, v, ms, w);
+    else v_mad_flash(n, acc, v, f16, ms, w);
 }
 
-/* AVX-512 (the per-query path's f16 scores); runs only when the tensor layer picked its
- * avx512vnni level (attn_simd512) */
-#define ATTN_TGT512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
-
-/* Scores of one f16 query against n_kv cache rows: the arithmetic of the AVX-512 F16
- * vec_dot (two 16-lane accumulators over 32-element steps, then the lane sum), with
- * the query converted once instead of per row. NQ = hd / 16 (even). */
-ATTN_TGT512 static inline __attribute__((always_inline)) void scores_f16_512(const int NQ, int n_kv, const uint16_t *qh,
-                                                                              const uint8_t *kb, size_t k_row, float scale,
-                                                                              float *scores) {
-    __m512 q[16];
-    for (int i = 0; i < NQ; i++) q[i] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(qh + 16 * i)));
-    for (int j = 0; j < n_kv; j++) {
-        const uint16_t *k = (const uint16_t *)(kb + (size_t)j * k_row);
-        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-        for (int i = 0; i < NQ; i += 2) {
-            a0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + 16 * i))), q[i], a0);
-            a1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + 16 * i + 16))), q[i + 1], a1);
-        }
-        scores[j] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) * scale;
-    }
+static bool scores_f16_fast(int hd, int n_kv, const uint16_t *qh, const uint8_t *kb, size_t k_row, float scale,
+                            float *scores) {
+    return nk_attn_q_scores_f16(hd, n_kv, qh, kb, k_row, scale, scores);
 }
 
-ATTN_TGT512 static bool scores_f16_fast(int hd, int n_kv, const uint16_t *qh, const uint8_t *kb, size_t k_row,
-                                        float scale, float *scores) {
-    switch (hd) {
-    case 64: scores_f16_512(4, n_kv, qh, kb, k_row, scale, scores); return true;
-    case 128: scores_f16_512(8, n_kv, qh, kb, k_row, scale, scores); return true;
-    case 256: scores_f16_512(16, n_kv, qh, kb, k_row, scale, scores); return true;
-    default: return false;
-    }
-}
-
-/* f32 -> f16 with F16C (round to nearest even, the same bits as nk_fp32_to_fp16) */
-ATTN_TGT static void f32_to_f16_f16c(const float *x, uint16_t *h, int n) {
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm_storeu_si128((__m128i *)(h + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
-    for (; i < n; i++) h[i] = nk_fp32_to_fp16(x[i]);
-}
+static void f32_to_f16_f16c(const float *x, uint16_t *h, int n) { nk_attn_q_f32_to_f16(x, h, n); }
 
 static bool attn_simd512(void) { return strcmp(nk_tensor_isa(), "avx512vnni") == 0; }
 

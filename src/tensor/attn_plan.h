@@ -111,6 +111,19 @@ void nk_attn_dec_pipe_run(const nk_attn *a, int pair, int n_pairs, bool producer
 
 /* x[0..n-1] = expf(x[0..n-1]) with the C library's bits, 16 at a time (AVX-512 only) */
 void nk_attn_tile_expf(float *x, int n);
+
+/* The per-query path's helpers (arch/x86/attn_query.c), the scalar description's bits;
+ * the first two and the last need AVX2, FMA and F16C, the scores AVX-512.
+ * acc[0..n-1] += h * p (plain), or acc = acc * ms (when ms != 1), then += h * w (flash),
+ * for an f16 V row h: */
+void nk_attn_q_vmad_plain_f16(int n, float *acc, const uint16_t *h, float p);
+void nk_attn_q_vmad_flash_f16(int n, float *acc, const uint16_t *h, float ms, float w);
+/* scores[j] = (q . K row j) * scale for j < n_kv, an f16 query qh and f16 rows k_row
+ * bytes apart from kb; false (nothing written) for head sizes other than 64/128/256 */
+bool nk_attn_q_scores_f16(int hd, int n_kv, const uint16_t *qh, const uint8_t *kb, size_t k_row, float scale,
+                          float *scores);
+/* h[0..n-1] = x[0..n-1] rounded to f16 (nearest even) */
+void nk_attn_q_f32_to_f16(const float *x, uint16_t *h, int n);
 #endif
 
 #endif
