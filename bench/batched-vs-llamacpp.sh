@@ -29,10 +29,7 @@ export LLAMACPP_REF=${LLAMACPP_REF:?set LLAMACPP_REF to the node-llama-cpp insta
 [ -x "$NOOK" ] || { echo "nook binary not found at $NOOK (set NOOK=)" >&2; exit 2; }
 model=$1
 
-# field FILE KEY: a numeric field of the last JSON line of FILE
-field() { node -e 'const o=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8").trim().split("\n").pop());const v=o[process.argv[2]];console.log(v==null?"nan":v)' "$1" "$2"; }
-# stats V...: "min median max"
-stats() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f %.2f %.2f", a[1], m, a[NR]}'; }
+source "$ROOT/bench/lib.sh"   # field, stats, ratio
 med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f", m}'; }
 
 tmp=$(mktemp -d)
@@ -47,7 +44,7 @@ for r in $(seq 1 "$REPS"); do
         if [ -n "${OUT_JSONL:-}" ]; then cat "$tmp/n.json" >> "$OUT_JSONL"; tail -n1 "$tmp/l.json" >> "$OUT_JSONL"; fi
         a=$(field "$tmp/n.json" tg_tps); b=$(field "$tmp/l.json" tg_tps)
         N[$p]="${N[$p]:-} $a"; L[$p]="${L[$p]:-} $b"
-        R[$p]="${R[$p]:-} $(awk -v x="$a" -v y="$b" 'BEGIN{printf "%.3f", x/y}')"
+        R[$p]="${R[$p]:-} $(ratio "$a" "$b")"
         echo "round $r/$REPS parallel $p: nook $a t/s, llama.cpp $b t/s (load $(uptime | sed 's/.*average: //'))" >&2
     done
 done

@@ -25,8 +25,7 @@ export LLAMACPP_REF=${LLAMACPP_REF:?set LLAMACPP_REF to the node-llama-cpp insta
 model=$1
 texts=${2:-$ROOT/bench/data/embed_texts.txt}
 
-field() { node -e 'const o=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8").trim().split("\n").pop());const v=o[process.argv[2]];console.log(v==null?"nan":v)' "$1" "$2"; }
-stats() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f %.2f %.2f", a[1], m, a[NR]}'; }
+source "$ROOT/bench/lib.sh"   # field, stats, ratio
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -36,7 +35,7 @@ for i in $(seq 1 "$REPS"); do
     node "$ROOT/bench/llamacpp_ext.mjs" embed -m "$model" --texts "$texts" --threads "$THREADS" --reps "$INNER" \
         > "$tmp/l.json" 2> "$tmp/l.err" || { cat "$tmp/l.err" >&2; exit 1; }
     a=$(field "$tmp/n.json" texts_per_s); b=$(field "$tmp/l.json" texts_per_s)
-    n+=("$a"); l+=("$b"); r+=("$(awk -v x="$a" -v y="$b" 'BEGIN{printf "%.3f", x/y}')")
+    n+=("$a"); l+=("$b"); r+=("$(ratio "$a" "$b")")
     echo "round $i/$REPS: nook $a texts/s, llama.cpp $b texts/s (load $(uptime | sed 's/.*average: //'))" >&2
 done
 echo "$(basename "$model"), $(grep -c . "$texts") texts, $THREADS threads, $REPS rounds (min med max)"

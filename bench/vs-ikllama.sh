@@ -28,12 +28,9 @@ REPS=${REPS:-2}; INNER=${INNER:-1}; KV=${KV:-f16}
 [ -x "$NOOK" ] || { echo "nook binary not found at $NOOK (set NOOK=)" >&2; exit 2; }
 [ -x "$IK_BENCH" ] || { echo "IK_BENCH=$IK_BENCH is not executable" >&2; exit 2; }
 
-# nook_field FILE KEY: a numeric field of the last JSON line
-nook_field() { node -e 'const o=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8").trim().split("\n").pop());const v=o[process.argv[2]];console.log(v==null?"nan":v)' "$1" "$2"; }
+source "$ROOT/bench/lib.sh"   # field, stats, ratio
 # ik_ts FILE: avg_ts of llama-bench's one JSON test
 ik_ts() { node -e 'const a=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));console.log(a.length?a[a.length-1].avg_ts:"nan")' "$1"; }
-stats() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f %.2f %.2f", a[1], m, a[NR]}'; }
-ratio() { awk -v x="$1" -v y="$2" 'BEGIN{printf "%.3f", x/y}'; }
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -49,7 +46,7 @@ for model in "$@"; do
         "$NOOK" bench "$model" -p 0 -n "$TG" -d "$DEPTH" -t "$THREADS" -r "$INNER" --kv-cache-type "$KV" --json > "$tmp/nt.json"
         "$IK_BENCH" -m "$model" -p 0 -n 0 -gp "$DEPTH,$TG" -t "$THREADS" -r "$INNER" -ctk "$KV" -ctv "$KV" -o json > "$tmp/it.json" 2> "$tmp/ik.err" \
             || { cat "$tmp/ik.err" >&2; exit 1; }
-        a=$(nook_field "$tmp/np.json" pp_tps); b=$(nook_field "$tmp/nt.json" tg_tps)
+        a=$(field "$tmp/np.json" pp_tps); b=$(field "$tmp/nt.json" tg_tps)
         c=$(ik_ts "$tmp/ip.json"); d=$(ik_ts "$tmp/it.json")
         np+=("$a"); nt+=("$b"); ip+=("$c"); it+=("$d"); rp+=("$(ratio "$a" "$c")"); rt+=("$(ratio "$b" "$d")")
         echo "$name round $r/$REPS: nook pp$PP $a tg$TG@d$DEPTH $b | ik pp$PP $c tg$TG@d$DEPTH $d (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2

@@ -29,10 +29,7 @@ REF_TOOL=${REF_TOOL:-$ROOT/../shared/tools/ref/llamacpp.mjs}
 [ $# -ge 1 ] || { echo "usage: $0 MODEL.gguf..." >&2; exit 2; }
 [ -x "$NOOK" ] || { echo "nook binary not found at $NOOK (set NOOK=)" >&2; exit 2; }
 
-# field FILE KEY: a numeric field of a one-line JSON object
-field() { node -e 'const o=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8").trim().split("\n").pop());const v=o[process.argv[2]];console.log(v==null?"nan":v)' "$1" "$2"; }
-# stats V...: "min median max" of the numbers
-stats() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f %.2f %.2f", a[1], m, a[NR]}'; }
+source "$ROOT/bench/lib.sh"   # field, stats, ratio
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -49,8 +46,8 @@ for model in "$@"; do
         a=$(field "$tmp/n.json" pp_tps); b=$(field "$tmp/n.json" tg_tps)
         c=$(field "$tmp/l.json" pp_tps_median); d=$(field "$tmp/l.json" tg_tps_median)
         np+=("$a"); nt+=("$b"); lp+=("$c"); lt+=("$d")
-        rp+=("$(awk -v x="$a" -v y="$c" 'BEGIN{printf "%.3f", x/y}')")
-        rt+=("$(awk -v x="$b" -v y="$d" 'BEGIN{printf "%.3f", x/y}')")
+        rp+=("$(ratio "$a" "$c")")
+        rt+=("$(ratio "$b" "$d")")
         echo "$name round $r/$REPS: nook pp$PP $a tg$TG $b | llama.cpp pp$PP $c tg$TG $d (load $(uptime | sed 's/.*average: //'))" >&2
     done
     printf '%-28s %-4s %-26s %-26s %s\n' "$name" "pp$PP" "$(stats "${np[@]}")" "$(stats "${lp[@]}")" "$(stats "${rp[@]}")"
