@@ -16,9 +16,8 @@
  * The cache spans LAYERS (8; the environment's LAYERS overrides it: 1 keeps a small
  * cache in L2/L3, to time the arithmetic alone) copies so that it does not sit in the L3
  * cache between calls. KV=q8_0 or KV=q4_0 in the environment times a quantized cache
- * (random codes, scales 1/64). BACKOFF=0 keeps a lone segment at depth on pairs of
- * threads (dec_pipe_run) even when a wait outlasts the spin (a busy machine), to time
- * the pairs alone; it prints how many runs went to pairs.
+ * (random codes, scales 1/64). It prints how many runs were split over the cache
+ * length (a lone segment of at least two pieces per thread).
  */
 #include "tensor/ops.h"
 
@@ -86,7 +85,6 @@ int main(int argc, char **argv) {
     if (getenv("LAYERS")) LAYERS = atoi(getenv("LAYERS"));
     if (getenv("KV")) KV = !strcmp(getenv("KV"), "q8_0") ? NK_TYPE_Q8_0 : !strcmp(getenv("KV"), "q4_0") ? NK_TYPE_Q4_0 : NK_TYPE_F16;
     nk_tensor_init();
-    if (getenv("BACKOFF") && !atoi(getenv("BACKOFF"))) nk_attn_dec_backoff(false);
     nk_pool *pool = NULL;
     if (nth > 1 && nk_pool_new(nth, &pool, NULL)) return 1;
     const size_t layer_bytes = (size_t)n_kv * nk_row_size(KV, (int64_t)nkv * hd);
@@ -111,7 +109,7 @@ int main(int argc, char **argv) {
         munmap(k, all);
         munmap(v, all);
     }
-    printf("  runs on pairs: %ld\n", nk_attn_dec_pair_runs());
+    printf("  runs split over the length: %ld\n", nk_attn_dec_split_runs());
     nk_pool_free(pool);
     return 0;
 }

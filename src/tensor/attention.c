@@ -67,18 +67,45 @@ static int dec_hpt(const nk_attn *a, int nth, int n_dec) {
 }
 
 /* per-thread scratch: the per-query path's (scores [n_ctx] f32, probabilities [n_ctx]
- * f32, the query in the cache type [hd] and the V accumulator [hd], hd = max(hd_k,
- * hd_v), each rounded up to 64 bytes), the tiled path's (with its task's further
- * tiles) or decoding's (the tiled path's and TILE_RMAX accumulator rows, or the pairs'),
- * whichever is larger */
+ * f32, the query in the cache type [hd], the V accumulator [hd], a dequantized V row
+ * [hd] and the merged pieces' accumulator [hd], hd = max(hd_k, hd_v), each rounded up
+ * to 64 bytes), the tiled path's (with its task's further tiles and the tiles' merged
+ * pieces) or decoding's (the tiled path's and, split by heads, TILE_RMAX rows of the
+ * total and of the piece, or, split over the length, DEC_RMAX queries), whichever is
+ * larger */
 static size_t attn_thread_bytes(int n_ctx, int hd) {
-    const size_t plain = 2 * round64((size_t)n_ctx * 4) + 3 * round64((size_t)hd * 4);
-    const size_t more = NK_MAX(round64((size_t)TILE_RMAX * dec_head_floats(hd) * 4), tile_more_bytes(hd));
-    return NK_MAX(NK_MAX(plain, tile_bytes(hd) + more), dec_pipe_bytes(hd));
+    const size_t plain = 2 * round64((size_t)n_ctx * 4) + 4 * round64((size_t)hd * 4);
+    const size_t more = NK_MAX(NK_MAX(dec_task_bytes(hd), dec_split_q(hd)), tile_more_bytes(hd));
+    return NK_MAX(plain, tile_bytes(hd) + more);
 }
 
+/* The scratch: the pieces' states shared by the threads (dec_split_bytes), then each
+ * thread's own. */
 size_t nk_attn_wsize(int n_threads, int n_ctx, int hd) {
-    return (size_t)n_threads * attn_thread_bytes(n_ctx, hd);
+    return dec_split_bytes(n_ctx, hd) + (size_t)n_threads * attn_thread_bytes(n_ctx, hd);
+}
+
+static uint8_t *attn_thread_ws(const nk_attn *a0, int ith) {
+    const int hd = NK_MAX(a0->hd_k, a0->hd_v);
+    return (uint8_t *)a0->scratch + dec_split_bytes(a0->n_ctx, hd) + (size_t)ith * attn_thread_bytes(a0->n_ctx, hd);
+}
+
+/* The merge of the flash numerics' pieces (ops.h). Separate statements: never
+ * contracted to an fma. */
+void nk_attn_piece_merge(int n, float *restrict accT, float *MT, float *ST, const float *restrict acc, float M, float S) {
+    float a = 1.0f, b = 1.0f;
+    if (M > *MT) {
+        a = expf(*MT - M);
+        *MT = M;
+    } else {
+        b = expf(M - *MT);
+    }
+    const float x = *ST * a, y = S * b;
+    *ST = x + y;
+    for (int d = 0; d < n; d++) {
+        const float p = accT[d] * a, r = acc[d] * b;
+        accT[d] = p + r;
+    }
 }
 
 static inline float round_f16(float x) { return nk_fp16_to_fp32(nk_fp32_to_fp16(x)); }
@@ -180,42 +207,18 @@ static void nk_attn_tile_task(const nk_attn *a, const tile_plan *pl, int task, v
 static void nk_attn_dec_task(const nk_attn *a, int hpt, int task, void *scratch) {
     (void)a, (void)hpt, (void)task, (void)scratch;
 }
-static void nk_attn_dec_pipe_run(const nk_attn *a, int pair, int n_pairs, bool producer, dec_pipe *pp, uint8_t *ws, uint8_t *pws,
-                         nk_pool *ctl, int ith) {
-    (void)a, (void)pair, (void)n_pairs, (void)producer, (void)pp, (void)ws, (void)pws, (void)ctl, (void)ith;
+static void nk_attn_dec_piece_task(const nk_attn *a, int p0, int p1, float *st, void *scratch) {
+    (void)a, (void)p0, (void)p1, (void)st, (void)scratch;
 }
+static void nk_attn_dec_split_merge(const nk_attn *a, const float *st, int n_piece) { (void)a, (void)st, (void)n_piece; }
 #endif
 
-/* The pairs need both threads on a core at once: a waiting thread spins on its
- * partner's progress every block. On a machine with more runnable threads than cores
- * (other processes busy) the partner is often off its core, and a run on pairs took 2-4x
- * longer than the same run split by heads (bench_attn at load 6 on 2 cores). So a run in
- * which a wait outlasted the spin (DEC_SPIN pauses, ~100 us) sends the next runs to the
- * split by heads, 16 at first and twice as many after each further such run (at most
- * 4096: ~150 tokens of a 28-layer model), and a run without such a wait clears it. The
- * bits are the same either way; this is process-wide (relaxed atomics: a heuristic). */
-static atomic_int dec_backoff_left, dec_backoff_len, dec_backoff_off;
-static atomic_long dec_pair_runs;
-static bool dec_backoff_skip(void) {
-    if (atomic_load_explicit(&dec_backoff_off, memory_order_relaxed)) return false;
-    if (atomic_load_explicit(&dec_backoff_left, memory_order_relaxed) <= 0) return false;
-    atomic_fetch_sub_explicit(&dec_backoff_left, 1, memory_order_relaxed);
-    return true;
-}
-static void dec_backoff_update(bool lost) {
-    if (!lost) {
-        atomic_store_explicit(&dec_backoff_len, 0, memory_order_relaxed);
-        return;
-    }
-    const int len = NK_MIN(4096, NK_MAX(16, 2 * atomic_load_explicit(&dec_backoff_len, memory_order_relaxed)));
-    atomic_store_explicit(&dec_backoff_len, len, memory_order_relaxed);
-    atomic_store_explicit(&dec_backoff_left, len, memory_order_relaxed);
-}
-void nk_attn_dec_backoff(bool on) {
-    atomic_store_explicit(&dec_backoff_off, !on, memory_order_relaxed);
-    if (!on) atomic_store_explicit(&dec_backoff_left, 0, memory_order_relaxed);
-}
-long nk_attn_dec_pair_runs(void) { return atomic_load_explicit(&dec_pair_runs, memory_order_relaxed); }
+/* tasks per thread of a segment split over its length (bench_attn builds try others) */
+#ifndef DEC_TPT_SPLIT
+#define DEC_TPT_SPLIT 2
+#endif
+static atomic_long dec_split_runs;
+long nk_attn_dec_split_runs(void) { return atomic_load_explicit(&dec_split_runs, memory_order_relaxed); }
 
 /* Segments per pool run (nk_attention_multi runs more in several). */
 #define ATTN_MAX_SEG 64
@@ -230,8 +233,10 @@ typedef struct attn_run {
     tile_plan plan[ATTN_MAX_SEG];  /* tiled path: each segment's tasks */
     int dec[ATTN_MAX_SEG];         /* > 0: decoding at depth, KV heads per task (dec_task) */
     atomic_int next;
-    int n_pairs;                   /* > 0: one segment decoded on pairs of threads (dec_pipe_run) */
-    dec_pipe pipes[DEC_MAX_PAIRS];
+    int n_piece;                   /* > 0: one segment decoded split over its length, in pieces */
+    int ppt;                       /* pieces per task (consecutive) */
+    float *states;                 /* their states: [n_piece][n_head][dec_head_floats(hd)] */
+    atomic_int done;               /* pieces finished */
 } attn_run;
 
 static int attn_seg_of(const attn_run *run, int task) {
@@ -246,14 +251,19 @@ static int attn_seg_of(const attn_run *run, int task) {
 static void attn_tile_fn(void *ctx, int ith, int nth) {
     attn_run *run = ctx;
     const nk_attn *a0 = &run->segs[0];
-    const size_t tb = attn_thread_bytes(a0->n_ctx, NK_MAX(a0->hd_k, a0->hd_v));
-    void *ws = (uint8_t *)a0->scratch + (size_t)ith * tb;
-    /* the pairs, if the run got the threads they were planned for (a run outside a
-     * lease may get fewer than nk_pool_size said: then the task queue below) */
-    if (run->n_pairs && nth >= 2 * run->n_pairs) {
-        if (ith < 2 * run->n_pairs)
-            nk_attn_dec_pipe_run(a0, ith / 2, run->n_pairs, ith % 2 == 0, &run->pipes[ith / 2], ws,
-                         (uint8_t *)a0->scratch + (size_t)(ith & ~1) * tb, run->ctl, ith);
+    void *ws = attn_thread_ws(a0, ith);
+    (void)nth;
+    if (run->n_piece) {
+        const size_t per = (size_t)a0->n_head * dec_head_floats(NK_MAX(a0->hd_k, a0->hd_v));
+        const int n_task = (run->n_piece + run->ppt - 1) / run->ppt;
+        for (int k; (k = atomic_fetch_add_explicit(&run->next, 1, memory_order_relaxed)) < n_task;) {
+            if (nk_pool_should_stop(run->ctl, ith)) return;
+            const int p0 = k * run->ppt, p1 = NK_MIN(run->n_piece, p0 + run->ppt);
+            nk_attn_dec_piece_task(a0, p0, p1, run->states + (size_t)p0 * per, ws);
+            /* release: these pieces' states; acquire (the last): every other's */
+            if (atomic_fetch_add_explicit(&run->done, p1 - p0, memory_order_acq_rel) + (p1 - p0) == run->n_piece)
+                nk_attn_dec_split_merge(a0, run->states, run->n_piece);   /* all states are written */
+        }
         return;
     }
     const int n_task = run->first[run->n_seg];
@@ -279,6 +289,7 @@ static void attn_one(const attn_run *run, const nk_attn *a, int t, int h, uint8_
     void *qconv = base + 2 * sz;
     float *acc = (float *)(base + 2 * sz + hz);
     float *vrow = (float *)(base + 2 * sz + 2 * hz);   /* a dequantized V row */
+    float *accT = (float *)(base + 2 * sz + 3 * hz);   /* flash: the merged pieces */
     const int group = a->n_head / a->n_head_kv;
     const size_t k_head = nk_row_size(a->kv_type, a->hd_k), v_head = nk_row_size(a->kv_type, a->hd_v);
     const size_t k_row = (size_t)a->n_head_kv * k_head;   /* bytes per position */
@@ -313,29 +324,43 @@ static void attn_one(const attn_run *run, const nk_attn *a, int t, int h, uint8_
         memset(acc, 0, (size_t)a->hd_v * sizeof *acc);
 
         if (a->flash) {
-            /* one pass as ggml walks it: running max M and sum S; a new max rescales
-             * the accumulator by exp(Mold - M), other positions weigh exp(s - M) */
-            float M = -INFINITY, S = 0.0f;
-            for (int j = 0; j < n_kv; j++) {
-                const float s = scores[j];
-                float ms = 1.0f, w = 1.0f;
-                if (s > M) {
-                    ms = expf(M - s);
-                    M = s;
+            /* per piece (the positions cut at multiples of NK_ATTN_SPLIT), one pass as
+             * ggml walks it: running max M and sum S; a new max rescales the
+             * accumulator by exp(Mold - M), other positions weigh exp(s - M). The
+             * pieces then merge in position order into the total (MT, ST, accT). */
+            float MT = -INFINITY, ST = 0.0f;
+            for (int j0 = 0; j0 < n_kv;) {
+                const int j1 = NK_MIN(n_kv, nk_attn_piece_end(lo + j0) - lo);
+                float M = -INFINITY, S = 0.0f;
+                memset(acc, 0, (size_t)a->hd_v * sizeof *acc);
+                for (int j = j0; j < j1; j++) {
+                    const float s = scores[j];
+                    float ms = 1.0f, w = 1.0f;
+                    if (s > M) {
+                        ms = expf(M - s);
+                        M = s;
+                    } else {
+                        w = expf(s - M);
+                    }
+                    S = S * ms + w;
+                    const void *vj = vb + (size_t)j * v_row;
+                    if (vq) {
+                        run->kt->to_float(vj, vrow, a->hd_v);
+                        vj = vrow;
+                    }
+                    if (run->simd) v_mad_flash_f16c(a->hd_v, acc, vj, f16, ms, w);
+                    else v_mad_flash(a->hd_v, acc, vj, f16, ms, w);
+                }
+                if (j0 == 0) {
+                    MT = M, ST = S;
+                    memcpy(accT, acc, (size_t)a->hd_v * sizeof *acc);
                 } else {
-                    w = expf(s - M);
+                    nk_attn_piece_merge(a->hd_v, accT, &MT, &ST, acc, M, S);
                 }
-                S = S * ms + w;
-                const void *vj = vb + (size_t)j * v_row;
-                if (vq) {
-                    run->kt->to_float(vj, vrow, a->hd_v);
-                    vj = vrow;
-                }
-                if (run->simd) v_mad_flash_f16c(a->hd_v, acc, vj, f16, ms, w);
-                else v_mad_flash(a->hd_v, acc, vj, f16, ms, w);
+                j0 = j1;
             }
-            const float S_inv = S == 0.0f ? 0.0f : 1.0f / S;
-            for (int d = 0; d < a->hd_v; d++) out[d] = acc[d] * S_inv;
+            const float S_inv = ST == 0.0f ? 0.0f : 1.0f / ST;
+            for (int d = 0; d < a->hd_v; d++) out[d] = accT[d] * S_inv;
             return;
         }
 
@@ -366,7 +391,7 @@ static void attn_one(const attn_run *run, const nk_attn *a, int t, int h, uint8_
 static void attn_fn(void *ctx, int ith, int nth) {
     const attn_run *run = ctx;
     const nk_attn *a0 = &run->segs[0];
-    uint8_t *base = (uint8_t *)a0->scratch + (size_t)ith * attn_thread_bytes(a0->n_ctx, NK_MAX(a0->hd_k, a0->hd_v));
+    uint8_t *base = attn_thread_ws(a0, ith);
     const int n_task = run->first[run->n_seg];
     int sg = 0;
     for (int task = ith; task < n_task; task += nth) {
@@ -412,29 +437,22 @@ void nk_attention_multi(nk_pool *pool, const nk_attn *segs, int n_seg) {
                                                            : a->n_tok * a->n_head);
         }
         atomic_init(&run.next, 0);
-        /* a lone one-token segment at depth on an even number of threads: pairs, each
-         * a run of KV heads (dec_pipe_run) */
-        run.n_pairs = 0;
-        if (run.n_seg == 1 && run.dec[0] && nth >= 2 && nth % 2 == 0 && !dec_backoff_skip()) {
+        /* a lone one-token segment at depth on several threads: split over its length
+         * when it has at least two pieces per thread (the queue balances them) */
+        run.n_piece = 0;
+        atomic_init(&run.done, 0);
+        if (run.n_seg == 1 && run.dec[0] && nth >= 2 && run.segs[0].n_head <= DEC_RMAX) {
             const nk_attn *a = &run.segs[0];
-            const int pairs = NK_MIN(NK_MIN(nth / 2, a->n_head_kv), DEC_MAX_PAIRS);
-            const int span = a->pos0 + 1 - (a->n_swa > 0 ? NK_MAX(0, a->pos0 - a->n_swa + 1) : 0);
-            if (span >= DEC_PIPE_MIN && (a->n_head_kv + pairs - 1) / pairs * (a->n_head / a->n_head_kv) <= DEC_RMAX)
-                run.n_pairs = pairs;
-            for (int i = 0; i < run.n_pairs; i++) {
-                atomic_init(&run.pipes[i].made, 0);
-                atomic_init(&run.pipes[i].used, 0);
-                atomic_init(&run.pipes[i].quit, 0);
-                atomic_init(&run.pipes[i].yielded, 0);
+            const int lo = a->n_swa > 0 ? NK_MAX(0, a->pos0 - a->n_swa + 1) : 0;
+            const int n_piece = a->pos0 / NK_ATTN_SPLIT - lo / NK_ATTN_SPLIT + 1;
+            if (n_piece >= 2 * nth) {
+                run.n_piece = n_piece;
+                run.ppt = NK_MAX(1, n_piece / (DEC_TPT_SPLIT * nth));
+                run.states = (float *)a->scratch;
+                atomic_fetch_add_explicit(&dec_split_runs, 1, memory_order_relaxed);
             }
         }
         nk_pool_run(use, run.tiled ? attn_tile_fn : attn_fn, &run);
-        if (run.n_pairs) {
-            bool lost = false;
-            for (int i = 0; i < run.n_pairs; i++) lost = lost || atomic_load_explicit(&run.pipes[i].yielded, memory_order_relaxed);
-            dec_backoff_update(lost);
-            atomic_fetch_add_explicit(&dec_pair_runs, 1, memory_order_relaxed);
-        }
     }
 }
 

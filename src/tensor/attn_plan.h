@@ -1,7 +1,7 @@
 /*
  * attn_plan.h: what the attention's dispatch (attention.c) and its AVX-512 kernels
  * (arch/x86/attn_tile.c: the tiled prefill; arch/x86/attn_dec.c: decoding at depth)
- * share: the tiles' and the decoding pairs' sizes, the per-thread scratch layout and
+ * share: the tiles' and the decoding pieces' sizes, the per-thread scratch layout and
  * the kernels' entry points. Internal to src/tensor.
  */
 #ifndef NK_ATTN_PLAN_H
@@ -59,41 +59,36 @@ static inline size_t dec_head_floats(int hd) { return ((size_t)hd + 2 + 15) & ~(
 /* bytes per query row of a quantized cache's decoding (decq_prep's layout, below) */
 static inline size_t decq_row_bytes(int hd_k) { return round64((size_t)hd_k + 128 * (size_t)((hd_k / 32 + 1) / 2)); }
 
-/* Decoding on pairs of threads (dec_pipe_run): at most DEC_RMAX query rows per pair,
- * DEC_RING blocks of ms, w and rescale masks between the pair's two threads. */
+/* Decoding split over the cache length (attention.c): a lone one-token segment's pieces
+ * (ops.h, NK_ATTN_SPLIT positions each) are tasks of their own, all its query rows (at
+ * most DEC_RMAX) at once; each piece's state (per row hf floats: the accumulator, then
+ * M at hd_v and S at hd_v + 1) goes to a region shared by the threads, and the thread
+ * that finishes the last piece merges them in position order. */
 #define DEC_RMAX 64
-#ifndef DEC_RING
-#define DEC_RING 8
-#endif
-#define DEC_MAX_PAIRS 16
-typedef struct dec_pipe {
-    _Alignas(64) atomic_int made;   /* blocks published by the producer */
-    _Alignas(64) atomic_int used;   /* blocks the consumer has finished with */
-    _Alignas(64) atomic_int quit;   /* a thread of the pair stopped (abort) */
-    atomic_int yielded;             /* a wait outlasted the spin: the partner was off its core */
-} dec_pipe;
-static inline size_t dec_ring_slot(void) { return 2 * round64((size_t)DEC_RMAX * 16 * 4) + 2 * round64((size_t)DEC_RMAX * 4); }
-static inline size_t dec_pipe_q(int hd) { return round64((size_t)DEC_RMAX * NK_MAX((size_t)hd * 4, decq_row_bytes(hd))); }
-/* a thread's scratch for either role: the producer's queries and the ring; the
- * consumer's accumulators, running maxima and sums */
-static inline size_t dec_pipe_bytes(int hd) {
-    const size_t prod = dec_pipe_q(hd) + DEC_RING * dec_ring_slot();
-    return NK_MAX(prod, round64((size_t)DEC_RMAX * dec_head_floats(hd) * 4));
+/* bytes of the shared region of the pieces' states, at the start of the scratch */
+static inline size_t dec_split_bytes(int n_ctx, int hd) {
+    return round64((size_t)(n_ctx / NK_ATTN_SPLIT + 2) * DEC_RMAX * dec_head_floats(hd) * 4);
 }
+/* a piece task's queries (after tile_bytes): DEC_RMAX rows in the scores' layout */
+static inline size_t dec_split_q(int hd) { return round64((size_t)DEC_RMAX * NK_MAX((size_t)hd * 4, decq_row_bytes(hd))); }
+/* the task split by heads: the total and the piece, TILE_RMAX rows each (after tile_bytes) */
+static inline size_t dec_task_bytes(int hd) { return 2 * round64((size_t)TILE_RMAX * dec_head_floats(hd) * 4); }
 
-/* the tiled path's queries and accumulators of a task's tiles past the first, after tile_bytes */
-static inline size_t tile_more_bytes(int hd) { return (size_t)(TILE_NS - 1) * 2 * round64((size_t)TILE_RMAX * (size_t)hd * 4); }
+/* The end (exclusive) of the piece holding position j (ops.h) */
+static inline int nk_attn_piece_end(int j) { return (j / NK_ATTN_SPLIT + 1) * NK_ATTN_SPLIT; }
 
-/* below this many positions a lone segment decodes split by heads, not on pairs: the
- * pair's handshakes cost more than the two streams gain */
-#ifndef DEC_PIPE_MIN
-#define DEC_PIPE_MIN 256
-#endif
+/* Merge a piece's state (acc[0..n-1], M, S) into the total (accT, *MT, *ST), the
+ * pieces in position order (the description in ops.h; attention.c). */
+void nk_attn_piece_merge(int n, float *restrict accT, float *MT, float *ST, const float *restrict acc, float M, float S);
+
+/* the tiled path's queries and accumulators of a task's tiles past the first, then
+ * every tile's merged pieces' accumulators (ops.h), after tile_bytes */
+static inline size_t tile_more_bytes(int hd) { return (size_t)(3 * TILE_NS - 2) * round64((size_t)TILE_RMAX * (size_t)hd * 4); }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 /* The AVX-512 kernels; they run only when the tensor layer picked its avx512vnni level.
- * Each reads segment a and its own scratch (no other shared state but the pair's
- * counters), so any thread may run any task; the bits depend on neither. */
+ * Each reads segment a and writes its own scratch (a piece task: its own piece's
+ * state), so any thread may run any task; the bits depend on neither. */
 
 /* Task `task` of the tiled plan pl: up to pl->NS tiles of one KV head and head group
  * (arch/x86/attn_tile.c). scratch: this thread's (attn_thread_bytes). */
@@ -103,11 +98,14 @@ void nk_attn_tile_task(const nk_attn *a, const tile_plan *pl, int task, void *sc
  * (arch/x86/attn_dec.c). */
 void nk_attn_dec_task(const nk_attn *a, int hpt, int task, void *scratch);
 
-/* One thread's role in pair `pair` of n_pairs decoding segment a (producer: K and the
- * scores; consumer: V); ws: this thread's scratch, pws: the producer's; stops early
- * when ctl's abort flag is raised (arch/x86/attn_dec.c). */
-void nk_attn_dec_pipe_run(const nk_attn *a, int pair, int n_pairs, bool producer, dec_pipe *pp, uint8_t *ws,
-                          uint8_t *pws, nk_pool *ctl, int ith);
+/* Pieces p0..p1-1 of a lone one-token segment decoded split over the cache length (all
+ * its query rows), in order: their states to st (per piece n_head rows of
+ * dec_head_floats(hd) floats; arch/x86/attn_dec.c). scratch: this thread's. */
+void nk_attn_dec_piece_task(const nk_attn *a, int p0, int p1, float *st, void *scratch);
+
+/* The n_piece states st of a segment split over its length merged in position order
+ * and divided out into a->out (arch/x86/attn_dec.c). */
+void nk_attn_dec_split_merge(const nk_attn *a, const float *st, int n_piece);
 
 /* x[0..n-1] = expf(x[0..n-1]) with the C library's bits, 16 at a time (AVX-512 only) */
 void nk_attn_tile_expf(float *x, int n);

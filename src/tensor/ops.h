@@ -189,10 +189,18 @@ size_t nk_attn_wsize(int n_threads, int n_ctx, int hd);
  *  - flash = false (ggml's plain path): softmax over all scores, probabilities
  *    rounded to the cache type, then one dot per output dim against V.
  *  - flash = true (ggml_compute_forward_flash_attn_ext_f16): an online softmax
- *    whose running V accumulator is kept in the cache type (f16: rounded after
- *    every rescale and every multiply-add), divided by the sum at the end.
+ *    with an f32 V accumulator (attention.c's v_mad_flash), divided by the sum at
+ *    the end; and, as llama.cpp's decoding splits a long cache over its threads and
+ *    merges the parts, the positions a query sees are cut into pieces at multiples of
+ *    NK_ATTN_SPLIT (absolute positions, the same whatever the batch, the path or the
+ *    thread count). Each piece is its own online softmax (M, S, acc) from scratch;
+ *    the pieces merge in position order into the total (MT, ST, accT), which starts
+ *    as the first piece: if M > MT then a = expf(MT - M), b = 1, MT = M, else a = 1,
+ *    b = expf(M - MT); ST = ST * a + S * b and accT = accT * a + acc * b (each product
+ *    rounded, then the sum). The output is accT * (1 / ST).
  * The results differ by ~1e-3 relative with an f16 cache; llama.cpp picks flash
  * attention on the CPU by default (-fa auto). */
+#define NK_ATTN_SPLIT 256
 void nk_attention(nk_pool *pool, const nk_attn *a);
 
 /* n_seg attentions with the same shapes and types (n_head, hd, kv_type, flash,
@@ -202,12 +210,9 @@ void nk_attention(nk_pool *pool, const nk_attn *a);
  * output is then incomplete. */
 void nk_attention_multi(nk_pool *pool, const nk_attn *segs, int n_seg);
 
-/* Decoding at depth on pairs of threads (attention.c): set whether a run in which a
- * pair's wait outlasted its spin sends the next runs to the split by heads (the
- * backoff; on by default), and the number of runs made on pairs so far, process-wide.
- * For tests and benchmarks that must exercise the pairs on a busy machine: the bits
- * are the same on either path. */
-void nk_attn_dec_backoff(bool on);
-long nk_attn_dec_pair_runs(void);
+/* The number of one-token segments decoded split over the cache length (pieces
+ * shared among the threads, attention.c) so far, process-wide: for tests that must
+ * know the path ran (the bits are the same on every path). */
+long nk_attn_dec_split_runs(void);
 
 #endif /* NOOK_TENSOR_OPS_H */

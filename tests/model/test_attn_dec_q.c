@@ -14,6 +14,7 @@
  */
 #include "nk_test.h"
 #include "tensor/ops.h"
+#include "attn_pieces.h"
 #include "tensor/quants.h"
 
 #include <math.h>
@@ -37,9 +38,11 @@ static void scalar_row(uint32_t type, int hd, int hv, int n_swa, int NH, int NKV
     uint8_t qs[8 * 34];
     float vrow[256], acc[256];
     q8->from_float(q, qs, hd);
-    float M = -INFINITY, S = 0;
+    float M = -INFINITY, S = 0, MT = 0, ST = 0, accT[256];
+    int np = 0;
     memset(acc, 0, sizeof acc);
     for (int j = lo; j <= pos; j++) {
+        if (ref_piece_starts(j, lo)) ref_piece_close(hv, &np, accT, &MT, &ST, acc, &M, &S);
         float s;
         ct->vec_dot(hd, &s, K + (size_t)j * row + (size_t)kvh * head, qs);
         s *= scale;
@@ -53,8 +56,9 @@ static void scalar_row(uint32_t type, int hd, int hv, int n_swa, int NH, int NKV
             acc[d] = x + y;
         }
     }
-    const float inv = S == 0 ? 0 : 1 / S;
-    for (int d = 0; d < hv; d++) want[d] = acc[d] * inv;
+    ref_piece_close(hv, &np, accT, &MT, &ST, acc, &M, &S);
+    const float inv = ST == 0 ? 0 : 1 / ST;
+    for (int d = 0; d < hv; d++) want[d] = accT[d] * inv;
 }
 
 /* the same row in double precision from the dequantized query, K and V */
@@ -177,9 +181,9 @@ static void check_both(int hd, int n_swa, int NH, int NKV, int NSEG, const int *
 
 int main(void) {
     nk_tensor_init();
-    /* the lone segments at 256 positions or more run on a pair of threads at 2 threads
-     * (dec_pipe_run), even on a busy machine (the backoff off: the same bits) */
-    nk_attn_dec_backoff(false);
+    /* at 2 threads the lone segments of 4 pieces or more (NK_ATTN_SPLIT positions
+     * each) are split over the cache length */
+    const long split_runs = nk_attn_dec_split_runs();
     static const int d1[][1] = { { 0 }, { 15 }, { 16 }, { 17 }, { 63 }, { 64 }, { 65 }, { 130 }, { 777 }, { 2047 } };
     /* one sequence: qwen3-0.6b's shape (16/8, hd 128) at depths around the 16-position
      * blocks and the prefetch distance (64), with and without a prefill beside it */
@@ -192,7 +196,7 @@ int main(void) {
     check_both(96, 0, 6, 2, 1, mid, 1);       /* hd_v % 64: the per-query path */
     check_both(128, 100, 16, 1, 1, deep, 1);  /* GQA 16, window of 100 */
     check_both(128, 0, 4, 4, 1, mid, 1);      /* no GQA */
-    check_both(64, 512, 8, 2, 1, deep, 0);
+    check_both(64, 1024, 8, 2, 1, deep, 0);
     /* K heads of an odd number of blocks (the vec_dot's tail: one accumulator), V of 64 or 128 */
     check_kv(32, 64, 0, 4, 2, 1, mid, 1);
     check_kv(96, 128, 20, 8, 2, 1, mid, 1);
@@ -203,8 +207,9 @@ int main(void) {
     check_both(128, 0, 16, 8, 4, dep4, 1);
     check_both(64, 0, 32, 8, 3, dep3, 0);
     check_both(256, 30, 8, 2, 3, dep3, 1);
-    /* q8_0 and q4_0 each: 777 positions (16/8), 1,500 in a window of 512 (8/2), 1,500 (8/4) */
+    /* q8_0 and q4_0 each: 777 positions (16/8), 1,500 in a window of 1,024 (8/2), 1,500 (8/4) */
     if (strcmp(nk_tensor_isa(), "avx512vnni") == 0)
-        CHECK_MSG(nk_attn_dec_pair_runs() == 6, "%ld of 6 runs on pairs", nk_attn_dec_pair_runs());
+        CHECK_MSG(nk_attn_dec_split_runs() - split_runs == 6, "%ld of 6 runs split over the length",
+                  nk_attn_dec_split_runs() - split_runs);
     NK_TEST_DONE();
 }

@@ -4,17 +4,19 @@
  * otherwise) must give exactly the bits of the scalar description of ggml's flash
  * kernel: scores by the installed F16 dot of the f16-rounded query, an online softmax
  * with libm's expf, and an f32 V accumulator (acc = acc * ms when ms != 1, then
- * acc = fma(v, w, acc)), divided by the sum at the end, one pass over all positions.
+ * acc = fma(v, w, acc)) per piece of NK_ATTN_SPLIT positions, the pieces merged in
+ * position order (attn_pieces.h), divided by the sum at the end.
  * Covers GQA groups of 1 to 32, prompts
  * from position 0 over several K chunks and tiles, decoding (one token), sliding
  * windows, decoding at depth (one token over hundreds of positions: dec_task, alone
- * and beside prefill segments in one run, and dec_pipe_run on a pair of threads), several sequences' one-token segments at
+ * and beside prefill segments in one run, and split over the cache length), several sequences' one-token segments at
  * their own depths in one run (the serving engine's decode step) and thread-count
  * independence. On CPUs without AVX-512 it checks the
  * generic path against the same description.
  */
 #include "nk_test.h"
 #include "tensor/ops.h"
+#include "attn_pieces.h"
 
 #include <math.h>
 
@@ -49,7 +51,7 @@ static void check_shape(int hd, int n_swa, int NH, int NKV, int NTOK, int POS0, 
 
     const nk_vec_dot_fn dot = nk_type_get(NK_TYPE_F16)->vec_dot;
     uint16_t *qh = malloc(2 * (size_t)hd);
-    float *acc = malloc(sizeof(float) * (size_t)hd);
+    float *acc = malloc(sizeof(float) * (size_t)hd), *accT = malloc(sizeof(float) * (size_t)hd);
     int mismatches = 0;
     for (int t = 0; t < NTOK; t++)
         for (int h = 0; h < NH; h++) {
@@ -57,8 +59,10 @@ static void check_shape(int hd, int n_swa, int NH, int NKV, int NTOK, int POS0, 
             const int lo = n_swa > 0 ? (pos - n_swa + 1 > 0 ? pos - n_swa + 1 : 0) : 0;
             for (int d = 0; d < hd; d++) qh[d] = nk_fp32_to_fp16(q[((size_t)t * NH + h) * hd + d]);
             memset(acc, 0, sizeof(float) * (size_t)hd);
-            float M = -INFINITY, S = 0;
+            float M = -INFINITY, S = 0, MT = 0, ST = 0;
+            int np = 0;
             for (int j = lo; j <= pos; j++) {
+                if (ref_piece_starts(j, lo)) ref_piece_close(hd, &np, accT, &MT, &ST, acc, &M, &S);
                 float s;
                 dot(hd, &s, k + (size_t)j * row + (size_t)kvh * hd, qh);
                 s *= scale;
@@ -71,9 +75,10 @@ static void check_shape(int hd, int n_swa, int NH, int NKV, int NTOK, int POS0, 
                     acc[d] = fmaf(nk_fp16_to_fp32(vj[d]), w, acc[d]);
                 }
             }
-            const float inv = S == 0 ? 0 : 1 / S;
+            ref_piece_close(hd, &np, accT, &MT, &ST, acc, &M, &S);
+            const float inv = ST == 0 ? 0 : 1 / ST;
             for (int d = 0; d < hd; d++) {
-                const float want = acc[d] * inv, got = out1[((size_t)t * NH + h) * hd + d];
+                const float want = accT[d] * inv, got = out1[((size_t)t * NH + h) * hd + d];
                 if (memcmp(&want, &got, sizeof want) != 0) mismatches++;
             }
         }
@@ -81,7 +86,7 @@ static void check_shape(int hd, int n_swa, int NH, int NKV, int NTOK, int POS0, 
               hd, n_swa, NH, NKV, NTOK, POS0, mismatches);
     nk_pool_free(p2);
     nk_aligned_free(ws);
-    free(q); free(k); free(v); free(out1); free(out2); free(qh); free(acc);
+    free(q); free(k); free(v); free(out1); free(out2); free(qh); free(acc); free(accT);
 }
 
 static void check(int hd, int n_swa) { check_shape(hd, n_swa, 4, 2, 6, 60, 70); }
@@ -95,8 +100,10 @@ static void scalar_row(int hd, int n_swa, int NH, int NKV, int h, int pos, const
     float acc[256] = { 0 };
     const int kvh = h / (NH / NKV), lo = n_swa > 0 ? (pos - n_swa + 1 > 0 ? pos - n_swa + 1 : 0) : 0;
     for (int d = 0; d < hd; d++) qh[d] = nk_fp32_to_fp16(qrow[d]);
-    float M = -INFINITY, S = 0;
+    float M = -INFINITY, S = 0, MT = 0, ST = 0, accT[256];
+    int np = 0;
     for (int j = lo; j <= pos; j++) {
+        if (ref_piece_starts(j, lo)) ref_piece_close(hd, &np, accT, &MT, &ST, acc, &M, &S);
         float s;
         dot(hd, &s, k + (size_t)j * row + (size_t)kvh * hd, qh);
         s *= scale;
@@ -109,8 +116,9 @@ static void scalar_row(int hd, int n_swa, int NH, int NKV, int h, int pos, const
             acc[d] = fmaf(nk_fp16_to_fp32(vj[d]), w, acc[d]);
         }
     }
-    const float inv = S == 0 ? 0 : 1 / S;
-    for (int d = 0; d < hd; d++) out[d] = acc[d] * inv;
+    ref_piece_close(hd, &np, accT, &MT, &ST, acc, &M, &S);
+    const float inv = ST == 0 ? 0 : 1 / ST;
+    for (int d = 0; d < hd; d++) out[d] = accT[d] * inv;
 }
 
 /* The serving engine's decode step: NSEG sequences, one token each at its own depth
@@ -275,28 +283,28 @@ int main(void) {
     check_shape(64, 0, 8, 2, 200, 900, 1100);
     check_shape(128, 256, 4, 2, 700, 100, 800);
     check_shape(64, 300, 4, 1, 900, 0, 900);
-    /* decoding at depth on a pair of threads (dec_pipe_run: K and the scores on one,
-     * V, the softmax and the sums on the other, a ring of 8 blocks wrapping many
-     * times): GQA 16 with 64 query rows on the pair (its most), llama3.2-1b's shape in
-     * a window and at 3,000 positions, qwen3-0.6b's at the smallest depth the pair
-     * takes and just under it and at 4,099 positions (a last block of 3), GQA 1 in a
-     * window, GQA 8 on two KV heads (the fewest a pair takes). The backoff is off so
-     * that the pairs run even on a busy machine (a wait then yields to the partner:
-     * slower, the same bits). */
-    nk_attn_dec_backoff(false);
-    const long pair_runs = nk_attn_dec_pair_runs();
+    /* decoding at depth split over the cache length (pieces of NK_ATTN_SPLIT positions
+     * taken by the threads, their states merged by the thread that ends the last): at
+     * 2 threads a lone segment with at least 4 pieces. GQA 16 with 64 query rows (the
+     * most a piece task takes), llama3.2-1b's shape in a window and at 3,000
+     * positions, qwen3-0.6b's at 4,099 positions (a last block of 3) and at exactly
+     * 4 pieces, GQA 1 in a window; and beside them the ones split by heads: one piece
+     * (255, 256 positions), 3 pieces (701, 768), 128 query rows. */
+    const long split_runs = nk_attn_dec_split_runs();
     check_shape(128, 0, 64, 4, 1, 1500, 1501);
     check_shape(64, 700, 32, 8, 1, 2100, 2101);
-    check_shape(128, 0, 16, 8, 1, 255, 256);
-    check_shape(128, 0, 16, 8, 1, 254, 255);
     check_shape(128, 0, 16, 8, 1, 4098, 4099);
     check_shape(64, 0, 32, 8, 1, 2999, 3000);
     check_shape(128, 1000, 8, 8, 1, 2500, 2501);
+    check_shape(128, 0, 16, 8, 1, 1023, 1024);
+    check_shape(128, 0, 16, 8, 1, 255, 256);
+    check_shape(128, 0, 16, 8, 1, 254, 255);
     check_shape(64, 0, 16, 2, 1, 700, 701);
-    /* each of the 7 shapes at 256 positions or more ran on the pair */
+    check_shape(128, 0, 16, 8, 1, 767, 768);
+    check_shape(64, 0, 128, 8, 1, 1500, 1501);
     if (strcmp(nk_tensor_isa(), "avx512vnni") == 0)
-        CHECK_MSG(nk_attn_dec_pair_runs() - pair_runs == 7, "%ld of 7 runs on pairs", nk_attn_dec_pair_runs() - pair_runs);
-    nk_attn_dec_backoff(true);
+        CHECK_MSG(nk_attn_dec_split_runs() - split_runs == 6, "%ld of 6 runs split over the length",
+                  nk_attn_dec_split_runs() - split_runs);
     check_split_vs_prefill();
     /* one-token segments of several sequences at their own depths (the serving
      * engine's decode step), from an empty cache to hundreds of positions */

@@ -9,6 +9,7 @@
  * tiled path must reproduce, and each query decoded alone (one token) against the
  * same query in the prefill batch. */
 #include "tensor/ops.h"
+#include "attn_pieces.h"
 #include "tensor/quants.h"
 #include "nk_test.h"
 
@@ -51,7 +52,7 @@ static void check_type(uint32_t type, int hd, int n_head, int n_head_kv, int n_t
     CHECK_MSG(memcmp(out1, out2, sizeof(float) * (size_t)n_tok * n_head * hd) == 0, "hd %d: 1 vs 2 threads differ", hd);
 
     /* the scalar description, bit for bit; and each query alone (n_tok 1) */
-    float *one = malloc(sizeof(float) * (size_t)n_head * hd), *sacc = malloc(sizeof(float) * hd);
+    float *one = malloc(sizeof(float) * (size_t)n_head * hd), *sacc = malloc(sizeof(float) * hd), *saccT = malloc(sizeof(float) * hd);
     uint8_t *qs = malloc(qhead);
     float *vrow = malloc(sizeof(float) * hd);
     int bad = 0, bad_one = 0;
@@ -64,9 +65,11 @@ static void check_type(uint32_t type, int hd, int n_head, int n_head_kv, int n_t
             const int kvh = h / (n_head / n_head_kv), pos = pos0 + t;
             const int lo = n_swa > 0 && pos - n_swa + 1 > 0 ? pos - n_swa + 1 : 0;
             q8->from_float(q + ((size_t)t * n_head + h) * hd, qs, hd);
-            float M = -INFINITY, S = 0;
+            float M = -INFINITY, S = 0, MT = 0, ST = 0;
+            int np = 0;
             memset(sacc, 0, sizeof(float) * hd);
             for (int j = lo; j <= pos; j++) {
+                if (ref_piece_starts(j, lo)) ref_piece_close(hd, &np, saccT, &MT, &ST, sacc, &M, &S);
                 float sj;
                 ct->vec_dot(hd, &sj, K + (size_t)j * row + (size_t)kvh * head, qs);
                 sj *= a.scale;
@@ -80,9 +83,10 @@ static void check_type(uint32_t type, int hd, int n_head, int n_head_kv, int n_t
                     sacc[d] = x + y;
                 }
             }
-            const float inv = S == 0 ? 0 : 1 / S;
+            ref_piece_close(hd, &np, saccT, &MT, &ST, sacc, &M, &S);
+            const float inv = ST == 0 ? 0 : 1 / ST;
             for (int d = 0; d < hd; d++) {
-                const float want = sacc[d] * inv;
+                const float want = saccT[d] * inv;
                 bad += memcmp(&want, &out1[((size_t)t * n_head + h) * hd + d], sizeof want) != 0;
             }
         }
@@ -90,7 +94,7 @@ static void check_type(uint32_t type, int hd, int n_head, int n_head_kv, int n_t
     CHECK_MSG(bad == 0, "%s hd %d heads %d/%d tokens %d at %d swa %d: %d outputs differ from the scalar description", ct->name, hd,
               n_head, n_head_kv, n_tok, pos0, n_swa, bad);
     CHECK_MSG(bad_one == 0, "hd %d: %d tokens decoded alone differ from the batch", hd, bad_one);
-    free(one); free(sacc); free(qs); free(vrow);
+    free(one); free(sacc); free(saccT); free(qs); free(vrow);
 
     double maxerr = 0;
     float *qd = malloc(sizeof(float) * hd), *kd = malloc(sizeof(float) * hd), *vd = malloc(sizeof(float) * hd);

@@ -1,6 +1,6 @@
 /*
  * attn_dec.c: decoding at depth, one token per sequence against a long cache (f16,
- * q8_0 and q4_0 caches, AVX-512): split by KV heads, or on pairs of threads.
+ * q8_0 and q4_0 caches, AVX-512): split by KV heads, or over the cache length.
  */
 #include "tensor/quants.h"
 
@@ -9,7 +9,6 @@
 
 #include <limits.h>
 #include <math.h>
-#include <sched.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -17,24 +16,22 @@
  *
  * One query token over a long cache is a tall, thin problem: a few query rows per KV
  * head against thousands of positions, bound by reading K and V once. A task is a run
- * of consecutive KV heads (dec_plan) over all the positions the token sees, walked in
- * blocks of 16 positions: for each block the K rows of the task's heads (one
- * contiguous stretch of every cache row) and then their V rows, so each thread streams
- * its own columns of the cache in order, in 2 MB pages (session.c), with software
- * prefetch ahead. Per block: for each KV head its query rows' 16 scores (the F16
- * vec_dot's arithmetic, tile_scores' reduction tree, each K row read from the cache and
- * converted once for two query rows: no f32 copy of K), the online softmax of the 16
- * positions at once (the running max as a prefix scan); then the exponentials of every
- * row of the task in one pass, the sums in position order (four rows' chains at once),
- * and per KV head the V accumulation in f32 as the scalar description (v_mad_flash: acc
- * = acc * ms when ms != 1, then fma(v, w, acc); the group's rows share each V load),
- * one pass over all positions.
- * The cache is not split over its length: the description accumulates in position
- * order, so any cut (flash-decoding's chunks, merged afterwards, as llama.cpp's decode
- * does at 512 positions and more) gives other bits than the one pass the tiled prefill
- * makes, and a request served from the prefix cache would sample differently from the
- * same request decoded whole. Every head is independent, so the bits are those of the
- * tiled and per-query paths and do not depend on the plan or the thread count. */
+ * of consecutive KV heads (dec_plan) over all the positions the token sees, or all the
+ * heads over one piece of them (below), walked in blocks of 16 positions: for each
+ * block the K rows of the task's heads (one contiguous stretch of every cache row) and
+ * then their V rows, so each thread streams its own part of the cache in order, in 2
+ * MB pages (session.c), with software prefetch ahead. Per block: for each KV head its
+ * query rows' 16 scores (the F16 vec_dot's arithmetic, tile_scores' reduction tree,
+ * each K row read from the cache and converted once for two query rows: no f32 copy of
+ * K), the online softmax of the 16 positions at once (the running max as a prefix
+ * scan); then the exponentials of every row of the task in one pass, the sums in
+ * position order (four rows' chains at once), and per KV head the V accumulation in
+ * f32 as the scalar description (v_mad_flash: acc = acc * ms when ms != 1, then fma(v,
+ * w, acc); the group's rows share each V load).
+ * Blocks never straddle a piece's end (ops.h: the positions cut at multiples of
+ * NK_ATTN_SPLIT, each piece its own online softmax, the pieces merged in position
+ * order), so every row's arithmetic is the description's: the bits are those of the
+ * tiled and per-query paths and depend neither on the plan nor on the thread count. */
 #define DEC_B 16
 #ifndef DEC_AHEAD
 #define DEC_AHEAD 4   /* blocks prefetched ahead */
@@ -566,125 +563,141 @@ ATTN_TGT512 static void dec_out(const nk_attn *a, int kv0, int R, const float *a
     }
 }
 
-/* the rows' blocks of positions: [lo, j1) in DEC_B steps */
+/* the first position the token sees */
 static int dec_lo(const nk_attn *a) { return a->n_swa > 0 ? NK_MAX(0, a->pos0 - a->n_swa + 1) : 0; }
 
 /* the prefetches DEC_AHEAD blocks on: the positions of the block that far ahead */
 static int dec_pf_n(const nk_attn *a, int b0) { return NK_MAX(0, NK_MIN(DEC_B, a->pos0 + 1 - (b0 + DEC_AHEAD * DEC_B))); }
 
-/* Task `task` of segment a under plan (kv0 = task * hpt): its heads' outputs, block by
- * block: dec_blk_k, dec_blk_arg, dec_blk_soft, then dec_blk_v. */
+/* One piece (ops.h) of rows r < R (query heads kv0 * group + r) over positions
+ * [j0, j1), from scratch, block by block: dec_blk_k, dec_blk_arg, dec_blk_soft, then
+ * dec_blk_v. st: per row hf floats, the accumulator, then M (at hd_v) and S. */
+ATTN_TGT512 static void dec_piece(const nk_attn *a, int kv0, int kv1, const void *qf, size_t q_stride, int j0, int j1,
+                                  const tile_ws *t, float *st, size_t hf) {
+    const int R = (kv1 - kv0) * (a->n_head / a->n_head_kv), hd_v = a->hd_v;
+    for (int r = 0; r < R; r++) {
+        float *ph = st + (size_t)r * hf;
+        memset(ph, 0, (size_t)hd_v * sizeof(float));
+        ph[hd_v] = -INFINITY;
+        ph[hd_v + 1] = 0.0f;
+    }
+    for (int b0 = j0; b0 < j1; b0 += DEC_B) {
+        const int n = NK_MIN(DEC_B, j1 - b0), pf_n = dec_pf_n(a, b0);
+        dec_blk_k(a, kv0, kv1, qf, q_stride, b0, n, pf_n, t->sc);
+        dec_blk_arg(R, n, st + hd_v, hf, t->sc, t->valid);
+        dec_blk_soft(R, n, t->sc, t->valid, st + hd_v + 1, hf, t->ms, t->w, t->resc);
+        dec_blk_v(a, kv0, kv1, b0, n, pf_n, t->ms, t->w, t->resc, st, hf);
+    }
+}
+
+/* Task `task` of segment a split by heads (kv0 = task * hpt): its heads' pieces in
+ * position order, each merged into the total as it ends. */
 ATTN_TGT512 void nk_attn_dec_task(const nk_attn *a, int hpt, int task, void *scratch) {
     const int group = a->n_head / a->n_head_kv, hd_v = a->hd_v;
     const int kv0 = task * hpt, kv1 = NK_MIN(kv0 + hpt, a->n_head_kv), R = (kv1 - kv0) * group;
     const int hd = NK_MAX(a->hd_k, hd_v);
     const size_t hf = dec_head_floats(hd);
     const tile_ws t = tile_carve(scratch, hd);
-    /* per query row of the task: the V accumulator, then M and S */
-    float *accs = (float *)((uint8_t *)scratch + tile_bytes(hd));
+    /* per query row of the task (at most TILE_RMAX): the total, then the piece */
+    float *tot = (float *)((uint8_t *)scratch + tile_bytes(hd));
+    float *pc = (float *)((uint8_t *)tot + dec_task_bytes(hd) / 2);
     /* the queries (t.qf: R rows of at most 4 * hd bytes), the exponents and then the
      * exponentials (t.sc), ms and w (t.ms, t.w): [R][16] each */
     const size_t q_stride = dec_q_stride(a);
     dec_queries(a, kv0, R, t.qf, q_stride);
-    for (int r = 0; r < R; r++) {
-        float *ph = accs + (size_t)r * hf;
-        memset(ph, 0, (size_t)hd_v * sizeof(float));
-        ph[hd_v] = -INFINITY;
-        ph[hd_v + 1] = 0.0f;
+    const int lo = dec_lo(a);
+    for (int j0 = lo; j0 <= a->pos0;) {
+        const int j1 = NK_MIN(a->pos0 + 1, nk_attn_piece_end(j0));
+        dec_piece(a, kv0, kv1, t.qf, q_stride, j0, j1, &t, j0 == lo ? tot : pc, hf);
+        if (j0 != lo)
+            for (int r = 0; r < R; r++) {
+                float *T = tot + (size_t)r * hf;
+                const float *P = pc + (size_t)r * hf;
+                nk_attn_piece_merge(hd_v, T, T + hd_v, T + hd_v + 1, P, P[hd_v], P[hd_v + 1]);
+            }
+        j0 = j1;
     }
-    for (int b0 = dec_lo(a); b0 <= a->pos0; b0 += DEC_B) {
-        const int n = NK_MIN(DEC_B, a->pos0 + 1 - b0), pf_n = dec_pf_n(a, b0);
-        dec_blk_k(a, kv0, kv1, t.qf, q_stride, b0, n, pf_n, t.sc);
-        dec_blk_arg(R, n, accs + hd_v, hf, t.sc, t.valid);
-        dec_blk_soft(R, n, t.sc, t.valid, accs + hd_v + 1, hf, t.ms, t.w, t.resc);
-        dec_blk_v(a, kv0, kv1, b0, n, pf_n, t.ms, t.w, t.resc, accs, hf);
-    }
-    dec_out(a, kv0, R, accs, hf, accs + hd_v + 1, hf);
+    dec_out(a, kv0, R, tot, hf, tot + hd_v + 1, hf);
 }
 
-/* ---- decoding at depth on a pair of threads: K on one, V on the other ----
+/* ---- decoding split over the cache length ----
  *
- * Split by KV heads, each of two threads reads its half of every cache row: 1 KB of
- * every 2 KB for qwen3-0.6b, two strided streams per thread. The hardware prefetchers
- * follow such a stream badly: on this machine (Zen 5, 2 cores) a plain read of half
- * rows moved 11-13 GB/s where the same bytes read as two contiguous streams, one
- * thread reading all of K and the other all of V, moved 30-34 GB/s (the same run). So a
- * lone one-token segment at depth on an even number of threads runs as pairs: the
- * producer (even ith) reads K and does dec_blk_k for all the pair's heads (the scores),
- * writing each block's scores into a ring of DEC_RING slots; the consumer (the next
- * ith) reads V and does dec_blk_arg (the running max and the softmax exponents),
- * dec_blk_soft (the exponentials, ms, w and the sums) and dec_blk_v, block by block,
- * as soon as the producer has published the block. The split is as even as whole
- * steps allow: per position from L2/L3 (bench_dec_steps, qwen3-0.6b's layer, TSC
- * cycles) the scores take ~150, the exponents ~6, the exponentials and sums ~24 and
- * the V accumulation ~103, so the producer carries ~150 against ~133 (with the
- * exponents on the producer, as until session 11: ~156 against ~127). The arithmetic
- * is dec_task's, in the same order per row: the same bits.
- * Each thread of the run executes its own role (no task queue: a queue could hand both
- * roles to one thread, which would wait forever on itself); a waiting thread spins,
- * then yields (a machine with more runnable threads than cores must run the other). */
-#ifndef DEC_SPIN
-#define DEC_SPIN 4096   /* pauses before a waiting thread yields */
-#endif
-
-/* wait until *c >= target; false if the pair quits first */
-static bool dec_wait(atomic_int *c, int target, dec_pipe *pp) {
-    for (int i = 0; atomic_load_explicit(c, memory_order_acquire) < target; i++) {
-        if (atomic_load_explicit(&pp->quit, memory_order_relaxed)) return false;
-        if (i < DEC_SPIN) _mm_pause();
-        else {
-            if (i == DEC_SPIN) atomic_store_explicit(&pp->yielded, 1, memory_order_relaxed);
-            sched_yield();
-        }
+ * Split by KV heads, each of two threads reads its part of every cache row: 1 KB of
+ * every 2 KB for qwen3-0.6b, strided streams the hardware prefetchers follow badly (on
+ * this machine, Zen 5 with 2 cores, a plain read of half rows moved 11-13 GB/s where
+ * whole rows moved 30-34). And with GQA 4 (llama3.2-1b, the 8B) the arithmetic, not
+ * the reading, binds. So a lone one-token segment at depth is split over its length:
+ * each task is one piece (NK_ATTN_SPLIT positions) of all the query rows, whole cache
+ * rows read in position order, and threads take pieces from a queue, so no thread
+ * waits for another (session 12, bench_attn: from DRAM at 16,384 positions 1.65 ms
+ * per layer against 1.91 on pairs of threads, K on one and V on the other, for
+ * qwen3-0.6b's shape; 1.02 against 1.57 for llama3.2-1b's). */
+ATTN_TGT512 void nk_attn_dec_piece_task(const nk_attn *a, int p0, int p1, float *st, void *scratch) {
+    const int hd = NK_MAX(a->hd_k, a->hd_v);
+    const size_t hf = dec_head_floats(hd), per = (size_t)a->n_head * hf;
+    const tile_ws t = tile_carve(scratch, hd);
+    void *qf = (uint8_t *)scratch + tile_bytes(hd);
+    const size_t q_stride = dec_q_stride(a);
+    dec_queries(a, 0, a->n_head, qf, q_stride);
+    const int lo = dec_lo(a), first = lo / NK_ATTN_SPLIT;
+    /* the task's first DEC_AHEAD blocks, which no earlier block of this thread
+     * prefetched: whole K and V rows from the task's first position */
+    const int jf = p0 ? (first + p0) * NK_ATTN_SPLIT : lo, nf = NK_MIN(DEC_AHEAD * DEC_B, a->pos0 + 1 - jf);
+    const size_t k_row = (size_t)a->n_head_kv * nk_row_size(a->kv_type, a->hd_k);
+    const size_t v_row = (size_t)a->n_head_kv * nk_row_size(a->kv_type, a->hd_v);
+    for (int j = 0; j < nf; j++) {
+        const char *kr = (const char *)a->k + (size_t)(jf + j) * k_row, *vr = (const char *)a->v + (size_t)(jf + j) * v_row;
+        for (size_t o = 0; o < k_row; o += 64) _mm_prefetch(kr + o, DEC_PF);
+        for (size_t o = 0; o < v_row; o += 64) _mm_prefetch(vr + o, DEC_PF);
     }
-    return true;
+    for (int p = p0; p < p1; p++) {
+        const int j0 = p ? (first + p) * NK_ATTN_SPLIT : lo;
+        const int j1 = NK_MIN(a->pos0 + 1, (first + p + 1) * NK_ATTN_SPLIT);
+        dec_piece(a, 0, a->n_head_kv, qf, q_stride, j0, j1, &t, st + (size_t)(p - p0) * per, hf);
+    }
 }
 
-/* Pair `pair` of n_pairs on segment a; producer or consumer; ws: this thread's scratch,
- * pws: the producer's (the queries and the ring). */
-ATTN_TGT512 void nk_attn_dec_pipe_run(const nk_attn *a, int pair, int n_pairs, bool producer, dec_pipe *pp, uint8_t *ws,
-                                     uint8_t *pws, nk_pool *ctl, int ith) {
-    const int group = a->n_head / a->n_head_kv, hd = NK_MAX(a->hd_k, a->hd_v), hd_v = a->hd_v;
-    const int kv0 = pair * a->n_head_kv / n_pairs, kv1 = (pair + 1) * a->n_head_kv / n_pairs, R = (kv1 - kv0) * group;
-    const size_t q_stride = dec_q_stride(a), hf = dec_head_floats(hd);
-    /* the producer's scratch: queries, the ring; the consumer's: per row the
-     * accumulator, then (at hd_v) the running max and (at hd_v + 1) the sum */
-    void *qf = pws;
-    uint8_t *ring = pws + dec_pipe_q(hd);
-    float *acc = (float *)ws;
-    const int lo = dec_lo(a), nb = (a->pos0 + 1 - lo + DEC_B - 1) / DEC_B;
-    if (producer) {
-        dec_queries(a, kv0, R, qf, q_stride);
-    } else {
-        for (int r = 0; r < R; r++) {
-            memset(acc + (size_t)r * hf, 0, (size_t)hd_v * sizeof(float));
-            acc[(size_t)r * hf + hd_v] = -INFINITY;
-            acc[(size_t)r * hf + hd_v + 1] = 0.0f;
+/* The n_piece pieces' states of every query row (st: per piece n_head rows of hf
+ * floats) merged in position order (ops.h) and divided out into a->out. Per row the
+ * running max is a prefix max, so every merge's exponential is known before the first
+ * merge: they run 16 at a time (nk_attn_tile_expf, libm's bits), then the sums in
+ * order and the accumulators 16 dims at a time (products rounded, then the sum, as
+ * nk_attn_piece_merge). */
+ATTN_TGT512 void nk_attn_dec_split_merge(const nk_attn *a, const float *st, int n_piece) {
+    enum { BATCH = 256 };
+    const int hd_v = a->hd_v;
+    const size_t hf = dec_head_floats(NK_MAX(a->hd_k, hd_v)), per = (size_t)a->n_head * hf;
+    float e[BATCH], accT[256];
+    uint8_t gt[BATCH];
+    for (int r = 0; r < a->n_head; r++) {
+        const float *P0 = st + (size_t)r * hf;
+        float MT = P0[hd_v], ST = P0[hd_v + 1];
+        memcpy(accT, P0, (size_t)hd_v * sizeof(float));
+        for (int i0 = 1; i0 < n_piece; i0 += BATCH) {
+            const int nb = NK_MIN(BATCH, n_piece - i0);
+            float M = MT;
+            for (int i = 0; i < nb; i++) {
+                const float Mi = st[(size_t)(i0 + i) * per + (size_t)r * hf + hd_v];
+                gt[i] = Mi > M;
+                e[i] = gt[i] ? M - Mi : Mi - M;
+                M = gt[i] ? Mi : M;
+            }
+            nk_attn_tile_expf(e, nb);
+            for (int i = 0; i < nb; i++) {
+                const float *P = st + (size_t)(i0 + i) * per + (size_t)r * hf;
+                const float fa = gt[i] ? e[i] : 1.0f, fb = gt[i] ? 1.0f : e[i];
+                const float x = ST * fa, y = P[hd_v + 1] * fb;
+                ST = x + y;
+                const __m512 va = _mm512_set1_ps(fa), vb = _mm512_set1_ps(fb);
+                for (int d = 0; d < hd_v; d += 16)
+                    _mm512_storeu_ps(accT + d, _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(accT + d), va),
+                                                             _mm512_mul_ps(_mm512_loadu_ps(P + d), vb)));
+            }
+            MT = M;
         }
+        const __m512 inv = _mm512_set1_ps(ST == 0.0f ? 0.0f : 1.0f / ST);
+        float *out = a->out + (size_t)r * hd_v;
+        for (int d = 0; d < hd_v; d += 16) _mm512_storeu_ps(out + d, _mm512_mul_ps(_mm512_loadu_ps(accT + d), inv));
     }
-    for (int b = 0; b < nb; b++) {
-        const int b0 = lo + b * DEC_B, n = NK_MIN(DEC_B, a->pos0 + 1 - b0), pf_n = dec_pf_n(a, b0);
-        /* a slot: the scores (then the exponents, then ms), w, resc, the new-max lanes */
-        uint8_t *slot = ring + (size_t)(b % DEC_RING) * dec_ring_slot();
-        float *E = (float *)slot, *w = (float *)(slot + round64((size_t)DEC_RMAX * 16 * 4));
-        uint32_t *resc = (uint32_t *)(slot + 2 * round64((size_t)DEC_RMAX * 16 * 4));
-        uint32_t *gts = resc + round64((size_t)DEC_RMAX * 4) / 4;
-        if (b % 64 == 63 && nk_pool_should_stop(ctl, ith)) {
-            atomic_store(&pp->quit, 1);
-            return;
-        }
-        if (producer) {
-            if (!dec_wait(&pp->used, b - DEC_RING + 1, pp)) return;
-            dec_blk_k(a, kv0, kv1, qf, q_stride, b0, n, pf_n, E);
-            atomic_store_explicit(&pp->made, b + 1, memory_order_release);
-        } else {
-            if (!dec_wait(&pp->made, b + 1, pp)) return;
-            dec_blk_arg(R, n, acc + hd_v, hf, E, gts);
-            dec_blk_soft(R, n, E, gts, acc + hd_v + 1, hf, E, w, resc);
-            dec_blk_v(a, kv0, kv1, b0, n, pf_n, E, w, resc, acc, hf);
-            atomic_store_explicit(&pp->used, b + 1, memory_order_release);
-        }
-    }
-    if (!producer) dec_out(a, kv0, R, acc, hf, acc + hd_v + 1, hf);
 }
 #endif

@@ -430,7 +430,33 @@ typedef struct tile_one {
     int lo[TILE_RMAX], hi[TILE_RMAX];
     float *qf, *acc;
     __m512 vM, vS;
+    /* the merged pieces (ops.h): accumulators, max and sum; has: the rows with one */
+    float *accT;
+    __m512 vMT, vST;
+    uint32_t has;
 } tile_one;
+
+/* Close the current piece (ops.h) of the rows of o that see positions on both sides
+ * of c0 (a multiple of NK_ATTN_SPLIT): merged into the total, or the total if it is
+ * the row's first; then the piece restarts from scratch. */
+ATTN_TGT512 static void tile_piece_close(tile_one *o, int c0, int hd_v) {
+    float M[TILE_RMAX], S[TILE_RMAX], MT[TILE_RMAX], ST[TILE_RMAX];
+    _mm512_storeu_ps(M, o->vM), _mm512_storeu_ps(S, o->vS), _mm512_storeu_ps(MT, o->vMT), _mm512_storeu_ps(ST, o->vST);
+    for (int r = 0; r < o->R; r++) {
+        if (!(o->lo[r] < c0 && o->hi[r] >= c0)) continue;
+        float *acc = o->acc + (size_t)r * hd_v, *accT = o->accT + (size_t)r * hd_v;
+        if (o->has >> r & 1) {
+            nk_attn_piece_merge(hd_v, accT, &MT[r], &ST[r], acc, M[r], S[r]);
+        } else {
+            memcpy(accT, acc, (size_t)hd_v * sizeof(float));
+            MT[r] = M[r], ST[r] = S[r];
+            o->has |= 1u << r;
+        }
+        memset(acc, 0, (size_t)hd_v * sizeof(float));
+        M[r] = -INFINITY, S[r] = 0.0f;
+    }
+    o->vM = _mm512_loadu_ps(M), o->vS = _mm512_loadu_ps(S), o->vMT = _mm512_loadu_ps(MT), o->vST = _mm512_loadu_ps(ST);
+}
 
 /* One task of the plan (see the section comment): up to pl->NS consecutive tiles of one
  * KV head and head group, walking the positions once in chunks; per chunk the tiles
@@ -474,6 +500,10 @@ ATTN_TGT512 void nk_attn_tile_task(const nk_attn *a, const tile_plan *pl, int ta
         o->acc = k ? (float *)(more + tq) : t.acc;
         o->vM = _mm512_set1_ps(-INFINITY);
         o->vS = _mm512_setzero_ps();
+        o->accT = (float *)((uint8_t *)scratch + tile_bytes(hd) + (size_t)(2 * (TILE_NS - 1) + k) * tq);
+        o->vMT = _mm512_set1_ps(-INFINITY);
+        o->vST = _mm512_setzero_ps();
+        o->has = 0;
         for (int r = 0; r < TILE_RMAX; r++) o->lo[r] = INT_MAX, o->hi[r] = INT_MIN;
         for (int r = 0; r < o->R; r++) {
             const int tl = r / ng, h = kvh * group + g0 + r % ng, pos = a->pos0 + o->t0 + tl;
@@ -493,7 +523,11 @@ ATTN_TGT512 void nk_attn_tile_task(const nk_attn *a, const tile_plan *pl, int ta
     }
     const __m512 one = _mm512_set1_ps(1.0f);
 
-    for (int c0 = j_first; c0 <= j_last; c0 += C) {
+    for (int c0 = j_first, Cn; c0 <= j_last; c0 += Cn) {
+        /* chunks end at the pieces' ends (ops.h), where the rows crossing one merge */
+        Cn = NK_MIN(C, nk_attn_piece_end(c0) - c0);
+        if (c0 % NK_ATTN_SPLIT == 0 && c0 > j_first)
+            for (int k = 0; k < n_ts; k++) tile_piece_close(&ts[k], c0, hd_v);
         /* positions of this chunk whose V rows t.kf holds in f32 (0: none; the small-tile
          * scores overwrite it with K) */
         int vf_n = 0;
@@ -501,8 +535,8 @@ ATTN_TGT512 void nk_attn_tile_task(const nk_attn *a, const tile_plan *pl, int ta
             tile_one *o = &ts[k];
             const int R = o->R;
             const int tj0 = o->lo[0], tj1 = o->hi[R - 1];
-            if (tj1 < c0 || tj0 >= c0 + C) continue;   /* the tile sees nothing of this chunk */
-            const int n = NK_MIN(C, tj1 + 1 - c0), npad = (n + 15) & ~15;
+            if (tj1 < c0 || tj0 >= c0 + Cn) continue;   /* the tile sees nothing of this chunk */
+            const int n = NK_MIN(Cn, tj1 + 1 - c0), npad = (n + 15) & ~15;
             /* f16 V rows used by several register blocks: converted to f32 once (into the
              * K chunk's buffer, free once the scores are done; by the full tile's scores
              * themselves); the same values */
@@ -601,15 +635,21 @@ ATTN_TGT512 void nk_attn_tile_task(const nk_attn *a, const tile_plan *pl, int ta
 
     const size_t o_stride = (size_t)a->n_head * (size_t)hd_v;
     for (int k = 0; k < n_ts; k++) {
-        const tile_one *o = &ts[k];
-        float S[TILE_RMAX];
-        _mm512_storeu_ps(S, o->vS);
+        tile_one *o = &ts[k];
+        float M[TILE_RMAX], S[TILE_RMAX], MT[TILE_RMAX], ST[TILE_RMAX];
+        _mm512_storeu_ps(M, o->vM), _mm512_storeu_ps(S, o->vS), _mm512_storeu_ps(MT, o->vMT), _mm512_storeu_ps(ST, o->vST);
         for (int r = 0; r < o->R; r++) {
             const int tl = r / ng, h = kvh * group + g0 + r % ng;
             float *out = a->out + (size_t)(o->t0 + tl) * o_stride + (size_t)h * (size_t)hd_v;
-            const __m512 inv = _mm512_set1_ps(S[r] == 0.0f ? 0.0f : 1.0f / S[r]);
+            /* the last piece, merged into the total if the row had earlier ones */
+            float *acc = o->acc + (size_t)r * hd_v, Sr = S[r];
+            if (o->has >> r & 1) {
+                nk_attn_piece_merge(hd_v, o->accT + (size_t)r * hd_v, &MT[r], &ST[r], acc, M[r], S[r]);
+                acc = o->accT + (size_t)r * hd_v, Sr = ST[r];
+            }
+            const __m512 inv = _mm512_set1_ps(Sr == 0.0f ? 0.0f : 1.0f / Sr);
             for (int d = 0; d < hd_v; d += 16)
-                _mm512_storeu_ps(out + d, _mm512_mul_ps(_mm512_loadu_ps(o->acc + (size_t)r * hd_v + d), inv));
+                _mm512_storeu_ps(out + d, _mm512_mul_ps(_mm512_loadu_ps(acc + d), inv));
         }
     }
 }
