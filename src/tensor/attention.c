@@ -213,9 +213,13 @@ static void nk_attn_dec_piece_task(const nk_attn *a, int p0, int p1, float *st, 
 static void nk_attn_dec_split_merge(const nk_attn *a, const float *st, int n_piece) { (void)a, (void)st, (void)n_piece; }
 #endif
 
-/* tasks per thread of a segment split over its length (bench_attn builds try others) */
+/* Tasks per thread of a segment split over its length: each task is a run of
+ * consecutive pieces. One (rounded down, so a last short task goes to whichever thread
+ * is free first): a thread's second task starts a new stream, and at 4,096 positions
+ * two tasks per thread took 0.73 ms per layer against 0.60 (bench_attn 4096 32 8 128,
+ * session 12; equal at 16,384). bench_attn builds try others with -D. */
 #ifndef DEC_TPT_SPLIT
-#define DEC_TPT_SPLIT 2
+#define DEC_TPT_SPLIT 1
 #endif
 static atomic_long dec_split_runs;
 long nk_attn_dec_split_runs(void) { return atomic_load_explicit(&dec_split_runs, memory_order_relaxed); }
@@ -438,7 +442,7 @@ void nk_attention_multi(nk_pool *pool, const nk_attn *segs, int n_seg) {
         }
         atomic_init(&run.next, 0);
         /* a lone one-token segment at depth on several threads: split over its length
-         * when it has at least two pieces per thread (the queue balances them) */
+         * when it has at least two pieces per thread */
         run.n_piece = 0;
         atomic_init(&run.done, 0);
         if (run.n_seg == 1 && run.dec[0] && nth >= 2 && run.segs[0].n_head <= DEC_RMAX) {

@@ -200,7 +200,7 @@ size_t nk_attn_wsize(int n_threads, int n_ctx, int hd);
  *    rounded, then the sum). The output is accT * (1 / ST).
  * The results differ by ~1e-3 relative with an f16 cache; llama.cpp picks flash
  * attention on the CPU by default (-fa auto). */
-#define NK_ATTN_SPLIT 256
+#define NK_ATTN_SPLIT 1024
 void nk_attention(nk_pool *pool, const nk_attn *a);
 
 /* n_seg attentions with the same shapes and types (n_head, hd, kv_type, flash,

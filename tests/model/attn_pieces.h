@@ -13,7 +13,7 @@
 #include <math.h>
 #include <string.h>
 
-#define REF_SPLIT 256
+#define REF_SPLIT 1024
 _Static_assert(REF_SPLIT == NK_ATTN_SPLIT, "the tests' piece length is the library's");
 
 /* Position j starts a new piece (lo: the first position the query sees). */

@@ -185,7 +185,7 @@ static void check_f16_row(void) {
  * (decoding at depth) beside a prefill piece of another sequence in one run
  * (nk_attention_multi), at 1 and 2 threads, all give the same outputs. */
 static void check_split_vs_prefill(void) {
-    enum { HD = 128, NH = 16, NKV = 8, N = 777 };
+    enum { HD = 128, NH = 16, NKV = 8, N = 4200 };   /* 5 pieces: the last tokens decode split */
     const size_t row = (size_t)NKV * HD, qrow = (size_t)NH * HD;
     float *q = malloc(sizeof(float) * N * qrow), *full = malloc(sizeof(float) * N * qrow);
     float *got = malloc(sizeof(float) * N * qrow);
@@ -283,25 +283,27 @@ int main(void) {
     check_shape(64, 0, 8, 2, 200, 900, 1100);
     check_shape(128, 256, 4, 2, 700, 100, 800);
     check_shape(64, 300, 4, 1, 900, 0, 900);
+    /* rows whose window starts inside a piece and crosses two piece ends */
+    check_shape(128, 1500, 4, 2, 300, 2000, 2300);
     /* decoding at depth split over the cache length (pieces of NK_ATTN_SPLIT positions
      * taken by the threads, their states merged by the thread that ends the last): at
      * 2 threads a lone segment with at least 4 pieces. GQA 16 with 64 query rows (the
-     * most a piece task takes), llama3.2-1b's shape in a window and at 3,000
-     * positions, qwen3-0.6b's at 4,099 positions (a last block of 3) and at exactly
-     * 4 pieces, GQA 1 in a window; and beside them the ones split by heads: one piece
-     * (255, 256 positions), 3 pieces (701, 768), 128 query rows. */
+     * most a piece task takes), llama3.2-1b's shape in a window and at 4,201
+     * positions, qwen3-0.6b's at 4,099 positions (a last block of 3) and at exactly 4
+     * pieces, GQA 1 in a window; and beside them the ones split by heads: one piece
+     * (255, 256 positions), 3 pieces (3,072), 128 query rows. */
     const long split_runs = nk_attn_dec_split_runs();
-    check_shape(128, 0, 64, 4, 1, 1500, 1501);
-    check_shape(64, 700, 32, 8, 1, 2100, 2101);
+    check_shape(128, 0, 64, 4, 1, 4500, 4501);
+    check_shape(64, 3500, 32, 8, 1, 5000, 5001);
     check_shape(128, 0, 16, 8, 1, 4098, 4099);
-    check_shape(64, 0, 32, 8, 1, 2999, 3000);
-    check_shape(128, 1000, 8, 8, 1, 2500, 2501);
-    check_shape(128, 0, 16, 8, 1, 1023, 1024);
+    check_shape(64, 0, 32, 8, 1, 4200, 4201);
+    check_shape(128, 3300, 8, 8, 1, 5000, 5001);
+    check_shape(128, 0, 16, 8, 1, 4095, 4096);
     check_shape(128, 0, 16, 8, 1, 255, 256);
     check_shape(128, 0, 16, 8, 1, 254, 255);
     check_shape(64, 0, 16, 2, 1, 700, 701);
-    check_shape(128, 0, 16, 8, 1, 767, 768);
-    check_shape(64, 0, 128, 8, 1, 1500, 1501);
+    check_shape(128, 0, 16, 8, 1, 3071, 3072);
+    check_shape(64, 0, 128, 8, 1, 4500, 4501);
     if (strcmp(nk_tensor_isa(), "avx512vnni") == 0)
         CHECK_MSG(nk_attn_dec_split_runs() - split_runs == 6, "%ld of 6 runs split over the length",
                   nk_attn_dec_split_runs() - split_runs);

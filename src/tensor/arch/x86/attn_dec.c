@@ -613,7 +613,7 @@ ATTN_TGT512 void nk_attn_dec_task(const nk_attn *a, int hpt, int task, void *scr
             for (int r = 0; r < R; r++) {
                 float *T = tot + (size_t)r * hf;
                 const float *P = pc + (size_t)r * hf;
-                nk_attn_piece_merge(hd_v, T, T + hd_v, T + hd_v + 1, P, P[hd_v], P[hd_v + 1]);
+                tile_piece_merge(hd_v, T, T + hd_v, T + hd_v + 1, P, P[hd_v], P[hd_v + 1]);
             }
         j0 = j1;
     }
@@ -627,11 +627,12 @@ ATTN_TGT512 void nk_attn_dec_task(const nk_attn *a, int hpt, int task, void *scr
  * this machine, Zen 5 with 2 cores, a plain read of half rows moved 11-13 GB/s where
  * whole rows moved 30-34). And with GQA 4 (llama3.2-1b, the 8B) the arithmetic, not
  * the reading, binds. So a lone one-token segment at depth is split over its length:
- * each task is one piece (NK_ATTN_SPLIT positions) of all the query rows, whole cache
- * rows read in position order, and threads take pieces from a queue, so no thread
- * waits for another (session 12, bench_attn: from DRAM at 16,384 positions 1.65 ms
- * per layer against 1.91 on pairs of threads, K on one and V on the other, for
- * qwen3-0.6b's shape; 1.02 against 1.57 for llama3.2-1b's). */
+ * a task is a run of consecutive pieces (NK_ATTN_SPLIT positions each) of all the
+ * query rows, whole cache rows read in position order, and threads take tasks from a
+ * queue, so no thread waits for another (session 12, bench_attn from DRAM at 16,384
+ * positions: 1.64-1.66 ms per layer against 1.81-1.90 on pairs of threads, K on one
+ * and V on the other, for qwen3-0.6b's shape; 1.10 against 1.19-1.32 for
+ * llama3.2-1b's). */
 ATTN_TGT512 void nk_attn_dec_piece_task(const nk_attn *a, int p0, int p1, float *st, void *scratch) {
     const int hd = NK_MAX(a->hd_k, a->hd_v);
     const size_t hf = dec_head_floats(hd), per = (size_t)a->n_head * hf;

@@ -17,8 +17,11 @@
  *     TILE_P rows whose f32 accumulators (TILE_D zmm of each row) stay in registers;
  *     per position and row exactly the scalar steps: acc = acc * ms when ms != 1,
  *     then acc = fma(v, w, acc) (v_mad_flash).
- * Every row's arithmetic is the scalar description's, so the bits do not depend on
- * the tiling, the chunking or the thread count.
+ * Chunks end at the pieces' ends (ops.h: the positions cut at multiples of
+ * NK_ATTN_SPLIT), where the rows that go on close their piece and merge it into their
+ * total (tile_piece_close; the last piece merges at the end). Every row's arithmetic
+ * is the scalar description's, so the bits do not depend on the tiling, the chunking
+ * or the thread count.
  *
  * Why an f32 accumulator on every path. llama.cpp's CPU flash attention has no one
  * numerics: prompts of 64 rows and more (f16/f32 K and V) take its tiled kernel, which
@@ -438,24 +441,47 @@ typedef struct tile_one {
 
 /* Close the current piece (ops.h) of the rows of o that see positions on both sides
  * of c0 (a multiple of NK_ATTN_SPLIT): merged into the total, or the total if it is
- * the row's first; then the piece restarts from scratch. */
+ * the row's first; then the piece restarts from scratch. The merge's factors of all
+ * rows at once (one lane each, the exponentials 16 at a time): nk_attn_piece_merge's
+ * steps and bits. */
 ATTN_TGT512 static void tile_piece_close(tile_one *o, int c0, int hd_v) {
-    float M[TILE_RMAX], S[TILE_RMAX], MT[TILE_RMAX], ST[TILE_RMAX];
-    _mm512_storeu_ps(M, o->vM), _mm512_storeu_ps(S, o->vS), _mm512_storeu_ps(MT, o->vMT), _mm512_storeu_ps(ST, o->vST);
-    for (int r = 0; r < o->R; r++) {
-        if (!(o->lo[r] < c0 && o->hi[r] >= c0)) continue;
+    const __m512i vc = _mm512_set1_epi32(c0);
+    const __mmask16 cross = _mm512_cmplt_epi32_mask(_mm512_loadu_si512(o->lo), vc) &
+                            _mm512_cmpge_epi32_mask(_mm512_loadu_si512(o->hi), vc);
+    if (!cross) return;
+    const __mmask16 mrg = cross & (__mmask16)o->has, cpy = cross & (__mmask16)~o->has;
+    const __m512 one = _mm512_set1_ps(1.0f);
+    /* a = expf(MT - M), b = 1 where M > MT (a new max); else a = 1, b = expf(M - MT) */
+    const __mmask16 gt = mrg & _mm512_cmp_ps_mask(o->vM, o->vMT, _CMP_GT_OQ);
+    float e[TILE_RMAX], fa[TILE_RMAX], fb[TILE_RMAX];
+    _mm512_storeu_ps(e, _mm512_maskz_mov_ps(mrg, _mm512_mask_sub_ps(_mm512_sub_ps(o->vM, o->vMT), gt, o->vMT, o->vM)));
+    nk_attn_tile_expf(e, TILE_RMAX);
+    const __m512 ve = _mm512_loadu_ps(e), va = _mm512_mask_mov_ps(one, gt, ve), vb = _mm512_mask_mov_ps(ve, gt, one);
+    const __m512 st = _mm512_add_ps(_mm512_mul_ps(o->vST, va), _mm512_mul_ps(o->vS, vb));
+    o->vST = _mm512_mask_mov_ps(_mm512_mask_mov_ps(o->vST, mrg, st), cpy, o->vS);
+    o->vMT = _mm512_mask_mov_ps(o->vMT, gt | cpy, o->vM);
+    _mm512_storeu_ps(fa, va), _mm512_storeu_ps(fb, vb);
+    const __m512 zero = _mm512_setzero_ps();
+    for (unsigned m = cross; m; m &= m - 1) {
+        const int r = __builtin_ctz(m);
         float *acc = o->acc + (size_t)r * hd_v, *accT = o->accT + (size_t)r * hd_v;
-        if (o->has >> r & 1) {
-            nk_attn_piece_merge(hd_v, accT, &MT[r], &ST[r], acc, M[r], S[r]);
+        if (mrg >> r & 1) {
+            const __m512 ar = _mm512_set1_ps(fa[r]), br = _mm512_set1_ps(fb[r]);
+            for (int d = 0; d < hd_v; d += 16) {
+                _mm512_storeu_ps(accT + d, _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(accT + d), ar),
+                                                         _mm512_mul_ps(_mm512_loadu_ps(acc + d), br)));
+                _mm512_storeu_ps(acc + d, zero);
+            }
         } else {
-            memcpy(accT, acc, (size_t)hd_v * sizeof(float));
-            MT[r] = M[r], ST[r] = S[r];
-            o->has |= 1u << r;
+            for (int d = 0; d < hd_v; d += 16) {
+                _mm512_storeu_ps(accT + d, _mm512_loadu_ps(acc + d));
+                _mm512_storeu_ps(acc + d, zero);
+            }
         }
-        memset(acc, 0, (size_t)hd_v * sizeof(float));
-        M[r] = -INFINITY, S[r] = 0.0f;
     }
-    o->vM = _mm512_loadu_ps(M), o->vS = _mm512_loadu_ps(S), o->vMT = _mm512_loadu_ps(MT), o->vST = _mm512_loadu_ps(ST);
+    o->has |= cross;
+    o->vM = _mm512_mask_mov_ps(o->vM, cross, _mm512_set1_ps(-INFINITY));
+    o->vS = _mm512_mask_mov_ps(o->vS, cross, _mm512_setzero_ps());
 }
 
 /* One task of the plan (see the section comment): up to pl->NS consecutive tiles of one
@@ -644,7 +670,7 @@ ATTN_TGT512 void nk_attn_tile_task(const nk_attn *a, const tile_plan *pl, int ta
             /* the last piece, merged into the total if the row had earlier ones */
             float *acc = o->acc + (size_t)r * hd_v, Sr = S[r];
             if (o->has >> r & 1) {
-                nk_attn_piece_merge(hd_v, o->accT + (size_t)r * hd_v, &MT[r], &ST[r], acc, M[r], S[r]);
+                tile_piece_merge(hd_v, o->accT + (size_t)r * hd_v, &MT[r], &ST[r], acc, M[r], S[r]);
                 acc = o->accT + (size_t)r * hd_v, Sr = ST[r];
             }
             const __m512 inv = _mm512_set1_ps(Sr == 0.0f ? 0.0f : 1.0f / Sr);
