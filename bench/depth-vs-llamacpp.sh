@@ -18,7 +18,11 @@
 # Environment: NOOK (default build/nook), THREADS (2), DEPTH (16384), TG (32),
 # FILL_BATCH (2048, llama-bench's n_batch), REPS (1), INNER (2), KV (nook's cache type,
 # f16; llama.cpp's stays its default f16), LLAMACPP_REF (required). Raw JSON lines in
-# $OUT_JSONL when set. Needs node.
+# $OUT_JSONL when set. BW: a bandwidth probe run just before and just after nook's run
+# (e.g. "bench_bw 2 1024 5", bench/bench_bw.c: it prints "... N GB/s ..."), whose two
+# readings the round's line gives for the share of the bandwidth bound: this host's
+# bandwidth moves 2x within minutes, so a reading taken elsewhere in the window says
+# little about the run. Needs node.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 NOOK=${NOOK:-$ROOT/build/nook}
@@ -38,8 +42,11 @@ for model in "$@"; do
     name=$(basename "$model")
     np=(); nt=(); lp=(); lt=(); rp=(); rt=()
     for r in $(seq 1 "$REPS"); do
+        bw0=""; bw1=""
+        [ -n "${BW:-}" ] && bw0=$($BW | grep -o '[0-9.]* GB/s' | head -n1)
         "$NOOK" bench "$model" -p 0 -n "$TG" -d "$DEPTH" --fill-batch "$FILL_BATCH" -t "$THREADS" -r "$INNER" \
             --kv-cache-type "$KV" --json > "$tmp/n.json"
+        [ -n "${BW:-}" ] && bw1=$($BW | grep -o '[0-9.]* GB/s' | head -n1)
         node "$ROOT/bench/llamacpp_ext.mjs" depth -m "$model" --threads "$THREADS" --depth "$DEPTH" --tg "$TG" \
             --batch "$FILL_BATCH" --reps "$INNER" --json > "$tmp/l.json" 2> "$tmp/l.err" || { cat "$tmp/l.err" >&2; exit 1; }
         if [ -n "${OUT_JSONL:-}" ]; then cat "$tmp/n.json" >> "$OUT_JSONL"; tail -n1 "$tmp/l.json" >> "$OUT_JSONL"; fi
@@ -48,7 +55,7 @@ for model in "$@"; do
         np+=("$a"); nt+=("$b"); lp+=("$c"); lt+=("$d")
         rp+=("$(ratio "$a" "$c")")
         rt+=("$(ratio "$b" "$d")")
-        echo "$name round $r/$REPS: nook pp$DEPTH $a tg$TG@d$DEPTH $b | llama.cpp pp$DEPTH $c tg$TG@d$DEPTH $d (load $(uptime | sed 's/.*average: //'))" >&2
+        echo "$name round $r/$REPS: nook pp$DEPTH $a tg$TG@d$DEPTH $b | llama.cpp pp$DEPTH $c tg$TG@d$DEPTH $d (load $(uptime | sed 's/.*average: //'))${BW:+; bandwidth before / after nook: $bw0 / $bw1}" >&2
     done
     printf '%-28s %-12s %-26s %-26s %s\n' "$name" "pp$DEPTH" "$(stats "${np[@]}")" "$(stats "${lp[@]}")" "$(stats "${rp[@]}")"
     printf '%-28s %-12s %-26s %-26s %s\n' "$name" "tg$TG@d$DEPTH" "$(stats "${nt[@]}")" "$(stats "${lt[@]}")" "$(stats "${rt[@]}")"
