@@ -194,6 +194,7 @@ int main(void) {
     check_both(256, 0, 8, 4, 1, mid, 1);      /* gemma3: hd 256 */
     check_both(192, 40, 6, 2, 1, mid, 1);     /* 6 blocks, V in 64-dim steps, a window */
     check_both(96, 0, 6, 2, 1, mid, 1);       /* hd_v % 64: the per-query path */
+    check_both(96, 0, 6, 2, 1, deep, 1);      /* ... over five pieces */
     check_both(128, 100, 16, 1, 1, deep, 1);  /* GQA 16, window of 100 */
     check_both(128, 0, 4, 4, 1, mid, 1);      /* no GQA */
     check_both(64, 3500, 8, 2, 1, deep, 0);

@@ -272,6 +272,10 @@ int main(void) {
     check_shape(128, 100, 16, 8, 170, 40, 210);
     check_shape(96, 0, 4, 2, 1, 600, 601);
     check_shape(80, 100, 4, 2, 9, 600, 609);
+    /* the per-query path across the pieces' ends: over three pieces, and in a window
+     * that starts inside one */
+    check_shape(96, 0, 4, 2, 3, 2100, 2103);
+    check_shape(80, 1500, 4, 2, 2, 2500, 2502);
     /* long prompts (session 11, the 16k work): tasks of several tiles walking tens of
      * K chunks, past 2,048 positions; one KV head so that 1 and 2 threads plan different
      * tiles per task (8 and 4); qwen3-0.6b's head (128, GQA 2) and llama3.2-1b's (64,

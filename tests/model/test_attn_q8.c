@@ -153,5 +153,10 @@ int main(void) {
     check(64, 8, 1, 9, 700, 0);
     check(128, 8, 2, 17, 500, 200);
     check(96, 4, 2, 5, 300, 0);   /* no tiles (hd_v % 64): the per-query path */
+    /* across the pieces' ends (NK_ATTN_SPLIT): a batch that crosses one, a window that
+     * starts inside a piece, and the per-query path over three pieces */
+    check(128, 8, 2, 9, 2040, 0);
+    check(128, 6, 2, 5, 2100, 1500);
+    check(96, 4, 2, 3, 2100, 0);
     NK_TEST_DONE();
 }
