@@ -93,15 +93,8 @@ static uint8_t *attn_thread_ws(const nk_attn *a0, int ith) {
 /* The merge of the flash numerics' pieces (ops.h). Separate statements: never
  * contracted to an fma. */
 void nk_attn_piece_merge(int n, float *restrict accT, float *MT, float *ST, const float *restrict acc, float M, float S) {
-    float a = 1.0f, b = 1.0f;
-    if (M > *MT) {
-        a = expf(*MT - M);
-        *MT = M;
-    } else {
-        b = expf(M - *MT);
-    }
-    const float x = *ST * a, y = S * b;
-    *ST = x + y;
+    float a, b;
+    nk_attn_piece_factors(MT, ST, M, S, &a, &b);
     for (int d = 0; d < n; d++) {
         const float p = accT[d] * a, r = acc[d] * b;
         accT[d] = p + r;

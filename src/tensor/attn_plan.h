@@ -9,6 +9,7 @@
 
 #include "tensor/ops.h"
 
+#include <math.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -76,6 +77,22 @@ static inline size_t dec_task_bytes(int hd) { return 2 * round64((size_t)TILE_RM
 
 /* The end (exclusive) of the piece holding position j (ops.h) */
 static inline int nk_attn_piece_end(int j) { return (j / NK_ATTN_SPLIT + 1) * NK_ATTN_SPLIT; }
+
+/* The merge's first half (ops.h): the factors a (the total's) and b (the piece's) of
+ * a piece (M, S) merged into the total (*MT, *ST), which it updates; the accumulators
+ * then take accT * a + acc * b, each product rounded. Separate statements: never
+ * contracted to an fma. */
+static inline void nk_attn_piece_factors(float *MT, float *ST, float M, float S, float *a, float *b) {
+    *a = 1.0f, *b = 1.0f;
+    if (M > *MT) {
+        *a = expf(*MT - M);
+        *MT = M;
+    } else {
+        *b = expf(M - *MT);
+    }
+    const float x = *ST * *a, y = S * *b;
+    *ST = x + y;
+}
 
 /* Merge a piece's state (acc[0..n-1], M, S) into the total (accT, *MT, *ST), the
  * pieces in position order (the description in ops.h; attention.c). */

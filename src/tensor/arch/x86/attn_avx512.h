@@ -9,7 +9,6 @@
 #include "tensor/attn_plan.h"
 
 #include <immintrin.h>
-#include <math.h>
 
 #define ATTN_TGT512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
 #define TILE_INLINE ATTN_TGT512 static inline __attribute__((always_inline))
@@ -22,15 +21,8 @@ TILE_INLINE __m512 rt_f16_512(__m512 x) { return _mm512_cvtph_ps(_mm512_cvtps_ph
 /* nk_attn_piece_merge (ops.h's merge of a piece into the total) for n a multiple of
  * 16, 16 dims at a time: the same products and sums, never contracted */
 TILE_INLINE void tile_piece_merge(int n, float *accT, float *MT, float *ST, const float *acc, float M, float S) {
-    float a = 1.0f, b = 1.0f;
-    if (M > *MT) {
-        a = expf(*MT - M);
-        *MT = M;
-    } else {
-        b = expf(M - *MT);
-    }
-    const float x = *ST * a, y = S * b;
-    *ST = x + y;
+    float a, b;
+    nk_attn_piece_factors(MT, ST, M, S, &a, &b);
     const __m512 va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b);
     for (int d = 0; d < n; d += 16)
         _mm512_storeu_ps(accT + d, _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(accT + d), va),
